@@ -1,0 +1,365 @@
+"""The model catalog: capabilities are data, checked before any paid call and after it.
+
+A ``ModelSpec`` says which providers serve a model and under which id, which aspect ratios and
+sizes it accepts, whether it answers with text too, whether it takes reference images, what it
+costs and when it goes away.  Requests are validated against it before they are sent, and every
+image that comes back is compared with the pixel size the catalog expects.
+
+Pixel sizes: the 1K table is OpenRouter's documented Gemini table.  Google documents no exact 2K
+and 4K sizes; we expect 2x and 4x the 1K size (and 0.5K = half) and report a mismatch as a
+warning, never an error, so a provider that rounds differently is visible but not fatal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from .config import GOOGLE, OPENROUTER
+from .errors import UnknownModelError, ValidationError
+
+__all__ = [
+    "ASPECT_RATIOS_1K",
+    "ModelSpec",
+    "Pricing",
+    "expected_pixels",
+    "normalize_size",
+]
+
+#: 1K pixel sizes per aspect ratio (OpenRouter image-generation guide, Gemini models).
+ASPECT_RATIOS_1K: dict[str, tuple[int, int]] = {
+    "1:1": (1024, 1024),
+    "2:3": (832, 1248),
+    "3:2": (1248, 832),
+    "3:4": (864, 1184),
+    "4:3": (1184, 864),
+    "4:5": (896, 1152),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "21:9": (1536, 672),
+    # Extended ratios, gemini-3.1-flash-image only; sizes undocumented, ~1 MP like the others.
+    "1:4": (512, 2048),
+    "4:1": (2048, 512),
+    "1:8": (384, 3072),
+    "8:1": (3072, 384),
+}
+SIZE_SCALE: dict[str, float] = {"0.5K": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
+STANDARD_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+EXTENDED_RATIOS = ("1:4", "4:1", "1:8", "8:1")
+
+_SIZE_RE = re.compile(r"^\s*(0\.5|[124])\s*k\s*$", re.IGNORECASE)
+_RATIO_RE = re.compile(r"^\s*(\d{1,2})\s*[:x/]\s*(\d{1,2})\s*$")
+
+
+def normalize_size(size: str) -> str:
+    """``"1k"`` -> ``"1K"``, ``" 2K "`` -> ``"2K"``; anything else is returned unchanged."""
+    m = _SIZE_RE.match(size)
+    return f"{m.group(1)}K" if m else size.strip()
+
+
+def normalize_ratio(ratio: str) -> str:
+    """``"16x9"`` or ``" 16 : 9 "`` -> ``"16:9"``."""
+    m = _RATIO_RE.match(ratio)
+    return f"{int(m.group(1))}:{int(m.group(2))}" if m else ratio.strip()
+
+
+def expected_pixels(aspect_ratio: str | None, image_size: str | None) -> tuple[int, int] | None:
+    """The (width, height) a Gemini image model is expected to return, if known."""
+    base = ASPECT_RATIOS_1K.get(aspect_ratio or "1:1")
+    scale = SIZE_SCALE.get(image_size or "1K")
+    if base is None or scale is None:
+        return None
+    return round(base[0] * scale), round(base[1] * scale)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """USD prices, per million tokens, plus the image-token counts per output size."""
+
+    input_per_mtok: float | None = None
+    output_image_per_mtok: float | None = None
+    output_text_per_mtok: float | None = None
+    #: Output tokens one image costs, by size.
+    image_tokens: Mapping[str, int] = field(default_factory=dict)
+    #: Tokens one input (reference) image costs.
+    input_image_tokens: int | None = None
+
+    def image_cost(self, size: str | None) -> float | None:
+        tokens = self.image_tokens.get(size or "1K")
+        if tokens is None or self.output_image_per_mtok is None:
+            return None
+        return tokens * self.output_image_per_mtok / 1_000_000
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    name: str
+    description: str
+    #: Provider -> the model id on that provider's wire.
+    provider_ids: Mapping[str, str]
+    aspect_ratios: tuple[str, ...] = STANDARD_RATIOS
+    sizes: tuple[str, ...] = ("1K",)
+    #: Output modalities: Gemini models answer with text and image, most others image only.
+    outputs_text: bool = True
+    accepts_images: bool = True
+    max_input_images: int = 3
+    #: True when the image sizes follow the Gemini pixel table (so results can be checked).
+    gemini_sizes: bool = True
+    supports_seed: bool = False
+    pricing: Pricing = field(default_factory=Pricing)
+    aliases: tuple[str, ...] = ()
+    #: Earliest announced shutdown date, if any.
+    shutdown: date | None = None
+    replaced_by: str | None = None
+    recommended: bool = False
+    #: Found only by live discovery, not part of the built-in catalog.
+    discovered: bool = False
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(self.provider_ids)
+
+    @property
+    def modalities(self) -> list[str]:
+        """OpenRouter ``modalities`` for this model: image-only models reject ``"text"``."""
+        return ["image", "text"] if self.outputs_text else ["image"]
+
+    def wire_id(self, provider: str) -> str:
+        try:
+            return self.provider_ids[provider]
+        except KeyError:
+            raise ValidationError(
+                f"Model {self.id!r} is not served by {provider}; it is available on: "
+                f"{', '.join(self.providers)}.",
+                field="model",
+                allowed=list(self.providers),
+            ) from None
+
+    def expected_pixels(
+        self, aspect_ratio: str | None, image_size: str | None
+    ) -> tuple[int, int] | None:
+        if not self.gemini_sizes:
+            return None
+        return expected_pixels(aspect_ratio, image_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "provider_ids": dict(self.provider_ids),
+            "aliases": list(self.aliases),
+            "aspect_ratios": list(self.aspect_ratios),
+            "sizes": list(self.sizes),
+            "outputs_text": self.outputs_text,
+            "accepts_images": self.accepts_images,
+            "max_input_images": self.max_input_images,
+            "supports_seed": self.supports_seed,
+            "price_per_image": {s: self.pricing.image_cost(s) for s in self.sizes},
+            "shutdown": self.shutdown.isoformat() if self.shutdown else None,
+            "replaced_by": self.replaced_by,
+            "recommended": self.recommended,
+            "discovered": self.discovered,
+        }
+
+
+_FLASH_25 = Pricing(
+    input_per_mtok=0.30,
+    output_image_per_mtok=30.0,
+    output_text_per_mtok=2.50,
+    image_tokens={"1K": 1290},
+    input_image_tokens=258,
+)
+_PRO_3 = Pricing(
+    input_per_mtok=2.0,
+    output_image_per_mtok=120.0,
+    output_text_per_mtok=12.0,
+    image_tokens={"1K": 1120, "2K": 1120, "4K": 2000},
+    input_image_tokens=560,
+)
+_FLASH_31 = Pricing(
+    input_per_mtok=0.50,
+    output_image_per_mtok=60.0,
+    output_text_per_mtok=3.0,
+    image_tokens={"0.5K": 747, "1K": 1120, "2K": 1680, "4K": 2520},
+    input_image_tokens=560,
+)
+
+
+def _flux(slug: str, name: str, desc: str) -> ModelSpec:
+    return ModelSpec(
+        id=slug,
+        name=name,
+        description=desc,
+        provider_ids={OPENROUTER: slug},
+        sizes=("1K", "2K", "4K"),
+        outputs_text=False,
+        gemini_sizes=False,
+        supports_seed=True,
+        max_input_images=8,
+    )
+
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        id="gemini-2.5-flash-image",
+        name="Nano Banana (Gemini 2.5 Flash Image)",
+        description="Google's fast image model: generation and editing at 1K.",
+        provider_ids={
+            GOOGLE: "gemini-2.5-flash-image",
+            OPENROUTER: "google/gemini-2.5-flash-image",
+        },
+        sizes=("1K",),
+        pricing=_FLASH_25,
+        aliases=("nano-banana", "gemini-2.5-flash-image-preview"),
+        shutdown=date(2026, 10, 2),
+        replaced_by="gemini-3.1-flash-image",
+        recommended=True,
+    ),
+    ModelSpec(
+        id="gemini-3-pro-image",
+        name="Nano Banana Pro (Gemini 3 Pro Image)",
+        description="Google's highest-quality image model: 1K, 2K and 4K, up to 14 references.",
+        provider_ids={
+            GOOGLE: "gemini-3-pro-image",
+            OPENROUTER: "google/gemini-3-pro-image-preview",
+        },
+        sizes=("1K", "2K", "4K"),
+        pricing=_PRO_3,
+        max_input_images=14,
+        aliases=("nano-banana-pro", "gemini-3-pro-image-preview"),
+    ),
+    ModelSpec(
+        id="gemini-3.1-flash-image",
+        name="Nano Banana 2 (Gemini 3.1 Flash Image)",
+        description="Fast and cheap, 0.5K to 4K, extended aspect ratios (1:4 to 8:1).",
+        provider_ids={
+            GOOGLE: "gemini-3.1-flash-image",
+            OPENROUTER: "google/gemini-3.1-flash-image-preview",
+        },
+        aspect_ratios=STANDARD_RATIOS + EXTENDED_RATIOS,
+        sizes=("0.5K", "1K", "2K", "4K"),
+        pricing=_FLASH_31,
+        max_input_images=14,
+        aliases=("nano-banana-2", "gemini-3.1-flash-image-preview"),
+    ),
+    _flux("black-forest-labs/flux.2-pro", "FLUX.2 [pro]", "Black Forest Labs, top quality."),
+    _flux("black-forest-labs/flux.2-flex", "FLUX.2 [flex]", "Black Forest Labs, tunable."),
+    _flux("black-forest-labs/flux.2-max", "FLUX.2 [max]", "Black Forest Labs, largest."),
+    _flux("bytedance-seed/seedream-4.5", "Seedream 4.5", "ByteDance Seed image model."),
+    _flux("sourceful/riverflow-v2-pro", "Riverflow V2 Pro", "Sourceful, design-focused."),
+    _flux("sourceful/riverflow-v2-fast", "Riverflow V2 Fast", "Sourceful, faster tier."),
+    _flux("recraft/recraft-v4", "Recraft V4", "Recraft, vector-style and design."),
+    _flux("recraft/recraft-v4-pro", "Recraft V4 Pro", "Recraft, higher quality."),
+    _flux("recraft/recraft-v3", "Recraft V3", "Recraft, previous generation."),
+    _flux("microsoft/mai-image-2.5", "MAI-Image-2.5", "Microsoft's image model."),
+)
+
+DEFAULT_MODEL = "gemini-2.5-flash-image"
+
+
+class Catalog:
+    """Look up models by id, alias or provider id; validate requests against them."""
+
+    def __init__(self, models: Iterable[ModelSpec] = BUILTIN_MODELS) -> None:
+        self._models: dict[str, ModelSpec] = {}
+        self._index: dict[str, str] = {}
+        for m in models:
+            self.add(m)
+
+    def add(self, spec: ModelSpec) -> None:
+        self._models[spec.id] = spec
+        for name in (spec.id, *spec.aliases, *spec.provider_ids.values()):
+            self._index.setdefault(name.lower(), spec.id)
+        # OpenRouter ids carry an author prefix: "google/gemini-..." also resolves without it.
+        for wid in spec.provider_ids.values():
+            self._index.setdefault(wid.split("/", 1)[-1].lower(), spec.id)
+
+    def __iter__(self) -> Any:
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def find(self, model: str) -> ModelSpec | None:
+        key = self._index.get(model.strip().lower())
+        return self._models.get(key) if key else None
+
+    def get(self, model: str) -> ModelSpec:
+        spec = self.find(model)
+        if spec is None:
+            raise UnknownModelError(
+                f"Unknown model {model!r}. Known models: {', '.join(self._models)}. "
+                "Run `nanobanana models` to list what your providers offer.",
+                field="model",
+                allowed=list(self._models),
+            )
+        return spec
+
+    def alias_note(self, model: str, spec: ModelSpec) -> str | None:
+        """A warning when the caller used an old alias, e.g. a retired preview id."""
+        low = model.strip().lower()
+        if low in (a.lower() for a in spec.aliases) and "preview" in low:
+            return f"{model!r} is a preview id; using {spec.id!r}."
+        return None
+
+    def default_for(self, provider: str) -> ModelSpec:
+        spec = self._models[DEFAULT_MODEL]
+        if provider in spec.provider_ids:
+            return spec
+        return next(m for m in self._models.values() if provider in m.provider_ids)
+
+    def merge_discovered(self, provider: str, found: Iterable[ModelSpec]) -> list[ModelSpec]:
+        """Add discovered models not in the catalog; returns the catalog entries + new ones."""
+        out: list[ModelSpec] = []
+        for d in found:
+            existing = self.find(d.provider_ids.get(provider, d.id))
+            if existing is not None:
+                out.append(existing)
+                continue
+            spec = replace(d, discovered=True)
+            self.add(spec)
+            out.append(spec)
+        return out
+
+    def validate(
+        self,
+        spec: ModelSpec,
+        *,
+        aspect_ratio: str | None,
+        image_size: str | None,
+        n_images: int,
+    ) -> tuple[str | None, str | None]:
+        """Check ratio, size and reference count; returns the normalised (ratio, size)."""
+        ratio = normalize_ratio(aspect_ratio) if aspect_ratio else None
+        size = normalize_size(image_size) if image_size else None
+        if ratio is not None and ratio not in spec.aspect_ratios:
+            raise ValidationError(
+                f"Aspect ratio {aspect_ratio!r} is not supported by {spec.id}. "
+                f"Allowed: {', '.join(spec.aspect_ratios)}.",
+                field="aspect_ratio",
+                allowed=spec.aspect_ratios,
+            )
+        if size is not None and size not in spec.sizes:
+            raise ValidationError(
+                f"Image size {image_size!r} is not supported by {spec.id}. "
+                f"Allowed: {', '.join(spec.sizes)}.",
+                field="image_size",
+                allowed=spec.sizes,
+            )
+        if n_images and not spec.accepts_images:
+            raise ValidationError(
+                f"{spec.id} does not accept reference images.", field="images", allowed=[]
+            )
+        if n_images > spec.max_input_images:
+            raise ValidationError(
+                f"{spec.id} accepts at most {spec.max_input_images} reference images; "
+                f"got {n_images}.",
+                field="images",
+            )
+        return ratio, size

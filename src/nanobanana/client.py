@@ -1,0 +1,679 @@
+"""``AsyncClient`` and ``Client``: validate -> route -> retry / fall back -> verify -> ``Result``.
+
+One implementation: ``Client`` runs an ``AsyncClient`` on an event loop in a private thread.
+
+A request for ``n`` images is ``n`` parallel calls (Gemini has no multi-candidate mode), each
+with its own retries and fallback and one overall deadline; what succeeds is kept even when
+the rest fails (``Result.failures``).  Nothing is sent before the request has been checked
+against the catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import retry as retry_mod
+from .catalog import Catalog, ModelSpec
+from .config import GOOGLE, OPENROUTER, PROVIDERS, ProviderConfig, canonical_provider
+from .config import resolve_provider_configs as _resolve_configs
+from .errors import (
+    AmbiguousError,
+    ContentError,
+    DeadlineExceeded,
+    MissingKeyError,
+    NanobananaError,
+    UpstreamError,
+    ValidationError,
+)
+from .providers.base import FinishEvent, Provider, ProviderCall
+from .references import ReferenceInput, resolve_references
+from .types import (
+    Attempt,
+    AttemptEvent,
+    DoneEvent,
+    Image,
+    ImageEvent,
+    ImageFailure,
+    Result,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageEvent,
+)
+
+__all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client"]
+
+#: How a negative prompt is folded into the prompt (no image model takes one natively).
+NEGATIVE_PROMPT_TEMPLATE = "{prompt}\n\nAvoid the following in the image: {negative_prompt}."
+MAX_PROMPT_CHARS = 32_000
+MAX_IMAGES_PER_REQUEST = 10
+MAX_SEED = 2**31 - 1
+#: Default fallback chain: Google's quota errors go to OpenRouter.
+DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {GOOGLE: (OPENROUTER,)}
+
+EventCallback = Callable[[StreamEvent], Awaitable[None] | None]
+
+
+def fold_negative_prompt(prompt: str, negative_prompt: str | None) -> str:
+    if not negative_prompt or not negative_prompt.strip():
+        return prompt
+    return NEGATIVE_PROMPT_TEMPLATE.format(
+        prompt=prompt, negative_prompt=negative_prompt.strip().rstrip(".")
+    )
+
+
+@dataclass
+class _Plan:
+    """A validated request: what to send, and to whom, in which order."""
+
+    prompt: str
+    effective_prompt: str
+    negative_prompt: str | None
+    spec: ModelSpec
+    chain: list[str]
+    aspect_ratio: str | None
+    image_size: str | None
+    seed: int | None
+    n: int
+    references: tuple[Any, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ImageOutcome:
+    index: int
+    image: Image | None = None
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    provider: str | None = None
+    wire_model: str | None = None
+    finish_reason: str | None = None
+    request_id: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: NanobananaError | None = None
+
+
+class AsyncClient:
+    """Generate images through OpenRouter or Google, with validation, retries and fallback.
+
+    Keys: explicit ``api_keys``/``*_api_key`` -> environment -> the keys file.  ``provider`` is the
+    default provider (else OpenRouter when it has a key, else Google).  ``fallbacks`` maps a
+    provider to those tried when it fails without running the request (default Google ->
+    OpenRouter); ``fallback=False`` turns it off.
+    """
+
+    def __init__(
+        self,
+        *,
+        openrouter_api_key: str | None = None,
+        google_api_key: str | None = None,
+        api_keys: Mapping[str, str | None] | None = None,
+        openrouter_base_url: str | None = None,
+        gemini_base_url: str | None = None,
+        base_urls: Mapping[str, str | None] | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        fallback: bool = True,
+        fallbacks: Mapping[str, tuple[str, ...]] | None = None,
+        retry: retry_mod.RetryPolicy = retry_mod.DEFAULT_POLICY,
+        deadline: float = retry_mod.DEFAULT_DEADLINE,
+        read_timeout: float = retry_mod.DEFAULT_READ_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        referer: str | None = None,
+        title: str | None = "nanobanana",
+        env: Mapping[str, str] | None = None,
+        use_keys_file: bool = True,
+        catalog: Catalog | None = None,
+        session: Any = None,
+        synthetic: bool = False,
+        providers: Mapping[str, Provider] | None = None,
+    ) -> None:
+        keys = dict(api_keys or {})
+        if openrouter_api_key:
+            keys[OPENROUTER] = openrouter_api_key
+        if google_api_key:
+            keys[GOOGLE] = google_api_key
+        urls = dict(base_urls or {})
+        if openrouter_base_url:
+            urls[OPENROUTER] = openrouter_base_url
+        if gemini_base_url:
+            urls[GOOGLE] = gemini_base_url
+        self.configs: dict[str, ProviderConfig] = _resolve_configs(
+            api_keys=keys,
+            base_urls=urls,
+            env=env,
+            use_keys_file=use_keys_file,
+            headers=headers,
+            referer=referer,
+            title=title,
+        )
+        self.default_provider = canonical_provider(provider) if provider else None
+        self.default_model = model
+        self.fallback = fallback
+        self.fallbacks = dict(DEFAULT_FALLBACKS if fallbacks is None else fallbacks)
+        self.retry = retry
+        self.deadline = deadline
+        self.read_timeout = read_timeout
+        self.catalog = catalog or Catalog()
+        self.synthetic = synthetic
+        self._session = session
+        self._providers: dict[str, Provider] = dict(providers or {})
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    # ------------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for p in list(self._providers.values()):
+            await p.aclose()
+        self._providers.clear()
+
+    def has_key(self, provider: str) -> bool:
+        return bool(self.configs[provider].api_key)
+
+    def available_providers(self) -> list[str]:
+        return [p for p in PROVIDERS if self.has_key(p)]
+
+    def _provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            if not self.has_key(name):
+                raise MissingKeyError(name)
+            from .providers import create_provider
+
+            self._providers[name] = create_provider(self.configs[name], session=self._session)
+        return self._providers[name]
+
+    # ------------------------------------------------------------------------ planning
+    async def _plan(
+        self,
+        prompt: str,
+        *,
+        model: str | None,
+        provider: str | None,
+        aspect_ratio: str | None,
+        image_size: str | None,
+        n: int,
+        negative_prompt: str | None,
+        images: Iterable[ReferenceInput],
+        seed: int | None,
+        fallback: bool | None,
+    ) -> _Plan:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValidationError(
+                "The prompt is empty: describe the image you want.", field="prompt"
+            )
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ValidationError(
+                f"The prompt has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}.",
+                field="prompt",
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES_PER_REQUEST:
+            raise ValidationError(
+                f"n must be an integer from 1 to {MAX_IMAGES_PER_REQUEST}; got {n!r}.", field="n"
+            )
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
+        ):
+            raise ValidationError(f"seed must be an integer from 0 to {MAX_SEED}.", field="seed")
+        warnings: list[str] = []
+        model_name = model or self.default_model
+        spec = self.catalog.get(model_name) if model_name else None
+        if spec is not None and model_name:
+            note = self.catalog.alias_note(model_name, spec)
+            if note:
+                warnings.append(note)
+        first = self._first_provider(provider, spec)
+        if spec is None:
+            spec = self.catalog.default_for(first)
+        spec.wire_id(first)  # raises if the model is not on that provider
+        if not self.has_key(first):
+            raise MissingKeyError(first)
+        ratio, size = self.catalog.validate(
+            spec,
+            aspect_ratio=aspect_ratio,
+            image_size=image_size,
+            n_images=len(images) if isinstance(images, list | tuple) else 0,
+        )
+        refs = await resolve_references(images)
+        self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
+        chain = [first]
+        if self.fallback if fallback is None else fallback:
+            for alt in self.fallbacks.get(first, ()):
+                if alt in spec.provider_ids and self.has_key(alt) and alt not in chain:
+                    chain.append(alt)
+        if spec.shutdown is not None:
+            warnings.append(
+                f"{spec.id} has an announced shutdown date of {spec.shutdown.isoformat()}"
+                + (f"; consider {spec.replaced_by}." if spec.replaced_by else ".")
+            )
+        return _Plan(
+            prompt=prompt,
+            effective_prompt=fold_negative_prompt(prompt, negative_prompt),
+            negative_prompt=negative_prompt or None,
+            spec=spec,
+            chain=chain,
+            aspect_ratio=ratio,
+            image_size=size,
+            seed=seed,
+            n=n,
+            references=refs,
+            warnings=warnings,
+        )
+
+    def _first_provider(self, provider: str | None, spec: ModelSpec | None) -> str:
+        if provider:
+            return canonical_provider(provider)
+        if self.default_provider:
+            return self.default_provider
+        candidates = spec.providers if spec is not None else PROVIDERS
+        ordered = [p for p in PROVIDERS if p in candidates]
+        for p in ordered:
+            if self.has_key(p):
+                return p
+        raise MissingKeyError(ordered[0] if ordered else OPENROUTER)
+
+    # ------------------------------------------------------------------------ calling
+    async def _emit(self, cb: EventCallback | None, event: StreamEvent) -> None:
+        if cb is None:
+            return
+        out = cb(event)
+        if out is not None:
+            await out
+
+    async def _one_image(
+        self, plan: _Plan, index: int, *, streaming: bool, on_event: EventCallback | None
+    ) -> _ImageOutcome:
+        outcome = _ImageOutcome(index=index)
+        loop = asyncio.get_running_loop()
+        deadline_at = loop.time() + self.deadline
+        in_flight = False
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                for pos, name in enumerate(plan.chain):
+                    attempt_no = 0
+                    while True:
+                        attempt_no += 1
+                        wire = plan.spec.wire_id(name)
+                        call = ProviderCall(
+                            model=plan.spec,
+                            wire_model=wire,
+                            prompt=plan.effective_prompt,
+                            aspect_ratio=plan.aspect_ratio,
+                            image_size=plan.image_size,
+                            images=plan.references,
+                            seed=plan.seed,
+                            read_timeout=self.read_timeout,
+                        )
+                        started = time.monotonic()
+                        emitted = [False]
+                        in_flight = True
+                        try:
+                            await self._call(call, name, outcome, streaming, on_event, emitted)
+                        except (UpstreamError, ContentError) as exc:
+                            in_flight = False
+                            att = _attempt(name, wire, index, exc, started)
+                            outcome.attempts.append(att)
+                            await self._emit(on_event, AttemptEvent(att))
+                            if emitted[0] or isinstance(exc, ContentError):
+                                raise
+                            if retry_mod.should_retry(exc, attempt_no, self.retry):
+                                delay = retry_mod.retry_delay(exc, attempt_no, self.retry)
+                                if loop.time() + delay < deadline_at:
+                                    await self._sleep(delay)
+                                    continue
+                            if pos + 1 < len(plan.chain) and retry_mod.should_fall_back(exc):
+                                break
+                            raise
+                        in_flight = False
+                        att = Attempt(
+                            provider=name,
+                            model=wire,
+                            status="ok",
+                            index=index,
+                            request_id=outcome.request_id,
+                            duration_s=time.monotonic() - started,
+                        )
+                        outcome.attempts.append(att)
+                        await self._emit(on_event, AttemptEvent(att))
+                        return outcome
+        except TimeoutError:
+            err = DeadlineExceeded(
+                f"No image within the {self.deadline:.0f} s deadline.",
+                provider=plan.chain[0],
+                may_be_billed=in_flight,
+            )
+            if in_flight:
+                outcome.attempts.append(
+                    Attempt(
+                        provider=outcome.provider or plan.chain[0],
+                        model=outcome.wire_model or plan.spec.id,
+                        status="error",
+                        index=index,
+                        error=err.message,
+                        error_code=err.code,
+                        may_be_billed=True,
+                    )
+                )
+            outcome.error = err
+        except NanobananaError as exc:
+            outcome.error = exc
+        return outcome
+
+    async def _call(
+        self,
+        call: ProviderCall,
+        name: str,
+        outcome: _ImageOutcome,
+        streaming: bool,
+        on_event: EventCallback | None,
+        emitted: list[bool],
+    ) -> None:
+        provider = self._provider(name)
+        outcome.provider, outcome.wire_model = name, call.wire_model
+        if not streaming:
+            resp = await provider.generate(call)
+            if not resp.images:
+                raise ContentError("The provider returned no image.", provider=name)
+            image = resp.images[0]
+            image.index = outcome.index
+            outcome.image, outcome.text, outcome.usage = image, resp.text, resp.usage
+            outcome.finish_reason = resp.finish_reason
+            outcome.request_id = resp.request_id
+            await self._emit(on_event, ImageEvent(image))
+            return
+        texts: list[str] = []
+        async for ev in provider.stream(call):
+            if isinstance(ev, TextDelta):
+                texts.append(ev.text)
+                emitted[0] = True
+                await self._emit(on_event, ev)
+            elif isinstance(ev, ImageEvent):
+                if outcome.image is None:
+                    ev.image.index = outcome.index
+                    outcome.image = ev.image
+                    emitted[0] = True
+                    await self._emit(on_event, ev)
+            elif isinstance(ev, UsageEvent):
+                outcome.usage = ev.usage
+                await self._emit(on_event, ev)
+            elif isinstance(ev, FinishEvent):
+                outcome.finish_reason = ev.finish_reason
+                outcome.request_id = ev.request_id
+        outcome.text = "".join(texts)
+        if outcome.image is None:
+            raise ContentError("The provider returned no image.", provider=name, text=outcome.text)
+
+    # ------------------------------------------------------------------------ public API
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        aspect_ratio: str | None = None,
+        image_size: str | None = None,
+        n: int = 1,
+        negative_prompt: str | None = None,
+        images: Iterable[ReferenceInput] = (),
+        seed: int | None = None,
+        fallback: bool | None = None,
+        on_event: EventCallback | None = None,
+        stream: bool = False,
+    ) -> Result:
+        """Generate ``n`` images; raise if none came back, else return what did."""
+        started = time.monotonic()
+        images = list(images)
+        plan = await self._plan(
+            prompt,
+            model=model,
+            provider=provider,
+            aspect_ratio=aspect_ratio,
+            image_size=image_size,
+            n=n,
+            negative_prompt=negative_prompt,
+            images=images,
+            seed=seed,
+            fallback=fallback,
+        )
+        first_image_at: list[float] = []
+
+        async def tracking(ev: StreamEvent) -> None:
+            if isinstance(ev, ImageEvent) and not first_image_at:
+                first_image_at.append(time.monotonic() - started)
+            await self._emit(on_event, ev)
+
+        outcomes = await asyncio.gather(
+            *(self._one_image(plan, i, streaming=stream, on_event=tracking) for i in range(plan.n))
+        )
+        result = self._assemble(plan, outcomes, started, first_image_at)
+        await self._emit(on_event, DoneEvent(result))
+        return result
+
+    async def stream(
+        self,
+        prompt: str,
+        **kwargs: Any,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Like ``generate``, as events: text deltas, images, usage, attempts, then ``done``.
+
+        Errors (no image at all) are raised from the iterator after the events that came."""
+        queue: asyncio.Queue[StreamEvent | BaseException | None] = asyncio.Queue()
+
+        async def push(ev: StreamEvent) -> None:
+            if not isinstance(ev, DoneEvent):
+                await queue.put(ev)
+
+        async def run() -> None:
+            try:
+                result = await self.generate(prompt, on_event=push, stream=True, **kwargs)
+                await queue.put(DoneEvent(result))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
+                await queue.put(exc)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(run())
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
+        """The catalog, merged with live discovery from every provider that has a key."""
+        names = [canonical_provider(provider)] if provider else list(PROVIDERS)
+        found: dict[str, ModelSpec] = {}
+        for spec in self.catalog:
+            if any(p in spec.provider_ids for p in names):
+                found[spec.id] = spec
+        if live:
+            for name in names:
+                if not self.has_key(name):
+                    continue
+                discovered = await self._provider(name).list_models()
+                for spec in self.catalog.merge_discovered(name, discovered):
+                    found.setdefault(spec.id, spec)
+        return list(found.values())
+
+    # ------------------------------------------------------------------------ result
+    def _assemble(
+        self,
+        plan: _Plan,
+        outcomes: list[_ImageOutcome],
+        started: float,
+        first_image_at: list[float],
+    ) -> Result:
+        outcomes = sorted(outcomes, key=lambda o: o.index)
+        attempts = [a for o in outcomes for a in o.attempts]
+        good = [o for o in outcomes if o.image is not None]
+        if not good:
+            errors = [o.error for o in outcomes if o.error is not None]
+            err = _most_telling(errors)
+            err.attempts = attempts
+            raise err
+        usage = Usage()
+        for o in outcomes:
+            usage = usage + o.usage
+        lead = good[0]
+        provider = lead.provider or plan.chain[0]
+        warnings = list(plan.warnings)
+        used = {o.provider for o in good}
+        if len(used) > 1:
+            warnings.append(
+                f"Images came from several providers: {', '.join(sorted(map(str, used)))}."
+            )
+        if any(a.provider != plan.chain[0] for a in attempts if a.status == "ok"):
+            warnings.append(f"{plan.chain[0]} failed; the image came from the fallback provider.")
+        expected = None
+        if plan.aspect_ratio or not plan.references:
+            expected = plan.spec.expected_pixels(plan.aspect_ratio, plan.image_size)
+        for o in good:
+            img = o.image
+            assert img is not None
+            if expected and (img.width, img.height) != expected:
+                warnings.append(
+                    f"Image {o.index + 1} is {img.width}x{img.height}; "
+                    f"{plan.aspect_ratio or '1:1'} at {plan.image_size or '1K'} should be "
+                    f"{expected[0]}x{expected[1]}."
+                )
+        failures = [
+            ImageFailure(index=o.index, error=str(o.error), error_code=o.error.code)
+            for o in outcomes
+            if o.image is None and o.error is not None
+        ]
+        result = Result(
+            images=[o.image for o in good if o.image is not None],
+            text="\n".join(o.text for o in good if o.text),
+            prompt=plan.prompt,
+            effective_prompt=plan.effective_prompt,
+            model=plan.spec.id,
+            provider=provider,
+            provider_model=lead.wire_model or plan.spec.wire_id(provider),
+            usage=usage,
+            aspect_ratio=plan.aspect_ratio,
+            image_size=plan.image_size,
+            seed=plan.seed,
+            negative_prompt=plan.negative_prompt,
+            finish_reason=lead.finish_reason,
+            attempts=attempts,
+            failures=failures,
+            warnings=warnings,
+            elapsed_s=time.monotonic() - started,
+            first_image_s=first_image_at[0] if first_image_at else None,
+            synthetic=self.synthetic,
+        )
+        meta = result.provenance()
+        for img in result.images:
+            img.metadata = {**meta, "index": img.index}
+        return result
+
+
+def _attempt(provider: str, wire: str, index: int, exc: NanobananaError, started: float) -> Attempt:
+    status: Any = "error"
+    if isinstance(exc, ContentError):
+        status = "blocked" if exc.code == "content_blocked" else "no_image"
+    return Attempt(
+        provider=provider,
+        model=wire,
+        status=status,
+        index=index,
+        error=str(exc),
+        error_code=exc.code,
+        http_status=getattr(exc, "status", None),
+        request_id=getattr(exc, "request_id", None),
+        duration_s=time.monotonic() - started,
+        may_be_billed=bool(getattr(exc, "may_be_billed", isinstance(exc, ContentError))),
+    )
+
+
+def _most_telling(errors: list[NanobananaError]) -> NanobananaError:
+    """With several failed images, report the content outcome, then the last provider's error."""
+    for kind in (ContentError, AmbiguousError):
+        for e in errors:
+            if isinstance(e, kind):
+                return e
+    return errors[-1] if errors else NanobananaError("No image was produced.")
+
+
+# ----------------------------------------------------------------------------- sync facade
+class _LoopThread:
+    """An event loop in a daemon thread, so the sync client shares the async implementation."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="nanobanana", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        fut: Any = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return fut.result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+class Client:
+    """The blocking twin of ``AsyncClient``: same arguments, same methods, same results."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._thread = _LoopThread()
+
+        async def make() -> AsyncClient:
+            return AsyncClient(**kwargs)
+
+        self._async: AsyncClient = self._thread.run(make())
+
+    @property
+    def aio(self) -> AsyncClient:
+        return self._async
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._thread.loop.is_closed():
+            return
+        self._thread.run(self._async.aclose())
+        self._thread.stop()
+
+    def generate(self, prompt: str, **kwargs: Any) -> Result:
+        result: Result = self._thread.run(self._async.generate(prompt, **kwargs))
+        return result
+
+    def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
+        out: list[ModelSpec] = self._thread.run(self._async.models(provider, live=live))
+        return out
+
+    def stream(self, prompt: str, **kwargs: Any) -> Iterator[StreamEvent]:
+        agen = self._async.stream(prompt, **kwargs)
+        try:
+            while True:
+                try:
+                    yield self._thread.run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._thread.run(agen.aclose())

@@ -1,0 +1,211 @@
+"""Plain data types shared by the client, the providers and every face.
+
+They hold no behaviour beyond small conveniences, know no transport and no web framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # Pillow is imported lazily: `nanobanana --help` must stay fast
+    from PIL.Image import Image as PILImage
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceImage:
+    """A reference image resolved to bytes, ready to send."""
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(slots=True)
+class Image:
+    """One generated image, decoded and verified: the bytes really are an image of this size."""
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    width: int
+    height: int
+    #: Position within the request (0..n-1).
+    index: int = 0
+    #: Provenance written into the file by ``save`` (see ``imaging.write_metadata``).
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def extension(self) -> str:
+        return {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(self.mime_type, ".png")
+
+    def save(self, path: str | Path, *, metadata: bool = True) -> Path:
+        """Write the image; PNGs carry their parameters as text chunks unless ``metadata=False``."""
+        from .imaging import save_image
+
+        return save_image(self, Path(path), with_metadata=metadata)
+
+    def to_pil(self) -> PILImage:
+        from .imaging import open_image
+
+        return open_image(self.data)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    image_tokens: int | None = None
+    #: USD. From OpenRouter's ``usage.cost``; for Google an estimate from catalog prices.
+    cost: float | None = None
+    cost_is_estimate: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        def add(a: float | None, b: float | None) -> Any:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            input_tokens=add(self.input_tokens, other.input_tokens),
+            output_tokens=add(self.output_tokens, other.output_tokens),
+            total_tokens=add(self.total_tokens, other.total_tokens),
+            image_tokens=add(self.image_tokens, other.image_tokens),
+            cost=add(self.cost, other.cost),
+            cost_is_estimate=self.cost_is_estimate or other.cost_is_estimate,
+        )
+
+
+AttemptStatus = Literal["ok", "error", "blocked", "no_image"]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to one provider (a retry is a new attempt)."""
+
+    provider: str
+    model: str
+    status: AttemptStatus
+    #: Which image of the request this attempt was for.
+    index: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+    duration_s: float = 0.0
+    #: True when this attempt may have been billed even though it failed.
+    may_be_billed: bool = False
+
+
+@dataclass(slots=True)
+class ImageFailure:
+    """An image of an ``n > 1`` request that did not come back (partial success)."""
+
+    index: int
+    error: str
+    error_code: str
+
+
+@dataclass(slots=True)
+class Result:
+    """Everything known about one generation request."""
+
+    images: list[Image]
+    #: The model's text, if it said anything.
+    text: str
+    #: The prompt as the caller gave it.
+    prompt: str
+    #: The prompt actually sent (negative prompt folded in).
+    effective_prompt: str
+    #: Catalog id of the model actually used, and the provider that served it.
+    model: str
+    provider: str
+    #: The provider-specific model id that was sent on the wire.
+    provider_model: str
+    usage: Usage
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    finish_reason: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    failures: list[ImageFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Seconds: total wall time, and time to first image.
+    elapsed_s: float = 0.0
+    first_image_s: float | None = None
+    #: True when the images came from the built-in emulator (synthetic).
+    synthetic: bool = False
+
+    @property
+    def cost(self) -> float | None:
+        return self.usage.cost
+
+    @property
+    def fallback_used(self) -> bool:
+        return any(a.provider != self.provider for a in self.attempts)
+
+    def provenance(self) -> dict[str, Any]:
+        """Parameters and outcome, as written into saved PNGs. Never contains a secret."""
+        from . import __version__
+
+        return {
+            "prompt": self.prompt,
+            "effective_prompt": self.effective_prompt,
+            "negative_prompt": self.negative_prompt,
+            "model": self.model,
+            "provider": self.provider,
+            "provider_model": self.provider_model,
+            "aspect_ratio": self.aspect_ratio,
+            "image_size": self.image_size,
+            "seed": self.seed,
+            "cost": self.usage.cost,
+            "cost_is_estimate": self.usage.cost_is_estimate,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "fallback": [f"{a.provider}:{a.status}" for a in self.attempts],
+            "synthetic": self.synthetic,
+            "nanobanana_version": __version__,
+        }
+
+    def save(self, target: str | Path) -> list[Path]:
+        """Save every image: to ``target`` if it is a file name and there is one image, else
+        into the folder ``target`` as ``image-<i>.<ext>``."""
+        from .imaging import save_all
+
+        return save_all(self, Path(target))
+
+
+# ------------------------------------------------------------------------------- streaming
+@dataclass(slots=True)
+class TextDelta:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(slots=True)
+class ImageEvent:
+    image: Image
+    type: Literal["image"] = "image"
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    usage: Usage
+    type: Literal["usage"] = "usage"
+
+
+@dataclass(slots=True)
+class AttemptEvent:
+    """An attempt finished (failed, and a retry or fallback follows, or succeeded)."""
+
+    attempt: Attempt
+    type: Literal["attempt"] = "attempt"
+
+
+@dataclass(slots=True)
+class DoneEvent:
+    result: Result
+    type: Literal["done"] = "done"
+
+
+StreamEvent = TextDelta | ImageEvent | UsageEvent | AttemptEvent | DoneEvent
