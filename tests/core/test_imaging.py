@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import pybase64
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image as PILImage
+
+from nanobanana import errors, imaging
+
+from .fakes import png
+
+
+def b64(data: bytes) -> bytes:
+    return base64.b64encode(data)
+
+
+def test_decode_returns_a_verified_image_of_the_real_size():
+    img = imaging.decode_image(b64(png(64, 32)), provider="google")
+    assert (img.width, img.height, img.mime_type) == (64, 32, "image/png")
+
+
+def test_decode_accepts_urlsafe_unpadded_base64():
+    raw = png(8, 8)
+    encoded = base64.urlsafe_b64encode(raw).rstrip(b"=")
+    assert imaging.decode_image(encoded, provider="google").data == raw
+
+
+def test_decode_accepts_a_memoryview_slice_without_copying_to_str():
+    body = b'{"url":"data:image/png;base64,' + b64(png(8, 8)) + b'"}'
+    start = body.index(b",") + 1
+    end = body.rindex(b'"')
+    img = imaging.decode_image(memoryview(body)[start:end], provider="openrouter")
+    assert img.width == 8
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"!!!!not base64!!!!",
+        b64(png(8, 8))[:-7] + b"*&^%$#@",  # junk characters are refused, not dropped
+        b64(b"<html>not an image</html>"),
+        b64(png(64, 64)[:-40]),  # truncated PNG
+        b64(b"GIF89a" + b"\0" * 40),  # a format we do not accept
+    ],
+)
+def test_decode_refuses_anything_but_a_complete_image(payload):
+    with pytest.raises(errors.InvalidResponseError):
+        imaging.decode_image(payload, provider="openrouter")
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" + b"\0" * width
+    idat = zlib.compress(row * 64, 9)  # far fewer rows than declared
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = _bomb_png(20000, 20000)
+    assert len(bomb) < 100_000
+    with pytest.raises(errors.ReferenceImageError, match="pixels|too large"):
+        imaging.reference_from_bytes(bomb)
+
+
+def test_reference_formats_are_an_allowlist():
+    buf = io.BytesIO()
+    PILImage.new("RGB", (8, 8)).save(buf, format="GIF")
+    with pytest.raises(errors.ReferenceImageError, match="PNG, JPEG or WEBP"):
+        imaging.reference_from_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    PILImage.new("RGB", (8, 8)).save(buf, format="JPEG")
+    assert imaging.reference_from_bytes(buf.getvalue()).mime_type == "image/jpeg"
+
+
+def test_reference_size_limit():
+    with pytest.raises(errors.ReferenceImageError, match="limit"):
+        imaging.reference_from_bytes(b"\0" * (imaging.MAX_REFERENCE_BYTES + 1))
+
+
+def test_data_url_references():
+    ref = imaging.reference_from_data_url("data:image/png;base64," + b64(png(5, 7)).decode())
+    assert (ref.width, ref.height) == (5, 7)
+    with pytest.raises(errors.ReferenceImageError):
+        imaging.reference_from_data_url("data:image/png,notbase64")
+
+
+def test_png_metadata_round_trip_keeps_pixels_and_is_readable_by_pillow():
+    raw = png(16, 16)
+    meta = {"prompt": "a fox ü", "model": "gemini-2.5-flash-image", "seed": 3}
+    tagged = imaging.with_png_metadata(raw, meta)
+    assert imaging.read_metadata(tagged) == meta
+    img = PILImage.open(io.BytesIO(tagged))
+    img.load()
+    assert img.size == (16, 16)
+    assert "a fox ü" in dict(imaging.iter_png_text(tagged))["parameters"]
+    assert imaging.inspect_image(tagged)[1:] == (16, 16)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "a" / "x.png"
+    imaging.atomic_write(target, b"data")
+    assert target.read_bytes() == b"data"
+    assert [p.name for p in target.parent.iterdir()] == ["x.png"]
+
+
+def test_thumbnail_is_small_webp():
+    thumb = imaging.thumbnail(png(1024, 512), max_side=128)
+    img = PILImage.open(io.BytesIO(thumb))
+    assert img.format == "WEBP" and max(img.size) == 128
+
+
+VALID = b64(png(4, 4))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_mutation_is_rejected_or_yields_a_valid_image(data):
+    buf = bytearray(VALID)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(buf) - 1))
+        buf[pos] = data.draw(st.integers(0, 255))
+    try:
+        img = imaging.decode_image(bytes(buf), provider="openrouter")
+    except errors.InvalidResponseError:
+        return
+    opened = PILImage.open(io.BytesIO(img.data))
+    opened.load()
+    assert opened.size == (img.width, img.height)
+
+
+def test_pybase64_fast_path_is_used():
+    # the strict decoder refuses what the stdlib silently accepts
+    assert pybase64.b64decode(VALID, validate=True)
+    with pytest.raises(ValueError):
+        imaging.b64decode(b"ab$d")
