@@ -287,7 +287,11 @@ class Catalog:
         return len(self._models)
 
     def find(self, model: str) -> ModelSpec | None:
-        key = self._index.get(model.strip().lower())
+        name = model.strip().lower()
+        key = self._index.get(name)
+        if key is None and name.startswith("google/"):
+            # OpenRouter spells Google's ids and aliases with an author prefix.
+            key = self._index.get(name.split("/", 1)[1])
         return self._models.get(key) if key else None
 
     def get(self, model: str) -> ModelSpec:

@@ -29,8 +29,9 @@ def test_pixel_table():
 def test_aliases_and_provider_ids_resolve_to_one_model():
     cat = Catalog()
     for name in ("gemini-3-pro-image", "nano-banana-pro", "gemini-3-pro-image-preview",
-                 "google/gemini-3-pro-image-preview", "GEMINI-3-PRO-IMAGE"):
+                 "google/gemini-3-pro-image-preview", "GEMINI-3-PRO-IMAGE", "google/nano-banana-pro"):
         assert cat.get(name).id == "gemini-3-pro-image"
+    assert cat.get("google/gemini-2.5-flash-image-preview").id == "gemini-2.5-flash-image"
     spec = cat.get("gemini-3.1-flash-image")
     assert spec.wire_id("openrouter") == "google/gemini-3.1-flash-image-preview"
     assert spec.wire_id("google") == "gemini-3.1-flash-image"

@@ -1,0 +1,108 @@
+"""What every command shares: exit codes, the one-line error report, stderr notes, options.
+
+Only the standard library and ``nanobanana.errors`` (itself dependency-free) are imported here:
+this module loads for ``nanobanana --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from ..errors import ContentError, MissingKeyError, NanobananaError, UpstreamError, UsageError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+#: Usage errors: a bad option, a missing key, an unreadable reference (argparse also uses 2).
+EXIT_USAGE = 2
+#: The provider failed: quota, auth, 5xx, timeouts.
+EXIT_UPSTREAM = 3
+#: The call ran but gave no image: blocked by safety, or text only.
+EXIT_CONTENT = 4
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, UpstreamError):
+        return EXIT_UPSTREAM
+    if isinstance(exc, ContentError):
+        return EXIT_CONTENT
+    return EXIT_ERROR
+
+
+def error_message(exc: NanobananaError) -> str:
+    """The exception's message on one line, with the block reason when the message lacks it."""
+    if isinstance(exc, MissingKeyError):
+        return missing_key_message(exc)
+    msg = " ".join(str(exc).split())
+    if isinstance(exc, ContentError) and exc.reason and exc.reason.lower() not in msg.lower():
+        msg = f"{msg} (reason: {exc.reason})"
+    return msg
+
+
+def missing_key_message(exc: MissingKeyError) -> str:
+    """The library's message speaks of ``api_key=``; at the terminal the fixes are these."""
+    from ..config import KEY_ENV_VARS
+
+    envs = " or ".join(KEY_ENV_VARS.get(exc.provider, ()))
+    return (
+        f"No {exc.provider} API key. Set {envs}, or run `nanobanana keys set {exc.provider}` "
+        "(or add --emulator for synthetic images without a key)."
+    )
+
+
+def eprint(message: str, *, file: TextIO | None = None) -> None:
+    print(message, file=file or sys.stderr, flush=True)
+
+
+def report_error(message: str) -> None:
+    eprint(f"error: {message}")
+
+
+def warn(message: str) -> None:
+    eprint(f"warning: {message}")
+
+
+def stderr_is_tty() -> bool:
+    return _isatty(sys.stderr)
+
+
+def stdout_is_tty() -> bool:
+    return _isatty(sys.stdout)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams (tests, pipes)
+        return False
+
+
+def no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def add_base_url_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("endpoints")
+    group.add_argument(
+        "--openrouter-base-url",
+        metavar="URL",
+        help="OpenRouter API base (default $OPENROUTER_BASE_URL or https://openrouter.ai/api/v1).",
+    )
+    group.add_argument(
+        "--gemini-base-url",
+        metavar="URL",
+        help="Gemini API base (default $GEMINI_BASE_URL or "
+        "https://generativelanguage.googleapis.com).",
+    )
+
+
+def base_urls_from(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "openrouter": getattr(args, "openrouter_base_url", None),
+        "google": getattr(args, "gemini_base_url", None),
+    }

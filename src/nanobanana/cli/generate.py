@@ -1,0 +1,292 @@
+"""``nanobanana generate PROMPT`` and ``nanobanana edit IMAGE... INSTRUCTION``.
+
+Both run one ``AsyncClient.generate`` call: check the output names, build the client from
+options, env and the keys file (or from an in-process emulator with ``--emulator``), show
+progress on stderr while waiting, save the images with their provenance, then print a summary
+(or ``--json``) on stdout and warnings on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NanobananaError, UsageError
+from .common import (
+    add_base_url_options,
+    base_urls_from,
+    eprint,
+    stderr_is_tty,
+    stdout_is_tty,
+    warn,
+)
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
+    from ..types import Result, StreamEvent
+    from .output import OutputTarget
+
+#: Keys the in-process emulator accepts; real keys are never sent to it.
+EMULATOR_KEYS = {"openrouter": "sk-or-v1-emulator", "google": "AIza-emulator"}
+SYNTHETIC_NOTE = (
+    "note: these images are synthetic, made by the built-in emulator; "
+    "no provider was called and nothing was billed."
+)
+
+
+def register(sub: Any) -> None:
+    gen = sub.add_parser(
+        "generate",
+        help="generate images from a prompt",
+        description="Generate images from a prompt and save them with their provenance.",
+    )
+    gen.add_argument("prompt", metavar="PROMPT", help="what the image should show")
+    add_generation_options(gen)
+    gen.set_defaults(func=run_generate)
+
+    edit = sub.add_parser(
+        "edit",
+        help="edit or combine images with an instruction",
+        description="Send reference images with an instruction (editing, composition).",
+    )
+    edit.add_argument("images", nargs="+", metavar="IMAGE", help="reference image: path or URL")
+    edit.add_argument("instruction", metavar="INSTRUCTION", help="what to change or make")
+    add_generation_options(edit)
+    edit.set_defaults(func=run_edit)
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", help="model id or alias (see `nanobanana models`)")
+    p.add_argument("-p", "--provider", help="openrouter or google (gemini)")
+    p.add_argument("-a", "--aspect-ratio", metavar="RATIO", help="e.g. 1:1, 16:9, 9:16, 21:9")
+    p.add_argument("-s", "--size", metavar="SIZE", help="image size: 0.5K, 1K, 2K or 4K")
+    p.add_argument("-n", type=int, default=1, metavar="N", help="number of images (default 1)")
+    p.add_argument("--negative", metavar="TEXT", help="what the image should avoid")
+    p.add_argument(
+        "-i",
+        "--image",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="reference image, path or URL (repeatable)",
+    )
+    p.add_argument("--seed", type=int, help="seed, where the model accepts one (best effort)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="file name, or folder (default: the current folder, nanobanana-<time>-<i>.png)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
+    p.add_argument("--stream", action="store_true", help="show the model's text as it arrives")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+    p.add_argument(
+        "--no-fallback", action="store_true", help="use only the first provider, no fallback"
+    )
+    p.add_argument("--base-url", metavar="URL", help="API base URL for the chosen provider")
+    add_base_url_options(p)
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run a built-in emulator and make synthetic images (no key, no cost)",
+    )
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    return _run(args, args.prompt, list(args.image))
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    return _run(args, args.instruction, [*args.images, *args.image])
+
+
+def _run(args: argparse.Namespace, prompt: str, images: list[str]) -> int:
+    import asyncio
+
+    from ..errors import ContentError
+    from .output import OutputTarget
+
+    try:
+        target = OutputTarget.parse(args.output, force=args.force)
+        target.precheck(args.n)  # before anything is paid for
+        with contextlib.ExitStack() as stack:
+            urls, keys, env = _endpoints(args, stack)
+            return asyncio.run(_generate(args, prompt, images, target, urls, keys, env))
+    except NanobananaError as exc:
+        if args.json:
+            print(json.dumps(error_json(exc), indent=2, ensure_ascii=False))
+        elif isinstance(exc, ContentError) and exc.text and not args.stream:
+            print(exc.text.strip())  # what the model said instead of an image
+        raise
+
+
+def error_json(exc: NanobananaError) -> dict[str, Any]:
+    """``--json`` output for a failed run: the same fields an error line carries, and attempts."""
+    from dataclasses import asdict, is_dataclass
+
+    from .common import error_message, exit_code_for
+
+    err: dict[str, Any] = {
+        "code": exc.code,
+        "message": error_message(exc),
+        "exit_code": exit_code_for(exc),
+    }
+    for attr in ("provider", "status", "reason", "text", "finish_reason", "may_be_billed"):
+        value = getattr(exc, attr, None)
+        if value is not None:
+            err[attr] = value
+    attempts = getattr(exc, "attempts", [])
+    err["attempts"] = [asdict(a) for a in attempts if is_dataclass(a) and not isinstance(a, type)]
+    return {"error": err}
+
+
+def _endpoints(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]:
+    """Base URLs, explicit keys and the environment the client should use."""
+    urls = base_urls_from(args)
+    if not args.emulator:
+        return urls, {}, None
+    if args.base_url or any(urls.values()):
+        raise UsageError(
+            "--emulator serves its own endpoints; drop --base-url, --openrouter-base-url "
+            "and --gemini-base-url (or drop --emulator)."
+        )
+    from ..emulator import EmulatorServer
+
+    emu = stack.enter_context(EmulatorServer())
+    # An empty environment: neither real keys nor real base URLs reach the emulator run.
+    return (
+        {"openrouter": emu.openrouter_url, "google": emu.gemini_url},
+        dict(EMULATOR_KEYS),
+        {},
+    )
+
+
+async def _generate(
+    args: argparse.Namespace,
+    prompt: str,
+    images: list[str],
+    target: OutputTarget,
+    urls: dict[str, str | None],
+    keys: dict[str, str | None],
+    env: dict[str, str] | None,
+) -> int:
+    from ..client import AsyncClient
+    from .progress import Progress
+
+    async with AsyncClient(
+        api_keys=keys,
+        base_urls=urls,
+        env=env,
+        use_keys_file=not args.emulator,
+        synthetic=args.emulator,
+        fallback=not args.no_fallback,
+    ) as client:
+        provider = args.provider
+        if args.base_url:
+            provider = _provider_for_base_url(client, args)
+            client.configs[provider] = _with_base_url(client, provider, args.base_url)
+        label = f"Generating {args.n} image{'s' if args.n > 1 else ''}"
+        progress = Progress(live=stderr_is_tty(), n=args.n, label=label)
+        streamer = _TextStreamer(progress, to_stderr=args.json) if args.stream else None
+
+        def on_event(event: StreamEvent) -> None:
+            progress.on_event(event)
+            if streamer is not None:
+                streamer.on_event(event)
+
+        progress.start()
+        try:
+            result = await client.generate(
+                prompt,
+                model=args.model,
+                provider=provider,
+                aspect_ratio=args.aspect_ratio,
+                image_size=args.size,
+                n=args.n,
+                negative_prompt=args.negative,
+                images=images,
+                seed=args.seed,
+                on_event=on_event,
+                stream=args.stream,
+            )
+        finally:
+            progress.stop()
+            if streamer is not None:
+                streamer.finish()
+    return _finish(args, result, target, streamed=streamer is not None)
+
+
+def _provider_for_base_url(client: AsyncClient, args: argparse.Namespace) -> str:
+    """``--base-url`` needs one provider: ``-p``, else the one the client would call first."""
+    from ..config import PROVIDERS, canonical_provider
+    from ..errors import MissingKeyError
+
+    if args.provider:
+        return canonical_provider(args.provider)
+    spec = client.catalog.get(args.model) if args.model else None
+    candidates = [p for p in PROVIDERS if spec is None or p in spec.provider_ids]
+    for p in candidates:
+        if client.has_key(p):
+            return p
+    raise MissingKeyError(candidates[0] if candidates else PROVIDERS[0])
+
+
+def _with_base_url(client: AsyncClient, provider: str, url: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(client.configs[provider], base_url=url)
+
+
+class _TextStreamer:
+    """Prints text deltas as they come; on a shared terminal the spinner is cleared first."""
+
+    def __init__(self, progress: Any, *, to_stderr: bool) -> None:
+        self.progress = progress
+        self.out = sys.stderr if to_stderr else sys.stdout
+        self.wrote = False
+
+    def on_event(self, event: Any) -> None:
+        from ..types import TextDelta
+
+        if not isinstance(event, TextDelta) or not event.text:
+            return
+        if not self.wrote and self.out is sys.stdout and stdout_is_tty():
+            self.progress.stop()
+        self.out.write(event.text)
+        self.out.flush()
+        self.wrote = True
+
+    def finish(self) -> None:
+        if self.wrote:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _finish(
+    args: argparse.Namespace, result: Result, target: OutputTarget, *, streamed: bool
+) -> int:
+    from .output import result_json, summary_lines
+
+    saved = target.save(result.images, n=args.n)
+    for s in saved:
+        if s.renamed_from is not None:
+            warn(f"{s.renamed_from} exists; saved as {s.path} instead.")
+    for w in result.warnings:
+        warn(w)
+    for f in result.failures:
+        warn(f"image {f.index + 1} of {args.n} failed: {f.error}")
+    if args.emulator:
+        eprint(SYNTHETIC_NOTE)
+    if args.json:
+        print(json.dumps(result_json(result, saved), indent=2, ensure_ascii=False))
+        return 0
+    if result.text and not streamed:
+        print(result.text.strip())
+    for line in summary_lines(result, saved):
+        print(line)
+    return 0

@@ -1,0 +1,83 @@
+"""``nanobanana``: parse the command line, run one command, turn errors into exit codes.
+
+Exit codes: 0 ok, 1 other failure, 2 usage (bad option, missing key), 3 upstream (quota, auth,
+outage), 4 no image (blocked, text only), 130 interrupted.  Expected errors (``NanobananaError``)
+are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import NanobananaError
+from . import emulator, generate, info, keys, models, serve
+from .common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    error_message,
+    exit_code_for,
+    report_error,
+)
+
+__all__ = ["build_parser", "main"]
+
+DESCRIPTION = (
+    "Generate images with Google's Gemini image models (Nano Banana) and OpenRouter's image "
+    "models, and keep their provenance."
+)
+EPILOG = (
+    "examples:\n"
+    '  nanobanana generate "a fox in the snow" -a 16:9 -s 2K -o fox.png\n'
+    '  nanobanana edit fox.png "make it night"\n'
+    '  nanobanana generate "a test card" --emulator      # synthetic images, no key\n'
+    "  nanobanana keys set openrouter\n"
+    "  nanobanana models\n"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanobanana",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nanobanana {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub.required = True
+    generate.register(sub)
+    models.register(sub)
+    info.register(sub)
+    keys.register(sub)
+    emulator.register(sub)
+    serve.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: argparse's own exit code
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        report_error("interrupted.")
+        return EXIT_INTERRUPTED
+    except NanobananaError as exc:
+        report_error(error_message(exc))
+        return exit_code_for(exc)
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly, and keep Python's flush at exit quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        report_error(f"{exc.strerror or exc}{where}.")
+        return EXIT_ERROR

@@ -1,0 +1,224 @@
+"""Where generated images go, and what is printed about them.
+
+Files are never overwritten silently: an explicit ``-o`` file that exists is refused before the
+paid call (unless ``--force``), and at save time a name is claimed with ``os.link``, which fails
+instead of replacing, so a file that appeared meanwhile is kept and the image takes the next free
+name.  Default names are ``nanobanana-<timestamp>-<i>.<ext>`` in the current folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..types import Image, Result
+
+IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+IMAGE_SUFFIXES[".webp"] = "image/webp"
+MAX_ALTERNATES = 1000
+
+
+@dataclass
+class SavedFile:
+    path: Path
+    image: Image
+    #: Set when the planned name was taken and another one was used.
+    renamed_from: Path | None = None
+
+
+@dataclass
+class OutputTarget:
+    """``-o``: a folder (default: the current one) or a file name."""
+
+    folder: Path
+    file: Path | None = None
+    force: bool = False
+    prefix: str = "nanobanana"
+
+    @classmethod
+    def parse(cls, value: str | None, *, force: bool = False) -> OutputTarget:
+        if not value:
+            return cls(folder=Path.cwd(), force=force)
+        path = Path(value).expanduser().absolute()
+        if value.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
+            return cls(folder=path, force=force)
+        return cls(folder=path.parent, file=path, force=force)
+
+    def planned(self, n: int, stamp: str) -> list[Path]:
+        """The names images 0..n-1 will get (before any collision handling)."""
+        if self.file is not None:
+            if n == 1:
+                return [self.file]
+            return [
+                self.file.with_name(f"{self.file.stem}-{i + 1}{self.file.suffix}") for i in range(n)
+            ]
+        return [self.folder / f"{self.prefix}-{stamp}-{i + 1}.png" for i in range(n)]
+
+    def precheck(self, n: int) -> None:
+        """Before anything is paid for: a writable folder, and no explicit name already taken."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UsageError(f"{self.folder} is a file, not a folder; choose another -o.")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot create {self.folder} ({exc.strerror}); choose another -o."
+            ) from exc
+        if not os.access(self.folder, os.W_OK):
+            raise UsageError(f"{self.folder} is not writable; choose another -o.")
+        if self.file is None or self.force:
+            return
+        taken = [p for p in self.planned(n, "") if p.exists()]
+        if taken:
+            raise UsageError(
+                f"{taken[0]} already exists; choose another -o, or pass --force to overwrite it."
+            )
+
+    def save(self, images: list[Image], *, n: int, stamp: str | None = None) -> list[SavedFile]:
+        stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+        names = self.planned(n, stamp)
+        out: list[SavedFile] = []
+        for img in images:
+            planned = names[img.index] if img.index < len(names) else names[-1]
+            planned = _with_real_suffix(planned, img.mime_type)
+            data = _file_bytes(img)
+            path = write_new_file(planned, data, overwrite=self.force and self.file is not None)
+            out.append(SavedFile(path, img, renamed_from=planned if path != planned else None))
+        return out
+
+
+def _with_real_suffix(path: Path, mime: str) -> Path:
+    """Keep the user's name, but never put PNG bytes in a ``.jpg`` (or the reverse)."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES and IMAGE_SUFFIXES[suffix] != mime:
+        real = {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(mime, ".png")
+        return path.with_suffix(real)
+    return path
+
+
+def _file_bytes(img: Image) -> bytes:
+    if img.mime_type == "image/png" and img.metadata:
+        from ..imaging import with_png_metadata
+
+        return with_png_metadata(img.data, img.metadata)
+    return img.data
+
+
+def write_new_file(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` atomically to ``path`` or, if it exists, to ``<stem>-2<suffix>``, ...
+
+    The bytes go to a temp file in the same folder first, so no partial image is ever visible.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".nanobanana-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        for candidate in _candidates(path):
+            if _claim(tmp, candidate):
+                return candidate
+        raise UsageError(f"No free file name next to {path}; choose another -o.")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _claim(tmp: Path, target: Path) -> bool:
+    """Link ``tmp`` to ``target`` unless ``target`` exists (atomic on POSIX filesystems)."""
+    try:
+        os.link(tmp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        # Filesystems without hard links: check, then rename (a small race, but no silent
+        # overwrite of a file that was there before we looked).
+        if target.exists():
+            return False
+        os.replace(tmp, target)
+        return True
+
+
+def _candidates(path: Path) -> Any:
+    yield path
+    for k in range(2, MAX_ALTERNATES):
+        yield path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ------------------------------------------------------------------------------- reporting
+def result_json(result: Result, saved: list[SavedFile]) -> dict[str, Any]:
+    """The machine-readable result: everything but image bytes."""
+    return {
+        "files": [
+            {
+                "path": str(s.path.resolve()),
+                "index": s.image.index,
+                "width": s.image.width,
+                "height": s.image.height,
+                "mime_type": s.image.mime_type,
+                "bytes": s.path.stat().st_size,
+            }
+            for s in saved
+        ],
+        "model": result.model,
+        "provider": result.provider,
+        "provider_model": result.provider_model,
+        "prompt": result.prompt,
+        "effective_prompt": result.effective_prompt,
+        "negative_prompt": result.negative_prompt,
+        "aspect_ratio": result.aspect_ratio,
+        "image_size": result.image_size,
+        "seed": result.seed,
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "cost": result.usage.cost,
+        "cost_is_estimate": result.usage.cost_is_estimate,
+        "usage": asdict(result.usage),
+        "attempts": [asdict(a) for a in result.attempts],
+        "fallback_used": result.fallback_used,
+        "failures": [asdict(f) for f in result.failures],
+        "warnings": list(result.warnings),
+        "elapsed_s": round(result.elapsed_s, 3),
+        "first_image_s": None if result.first_image_s is None else round(result.first_image_s, 3),
+        "synthetic": result.synthetic,
+    }
+
+
+def summary_lines(result: Result, saved: list[SavedFile]) -> list[str]:
+    lines = []
+    for s in saved:
+        kind = s.image.mime_type.split("/")[-1].upper()
+        lines.append(f"Saved {_display(s.path)} ({s.image.width}x{s.image.height} {kind})")
+    facts = [f"{result.model} via {result.provider}"]
+    if result.usage.cost is not None and not result.synthetic:
+        est = "~" if result.usage.cost_is_estimate else ""
+        facts.append(f"{est}${result.usage.cost:.4f}")
+    facts.append(f"{result.elapsed_s:.1f} s")
+    if result.synthetic:
+        facts.append("synthetic")
+    lines.append(" · ".join(facts))
+    return lines
+
+
+def _display(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd()))
+    return str(path)

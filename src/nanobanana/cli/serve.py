@@ -1,0 +1,115 @@
+"""``nanobanana serve`` and ``nanobanana users create``: the web service's command-line doors.
+
+The service lives in ``nanobanana.server`` (an optional extra); both commands import it only
+when they run, and say how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from ..errors import UsageError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the web service (API and web UI)",
+        description="Run the nanobanana web service. Settings come from NANOBANANA_* "
+        "environment variables; the options below override them.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="synthetic images from the built-in emulator for users without a key "
+        "(default: on when no provider key is configured)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="database, images and master key folder")
+    p.set_defaults(func=run_serve)
+
+    users = sub.add_parser("users", help="manage web service accounts")
+    us = users.add_subparsers(dest="users_command", metavar="ACTION", title="actions")
+    us.required = True
+    c = us.add_parser(
+        "create",
+        help="create an account",
+        description="Create a web service account. The password is prompted for, or read "
+        "from stdin with --password-stdin.",
+    )
+    c.add_argument("username", metavar="USERNAME")
+    c.add_argument("--admin", action="store_true", help="give the account admin rights")
+    c.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    )
+    c.add_argument("--data-dir", metavar="DIR", help="database, images and master key folder")
+    c.set_defaults(func=run_users_create)
+
+
+def _needs_server_extra(exc: ModuleNotFoundError) -> UsageError:
+    return UsageError(
+        f"The web service needs packages that are not installed ({exc.name}): "
+        "pip install 'nanobanana[server]'."
+    )
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from ..server.settings import Settings
+
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:  # pydantic's ValidationError; its text would echo the values
+        errors = getattr(exc, "errors", None)
+        if errors is None:
+            raise
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in errors(include_input=False, include_url=False)
+        )
+        raise UsageError(f"Invalid service settings (NANOBANANA_* variables): {problems}.") from exc
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, demo=args.demo)
+    from ..server import run
+
+    try:
+        run(settings, args.host, args.port)
+    except ModuleNotFoundError as exc:  # fastapi & co. are imported when the app is built
+        raise _needs_server_extra(exc) from exc
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UsageError("stdin is not a terminal: pass --password-stdin and pipe the password.")
+    first = getpass.getpass(f"Password for {args.username}: ")
+    second = getpass.getpass("Repeat it: ")
+    if first != second:
+        raise UsageError("The two passwords differ; nothing was created.")
+    return first
+
+
+def run_users_create(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    if not password:
+        raise UsageError("The password is empty; nothing was created.")
+    settings = _settings(args)
+    try:
+        from ..server.users import create_user
+    except ModuleNotFoundError as exc:
+        raise _needs_server_extra(exc) from exc
+
+    user_id = create_user(settings, args.username, password, args.admin)
+    role = "admin" if args.admin else "user"
+    print(f"Created {role} {args.username!r} (id {user_id}).")
+    return 0

@@ -1,0 +1,375 @@
+"""``nanobanana generate`` / ``edit`` against the emulator: files, provenance, JSON, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+
+from nanobanana.emulator import EmulatorServer
+from nanobanana.imaging import read_metadata
+
+from .conftest import GEMINI_CANARY, NANOBANANA, OPENROUTER_CANARY
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_CANARY)
+
+
+def urls(emu: EmulatorServer) -> list[str]:
+    return ["--openrouter-base-url", emu.openrouter_url, "--gemini-base-url", emu.gemini_url]
+
+
+def pngs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.png"))
+
+
+def generations(emu: EmulatorServer) -> list[dict]:
+    return [r for r in emu.requests() if r["method"] == "POST"]
+
+
+def test_generate_writes_a_png_of_the_right_size_with_provenance(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a red fox in the snow", "-a", "16:9", "-o", "fox.png", *urls(emu))
+    assert r.code == 0, r.err
+    data = (isolated / "fox.png").read_bytes()
+    with PILImage.open(io.BytesIO(data)) as img:
+        assert img.size == (1344, 768)
+        img.load()  # the whole image decodes
+    meta = read_metadata(data)
+    assert meta["prompt"] == "a red fox in the snow"
+    assert meta["model"] == "gemini-2.5-flash-image"
+    assert meta["provider"] == "openrouter"
+    assert meta["aspect_ratio"] == "16:9"
+    assert OPENROUTER_CANARY.encode() not in data and GEMINI_CANARY.encode() not in data
+    assert b"CANARY" not in data
+    assert "Saved fox.png (1344x768 PNG)" in r.out
+    assert OPENROUTER_CANARY not in r.out + r.err
+
+    info = cli("info", "fox.png", "--json")
+    assert info.code == 0
+    assert json.loads(info.out)["provenance"] == meta
+    # the request carried the key in the header it belongs in, and nowhere else
+    (req,) = generations(emu)
+    assert req["auth_header"] == "authorization" and req["api_key"] == OPENROUTER_CANARY
+    assert not req["key_in_query"]
+
+
+def test_json_result_shape_has_everything_but_image_bytes(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a lighthouse", "-s", "1k", "--seed", "42", "--json", *urls(emu))
+    assert r.code == 0, r.err
+    assert len(r.out) < 10_000  # a 1K PNG is ~1 MB of base64: none of it is here
+    out = json.loads(r.out)
+    assert {
+        "files",
+        "model",
+        "provider",
+        "cost",
+        "usage",
+        "attempts",
+        "warnings",
+        "text",
+        "elapsed_s",
+        "synthetic",
+    } <= set(out)
+    (f,) = out["files"]
+    assert Path(f["path"]).parent == isolated and Path(f["path"]).exists()
+    assert (f["width"], f["height"], f["mime_type"]) == (1024, 1024, "image/png")
+    assert f["bytes"] == Path(f["path"]).stat().st_size
+    assert out["image_size"] == "1K"  # "1k" normalised
+    assert out["seed"] == 42
+    assert out["provider"] == "openrouter"
+    assert out["cost"] is not None and out["usage"]["cost"] == out["cost"]
+    assert [a["status"] for a in out["attempts"]] == ["ok"]
+    assert out["synthetic"] is False
+    assert any("shutdown date" in w for w in out["warnings"])
+    assert "warning: gemini-2.5-flash-image has an announced shutdown date" in r.err
+
+
+def test_n3_writes_three_distinct_files(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "three pears", "-n", "3", "-o", "pears/", "--json", *urls(emu))
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    files = pngs(isolated / "pears")
+    assert len(files) == 3 == len(out["files"])
+    assert {Path(f["path"]).name for f in out["files"]} == {p.name for p in files}
+    assert sorted(read_metadata(p.read_bytes())["index"] for p in files) == [0, 1, 2]
+    assert len(generations(emu)) == 3
+
+
+def test_negative_prompt_is_folded_and_recorded(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a garden", "--negative", "people", "--json", *urls(emu))
+    out = json.loads(r.out)
+    assert out["prompt"] == "a garden"
+    assert out["negative_prompt"] == "people"
+    assert "a garden" in out["effective_prompt"] and "people" in out["effective_prompt"]
+    sent = json.dumps(generations(emu)[0]["body"])
+    assert "Avoid the following in the image: people" in sent
+
+
+def test_edit_sends_the_reference_first_text_then_image(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    PILImage.new("RGB", (64, 48), "navy").save(isolated / "ref.png")
+    r = cli("edit", "ref.png", "make it sunset orange", "-o", "edited.png", *urls(emu))
+    assert r.code == 0, r.err
+    assert (isolated / "edited.png").exists()
+    assert read_metadata((isolated / "edited.png").read_bytes())["prompt"] == (
+        "make it sunset orange"
+    )
+    (req,) = generations(emu)
+    content = req["body"]["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "make it sunset orange"}
+    assert content[1]["type"] == "image_url"
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_edit_with_a_missing_reference_is_a_usage_error(
+    cli, emu: EmulatorServer, keys: None
+) -> None:
+    r = cli("edit", "nope.png", "make it blue", *urls(emu))
+    assert r.code == 2
+    assert r.err.count("\n") == 1 and "nope.png does not exist" in r.err
+    assert generations(emu) == []
+
+
+def test_stream_prints_the_text_as_it_arrives(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a kite", "--stream", *urls(emu))
+    assert r.code == 0, r.err
+    assert r.out.startswith("Here is a synthetic image for: a kite")
+    assert len(pngs(isolated)) == 1
+    assert generations(emu)[0]["body"]["stream"] is True
+
+
+def test_gemini_provider_and_key_header(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a cat", "-p", "gemini", "-a", "9:16", "--json", *urls(emu))
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["provider"] == "google"
+    assert (out["files"][0]["width"], out["files"][0]["height"]) == (768, 1344)
+    assert out["cost_is_estimate"] is True
+    (req,) = generations(emu)
+    assert ":generateContent" in req["path"]
+    assert req["auth_header"] == "x-goog-api-key" and not req["key_in_query"]
+
+
+def test_base_url_flow_decodes_files(
+    cli, emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, isolated: Path
+) -> None:
+    """The seed's flow: chat completions at a base URL -> message.images -> decoded files."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
+    r = cli("generate", "a boat", "--base-url", emu.openrouter_url, "-n", "2")
+    assert r.code == 0, r.err
+    files = pngs(isolated)
+    assert len(files) == 2
+    for p in files:
+        with PILImage.open(p) as img:
+            assert img.size == (1024, 1024)
+    assert [q["path"] for q in generations(emu)] == ["/api/v1/chat/completions"] * 2
+
+
+def test_base_url_follows_the_chosen_provider(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a boat", "-p", "google", "--base-url", emu.gemini_url)
+    assert r.code == 0, r.err
+    assert "via google" in r.out
+    assert [q["service"] for q in generations(emu)] == ["gemini"]
+
+
+def test_emulator_option_needs_no_key(cli_proc, isolated: Path) -> None:
+    r = cli_proc(["generate", "a synthetic test card", "--emulator", "-s", "1K"])
+    assert r.code == 0, r.err
+    (path,) = pngs(isolated)
+    assert "synthetic" in r.err
+    assert "synthetic" in r.out
+    info = cli_proc(["info", path.name, "--json"])
+    assert json.loads(info.out)["provenance"]["synthetic"] is True
+
+
+def test_emulator_option_never_sends_real_keys(
+    cli, monkeypatch: pytest.MonkeyPatch, keys: None, isolated: Path
+) -> None:
+    started: list[EmulatorServer] = []
+
+    class Spy(EmulatorServer):
+        def start(self) -> EmulatorServer:
+            started.append(self)
+            return super().start()
+
+    monkeypatch.setattr("nanobanana.emulator.EmulatorServer", Spy)
+    monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:9/unused")
+    r = cli("generate", "a card", "--emulator", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["synthetic"] is True
+    (emu,) = started
+    sent = [q["api_key"] for q in emu.requests() if q["method"] == "POST"]
+    assert sent and not any("CANARY" in k for k in sent)
+
+
+def test_quota_per_day_exits_3_with_one_line(
+    cli_proc, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli_proc(["generate", "a fox [emulator:quota-day]", "-p", "openrouter", *urls(emu)])
+    assert r.code == 3
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "429" in lines[0]
+    assert "Traceback" not in r.err
+    assert pngs(isolated) == []
+    assert len(generations(emu)) == 1  # a daily quota is not retried
+
+
+def test_safety_block_exits_4_with_the_reason(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox [emulator:safety]", "-p", "google", *urls(emu))
+    assert r.code == 4
+    assert r.err.startswith("error: ") and "IMAGE_SAFETY" in r.err
+    assert r.err.count("\n") == 1
+    assert pngs(isolated) == []
+
+
+def test_text_only_answer_exits_4_and_shows_what_the_model_said(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox [emulator:text-only]", "--json", *urls(emu))
+    assert r.code == 4
+    err = json.loads(r.out)["error"]
+    assert err["code"] == "no_image" and err["exit_code"] == 4
+    assert "synthetic text answer" in err["text"]
+    assert [a["status"] for a in err["attempts"]] == ["no_image"]
+
+
+def test_fallback_is_reported_as_progress_and_warning(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    # Google refuses three times (its retries), the fourth request, on OpenRouter, succeeds.
+    r = cli("generate", "a fox [emulator:flaky:3:429:fb]", "-p", "google", "--json", *urls(emu))
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["provider"] == "openrouter" and out["fallback_used"] is True
+    assert [(a["provider"], a["status"]) for a in out["attempts"]] == [
+        ("google", "error"),
+        ("google", "error"),
+        ("google", "error"),
+        ("openrouter", "ok"),
+    ]
+    progress = [line for line in r.err.splitlines() if "attempt failed" in line]
+    assert progress[:2] == [progress[0]] * 2 and progress[0].endswith("(retried)")
+    assert progress[2].endswith("(fell back to openrouter)")
+    assert "warning: google failed; the image came from the fallback provider." in r.err
+
+
+def test_no_fallback_keeps_to_the_first_provider(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli(
+        "generate", "a fox [emulator:flaky:3:429:nofb]", "-p", "google", "--no-fallback", *urls(emu)
+    )
+    assert r.code == 3
+    sent = generations(emu)
+    assert len(sent) == 3  # Google's three attempts, then nothing
+    assert {q["service"] for q in sent} == {"gemini"}
+    assert pngs(isolated) == []
+
+
+def test_size_mismatch_is_a_warning(cli, emu: EmulatorServer, keys: None, isolated: Path) -> None:
+    r = cli("generate", "a fox [emulator:size:640x480]", "-a", "4:3", *urls(emu))
+    assert r.code == 0, r.err
+    assert "warning: Image 1 is 640x480; 4:3 at 1K should be 1184x864." in r.err
+
+
+def test_existing_output_file_is_refused_before_any_call(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    (isolated / "fox.png").write_bytes(b"precious")
+    r = cli("generate", "a fox", "-o", "fox.png", *urls(emu))
+    assert r.code == 2 and "--force" in r.err
+    assert generations(emu) == []
+    assert (isolated / "fox.png").read_bytes() == b"precious"
+
+
+def test_subprocess_generate_against_the_emulator(
+    cli_proc, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli_proc(["generate", "a pier at dusk", "-a", "3:2", "-o", "out/pier.png", *urls(emu)])
+    assert r.code == 0, r.err
+    with PILImage.open(isolated / "out" / "pier.png") as img:
+        assert img.size == (1248, 832)
+    assert "Saved out/pier.png (1248x832 PNG)" in r.out
+
+
+def test_on_a_terminal_the_live_line_stays_on_stderr_and_text_on_stdout(
+    cli, emu: EmulatorServer, keys: None, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    monkeypatch.setattr("nanobanana.cli.generate.stderr_is_tty", lambda: True)
+    monkeypatch.setattr("nanobanana.cli.generate.stdout_is_tty", lambda: True)
+    r = cli("generate", "a kite [emulator:latency:0.4]", "--stream", *urls(emu))
+    assert r.code == 0, tty.getvalue()
+    assert "Generating 1 image" in tty.getvalue()  # the live line was drawn on stderr
+    assert r.out.startswith("Here is a synthetic image for: a kite")
+    assert "Generating" not in r.out and "\x1b[" not in r.out
+
+
+def test_emulator_option_refuses_other_endpoints(cli, isolated: Path) -> None:
+    r = cli("generate", "a fox", "--emulator", "--openrouter-base-url", "http://127.0.0.1:9")
+    assert r.code == 2 and "--emulator serves its own endpoints" in r.err
+
+
+def test_output_folder_that_is_a_file_is_refused_before_any_call(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    (isolated / "blocker").write_text("a file")
+    r = cli("generate", "a fox", "-o", "blocker/fox.png", *urls(emu))
+    assert r.code == 2 and "not a folder" in r.err
+    assert generations(emu) == []
+
+
+def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    proc = subprocess.Popen(
+        [str(NANOBANANA), "generate", "a fox [emulator:latency:20]", *urls(emu)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not generations(emu):  # the request is in flight
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["error: interrupted."]
+    assert out == "" and pngs(isolated) == []

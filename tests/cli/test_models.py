@@ -1,0 +1,76 @@
+"""``nanobanana models``: the catalog as a table or JSON, merged with live discovery."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nanobanana.catalog import BUILTIN_MODELS
+from nanobanana.emulator import EmulatorServer
+
+from .conftest import GEMINI_CANARY, OPENROUTER_CANARY
+
+
+def test_offline_table_lists_the_catalog(cli) -> None:
+    r = cli("models", "--offline")
+    assert r.code == 0
+    for col in ("id", "providers", "aspect ratios", "sizes", "price / image", "shutdown"):
+        assert col in r.out
+    for spec in BUILTIN_MODELS:
+        assert spec.id in r.out
+    row = next(line for line in r.out.splitlines() if "gemini-2.5-flash-image" in line)
+    assert "2026-10-02" in row and "$0.039" in row and "google, openrouter" in row
+
+
+def test_json_lists_capabilities(cli) -> None:
+    r = cli("models", "--offline", "--json")
+    data = {m["id"]: m for m in json.loads(r.out)}
+    assert set(data) == {s.id for s in BUILTIN_MODELS}
+    flash = data["gemini-3.1-flash-image"]
+    assert flash["providers"] == ["google", "openrouter"]
+    assert "8:1" in flash["aspect_ratios"] and flash["sizes"] == ["0.5K", "1K", "2K", "4K"]
+    assert flash["price_per_image"]["1K"] == pytest.approx(1120 * 60.0 / 1e6)
+    assert data["gemini-2.5-flash-image"]["shutdown"] == "2026-10-02"
+
+
+def test_provider_filter(cli) -> None:
+    data = json.loads(cli("models", "--offline", "--json", "-p", "gemini").out)
+    assert data and all("google" in m["providers"] for m in data)
+    assert not any(m["id"].startswith("black-forest-labs/") for m in data)
+
+
+def test_without_keys_nothing_is_called(cli, emu: EmulatorServer) -> None:
+    r = cli("models", "--json", "--openrouter-base-url", emu.openrouter_url)
+    assert r.code == 0
+    assert emu.requests() == []
+
+
+def test_live_discovery_merges_models_from_the_emulator(
+    cli, emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_CANARY)
+    r = cli(
+        "models",
+        "--json",
+        "--openrouter-base-url",
+        emu.openrouter_url,
+        "--gemini-base-url",
+        emu.gemini_url,
+    )
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert {s.id for s in BUILTIN_MODELS} <= {m["id"] for m in data}
+    paths = {q["path"] for q in emu.requests()}
+    assert "/api/v1/models" in paths
+    assert any(p.endswith("/models") and not p.startswith("/api/") for p in paths)
+    assert OPENROUTER_CANARY not in r.out + r.err
+
+
+def test_a_failing_listing_is_a_warning_not_an_error(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
+    r = cli("models", "-p", "openrouter", "--openrouter-base-url", "http://127.0.0.1:9/api/v1")
+    assert r.code == 0
+    assert r.err.startswith("warning: could not list openrouter's models")
+    assert "black-forest-labs/flux.2-pro" in r.out

@@ -1,0 +1,137 @@
+"""Long-running commands (``emulator``, ``serve``) and ``users create``, as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import GEMINI_CANARY, NANOBANANA, OPENROUTER_CANARY
+
+# Cheap Argon2 for tests: the parameters are settings, their strength is not what is tested here.
+FAST_HASH = {
+    "NANOBANANA_ARGON2_TIME_COST": "1",
+    "NANOBANANA_ARGON2_MEMORY_KIB": "64",
+    "NANOBANANA_ARGON2_PARALLELISM": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # loopback only
+        return dict(json.loads(resp.read()))
+
+
+@contextmanager
+def running(args: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[dict]:
+    proc = subprocess.Popen(
+        [str(NANOBANANA), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = get_json(health_url)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    _, err = proc.communicate(timeout=5)
+                    pytest.fail(f"{args[0]} did not start (rc={proc.returncode}): {err}")
+                time.sleep(0.05)
+        yield health
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_emulator_command_serves_both_apis_with_a_default_scenario(
+    cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_CANARY)
+    urls = ["--openrouter-base-url", base + "/api/v1", "--gemini-base-url", base]
+    with running(
+        ["emulator", "--port", str(port), "--scenario", "quota-day"], f"{base}/_emulator/health"
+    ):
+        quota = cli("generate", "a fox", "-p", "openrouter", *urls)
+        # a marker in the prompt overrides the default scenario, on both APIs
+        ok_or = cli("generate", "a fox [emulator:ok]", "-p", "openrouter", *urls)
+        ok_gemini = cli("generate", "a fox [emulator:ok]", "-p", "google", *urls)
+    assert quota.code == 3 and "429" in quota.err
+    assert ok_or.code == 0, ok_or.err
+    assert ok_gemini.code == 0, ok_gemini.err
+    assert len(list(isolated.glob("*.png"))) == 2
+
+
+def test_emulator_command_refuses_an_unknown_scenario(cli) -> None:
+    r = cli("emulator", "--port", "0", "--scenario", "explode")
+    assert r.code == 2
+    assert r.err.startswith("error: --scenario: unknown emulator scenario 'explode'")
+
+
+def test_users_create_then_duplicate(cli_proc, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    r = cli_proc(
+        ["users", "create", "alice", "--admin", "--password-stdin", "--data-dir", data],
+        input="correct horse battery\n",
+        env=FAST_HASH,
+    )
+    assert r.code == 0, r.err
+    assert "Created admin 'alice'" in r.out
+    assert "correct horse" not in r.out + r.err
+    with sqlite3.connect(Path(data) / "nanobanana.db") as db:
+        rows = db.execute("SELECT username, is_admin, password_hash FROM users").fetchall()
+    assert [(u, bool(a)) for u, a, _ in rows] == [("alice", True)]
+    assert "correct horse" not in rows[0][2] and rows[0][2].startswith("$argon2")
+
+    again = cli_proc(
+        ["users", "create", "Alice", "--password-stdin", "--data-dir", data],
+        input="another password\n",
+        env=FAST_HASH,
+    )
+    assert again.code == 2
+    assert again.err.strip().splitlines() == ["error: The username 'Alice' is taken."]
+
+
+def test_users_create_without_a_terminal_needs_password_stdin(cli_proc, tmp_path: Path) -> None:
+    r = cli_proc(["users", "create", "bob", "--data-dir", str(tmp_path / "d")], input="")
+    assert r.code == 2
+    assert "--password-stdin" in r.err
+
+
+def test_serve_runs_the_service_and_demo_flag_overrides_the_default(tmp_path: Path) -> None:
+    port = free_port()
+    with running(
+        ["serve", "--port", str(port), "--no-demo", "--data-dir", str(tmp_path / "srv")],
+        f"http://127.0.0.1:{port}/healthz",
+        env=FAST_HASH,
+    ) as health:
+        # No provider key in the environment would turn demo mode on; --no-demo keeps it off.
+        assert health["status"] == "ok"
+        assert health["demo"] is False
