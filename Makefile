@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= server,postgres,dev
 
-.PHONY: install run test lint fmt bench clean services
+.PHONY: install run test lint fmt bench clean services browser screenshots
 
 install: $(STAMP)
 
@@ -30,8 +30,14 @@ fmt: install
 services:
 	bash scripts/services.sh
 
-test: install services lint
+browser:
+	bash scripts/browser.sh
+
+test: install services browser lint
 	$(BIN)/python -m pytest
+
+screenshots: install browser
+	NANOBANANA_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser/test_screenshots.py -k page_screenshots -q
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -1,0 +1,145 @@
+"""The browser pages: server-rendered shells whose small scripts call the JSON API.
+
+The pages hold no user data and no secret: each one is the same for everybody, and its script
+reads the session token from the browser's storage and fetches what it shows from ``/api/...``
+with an ``Authorization: Bearer`` header.  So the HTML can be served without a session, and a
+page source never contains a key, a token or another user's data.
+
+Static files (our own CSS, JavaScript and icon; no third-party files, no build step) are served
+from ``web/static`` under ``/static/``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.staticfiles import StaticFiles
+
+__all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "router"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+#: Only our own scripts and styles run; images may be blob: URLs (fetched with the bearer
+#: header) or data: URLs; the page may talk only to this origin (and read its own blob: URLs).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+#: Pages and assets are revalidated on every load (ETag), so an upgrade shows at once.
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+#: (provider, label, placeholder, help) for the key cards on the settings page.
+KEY_PROVIDERS = (
+    (
+        "openrouter",
+        "OpenRouter",
+        "sk-or-v1-…",
+        "From openrouter.ai/keys. Serves Gemini and the other image models.",
+    ),
+    (
+        "google",
+        "Google",
+        "AIza…",
+        "From Google AI Studio (aistudio.google.com/apikey). Serves the Gemini models.",
+    ),
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@cache
+def _templates() -> Environment:
+    # Built on first use, not at import: importing the router stays free of file access.
+    return Environment(
+        loader=FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _static() -> StaticFiles:
+    return StaticFiles(directory=WEB_DIR / "static", check_dir=True)
+
+
+def _page(template: str, *, title: str, page: str, script: str, **context: Any) -> HTMLResponse:
+    html = (
+        _templates()
+        .get_template(template)
+        .render(
+            title=title,
+            page=page,
+            script=script,
+            nav=page not in ("login", "register"),
+            **context,
+        )
+    )
+    return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def generator_page() -> HTMLResponse:
+    return _page("generator.html", title="Generate", page="generator", script="generator")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page() -> HTMLResponse:
+    return _page("login.html", title="Sign in", page="login", script="login", mode="login")
+
+
+@router.get("/register", response_class=HTMLResponse)
+async def register_page() -> HTMLResponse:
+    return _page(
+        "login.html", title="Create an account", page="register", script="login", mode="register"
+    )
+
+
+@router.get("/gallery", response_class=HTMLResponse)
+async def gallery_page() -> HTMLResponse:
+    return _page("gallery.html", title="Gallery", page="gallery", script="gallery")
+
+
+@router.get("/gallery/{generation_id}", response_class=HTMLResponse)
+async def detail_page(generation_id: str) -> HTMLResponse:
+    # The id is only echoed (escaped) into a data attribute; the script asks the API for the
+    # record, so an unknown or foreign id gets the API's 404 there.
+    return _page(
+        "detail.html",
+        title="Generation",
+        page="detail",
+        script="detail",
+        generation_id=generation_id[:64],
+    )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page() -> HTMLResponse:
+    return _page(
+        "settings.html",
+        title="Settings",
+        page="settings",
+        script="settings",
+        providers=KEY_PROVIDERS,
+    )
+
+
+@router.api_route("/static/{path:path}", methods=["GET", "HEAD"])
+async def static_file(path: str, request: Request) -> Response:
+    # StaticFiles resolves the path inside the folder (no ../ escape), sets the content type
+    # and answers conditional requests with 304.
+    response = await _static().get_response(path, request.scope)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

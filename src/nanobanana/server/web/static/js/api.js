@@ -1,0 +1,190 @@
+// Talking to the JSON API: the session token, calls with a bearer header, errors that name the fix.
+//
+// The token lives in localStorage (never in the page source, a URL or a cookie) and is sent as
+// `Authorization: Bearer ...`. Images are fetched the same way and shown through blob: URLs,
+// because an <img src> cannot carry the header.
+
+const SESSION_KEY = "nanobanana.session";
+
+export function getSession() {
+  let raw = null;
+  try {
+    raw = window.localStorage.getItem(SESSION_KEY);
+  } catch {
+    return null; // storage disabled: behave as signed out
+  }
+  if (!raw) return null;
+  try {
+    const session = JSON.parse(raw);
+    if (!session || typeof session.token !== "string") return null;
+    if (session.expires_at && Date.parse(session.expires_at) <= Date.now()) {
+      clearSession();
+      return null;
+    }
+    return session;
+  } catch {
+    clearSession();
+    return null;
+  }
+}
+
+export function setSession(token, expiresAt, username) {
+  window.localStorage.setItem(
+    SESSION_KEY,
+    JSON.stringify({ token, expires_at: expiresAt || null, username: username || null }),
+  );
+}
+
+export function clearSession() {
+  try {
+    window.localStorage.removeItem(SESSION_KEY);
+  } catch {
+    /* storage disabled: nothing stored to clear */
+  }
+}
+
+/** An error answered by the API (or the network), in the service's one error shape. */
+export class ApiError extends Error {
+  constructor({ status = 0, code = "error", message = "", details = {}, retryAfter = null }) {
+    super(message || `Request failed (${status})`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.retryAfter = retryAfter;
+  }
+}
+
+function firstString(...values) {
+  for (const v of values) if (typeof v === "string" && v) return v;
+  return "";
+}
+
+/** Read whichever error shape the body has: {error:{code,message}}, {code,message} or FastAPI's {detail}. */
+export function errorFromBody(status, body, retryAfterHeader) {
+  let details = {};
+  let code = "";
+  let message = "";
+  if (body && typeof body === "object") {
+    const inner = body.error && typeof body.error === "object" ? body.error : body;
+    details = inner;
+    code = firstString(inner.code, typeof body.error === "string" ? body.error : "");
+    message = firstString(inner.message, inner.detail, body.message);
+    if (!message && Array.isArray(body.detail)) {
+      message = body.detail
+        .map((d) => `${(d.loc || []).filter((p) => p !== "body").join(".")}: ${d.msg}`)
+        .join("; ");
+      code = code || "invalid_request";
+    }
+  } else if (typeof body === "string") {
+    message = body.slice(0, 300);
+  }
+  let retryAfter = null;
+  const ra = retryAfterHeader ?? details.retry_after;
+  if (ra !== undefined && ra !== null && ra !== "" && !Number.isNaN(Number(ra))) retryAfter = Number(ra);
+  return new ApiError({ status, code: code || `http_${status}`, message, details, retryAfter });
+}
+
+function authHeaders(extra) {
+  const headers = new Headers(extra || {});
+  const session = getSession();
+  if (session && !headers.has("Authorization")) headers.set("Authorization", `Bearer ${session.token}`);
+  return headers;
+}
+
+/**
+ * Call the API. `json` is sent as a JSON body; `raw: true` returns the Response itself.
+ * Throws ApiError for any non-2xx answer and for network failures (status 0).
+ */
+export async function api(path, { method = "GET", json, body, signal, headers, raw = false } = {}) {
+  const h = authHeaders(headers);
+  let payload = body;
+  if (json !== undefined) {
+    h.set("Content-Type", "application/json");
+    payload = JSON.stringify(json);
+  }
+  if (!h.has("Accept")) h.set("Accept", "application/json");
+  let res;
+  try {
+    res = await fetch(path, { method, headers: h, body: payload, signal, cache: "no-store" });
+  } catch (exc) {
+    if (exc && exc.name === "AbortError") throw exc;
+    throw new ApiError({
+      status: 0,
+      code: "network",
+      message: "The server cannot be reached. Check that it is running, then try again.",
+    });
+  }
+  if (!res.ok) {
+    let parsed = null;
+    const text = await res.text();
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = text;
+    }
+    const err = errorFromBody(res.status, parsed, res.headers.get("Retry-After"));
+    if (res.status === 401) clearSession();
+    throw err;
+  }
+  if (raw) return res;
+  if (res.status === 204) return null;
+  const text = await res.text();
+  return text ? JSON.parse(text) : null;
+}
+
+/** Send the browser to the sign-in page unless a session exists; returns the session. */
+export function requireSession() {
+  const session = getSession();
+  if (!session) {
+    const next = window.location.pathname + window.location.search;
+    window.location.replace(`/login?next=${encodeURIComponent(next)}`);
+    return null;
+  }
+  return session;
+}
+
+/** Only same-site paths are followed after sign-in (no open redirect). */
+export function safeNext(value) {
+  if (typeof value === "string" && value.startsWith("/") && !value.startsWith("//")) return value;
+  return "/";
+}
+
+export function newIdempotencyKey() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// ------------------------------------------------------------------------------ images
+
+const images = new Map();
+
+/** Fetch an API image with the bearer header: {blob, url} with a blob: URL (cached per page). */
+export function imageBlob(url) {
+  if (!images.has(url)) {
+    const pending = api(url, { raw: true, headers: { Accept: "image/*" } })
+      .then((res) => res.blob())
+      .then((blob) => ({ blob, url: URL.createObjectURL(blob) }));
+    images.set(url, pending);
+    pending.catch(() => images.delete(url));
+  }
+  return images.get(url);
+}
+
+export async function imageBlobUrl(url) {
+  if (url.startsWith("data:") || url.startsWith("blob:")) return url;
+  return (await imageBlob(url)).url;
+}
+
+/** Show an API image in an <img>; resolves once it has loaded (naturalWidth known). */
+export async function showImage(img, url) {
+  const src = await imageBlobUrl(url);
+  await new Promise((resolve, reject) => {
+    img.addEventListener("load", resolve, { once: true });
+    img.addEventListener("error", () => reject(new Error("image did not decode")), { once: true });
+    img.src = src;
+  });
+  return src;
+}

@@ -1,0 +1,159 @@
+// One generation: its images, every parameter, cost, provider path, warnings; remix and delete.
+
+import { api, requireSession, showImage } from "./api.js";
+import { getJob, jobAttempts, jobCost, jobError, jobImages, jobParams, TERMINAL } from "./jobs.js";
+import {
+  $,
+  confirmAction,
+  describeError,
+  el,
+  formatCost,
+  formatDate,
+  formatSeconds,
+  initHeader,
+  noteSynthetic,
+  providerName,
+  showError,
+  warningText,
+} from "./ui.js";
+import { Viewer } from "./viewer.js";
+
+const REFRESH_MS = 1500;
+const id = document.body.dataset.generationId;
+const viewer = new Viewer();
+
+function row(label, value) {
+  if (value === undefined || value === null || value === "") return [];
+  return [el("dt", {}, label), el("dd", {}, value)];
+}
+
+function attemptItem(a) {
+  const parts = [`${providerName(a.provider)} · ${a.provider_model || a.model || ""} — ${a.status}`];
+  if (a.http_status) parts.push(` (${a.http_status})`);
+  if (a.error) parts.push(`: ${a.error}`);
+  if (a.duration_s) parts.push(` (${formatSeconds(a.duration_s)})`);
+  if (a.may_be_billed) parts.push(" · may be billed");
+  const dataset = { provider: a.provider || "", status: a.status || "" };
+  const attrs = { class: `attempt attempt-${a.status}`, dataset };
+  return el("li", attrs, parts.join(""));
+}
+
+function renderImages(job) {
+  const box = $("#detail-images");
+  box.replaceChildren();
+  for (const info of jobImages(job)) {
+    const alt = `Image ${info.index + 1}: ${job.prompt}`;
+    const img = el("img", { alt });
+    const filename = `nanobanana-${info.id || info.index}.png`;
+    const download = el("a", { class: "btn btn-small", href: "#", download: filename }, "Download");
+    const picture = el("div", { class: "result-open" }, img);
+    const open = el("button", { type: "button", class: "btn btn-small" }, "Full size");
+    const refHref = `/?ref=${encodeURIComponent(info.id)}`;
+    const useRef = el("a", { class: "btn btn-small", href: refHref }, "Use as reference");
+    const dims = el("span", { class: "dims" }, info.width && info.height ? `${info.width}×${info.height}` : "");
+    const actions = el("span", { class: "result-actions" }, open, download, useRef);
+    const caption = el("figcaption", { class: "result-bar" }, dims, actions);
+    box.append(el("figure", { class: "detail-figure" }, picture, caption));
+    const openIt = () => viewer.open(info.url, alt, download.download);
+    picture.addEventListener("click", openIt);
+    open.addEventListener("click", openIt);
+    showImage(img, info.url)
+      .then((src) => {
+        download.href = src;
+      })
+      .catch(() => {
+        dims.textContent = "The image could not be loaded.";
+      });
+  }
+}
+
+function render(job) {
+  const p = jobParams(job);
+  const { cost, estimate } = jobCost(job);
+  const timings = job.timings || {};
+  noteSynthetic(job.synthetic);
+  $("#detail-title").textContent = job.prompt || "Generation";
+  const badge = $("#detail-status");
+  badge.textContent = job.status;
+  badge.className = `badge badge-${job.status}`;
+  $("#detail-date").textContent = formatDate(job.created_at);
+  const requested = `${providerName(p.provider)}${p.model ? ` · ${p.model}` : ""}`;
+  const used = job.provider ? `${providerName(job.provider)} · ${job.provider_model || job.model || ""}` : "";
+  $("#detail-params").replaceChildren(
+    ...row("Prompt", job.prompt),
+    ...row("Negative prompt", p.negative_prompt),
+    ...row("Effective prompt", job.effective_prompt && job.effective_prompt !== job.prompt ? job.effective_prompt : ""),
+    ...row("Requested", requested),
+    ...row("Served by", used),
+    ...row("Aspect ratio", p.aspect_ratio),
+    ...row("Size", p.image_size),
+    ...row("Images", String(p.num_images)),
+    ...row("Seed", p.seed ?? ""),
+    ...row("Reference images", p.images.length ? String(p.images.length) : ""),
+    ...row("Cost", formatCost(cost, estimate)),
+    ...row("Time", timings.elapsed_s !== undefined ? formatSeconds(timings.elapsed_s) : ""),
+    ...row("First image after", timings.first_image_s ? formatSeconds(timings.first_image_s) : ""),
+    ...row("Synthetic", job.synthetic ? "yes — from the built-in emulator" : ""),
+    ...row("Id", job.id),
+  );
+  const attempts = jobAttempts(job);
+  $("#detail-attempts").replaceChildren(...attempts.map(attemptItem));
+  $("#detail-attempts-section").hidden = !attempts.length;
+  const warnings = [
+    ...(job.warnings || []),
+    ...(job.failures || []).map((f) => `Image ${f.index + 1} failed: ${f.error}`),
+  ];
+  $("#detail-warnings").replaceChildren(...warnings.map((w) => el("li", {}, warningText(w))));
+  $("#detail-warnings-section").hidden = !warnings.length;
+  $("#detail-text").textContent = job.text || "";
+  $("#detail-text-section").hidden = !job.text;
+  const outcome = $("#detail-outcome");
+  if (["failed", "blocked", "interrupted"].includes(job.status)) {
+    const d = describeError(jobError(job));
+    outcome.replaceChildren(el("strong", {}, d.title), ...d.body.map((b) => (b instanceof Node ? b : el("p", {}, b))));
+    outcome.hidden = false;
+  } else if (!TERMINAL.has(job.status)) {
+    outcome.replaceChildren(el("p", {}, "Still running: this page refreshes until it is done."));
+    outcome.hidden = false;
+  } else {
+    outcome.hidden = true;
+  }
+  renderImages(job);
+  $("#remix").href = `/?remix=${encodeURIComponent(job.id)}`;
+  $("#detail").hidden = false;
+  $("#detail").dataset.status = job.status;
+}
+
+async function load() {
+  try {
+    const job = await getJob(id);
+    render(job);
+    if (!TERMINAL.has(job.status)) setTimeout(load, REFRESH_MS);
+  } catch (err) {
+    const box = $("#detail-error");
+    if (err.status === 404) {
+      const message = "This generation does not exist, or it is not yours.";
+      showError(box, { status: 404, code: "not_found", message });
+    } else {
+      showError(box, err);
+    }
+    $("#detail").hidden = true;
+  }
+}
+
+function main() {
+  if (!requireSession()) return;
+  initHeader();
+  $("#delete").addEventListener("click", async () => {
+    if (!(await confirmAction("Delete this generation and its images? This cannot be undone."))) return;
+    try {
+      await api(`/api/generations/${encodeURIComponent(id)}`, { method: "DELETE" });
+      window.location.assign("/gallery?deleted=1");
+    } catch (err) {
+      showError($("#detail-error"), err);
+    }
+  });
+  load();
+}
+
+main();

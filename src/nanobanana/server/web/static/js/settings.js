@@ -1,0 +1,253 @@
+// Settings: provider keys (masked; save, test, remove), defaults, the account.
+
+import { api, requireSession } from "./api.js";
+import { loadModels } from "./jobs.js";
+import { ModelPicker } from "./picker.js";
+import { $, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
+
+const errorBox = $("#settings-error");
+
+/** Read GET /api/settings/keys in either shape: a list of entries or a map by provider. */
+function keyEntries(body) {
+  const raw = (body && (body.keys ?? body)) || {};
+  const out = {};
+  if (Array.isArray(raw)) {
+    for (const k of raw) if (k && k.provider) out[k.provider] = k;
+  } else {
+    for (const [provider, k] of Object.entries(raw)) if (k && typeof k === "object") out[provider] = { provider, ...k };
+  }
+  return out;
+}
+
+function isSet(entry) {
+  if (!entry) return false;
+  if (entry.configured !== undefined) return !!entry.configured;
+  if (entry.set !== undefined) return !!entry.set;
+  return !!(entry.masked || entry.last4);
+}
+
+const SOURCE_NOTES = {
+  server: "No key of your own: generations use the server's shared key.",
+  demo: "No key saved: in demo mode you get synthetic images from the built-in emulator.",
+};
+
+function showKeyState(provider, entry) {
+  const state = $(`#key-${provider}-state`);
+  const saved = isSet(entry);
+  if (saved) {
+    state.replaceChildren("Saved: ", el("code", {}, entry.masked || (entry.last4 ? `…${entry.last4}` : "a key")));
+    state.dataset.state = "set";
+  } else {
+    state.textContent = (entry && SOURCE_NOTES[entry.effective_source]) || "No key saved.";
+    state.dataset.state = "unset";
+  }
+  if (entry && entry.effective_source === "demo") noteSynthetic(true);
+  const card = $(`#key-${provider}`);
+  card.querySelector('[data-action="test"]').disabled = !saved;
+  card.querySelector('[data-action="remove"]').disabled = !saved;
+}
+
+async function refreshKeys() {
+  const entries = keyEntries(await api("/api/settings/keys"));
+  for (const card of document.querySelectorAll(".key-card")) {
+    showKeyState(card.dataset.provider, entries[card.dataset.provider]);
+  }
+}
+
+function wireKeyCard(card) {
+  const provider = card.dataset.provider;
+  const input = $(`#key-${provider}-input`);
+  const message = $(`#key-${provider}-message`);
+  const name = providerName(provider);
+  const run = async (text, fn) => {
+    say(message, text);
+    card.setAttribute("aria-busy", "true");
+    try {
+      await fn();
+    } catch (err) {
+      say(message, "");
+      showError(errorBox, err);
+    } finally {
+      card.removeAttribute("aria-busy");
+    }
+  };
+  card.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const key = input.value.trim();
+    if (!key) {
+      say(message, `Paste your ${name} key into the field first.`, "error");
+      input.focus();
+      return;
+    }
+    run("Saving…", async () => {
+      await api(`/api/settings/keys/${provider}`, { method: "PUT", json: { api_key: key } });
+      input.value = ""; // the secret leaves the page as soon as it is stored
+      await refreshKeys();
+      say(message, `${name} key saved.`, "ok");
+    });
+  });
+  card.querySelector('[data-action="test"]').addEventListener("click", () =>
+    run("Testing…", async () => {
+      const res = (await api(`/api/settings/keys/${provider}/test`, { method: "POST" })) || {};
+      const ok = res.ok !== false && res.valid !== false;
+      const detail = res.message || res.detail || "";
+      const text = ok
+        ? `The ${name} key works.${detail ? ` ${detail}` : ""}`
+        : `The ${name} key was refused${detail ? `: ${detail}` : "."}`;
+      say(message, text, ok ? "ok" : "error");
+      noteSynthetic(res.synthetic);
+    }),
+  );
+  card.querySelector('[data-action="remove"]').addEventListener("click", async () => {
+    if (!(await confirmAction(`Remove your ${name} key from this server?`, "Remove"))) return;
+    run("Removing…", async () => {
+      await api(`/api/settings/keys/${provider}`, { method: "DELETE" });
+      await refreshKeys();
+      say(message, `${name} key removed.`, "ok");
+    });
+  });
+}
+
+async function initDefaults() {
+  const form = $("#defaults-form");
+  const message = $("#defaults-message");
+  const models = await loadModels();
+  const picker = new ModelPicker(models, {
+    provider: $("#d-provider"),
+    model: $("#d-model"),
+    ratio: $("#d-aspect_ratio"),
+    size: $("#d-image_size"),
+  });
+  const saved = (await api("/api/settings/defaults")) || {};
+  picker.set({ provider: saved.provider || "openrouter", ...saved });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = {
+      provider: $("#d-provider").value,
+      model: $("#d-model").value || null,
+      aspect_ratio: $("#d-aspect_ratio").value || null,
+      image_size: $("#d-image_size").value || null,
+    };
+    try {
+      await api("/api/settings/defaults", { method: "PUT", json: body });
+      say(message, "Defaults saved. New generations start with them.", "ok");
+    } catch (err) {
+      showError(errorBox, err);
+    }
+  });
+  form.dataset.ready = "true";
+}
+
+// ------------------------------------------------------------------------- API tokens
+
+function tokenRow(t) {
+  const revoke = el(
+    "button",
+    { type: "button", class: "btn btn-small btn-danger", "aria-label": `Revoke ${t.name || "token"}` },
+    "Revoke",
+  );
+  revoke.disabled = !!t.current;
+  revoke.title = t.current ? "This is the session you are using; sign out to end it." : "";
+  revoke.addEventListener("click", async () => {
+    if (!(await confirmAction(`Revoke the token “${t.name}”? Scripts using it stop working.`, "Revoke"))) return;
+    try {
+      await api(`/api/auth/tokens/${encodeURIComponent(t.id)}`, { method: "DELETE" });
+      say($("#tokens-message"), `Revoked “${t.name}”.`, "ok");
+      await refreshTokens();
+    } catch (err) {
+      showError(errorBox, err);
+    }
+  });
+  return el(
+    "tr",
+    { dataset: { id: t.id } },
+    el("td", {}, t.name || "—"),
+    el("td", {}, formatDate(t.created_at)),
+    el("td", {}, t.expires_at ? formatDate(t.expires_at) : "never"),
+    el("td", {}, t.last_used_at ? formatDate(t.last_used_at) : "never"),
+    el("td", {}, revoke),
+  );
+}
+
+async function refreshTokens() {
+  const body = (await api("/api/auth/tokens")) || {};
+  // Sign-in sessions are listed by the API too; this table is for personal API tokens.
+  const tokens = (body.tokens || []).filter((t) => t.kind === "api");
+  const rows = tokens.map(tokenRow);
+  $("#tokens-body").replaceChildren(
+    ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "5", class: "hint" }, "No API tokens yet."))]),
+  );
+}
+
+function initTokens() {
+  const form = $("#token-form");
+  const box = $("#new-token");
+  const value = $("#new-token-value");
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const name = $("#token-name").value.trim();
+    if (!name) {
+      say($("#tokens-message"), "Give the token a name, so you know later where it is used.", "error");
+      $("#token-name").focus();
+      return;
+    }
+    const days = $("#token-days").value;
+    try {
+      const created = await api("/api/auth/tokens", {
+        method: "POST",
+        json: { name, expires_in_days: days ? Number(days) : null },
+      });
+      value.value = created.token;
+      box.hidden = false;
+      value.focus();
+      value.select();
+      $("#token-name").value = "";
+      say($("#tokens-message"), "");
+      await refreshTokens();
+    } catch (err) {
+      showError(errorBox, err);
+    }
+  });
+  $("#copy-token").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(value.value);
+      say($("#tokens-message"), "Copied.", "ok");
+    } catch {
+      value.select();
+      say($("#tokens-message"), "Press Ctrl+C (or ⌘C) to copy the selected token.", "info");
+    }
+  });
+  // The token's value leaves the page when the user leaves it.
+  window.addEventListener("pagehide", () => {
+    value.value = "";
+  });
+  return refreshTokens();
+}
+
+async function main() {
+  if (!requireSession()) return;
+  initHeader();
+  document.querySelectorAll(".key-card").forEach(wireKeyCard);
+  if (new URLSearchParams(window.location.search).get("welcome")) {
+    say($(`#key-openrouter-message`), "Welcome! Save an OpenRouter or Google key to start generating.", "ok");
+  }
+  try {
+    const me = await api("/api/auth/me");
+    $("#me-name").textContent = me.username;
+    $("#me-role").textContent = me.is_admin ? " (administrator)" : "";
+    noteSynthetic(!!(me.demo || me.synthetic));
+    await refreshKeys();
+    await initDefaults();
+    await initTokens();
+  } catch (err) {
+    showError(errorBox, err, { focus: false });
+  }
+  if (window.location.hash) {
+    const target = document.querySelector(window.location.hash.replace(/[^#\w-]/g, ""));
+    const input = target && target.querySelector("input");
+    if (input) input.focus();
+  }
+  document.body.dataset.ready = "true";
+}
+
+main();

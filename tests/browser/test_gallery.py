@@ -1,0 +1,181 @@
+"""Gallery and settings in a real browser: search, paging, delete with confirmation, keys."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import GOOGLE_KEY, OPENROUTER_KEY, Browsing, LiveServer, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_gallery_search_page_and_delete(web: Browsing, server: LiveServer) -> None:
+    page = web.page
+    username, token = server.new_user("gallery")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    tag = uuid.uuid4().hex[:6]
+
+    # 26 entries: more than one page (24), so scrolling has to fetch the rest.  Small images,
+    # two at a time (the per-user concurrency); the otter last, so it is the newest.
+    def kite(i: int) -> None:
+        server.generate(
+            token,
+            prompt=f"kite {tag} number {i}",
+            model="gemini-3.1-flash-image",
+            image_size="0.5K",
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(kite, range(25)))
+    server.generate(token, prompt=f"an otter {tag}", aspect_ratio="9:16")
+
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/gallery")
+    cards = page.locator(".card")
+    expect(cards).to_have_count(24)
+    expect(cards.first).to_contain_text(f"an otter {tag}")  # newest first
+    page.locator("#sentinel").scroll_into_view_if_needed()
+    expect(cards).to_have_count(26)
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+
+    page.get_by_label("Search prompts").fill("otter")
+    page.get_by_label("Search prompts").press("Enter")
+    expect(cards).to_have_count(1)
+    assert "q=otter" in page.url
+    page.get_by_label("Search prompts").fill("no-such-prompt-anywhere")
+    page.get_by_label("Search prompts").press("Enter")
+    expect(cards).to_have_count(0)
+    expect(page.locator("#gallery-empty")).to_contain_text("No generation matches")
+
+    # Delete asks first; "Cancel" keeps it, "Delete" removes it (and the API forgets it).
+    page.goto(f"{server.url}/gallery?q=otter")
+    cards.first.get_by_role("link").click()
+    page.wait_for_url(re.compile(r"/gallery/([0-9a-f]+)$"))
+    gen_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".detail-figure img")).to_have_js_property("naturalHeight", 1344)
+    page.get_by_role("button", name="Delete…").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#confirm-cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    with server.client(token) as c:
+        assert c.get(f"/api/generations/{gen_id}").status_code == 200
+    page.get_by_role("button", name="Delete…").click()
+    dialog.get_by_role("button", name="Delete").click()
+    page.wait_for_url(re.compile(r"/gallery\?deleted=1$"))
+    expect(page.locator("#gallery-status")).to_have_text("Deleted.")
+    expect(cards).to_have_count(24)
+    with server.client(token) as c:
+        assert c.get(f"/api/generations/{gen_id}").status_code == 404
+
+
+def test_other_users_generation_is_not_shown(web: Browsing, server: LiveServer) -> None:
+    page = web.page
+    web.console.allow(r"status of 404")
+    _, owner_token = server.new_user("owner")
+    server.save_key(owner_token, "openrouter", OPENROUTER_KEY)
+    secret_prompt = f"private sketch {uuid.uuid4().hex[:6]}"
+    gen = server.generate(owner_token, prompt=secret_prompt)
+    username, token = server.new_user("intruder")
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/gallery/{gen['id']}")
+    expect(page.locator("#detail-error")).to_contain_text("does not exist, or it is not yours")
+    expect(page.locator("#detail")).to_be_hidden()
+    assert secret_prompt not in page.content()
+
+
+def test_settings_keys_and_defaults(web: Browsing, server: LiveServer) -> None:
+    page = web.page
+    username, token = server.new_user("settings")
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/settings")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+    # An empty key is refused on the page, before any request.
+    page.locator("#key-google").get_by_role("button", name="Save").click()
+    expect(page.locator("#key-google-message")).to_contain_text("Paste your Google key")
+    expect(page.get_by_label("New Google key")).to_be_focused()
+
+    page.get_by_label("New Google key").fill(GOOGLE_KEY)
+    page.get_by_label("New Google key").press("Enter")
+    expect(page.locator("#key-google-state")).to_have_text(re.compile(r"Saved: .*G42$"))
+    page.reload()
+    expect(page.locator("#key-google-state")).to_have_text(re.compile(r"Saved: .*G42$"))
+    assert GOOGLE_KEY not in page.content()
+    card = page.locator("#key-google")
+    card.get_by_role("button", name="Test").click()
+    expect(page.locator("#key-google-message")).to_contain_text("The Google key works.")
+
+    # A key the provider refuses: "Test" says so (the emulator refuses keys saying "invalid").
+    page.get_by_label("New Google key").fill("AIzaCANARYinvalid0000000000000000000GG43")
+    card.get_by_role("button", name="Save").click()
+    expect(page.locator("#key-google-state")).to_have_text(re.compile(r"Saved: .*G43$"))
+    card.get_by_role("button", name="Test").click()
+    expect(page.locator("#key-google-message")).to_contain_text("The Google key was refused")
+
+    card.get_by_role("button", name="Remove").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("#key-google-message")).to_have_text("Google key removed.")
+    expect(page.locator("#key-google-state")).to_have_text("No key saved.")
+
+    # Defaults offer only what the chosen model supports, and the generator starts from them.
+    page.get_by_label("Provider").select_option("google")
+    model = page.get_by_label("Model", exact=True)
+    model.select_option("gemini-3.1-flash-image")
+    ratios = page.get_by_label("Aspect ratio").locator("option").all_inner_texts()
+    assert "8:1" in ratios
+    page.get_by_label("Aspect ratio").select_option("21:9")
+    page.get_by_label("Size", exact=True).select_option("2K")
+    model.select_option("gemini-2.5-flash-image")
+    assert page.get_by_label("Size", exact=True).locator("option").all_inner_texts() == ["1K"]
+    assert "8:1" not in page.get_by_label("Aspect ratio").locator("option").all_inner_texts()
+    expect(page.get_by_label("Aspect ratio")).to_have_value("21:9")
+    page.get_by_role("button", name="Save defaults").click()
+    expect(page.locator("#defaults-message")).to_contain_text("Defaults saved")
+
+    page.goto(f"{server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Provider")).to_have_value("google")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("gemini-2.5-flash-image")
+    expect(page.get_by_label("Aspect ratio")).to_have_value("21:9")
+
+
+def test_sign_in_errors_and_sign_out(web: Browsing, server: LiveServer) -> None:
+    page = web.page
+    web.console.allow(r"status of (401|409|422)")
+    username, _ = server.new_user("signin")
+    page.goto(f"{server.url}/gallery")
+    page.wait_for_url(re.compile(r"/login\?next=%2Fgallery$"))
+
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("wrong password!")
+    page.get_by_label("Password").press("Enter")
+    error = page.locator("#auth-error")
+    expect(error).to_contain_text("Wrong username or password.")
+    expect(error.get_by_role("link", name="Create one")).to_be_visible()
+
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server.url}/gallery")
+    expect(page.locator("#account-name")).to_have_text(username)
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/login\?signed_out=1$"))
+    expect(page.locator("#auth-status")).to_have_text("You are signed out.")
+    assert page.evaluate("localStorage.getItem('nanobanana.session')") is None
+
+    page.goto(f"{server.url}/register")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill("correct horse battery")
+    page.get_by_label("Repeat the password").fill("different horse battery")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#auth-error")).to_contain_text("differ")
+    page.get_by_label("Repeat the password").fill("correct horse battery")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#auth-error")).to_contain_text("taken")
