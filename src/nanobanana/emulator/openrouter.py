@@ -1,0 +1,352 @@
+"""OpenRouter routes (``/api/v1``): chat completions, models, generation stats.
+
+Faithful to reference §1: a request without ``"image"`` in ``modalities`` gets a plain text
+answer, asking a model for a modality it cannot output is a 404, an unknown model a 400, and
+auth failures are 401s with OpenRouter's messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from . import openrouter_wire as wire
+from .delivery import Reply, finish, wait_or_disconnect
+from .inputs import INVALID_JSON, check_data_url, loads
+from .models import OPENROUTER_MODELS, ModelSpec
+from .scenarios import Plan, ScenarioError, Spec, strip_markers
+from .state import Artifact, EmulatorState, bearer_token, estimate_tokens, random_id, state_of
+
+__all__ = ["routes"]
+
+_MODALITIES = ("text", "image", "audio")
+_LIST_MODALITIES = frozenset({"text", "image", "audio", "embeddings"})
+_FLAKY_RETRY = 0.05
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: ModelSpec
+    modalities: tuple[str, ...]
+    ratio: str
+    size: str
+    prompt: str  # last user text, scenario markers removed
+    texts: tuple[str, ...]
+    reference_images: int
+    stream: bool
+
+
+def _texts(body: Any) -> list[str]:
+    """Every text of every message (where scenario markers are looked for)."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return []
+    texts = []
+    for msg in body["messages"]:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            ]
+    return texts
+
+
+def _auth_error(request: Request, state: EmulatorState) -> Reply | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return wire.error(401, "No auth credentials found")
+    key = bearer_token(header)
+    if key is None:
+        return wire.error(401, "Missing Authentication header")
+    if not state.config.key_is_valid(key):
+        return wire.error(401, "User not found.")
+    return None
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _content_parts(index: int, content: Any) -> tuple[list[str], int] | Reply:
+    if content is None or isinstance(content, str):
+        return ([content] if content else []), 0
+    if not isinstance(content, list):
+        return wire.error(400, f"messages[{index}].content must be a string or an array of parts")
+    texts, images = [], 0
+    for j, part in enumerate(content):
+        where = f"messages[{index}].content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if not isinstance(url, str) or not url:
+                return wire.error(400, f"{where}.image_url.url must be a non-empty string")
+            if url.startswith("data:"):
+                problem = check_data_url(url)
+                if problem:
+                    return wire.error(400, f"{where}: {problem}", {"error_type": "invalid_image"})
+            elif not url.startswith(("https://", "http://")):
+                return wire.error(
+                    400,
+                    f"{where}: image URL must be http(s) or a data: URL",
+                    {"error_type": "image_download_failed"},
+                )
+            images += 1
+        else:
+            return wire.error(400, f"{where}: unsupported content part type {kind!r}")
+    return texts, images
+
+
+def _validate(body: dict[str, Any]) -> ChatRequest | Reply:
+    model_id = body.get("model")
+    if not isinstance(model_id, str) or not model_id:
+        return wire.error(400, "model is required")
+    model = OPENROUTER_MODELS.get(model_id)
+    if model is None:
+        return wire.error(400, f"{model_id} is not a valid model ID")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return wire.error(400, "messages must be a non-empty array")
+    texts: list[str] = []
+    prompt, references = "", 0
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+            return wire.error(400, f"messages[{i}] must be an object with a role")
+        parsed = _content_parts(i, msg.get("content"))
+        if isinstance(parsed, Reply):
+            return parsed
+        texts += parsed[0]
+        references += parsed[1]
+        if msg["role"] == "user" and parsed[0]:
+            prompt = " ".join(parsed[0])
+    modalities = body.get("modalities", ["text"])
+    if not isinstance(modalities, list) or not all(m in _MODALITIES for m in modalities):
+        return wire.error(400, f"modalities must be an array of {', '.join(_MODALITIES)}")
+    requested = tuple(modalities) or ("text",)
+    if any(m not in model.outputs for m in requested):
+        return wire.error(
+            404,
+            "No endpoints found that support the requested output modalities: "
+            + ", ".join(requested),
+        )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        return wire.error(400, "stream must be a boolean")
+    config = body.get("image_config") or {}
+    if not isinstance(config, dict):
+        return wire.error(400, "image_config must be an object")
+    ratio, size = config.get("aspect_ratio", "1:1"), config.get("image_size", "1K")
+    if "image" in requested:
+        if ratio not in model.ratios:
+            return wire.error(
+                400,
+                f"image_config.aspect_ratio {ratio!r} is not supported by "
+                f"{model.id}; supported: {', '.join(model.ratios)}",
+            )
+        if size not in model.sizes:
+            return wire.error(
+                400,
+                f"image_config.image_size {size!r} is not supported by "
+                f"{model.id}; supported: {', '.join(model.sizes)}",
+            )
+    return ChatRequest(
+        model,
+        requested,
+        str(ratio),
+        str(size),
+        strip_markers(prompt),
+        tuple(texts),
+        references,
+        stream,
+    )
+
+
+# -- answering ----------------------------------------------------------------------------------
+
+
+def _outcome(state: EmulatorState, plan: Plan) -> str:
+    outcome = plan.outcome
+    if outcome is None:
+        return "ok"
+    if outcome.name == "flaky":
+        return "flaky-fail" if state.flaky_should_fail(outcome) else "ok"
+    return outcome.name
+
+
+def _error_outcome(name: str, outcome: Spec | None, req: ChatRequest) -> Reply | None:
+    model = req.model
+    if outcome is None:
+        return None
+    if name == "flaky-fail":
+        return wire.error_for_status(outcome.integer(1, 429), model, _FLAKY_RETRY)
+    if name == "quota":
+        return wire.quota(model.id, outcome.number(0, 1.0))
+    if name == "quota-day":
+        return wire.quota_day()
+    if name == "legacy-error":
+        return wire.legacy_quota(model, outcome.number(0, 1.0))
+    if name == "payment":
+        return wire.payment()
+    if name == "server-error":
+        return wire.server_error(outcome.integer(0, 500), model)
+    if name == "blocked-prompt":
+        return wire.moderation(model, req.prompt)
+    return None
+
+
+async def _generate(
+    state: EmulatorState, request: Request, req: ChatRequest, plan: Plan, started: float
+) -> Reply:
+    name = _outcome(state, plan)
+    failed = _error_outcome(name, plan.outcome, req)
+    if failed is not None:
+        return failed
+    model = req.model
+    gen_id = f"gen-{int(time.time())}-{random_id()}"
+    prompt_tokens = estimate_tokens(req.texts, req.reference_images)
+    if name in ("error-in-200", "midstream-error"):
+        status = plan.outcome.integer(0, 502) if plan.outcome else 502
+        if not req.stream:
+            return wire.json_reply(
+                200,
+                wire.error_body(
+                    status,
+                    "Provider returned error",
+                    {"provider_name": model.provider},
+                    user_id=True,
+                ),
+            )
+        if name == "error-in-200":
+            return wire.error_event(gen_id, model, status, "Provider returned error")
+        art = Artifact(None, "Generating your image", prompt_tokens, 5, 0)
+        inner = wire.error_inner(status, "Provider returned error")
+        return wire.chat_stream(
+            gen_id, model, art, token=state.splice_token, error_after_text=inner
+        )
+
+    finish = ("stop", "STOP")
+    if name == "safety":
+        art = Artifact(None, "", prompt_tokens, 0, 0)
+        finish = ("content_filter", "IMAGE_SAFETY")
+    else:
+        art = await state.artifact(
+            plan,
+            model,
+            image="image" in req.modalities and name != "text-only",
+            text=model.makes_text,
+            ratio=req.ratio,
+            size=req.size,
+            prompt=req.prompt,
+            texts=req.texts,
+            references=req.reference_images,
+        )
+
+    bare = plan.modifier("string-images") is not None
+    build = wire.chat_stream if req.stream else wire.chat_completion
+    reply = build(gen_id, model, art, token=state.splice_token, finish=finish, bare_images=bare)
+    state.generations.put(
+        gen_id,
+        wire.generation_stats(
+            gen_id,
+            model,
+            art,
+            finish=finish,
+            streamed=req.stream,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            referer=request.headers.get("http-referer"),
+        ),
+    )
+    return reply
+
+
+async def chat_completions(request: Request) -> Response:
+    state = state_of(request)
+    started = time.monotonic()
+    body = loads(await request.body())
+    entry = state.record(request, "openrouter", None if body is INVALID_JSON else body)
+    try:
+        plan = state.plan(request, _texts(body))
+    except ScenarioError as exc:
+        return finish(entry, wire.error(400, f"emulator: {exc}"))
+    entry["scenario"] = plan.texts
+    if await wait_or_disconnect(request.receive, plan.latency):
+        entry["status"] = 499  # the client left while we waited; nobody reads an answer
+        return Response(status_code=499)
+    reply = _auth_error(request, state) or await _answer(state, request, body, plan, started)
+    return finish(entry, reply, plan.transport)
+
+
+async def _answer(
+    state: EmulatorState, request: Request, body: Any, plan: Plan, started: float
+) -> Reply:
+    if not isinstance(body, dict):
+        return wire.error(400, "Request body must be a JSON object")
+    parsed = _validate(body)
+    if isinstance(parsed, Reply):
+        return parsed
+    return await _generate(state, request, parsed, plan, started)
+
+
+# -- discovery ----------------------------------------------------------------------------------
+
+
+async def list_models(request: Request) -> Response:
+    state = state_of(request)
+    entry = state.record(request, "openrouter", None)
+    wanted_text = request.query_params.get("output_modalities", "text")
+    models = list(OPENROUTER_MODELS.values())
+    if wanted_text != "all":
+        wanted = {m.strip() for m in wanted_text.split(",") if m.strip()}
+        unknown = wanted - _LIST_MODALITIES
+        if unknown or not wanted:
+            reply = wire.error(
+                400,
+                "output_modalities must be 'all' or a comma list of "
+                + ", ".join(sorted(_LIST_MODALITIES)),
+            )
+            return finish(entry, reply)
+        models = [m for m in models if wanted & set(m.outputs)]
+    data = [wire.model_object(m) for m in models]
+    return finish(entry, wire.json_reply(200, {"data": data, "total_count": len(data)}))
+
+
+async def get_model(request: Request) -> Response:
+    state = state_of(request)
+    entry = state.record(request, "openrouter", None)
+    model_id = f"{request.path_params['author']}/{request.path_params['slug']}"
+    model = OPENROUTER_MODELS.get(model_id)
+    if model is None:
+        return finish(entry, wire.error(404, f"Model {model_id} not found"))
+    return finish(entry, wire.json_reply(200, {"data": wire.model_object(model)}))
+
+
+async def generation(request: Request) -> Response:
+    state = state_of(request)
+    entry = state.record(request, "openrouter", None)
+    reply = _auth_error(request, state)
+    if reply is None:
+        gen_id = request.query_params.get("id")
+        stats = state.generations.get(gen_id) if gen_id else None
+        if not gen_id:
+            reply = wire.error(400, "id is required")
+        elif stats is None:
+            reply = wire.error(404, f"Generation {gen_id} not found")
+        else:
+            reply = wire.json_reply(200, {"data": stats})
+    return finish(entry, reply)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/api/v1/models", list_models, methods=["GET"]),
+        Route("/api/v1/model/{author}/{slug}", get_model, methods=["GET"]),
+        Route("/api/v1/generation", generation, methods=["GET"]),
+    ]
