@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= server,postgres,dev
+EXTRAS ?= server,postgres,comfyui,dev
 
 .PHONY: install run test lint fmt bench clean services browser screenshots
 

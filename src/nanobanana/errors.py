@@ -19,8 +19,9 @@
     │   ├── AmbiguousError         sent, then no complete answer (timeout, reset, truncated):
     │   │   │                      the provider may have billed it, so it is never resent
     │   │   └── DeadlineExceeded   the overall deadline of the call ran out
-    │   └── InvalidResponseError   an answer that is not what the wire format promises
-    │                              (malformed base64, a non-image payload, broken JSON)
+    │   ├── InvalidResponseError   an answer that is not what the wire format promises
+    │   │                          (malformed base64, a non-image payload, broken JSON)
+    │   └── ServerError            a nanobanana server (``nanobanana.remote``) refused or failed
     └── ContentError               the call ran but produced no usable image (.reason, .text,
         ├── BlockedError           .finish_reason): safety or policy block, prompt or output
         └── NoImageError           the model answered with text only
@@ -48,6 +49,7 @@ __all__ = [
     "PaymentRequiredError",
     "QuotaError",
     "ReferenceImageError",
+    "ServerError",
     "UnknownModelError",
     "UpstreamBadRequest",
     "UpstreamError",
@@ -210,6 +212,12 @@ class InvalidResponseError(UpstreamError):
         kw["retryable"] = False
         kw.setdefault("may_be_billed", True)
         super().__init__(message, **kw)
+
+
+class ServerError(UpstreamError):
+    """A nanobanana server (used through ``nanobanana.remote``) refused the call or failed."""
+
+    code = "server_error"
 
 
 # --------------------------------------------------------------------------- content errors

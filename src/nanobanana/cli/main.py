@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NanobananaError
-from . import emulator, generate, info, keys, models, serve
+from . import batch, emulator, generate, info, keys, models, serve
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(sub)
     emulator.register(sub)
     serve.register(sub)
+    batch.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,365 @@
+"""Reading a batch file: CSV or JSON Lines, one generation request per row.
+
+Columns (CSV header or JSON keys; case, spaces and dashes do not matter):
+
+``prompt`` (required), ``name``, ``model``, ``provider``, ``aspect_ratio`` (``aspect``,
+``ratio``), ``image_size`` (``size``), ``n`` (``count``), ``negative_prompt`` (``negative``),
+``seed``, ``images`` (``image``, ``references``: paths or URLs, ``|``-separated in CSV, a list
+in JSON).  An unknown column is an error, so a typo never silently drops a parameter.
+
+Every row is checked before anything is sent: a bad file costs nothing.  Relative image paths
+are resolved against the batch file's folder, so a run does not depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+__all__ = ["BatchRow", "RowDefaults", "parse_rows", "read_rows"]
+
+COLUMN_ALIASES: dict[str, str] = {
+    "prompt": "prompt",
+    "name": "name",
+    "model": "model",
+    "provider": "provider",
+    "aspect_ratio": "aspect_ratio",
+    "aspect": "aspect_ratio",
+    "ratio": "aspect_ratio",
+    "image_size": "image_size",
+    "size": "image_size",
+    "n": "n",
+    "count": "n",
+    "negative_prompt": "negative_prompt",
+    "negative": "negative_prompt",
+    "seed": "seed",
+    "images": "images",
+    "image": "images",
+    "references": "images",
+}
+#: Separator of several reference images in one CSV cell.
+CSV_IMAGE_SEPARATOR = "|"
+MAX_ROW_IMAGES = 10
+MAX_SEED = 2**31 - 1
+MAX_NAME_CHARS = 80
+SLUG_CHARS = 40
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RowDefaults:
+    """Values for cells a row leaves empty (from the command line)."""
+
+    model: str | None = None
+    provider: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    n: int = 1
+    negative_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One request of a batch, with everything that decides what is paid for."""
+
+    #: 1-based position among the file's rows.
+    index: int
+    #: Line of the file the row starts on (for messages).
+    line: int
+    prompt: str
+    name: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    n: int = 1
+    negative_prompt: str | None = None
+    seed: int | None = None
+    #: Reference images: absolute paths or URLs.
+    images: tuple[str, ...] = field(default=())
+    #: What identifies each reference for the fingerprint: a file's content digest (so moving
+    #: the folder changes nothing, editing the image does), or the URL.
+    image_ids: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def key(self) -> str:
+        """The row's identity in the manifest: its ``name``, else its position."""
+        return self.name or f"{self.index:04d}"
+
+    @property
+    def stem(self) -> str:
+        """File name stem: ``<name>``, or ``<index>-<prompt slug>``."""
+        if self.name:
+            return self.name
+        slug = slugify(self.prompt)
+        return f"{self.index:04d}-{slug}" if slug else f"{self.index:04d}"
+
+    def file_name(self, image_index: int, extension: str) -> str:
+        """``<stem>.png`` for a one-image row, ``<stem>-<i>.png`` (1-based) otherwise."""
+        if self.n == 1:
+            return f"{self.stem}{extension}"
+        return f"{self.stem}-{image_index + 1}{extension}"
+
+    def request(self) -> dict[str, Any]:
+        """The generation parameters, as sent (``name`` is not one of them)."""
+        return {
+            "prompt": self.prompt,
+            "model": self.model,
+            "provider": self.provider,
+            "aspect_ratio": self.aspect_ratio,
+            "image_size": self.image_size,
+            "n": self.n,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "images": list(self.images),
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when anything that is paid for changes: a done row whose fingerprint
+        differs from the manifest's is generated again."""
+        params = {**self.request(), "images": list(self.image_ids)}
+        blob = json.dumps(params, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def slugify(text: str, limit: int = SLUG_CHARS) -> str:
+    """``"A fox, in the snow!"`` -> ``"a-fox-in-the-snow"`` (ASCII, at most ``limit`` chars)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    out = ""
+    for w in words:
+        nxt = f"{out}-{w}" if out else w
+        if len(nxt) > limit:
+            break
+        out = nxt
+    return out or (words[0][:limit] if words else "")
+
+
+def read_rows(path: Path, defaults: RowDefaults | None = None) -> list[BatchRow]:
+    """Read and check every row of a CSV / JSON Lines file; raise ``UsageError`` on any fault."""
+    try:
+        text = path.read_text("utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"Batch file {path} does not exist.") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"Batch file {path} is not UTF-8 text.") from exc
+    except OSError as exc:
+        raise UsageError(f"Cannot read batch file {path}: {exc.strerror}.") from exc
+    return parse_rows(
+        text, name=path.name, base_dir=path.parent, fmt=_format_of(path, text), defaults=defaults
+    )
+
+
+def _format_of(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    return "jsonl" if text.lstrip().startswith(("{", "[")) else "csv"
+
+
+def parse_rows(
+    text: str,
+    *,
+    name: str = "batch",
+    base_dir: Path | None = None,
+    fmt: str = "csv",
+    defaults: RowDefaults | None = None,
+) -> list[BatchRow]:
+    raw = list(_csv_records(text, name) if fmt == "csv" else _jsonl_records(text, name))
+    if not raw:
+        raise UsageError(f"{name} has no rows.")
+    defaults = defaults or RowDefaults()
+    rows: list[BatchRow] = []
+    errors: list[str] = []
+    for pos, (line, record) in enumerate(raw, start=1):
+        try:
+            rows.append(_row(pos, line, record, defaults, base_dir))
+        except UsageError as exc:
+            errors.append(f"{name} line {line}: {exc.message}")
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.key in seen:
+            errors.append(
+                f"{name} line {row.line}: the name {row.key!r} is already used on line "
+                f"{seen[row.key]}; names must be unique (they name the output files)."
+            )
+        seen.setdefault(row.key, row.line)
+    if errors:
+        more = f"\n(and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise UsageError("\n".join(errors[:10]) + more)
+    return rows
+
+
+def _csv_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise UsageError(f"{name} is not valid CSV: {exc}.") from exc
+    columns = [_column(h, name, 1) for h in header]
+    line = reader.line_num
+    try:
+        for cells in reader:
+            start, line = line + 1, reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) > len(columns):
+                raise UsageError(
+                    f"{name} line {start}: {len(cells)} cells but the header has {len(columns)}."
+                )
+            yield start, {c: v for c, v in zip(columns, cells, strict=False) if v.strip()}
+    except csv.Error as exc:
+        raise UsageError(f"{name} line {reader.line_num}: not valid CSV: {exc}.") from exc
+
+
+def _jsonl_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):  # a plain JSON array of objects is accepted too
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{name} is not valid JSON: {exc}.") from exc
+        for i, item in enumerate(items, start=1):
+            yield i, _json_object(item, name, i)
+        return
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{name} line {lineno}: not valid JSON ({exc.args[0]}).") from exc
+        yield lineno, _json_object(item, name, lineno)
+
+
+def _json_object(item: Any, name: str, line: int) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise UsageError(f"{name} line {line}: each row must be a JSON object.")
+    out = {}
+    for k, v in item.items():
+        if v is None or (isinstance(v, str) and not v.strip()):
+            continue
+        out[_column(str(k), name, line)] = v
+    return out
+
+
+def _column(header: str, name: str, line: int) -> str:
+    norm = re.sub(r"[\s-]+", "_", header.strip().lower())
+    try:
+        return COLUMN_ALIASES[norm]
+    except KeyError:
+        known = ", ".join(sorted(set(COLUMN_ALIASES.values())))
+        raise UsageError(
+            f"{name} line {line}: unknown column {header!r}. Known columns: {known}."
+        ) from None
+
+
+def _row(
+    index: int,
+    line: int,
+    record: Mapping[str, Any],
+    defaults: RowDefaults,
+    base_dir: Path | None,
+) -> BatchRow:
+    prompt = record.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UsageError("the prompt is empty.")
+    images = _images(record.get("images"), base_dir)
+    return BatchRow(
+        index=index,
+        line=line,
+        prompt=prompt.strip(),
+        name=_name(record.get("name")),
+        model=_text(record, "model") or defaults.model,
+        provider=_text(record, "provider") or defaults.provider,
+        aspect_ratio=_text(record, "aspect_ratio") or defaults.aspect_ratio,
+        image_size=_text(record, "image_size") or defaults.image_size,
+        n=_int(record, "n", 1, 10) if "n" in record else defaults.n,
+        negative_prompt=_text(record, "negative_prompt") or defaults.negative_prompt,
+        seed=_int(record, "seed", 0, MAX_SEED) if "seed" in record else defaults.seed,
+        images=tuple(path for path, _ in images),
+        image_ids=tuple(ident for _, ident in images),
+    )
+
+
+def _text(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{key} must be text, not {type(value).__name__}.")
+    return value.strip() or None
+
+
+def _int(record: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    value = record[key]
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise UsageError(f"{key} must be a whole number, not {record[key]!r}.") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{key} must be a whole number from {low} to {high}; got {value!r}.")
+    return value
+
+
+def _name(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    # Names become file names: nothing that could leave the output folder or hide a file.
+    if not _NAME_RE.match(text) or len(text) > MAX_NAME_CHARS or text.endswith("."):
+        raise UsageError(
+            f"name {text!r} must be letters, digits, '.', '_' or '-' (at most "
+            f"{MAX_NAME_CHARS}), starting with a letter or digit."
+        )
+    return text
+
+
+def _images(value: Any, base_dir: Path | None) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(CSV_IMAGE_SEPARATOR)]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise UsageError("images must be a path or URL, or a list of them.")
+    items = [i for i in items if i]
+    if len(items) > MAX_ROW_IMAGES:
+        raise UsageError(f"at most {MAX_ROW_IMAGES} reference images per row; got {len(items)}.")
+    return [_resolve_image(i, base_dir) for i in items]
+
+
+def _resolve_image(item: str, base_dir: Path | None) -> tuple[str, str]:
+    """(what to send, what identifies it): a URL is both; a file is its path and digest."""
+    if item.startswith(("http://", "https://")):
+        return item, item
+    if item.startswith("data:"):
+        return item, "sha256:" + hashlib.sha256(item.encode("ascii", "replace")).hexdigest()[:16]
+    path = Path(item).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except FileNotFoundError:
+        raise UsageError(f"reference image {item!r} does not exist ({path}).") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read reference image {item!r}: {exc.strerror}.") from exc
+    return str(path.resolve()), f"sha256:{digest}"

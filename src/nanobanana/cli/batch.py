@@ -1,0 +1,407 @@
+"""``nanobanana batch FILE``: generate every row of a CSV or JSON Lines file.
+
+Rows run with a concurrency limit, locally (the caller's keys) or as jobs on a nanobanana server
+(``--server``/``--profile``).  Images go to ``<FILE stem>-images/`` beside the file (``-o``),
+named ``<row>-<prompt slug>.png`` or ``<name>.png``, with ``manifest.jsonl`` recording what is
+done: running the command again skips done rows and retries failed ones.  ``--budget`` stops
+starting rows once the batch's recorded cost reaches it.
+
+stderr: a progress bar on a terminal (done, failed, cost so far, ETA), else one line per row.
+stdout: a summary table, or ``--json``.  Ctrl-C (or SIGTERM) stops starting rows and waits for
+those in flight, so nothing paid for is lost; a second Ctrl-C aborts them.
+
+Exit codes: 0 every row done, 1 some rows failed or are still pending, 2 usage error (bad file,
+missing key), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, eprint, stderr_is_tty, warn
+
+if TYPE_CHECKING:
+    from ..batch import BatchProgress, BatchReport, BatchRow, Executor, RowReport
+
+__all__ = ["add_parser", "run"]
+
+#: Largest batch whose summary table lists every row (beyond: only rows not done).
+FULL_TABLE_ROWS = 50
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "batch",
+        help="generate every row of a CSV or JSON Lines file (resumable)",
+        description=(
+            "Generate images for every row of a CSV or JSON Lines file. Columns: prompt "
+            "(required), name, model, provider, aspect_ratio, image_size, n, negative_prompt, "
+            "seed, images. Run it again to skip done rows and retry failed ones."
+        ),
+    )
+    p.add_argument("file", metavar="FILE", type=Path, help="a .csv or .jsonl file of prompts")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        type=Path,
+        help="output folder (default: <FILE stem>-images beside FILE); holds manifest.jsonl",
+    )
+    p.add_argument(
+        "-j",
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="rows in flight at once (default 4)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="USD",
+        help="stop starting rows once the batch's recorded cost reaches USD",
+    )
+    defaults = p.add_argument_group("defaults for empty cells")
+    defaults.add_argument("-m", "--model", help="model id or alias")
+    defaults.add_argument("-p", "--provider", help="openrouter or google (gemini)")
+    defaults.add_argument("-a", "--aspect-ratio", metavar="RATIO", help="e.g. 1:1, 16:9")
+    defaults.add_argument("-s", "--size", metavar="SIZE", help="0.5K, 1K, 2K or 4K")
+    defaults.add_argument("-n", type=int, default=1, metavar="N", help="images per row")
+    defaults.add_argument("--negative", metavar="TEXT", help="what images should avoid")
+    defaults.add_argument("--seed", type=int, help="seed, where the model accepts one")
+    remote = p.add_argument_group("run on a nanobanana server")
+    remote.add_argument(
+        "--server",
+        metavar="URL",
+        help="run rows as jobs on this server (token from $NANOBANANA_TOKEN or a profile)",
+    )
+    remote.add_argument("--profile", metavar="NAME", help="a server profile from profiles.json")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    out.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    local = p.add_argument_group("local runs")
+    local.add_argument("--no-fallback", action="store_true", help="no provider fallback")
+    local.add_argument("--openrouter-base-url", metavar="URL", help="OpenRouter API base URL")
+    local.add_argument("--gemini-base-url", metavar="URL", help="Gemini API base URL")
+    local.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run a built-in emulator and make synthetic images (no key, no cost)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch import RowDefaults, read_rows
+    from ..errors import UsageError
+
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1.")
+    if args.budget is not None and args.budget <= 0:
+        raise UsageError("--budget must be a positive amount of USD.")
+    if (args.server or args.profile) and args.emulator:
+        raise UsageError("--emulator runs locally; it cannot be combined with --server.")
+    defaults = RowDefaults(
+        model=args.model,
+        provider=args.provider,
+        aspect_ratio=args.aspect_ratio,
+        image_size=args.size,
+        n=args.n,
+        negative_prompt=args.negative,
+        seed=args.seed,
+    )
+    rows = read_rows(args.file, defaults)  # every row checked before anything is paid for
+    output = args.output or args.file.parent / f"{args.file.stem}-images"
+    with contextlib.ExitStack() as stack:
+        executor_factory = _executor_factory(args, rows, stack)
+        report = asyncio.run(_run_batch(args, rows, output, executor_factory))
+    if report is None:
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_summary(report)
+    return EXIT_OK if report.complete else EXIT_ERROR
+
+
+def _executor_factory(
+    args: argparse.Namespace, rows: list[BatchRow], stack: contextlib.ExitStack
+) -> Any:
+    """A coroutine function building the executor inside the event loop; what can be checked
+    without it (server profile, rows against the catalog) is checked now."""
+    if args.server or args.profile:
+        from ..remote import ServerClient, resolve_server
+
+        profile = resolve_server(url=args.server, profile=args.profile)
+
+        async def remote() -> Executor:
+            from ..batch import ServerExecutor
+
+            return ServerExecutor(ServerClient.from_profile(profile))
+
+        return remote
+
+    from ..catalog import Catalog
+
+    _precheck_local(rows, Catalog())
+    urls, keys, env = _local_endpoints(args, stack)
+
+    async def local() -> Executor:
+        from ..batch import LocalExecutor
+        from ..client import AsyncClient
+
+        client = AsyncClient(
+            api_keys=keys,
+            base_urls=urls,
+            env=env,
+            use_keys_file=not args.emulator,
+            synthetic=args.emulator,
+            fallback=not args.no_fallback,
+        )
+        try:
+            _check_keys(client, rows)
+        except BaseException:
+            await client.aclose()
+            raise
+        return LocalExecutor(client)
+
+    return local
+
+
+def _local_endpoints(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]:
+    """Base URLs, explicit keys and environment for the client; ``--emulator`` starts one."""
+    from ..errors import UsageError
+    from .common import base_urls_from
+    from .generate import EMULATOR_KEYS, SYNTHETIC_NOTE
+
+    urls = base_urls_from(args)
+    if not args.emulator:
+        return urls, {}, None
+    if any(urls.values()):
+        raise UsageError("--emulator serves its own endpoints; drop the base URL options.")
+    from ..emulator import EmulatorServer
+
+    emu = stack.enter_context(EmulatorServer())
+    eprint(f"Emulator running at {emu.url}. {SYNTHETIC_NOTE}")
+    # An empty environment: neither real keys nor real base URLs reach the emulator run.
+    return {"openrouter": emu.openrouter_url, "google": emu.gemini_url}, dict(EMULATOR_KEYS), {}
+
+
+def _check_keys(client: Any, rows: list[BatchRow]) -> None:
+    """A provider a row names, or any provider at all, without a key: refuse before starting
+    rather than fail every row."""
+    from ..config import OPENROUTER, canonical_provider
+    from ..errors import MissingKeyError
+
+    available = client.available_providers()
+    named = {canonical_provider(r.provider) for r in rows if r.provider}
+    missing = sorted(p for p in named if p not in available)
+    if missing or not available:
+        raise MissingKeyError(missing[0] if missing else OPENROUTER)
+
+
+def _precheck_local(rows: list[BatchRow], catalog: Any) -> None:
+    """Model, ratio, size and provider of every row against the catalog, before any call."""
+    from ..catalog import DEFAULT_MODEL
+    from ..config import canonical_provider
+    from ..errors import UsageError
+
+    problems = []
+    for row in rows:
+        try:
+            spec = catalog.get(row.model or DEFAULT_MODEL)
+            if row.provider:
+                spec.wire_id(canonical_provider(row.provider))
+            catalog.validate(
+                spec,
+                aspect_ratio=row.aspect_ratio,
+                image_size=row.image_size,
+                n_images=len(row.images),
+            )
+        except UsageError as exc:
+            problems.append(f"line {row.line}: {exc.message}")
+    if problems:
+        more = f"\n(and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise UsageError(
+            "the batch file has rows that cannot be sent:\n" + "\n".join(problems[:10]) + more
+        )
+
+
+async def _run_batch(
+    args: argparse.Namespace, rows: list[BatchRow], output: Path, make_executor: Any
+) -> BatchReport | None:
+    executor = await make_executor()  # may refuse (no key) before any folder is made
+    try:
+        return await _run_with(args, rows, output, executor)
+    finally:
+        await executor.aclose()
+
+
+async def _run_with(
+    args: argparse.Namespace, rows: list[BatchRow], output: Path, executor: Executor
+) -> BatchReport | None:
+    from ..batch import BatchRunner, Manifest
+
+    show_bar = stderr_is_tty() and not args.no_progress
+    bar = _Bar(rows, args.file.name) if show_bar else None
+    with Manifest.open(output, source=args.file.name) as manifest:
+        if manifest.source and manifest.source != args.file.name:
+            warn(f"{output} holds a batch started from {manifest.source}; rows match by name.")
+        runner = BatchRunner(
+            rows,
+            executor=executor,
+            manifest=manifest,
+            output_dir=output,
+            source=str(args.file),
+            concurrency=args.concurrency,
+            budget=args.budget,
+            on_progress=bar.update if bar else None,
+            on_row=None if show_bar or args.no_progress else _row_line,
+        )
+        task = asyncio.ensure_future(runner.run())
+        presses = _install_signals(runner, task)
+        if bar:
+            bar.start()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if presses[0] < 2:
+                raise
+            eprint(
+                "Aborted. Rows that were in flight are marked in the manifest and run again "
+                "next time (they may have been billed)."
+            )
+            return None
+        finally:
+            if bar:
+                bar.stop()
+            _remove_signals()
+
+
+def _install_signals(runner: Any, task: asyncio.Future[Any]) -> list[int]:
+    presses = [0]
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        presses[0] += 1
+        if presses[0] == 1:
+            runner.stop()
+            eprint("Stopping: no new rows; waiting for those in flight (Ctrl-C again to abort).")
+        else:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows loops
+            loop.add_signal_handler(sig, on_signal)
+    return presses
+
+
+def _remove_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+
+
+def _row_line(row: RowReport) -> None:
+    if row.status == "done":
+        cost = f" ${row.cost:.4f}" if row.cost is not None else ""
+        eprint(f"done   {row.key}: {', '.join(row.files)}{cost}")
+    else:
+        eprint(f"failed {row.key}: [{row.error_code}] {row.error}")
+
+
+class _Bar:
+    """The rich progress bar: rows done of those to run, failures, cost so far, ETA."""
+
+    def __init__(self, rows: list[BatchRow], label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TextColumn("${task.fields[cost]:.4f}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
+        self.label = label
+        self.task = self.progress.add_task(label, total=len(rows), failed=0, cost=0.0)
+        self.skipped = -1
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def update(self, p: BatchProgress) -> None:
+        if self.skipped < 0:  # first report: rows done earlier are not this run's work
+            self.skipped = p.skipped
+            desc = f"{self.label} ({p.skipped} done earlier)" if p.skipped else self.label
+            self.progress.update(self.task, total=p.total - p.skipped, description=desc)
+        self.progress.update(self.task, completed=p.done + p.failed, failed=p.failed, cost=p.cost)
+
+
+def _print_summary(report: BatchReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rows = report.rows
+    if len(rows) > FULL_TABLE_ROWS:
+        rows = [r for r in rows if r.status not in ("done", "skipped")]
+    if rows:
+        table = Table(title=f"Batch {report.source}", title_justify="left")
+        for col in ("row", "status", "files", "cost", "provider", "note"):
+            table.add_column(col, justify="right" if col == "cost" else "left", overflow="fold")
+        for r in rows:
+            cost = "" if r.cost is None else f"${r.cost:.4f}" + ("~" if r.cost_is_estimate else "")
+            note = r.error or ""
+            if r.was_interrupted and r.status != "skipped":
+                note = ("previous run was cut off here (may be billed twice). " + note).strip()
+            table.add_row(r.key, r.status, "\n".join(r.files), cost, r.provider or "", note)
+        console.print(table)
+    parts = [
+        f"{report.count('done')} done",
+        f"{report.count('skipped')} done earlier",
+        f"{report.count('failed')} failed",
+        f"{report.count('pending')} pending",
+    ]
+    total = f"cost ${report.cost:.4f} this run, ${report.recorded_cost:.4f} for the batch"
+    if report.budget is not None:
+        total += f" (budget ${report.budget:.2f})"
+    console.print(" · ".join(parts) + " · " + total, highlight=False)
+    if report.stopped == "budget":
+        console.print("The budget was reached: pending rows run with a larger --budget.")
+    elif report.stopped == "stopped":
+        console.print("Stopped before every row ran: run the same command again to continue.")
+    elif report.count("failed"):
+        console.print("Run the same command again to retry the failed rows.")
+    console.print(f"Images and manifest: {report.output_dir}", highlight=False)
+    # Warnings are usually the same for every row (a model's shutdown date): each once.
+    for message in dict.fromkeys(w for r in report.rows for w in r.warnings):
+        warn(message)

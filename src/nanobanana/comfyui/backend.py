@@ -1,0 +1,185 @@
+"""What a node run does: call the library locally or a nanobanana server, and explain failures.
+
+Keys never come from a node: locally they come from the environment ComfyUI was started with or
+the keys file (``nanobanana keys set``); with a server profile the server uses the keys its user
+stored there, with its fallback, and the job lands in the gallery.
+
+ComfyUI calls node functions on its own thread, sometimes one that already runs an event loop,
+so the async work runs on a private thread with its own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from nanobanana.errors import (
+    BlockedError,
+    ContentError,
+    MissingKeyError,
+    NanobananaError,
+    QuotaError,
+)
+
+__all__ = ["LOCAL", "NodeRequest", "NodeResult", "explain", "profile_choices", "run_requests"]
+
+log = logging.getLogger("nanobanana.comfyui")
+
+#: The server-profile choice meaning "run here, with keys from the environment or keys file".
+LOCAL = "(local keys)"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NodeRequest:
+    prompt: str
+    model: str | None = None
+    provider: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    n: int = 1
+    negative_prompt: str | None = None
+    seed: int | None = None
+    #: Reference images, encoded (PNG, or JPEG when the PNG would be too large).
+    references: tuple[bytes, ...] = field(default=(), repr=False)
+
+
+@dataclass
+class NodeResult:
+    images: list[bytes]
+    text: str
+    #: Parameters and outcome (no secret): the node's ``info`` output.
+    info: dict[str, Any]
+
+
+def profile_choices(env: Mapping[str, str] | None = None) -> list[str]:
+    """``LOCAL`` and the names in the profiles file, for the node's drop-down."""
+    from nanobanana.remote import ProfilesFile, profiles_file_path
+
+    try:
+        names = ProfilesFile(profiles_file_path(env)).names()
+    except NanobananaError as exc:
+        # The node list must still load; choosing a profile will then show this error.
+        log.warning("Nano Banana: server profiles unavailable: %s", exc)
+        names = []
+    return [LOCAL, *names]
+
+
+def run_requests(
+    requests: list[NodeRequest], *, profile: str, env: Mapping[str, str] | None = None
+) -> list[NodeResult]:
+    """Run the requests concurrently; all must succeed (a node has no partial output)."""
+    env = dict(os.environ) if env is None else env
+    try:
+        if profile == LOCAL:
+            return _run_sync(_local(requests, env))
+        return _run_sync(_remote(requests, profile, env))
+    except NanobananaError as exc:
+        explain(exc, profile=profile)
+        raise
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nanobanana-node") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _local(requests: list[NodeRequest], env: Mapping[str, str]) -> list[NodeResult]:
+    from nanobanana.client import AsyncClient
+
+    async with AsyncClient(env=env) as client:
+
+        async def one(req: NodeRequest) -> NodeResult:
+            result = await client.generate(
+                req.prompt,
+                model=req.model,
+                provider=req.provider,
+                aspect_ratio=req.aspect_ratio,
+                image_size=req.image_size,
+                n=req.n,
+                negative_prompt=req.negative_prompt,
+                images=list(req.references),
+                seed=req.seed,
+            )
+            info = {
+                **result.provenance(),
+                "where": "local",
+                "images": [{"width": i.width, "height": i.height} for i in result.images],
+                "warnings": result.warnings,
+                "failures": [f.error for f in result.failures],
+            }
+            return NodeResult([img.data for img in result.images], result.text, info)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+async def _remote(
+    requests: list[NodeRequest], profile: str, env: Mapping[str, str]
+) -> list[NodeResult]:
+    from nanobanana.imaging import reference_from_bytes, to_data_url
+    from nanobanana.remote import ServerClient, resolve_server
+
+    server = resolve_server(profile=profile, env=env)
+    async with ServerClient.from_profile(server) as client:
+
+        async def one(req: NodeRequest) -> NodeResult:
+            job, images = await client.generate(
+                req.prompt,
+                model=req.model,
+                provider=req.provider,
+                aspect_ratio=req.aspect_ratio,
+                image_size=req.image_size,
+                n=req.n,
+                negative_prompt=req.negative_prompt,
+                seed=req.seed,
+                images=[to_data_url(reference_from_bytes(r)) for r in req.references],
+            )
+            info = {
+                "where": "server",
+                "server": server.url,
+                "profile": profile,
+                "job_id": job.id,
+                "prompt": req.prompt,
+                "model": job.model,
+                "provider": job.provider,
+                "cost": job.cost,
+                "seed": req.seed,
+                "images": [{"width": i.width, "height": i.height} for i in images],
+                "warnings": job.warnings,
+            }
+            return NodeResult([img.data for img in images], job.text, info)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+def explain(exc: NanobananaError, *, profile: str) -> None:
+    """Reword the error for someone looking at a ComfyUI error dialog (type is kept)."""
+    message = " ".join(str(exc).split())
+    if isinstance(exc, MissingKeyError):
+        from nanobanana.config import KEY_ENV_VARS
+
+        envs = " or ".join(KEY_ENV_VARS.get(exc.provider, ()))
+        message = (
+            f"No {exc.provider} API key. Keys never go in a node (they would be saved in the "
+            f"workflow): set {envs} in the environment ComfyUI starts from, run "
+            f"`nanobanana keys set {exc.provider}`, or choose a server profile."
+        )
+    elif isinstance(exc, QuotaError):
+        message = f"Quota exceeded at {exc.provider}: {message}"
+        if profile == LOCAL:
+            message += " Wait and queue again, or add a key for the other provider so it can "
+            message += "take over (fallback)."
+    elif isinstance(exc, ContentError):
+        what = "Blocked" if isinstance(exc, BlockedError) else "No image"
+        who = f" by {exc.provider}" if exc.provider else ""
+        reason = exc.reason or exc.finish_reason
+        message = f"{what}{who}" + (f" (reason: {reason})" if reason else "") + f": {message}"
+        if exc.text and exc.text.strip() not in message:
+            message += f" The model said: {' '.join(exc.text.split())}"
+    exc.message = message
+    exc.args = (message,)

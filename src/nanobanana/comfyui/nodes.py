@@ -1,0 +1,215 @@
+"""The ComfyUI nodes: **Nano Banana Generate** and **Nano Banana Edit**.
+
+They follow ComfyUI's node protocol (``INPUT_TYPES``, ``RETURN_TYPES``, ``RETURN_NAMES``,
+``FUNCTION``, ``CATEGORY``) and import torch only when they run, so ComfyUI lists them quickly.
+
+No widget holds a secret: the key comes from the environment or the keys file, or the job runs on
+the server a profile names.  Caching is ComfyUI's own, on the inputs: queueing the same inputs
+again reuses the result (no new paid call), and a changed seed (ComfyUI's "control after
+generate") makes a new call.  The nodes therefore define no ``IS_CHANGED``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nanobanana.catalog import Catalog
+
+from .backend import LOCAL, NodeRequest, profile_choices, run_requests
+
+__all__ = ["NanoBananaEdit", "NanoBananaGenerate"]
+
+CATEGORY = "Nano Banana"
+AUTO = "auto"
+#: The library's largest seed; ComfyUI's seed widget goes to 2**64 - 1 and is folded into range.
+MAX_SEED = 2**31 - 1
+DEFAULT_MODEL = "gemini-2.5-flash-image"
+SIZES = (AUTO, "0.5K", "1K", "2K", "4K")
+PROVIDERS = (AUTO, "openrouter", "google")
+
+
+def _models() -> list[str]:
+    ids = [m.id for m in Catalog()]
+    return sorted(ids, key=lambda i: (i != DEFAULT_MODEL, not i.startswith("gemini"), i))
+
+
+def _ratios() -> list[str]:
+    seen: list[str] = []
+    for m in Catalog():
+        seen.extend(r for r in m.aspect_ratios if r not in seen)
+    return [AUTO, *seen]
+
+
+def _common_inputs(default_ratio: str) -> dict[str, Any]:
+    return {
+        "model": (_models(), {"default": DEFAULT_MODEL, "tooltip": "Catalog model id."}),
+        "aspect_ratio": (
+            _ratios(),
+            {
+                "default": default_ratio,
+                "tooltip": "auto: the model's default (1:1), or the input image's shape.",
+            },
+        ),
+        "image_size": (list(SIZES), {"default": AUTO, "tooltip": "auto: the model's default."}),
+        "seed": (
+            "INT",
+            {
+                "default": 0,
+                "min": 0,
+                "max": 0xFFFFFFFFFFFFFFFF,
+                "control_after_generate": True,
+                "tooltip": "A new seed makes a new (paid) call; the same inputs reuse the "
+                "cached result. Sent to models that accept a seed.",
+            },
+        ),
+        "provider": (
+            list(PROVIDERS),
+            {"default": AUTO, "tooltip": "auto: OpenRouter if it has a key, else Google."},
+        ),
+        "server_profile": (
+            profile_choices(),
+            {
+                "default": LOCAL,
+                "tooltip": "Run on a nanobanana server (profiles.json) with the keys stored "
+                "there, or locally with keys from the environment / keys file.",
+            },
+        ),
+    }
+
+
+def _opt(value: str) -> str | None:
+    return None if value in ("", AUTO) else value
+
+
+def _encode(tensor: Any) -> list[bytes]:
+    from nanobanana.imaging import MAX_REFERENCE_BYTES
+
+    from .tensors import tensor_to_png_list
+
+    return tensor_to_png_list(tensor, max_bytes=MAX_REFERENCE_BYTES)
+
+
+def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> NodeRequest:
+    return NodeRequest(
+        prompt=prompt,
+        model=_opt(kw["model"]),
+        provider=_opt(kw["provider"]),
+        aspect_ratio=_opt(kw["aspect_ratio"]),
+        image_size=_opt(kw["image_size"]),
+        n=n,
+        negative_prompt=(kw.get("negative_prompt") or "").strip() or None,
+        seed=int(kw["seed"]) % (MAX_SEED + 1),
+        references=refs,
+    )
+
+
+class NanoBananaGenerate:
+    """Prompt (+ optional reference images) -> an IMAGE batch, the model's text, and info."""
+
+    DESCRIPTION = (
+        "Generate images with Gemini (Nano Banana) or OpenRouter image models. Keys come from "
+        "the environment, the keys file or a server profile, never from the workflow."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "generate"
+    RETURN_TYPES = ("IMAGE", "STRING", "STRING")
+    RETURN_NAMES = ("images", "text", "info")
+    OUTPUT_TOOLTIPS = (
+        "The images; different sizes are letterboxed to the first one's size.",
+        "What the model said, if anything.",
+        "Model, provider, cost, seed and warnings as JSON.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, dict[str, Any]]:
+        common = _common_inputs(default_ratio="1:1")
+        return {
+            "required": {
+                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "The image."}),
+                "model": common["model"],
+                "aspect_ratio": common["aspect_ratio"],
+                "image_size": common["image_size"],
+                "seed": common["seed"],
+                "num_images": ("INT", {"default": 1, "min": 1, "max": 10, "tooltip": "Images."}),
+                "provider": common["provider"],
+                "server_profile": common["server_profile"],
+            },
+            "optional": {
+                "negative_prompt": (
+                    "STRING",
+                    {"multiline": True, "default": "", "tooltip": "What to avoid."},
+                ),
+                "images": ("IMAGE", {"tooltip": "Reference images (each image of the batch)."}),
+            },
+        }
+
+    def generate(
+        self,
+        prompt: str,
+        num_images: int,
+        server_profile: str,
+        images: Any = None,
+        **kw: Any,
+    ) -> tuple[Any, str, str]:
+        from .tensors import images_to_tensor
+
+        refs = tuple(_encode(images)) if images is not None else ()
+        request = _request(prompt, refs, int(num_images), **kw)
+        [result] = run_requests([request], profile=server_profile)
+        info = json.dumps(result.info, indent=2, ensure_ascii=False, default=str)
+        return images_to_tensor(result.images), result.text, info
+
+
+class NanoBananaEdit:
+    """IMAGE + instruction -> the edited IMAGE (each image of the batch edited on its own)."""
+
+    DESCRIPTION = (
+        "Edit images with an instruction. Each image of the input batch is edited separately, "
+        "with the optional references added to every call."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "edit"
+    RETURN_TYPES = ("IMAGE", "STRING", "STRING")
+    RETURN_NAMES = ("images", "text", "info")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, dict[str, Any]]:
+        common = _common_inputs(default_ratio=AUTO)
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The image(s) to edit."}),
+                "instruction": (
+                    "STRING",
+                    {"multiline": True, "default": "", "tooltip": "What to change."},
+                ),
+                "model": common["model"],
+                "aspect_ratio": common["aspect_ratio"],
+                "image_size": common["image_size"],
+                "seed": common["seed"],
+                "provider": common["provider"],
+                "server_profile": common["server_profile"],
+            },
+            "optional": {
+                "references": ("IMAGE", {"tooltip": "Extra reference images for every edit."}),
+            },
+        }
+
+    def edit(
+        self,
+        image: Any,
+        instruction: str,
+        server_profile: str,
+        references: Any = None,
+        **kw: Any,
+    ) -> tuple[Any, str, str]:
+        from .tensors import images_to_tensor
+
+        extra = tuple(_encode(references)) if references is not None else ()
+        requests = [_request(instruction, (img, *extra), 1, **kw) for img in _encode(image)]
+        results = run_requests(requests, profile=server_profile)
+        images = [img for r in results for img in r.images]
+        text = "\n".join(r.text for r in results if r.text)
+        info: Any = results[0].info if len(results) == 1 else {"edits": [r.info for r in results]}
+        info_text = json.dumps(info, indent=2, ensure_ascii=False, default=str)
+        return images_to_tensor(images), text, info_text

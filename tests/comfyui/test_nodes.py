@@ -1,0 +1,193 @@
+"""The nodes run as ComfyUI runs them, against the emulator: outputs, references, caching,
+seeds and the errors a ComfyUI user sees."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from batch.support import generation_calls as image_calls
+from nanobanana import errors
+
+from .comfy import Executor
+from .conftest import GEMINI_CANARY, OPENROUTER_CANARY, edit_node, generate_node
+
+RED = {"class_type": "TestImage", "inputs": {"colors": "255,0,0;0,0,255", "width": 16, "height": 8}}
+
+
+def test_generate_gives_an_image_batch(comfy: Executor, emu_env: Any) -> None:
+    out = comfy.execute({"1": generate_node("a fox [emulator:size:64x48]", num_images=3)})
+    images, text, info = out["1"]
+    assert images.dtype == torch.float32 and tuple(images.shape) == (3, 48, 64, 3)
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert float(images.std()) > 0.01  # a picture, not a blank
+    assert "a fox" in text
+    meta = json.loads(info)
+    assert meta["model"] == "gemini-2.5-flash-image" and meta["provider"] == "openrouter"
+    assert meta["images"] == [{"width": 64, "height": 48}] * 3 and meta["cost"] > 0
+    assert len(image_calls(emu_env)) == 3
+
+
+def test_parameters_reach_the_provider(comfy: Executor, emu_env: Any) -> None:
+    comfy.execute(
+        {
+            "1": generate_node(
+                "a tower [emulator:size:64x36]",
+                model="gemini-3-pro-image",
+                aspect_ratio="16:9",
+                image_size="2K",
+                provider="google",
+                negative_prompt="people",
+                seed=0xFFFFFFFFFFFFFFFF,
+            )
+        }
+    )
+    (call,) = image_calls(emu_env)
+    assert "gemini-3-pro-image" in call["path"]
+    config = call["body"]["generationConfig"]
+    assert config["imageConfig"] == {"aspectRatio": "16:9", "imageSize": "2K"}
+    assert config["seed"] == 0xFFFFFFFFFFFFFFFF % 2**31  # folded into the API's range
+    assert "Avoid the following in the image: people" in json.dumps(call["body"])
+
+
+def test_reference_images_are_sent(comfy: Executor, emu_env: Any) -> None:
+    comfy.execute({"1": RED, "2": generate_node("combine these", images=["1", 0])})
+    (call,) = image_calls(emu_env)
+    content = call["body"]["messages"][0]["content"]
+    urls = [p["image_url"]["url"] for p in content if p["type"] == "image_url"]
+    assert len(urls) == 2 and all(u.startswith("data:image/png;base64,") for u in urls)
+
+
+def test_edit_edits_each_image_of_the_batch(comfy: Executor, emu_env: Any) -> None:
+    out = comfy.execute({"1": RED, "2": edit_node(["1", 0], "make it night")})
+    images, _, info = out["2"]
+    assert images.shape[0] == 2 and images.shape[-1] == 3
+    calls = image_calls(emu_env)
+    assert len(calls) == 2
+    for call in calls:
+        parts = call["body"]["messages"][0]["content"]
+        assert [p["type"] for p in parts].count("image_url") == 1
+        assert any(p.get("text") == "make it night" for p in parts)
+    assert len(json.loads(info)["edits"]) == 2
+
+
+def test_same_inputs_are_cached_and_a_new_seed_calls_again(comfy: Executor, emu_env: Any) -> None:
+    prompt = {"1": generate_node("a cached fox", seed=5)}
+    first = comfy.execute(prompt)["1"][0]
+    assert comfy.executed == ["1"]
+    second = comfy.execute(prompt)["1"][0]
+    assert comfy.executed == [] and second is first
+    assert len(image_calls(emu_env)) == 1
+    comfy.execute({"1": generate_node("a cached fox", seed=6)})  # "increment" after queueing
+    assert comfy.executed == ["1"] and len(image_calls(emu_env)) == 2
+    comfy.execute({"1": generate_node("a cached fox", seed=6)})
+    assert len(image_calls(emu_env)) == 2
+
+
+def test_downstream_edit_reruns_only_when_its_input_changed(comfy: Executor, emu_env: Any) -> None:
+    prompt = {"1": generate_node("a boat"), "2": edit_node(["1", 0], "add a sail")}
+    comfy.execute(prompt)
+    comfy.execute(prompt)
+    assert len(image_calls(emu_env)) == 2
+    prompt["1"] = generate_node("a boat", seed=9)
+    comfy.execute(prompt)
+    assert comfy.executed == ["1", "2"] and len(image_calls(emu_env)) == 4
+
+
+# ----------------------------------------------------------------------------- errors
+def _run_error(comfy: Executor, prompt_text: str, **inputs: Any) -> errors.NanobananaError:
+    with pytest.raises(errors.NanobananaError) as info:
+        comfy.execute({"1": generate_node(prompt_text, **inputs)})
+    message = str(info.value)
+    for secret in (OPENROUTER_CANARY, GEMINI_CANARY):
+        assert secret not in message
+    return info.value
+
+
+def test_no_key_says_where_keys_go(comfy: Executor, emu: Any) -> None:
+    exc = _run_error(comfy, "a fox")
+    assert isinstance(exc, errors.MissingKeyError)
+    assert "OPENROUTER_API_KEY" in str(exc) and "never go in a node" in str(exc)
+    assert "server profile" in str(exc) and "nanobanana keys set" in str(exc)
+
+
+def test_the_keys_file_is_used_when_the_environment_has_no_key(
+    comfy: Executor, emu: Any, isolated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nanobanana.config import KeysFile
+
+    monkeypatch.setenv("OPENROUTER_BASE_URL", emu.openrouter_url)
+    KeysFile(isolated / "config" / "keys.json").set("openrouter", OPENROUTER_CANARY)
+    images = comfy.execute({"1": generate_node("a fox [emulator:size:32x32]")})["1"][0]
+    assert tuple(images.shape) == (1, 32, 32, 3)
+    assert [r["api_key"] for r in image_calls(emu)] == [OPENROUTER_CANARY]
+
+
+def test_quota_is_named(comfy: Executor, emu_env: Any) -> None:
+    exc = _run_error(comfy, "a fox [emulator:quota-day]", provider="google")
+    assert isinstance(exc, errors.QuotaError)
+    assert str(exc).startswith("Quota exceeded at ")
+    assert "other provider" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [("safety", "IMAGE_SAFETY"), ("blocked-prompt", "PROHIBITED_CONTENT")],
+)
+def test_blocked_content_gives_the_reason(
+    comfy: Executor, emu_env: Any, spec: str, reason: str
+) -> None:
+    exc = _run_error(comfy, f"a fox [emulator:{spec}]", provider="google")
+    assert isinstance(exc, errors.BlockedError)
+    assert str(exc).startswith("Blocked by google") and reason in str(exc)
+
+
+def test_text_only_answer_shows_what_the_model_said(comfy: Executor, emu_env: Any) -> None:
+    exc = _run_error(comfy, "a fox [emulator:text-only]")
+    assert isinstance(exc, errors.NoImageError)
+    assert str(exc).startswith("No image") and "The model said:" in str(exc)
+
+
+def test_unknown_profile_is_explained(comfy: Executor, pack: Any, isolated: Any) -> None:
+    from nanobanana.remote import ProfilesFile
+
+    ProfilesFile(isolated / "config" / "profiles.json").set("studio", "http://127.0.0.1:9", "t0k")
+    node = generate_node("a fox", server_profile="studio")
+    ProfilesFile(isolated / "config" / "profiles.json").remove("studio")
+    with pytest.raises(errors.UsageError, match="No server profile named 'studio'"):
+        comfy.mappings["NanoBananaGenerate"]().generate(**node["inputs"])
+
+
+# ------------------------------------------------------------------------ server profile
+def test_a_server_profile_runs_the_job_on_the_server(
+    comfy: Executor, emu: Any, tmp_path: Any, isolated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch.support import SERVER_KEY_CANARY, live_server
+    from nanobanana.remote import ProfilesFile
+
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)  # must not be used
+    with live_server(tmp_path, emu) as server:
+        ProfilesFile(isolated / "config" / "profiles.json").set("studio", server.url, server.token)
+        prompt = {
+            "1": RED,
+            "2": generate_node(
+                "a poster [emulator:size:48x64]", server_profile="studio", images=["1", 0]
+            ),
+            "3": edit_node(["2", 0], "add a title", server_profile="studio"),
+        }
+        out = comfy.execute(prompt)
+        with server.client() as c:
+            jobs = c.get("/api/generations").json()["items"]
+    images, _, info = out["2"]
+    assert tuple(images.shape) == (1, 64, 48, 3)
+    meta = json.loads(info)
+    assert meta["where"] == "server" and meta["profile"] == "studio" and meta["job_id"]
+    assert out["3"][0].shape[0] == 1
+    # Both jobs are in the user's gallery, made with the key stored on the server.
+    assert sorted(j["prompt"] for j in jobs) == ["a poster [emulator:size:48x64]", "add a title"]
+    assert {r["api_key"] for r in image_calls(emu)} == {SERVER_KEY_CANARY}
+    saved = json.dumps({"prompt": prompt, "outputs": [out["2"][1:], out["3"][1:]]})
+    assert server.token not in saved and OPENROUTER_CANARY not in saved
