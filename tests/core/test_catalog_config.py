@@ -10,7 +10,9 @@ from nanobanana.catalog import Catalog, expected_pixels, normalize_ratio, normal
 from nanobanana.config import KeysFile, mask_key, resolve_provider_configs
 
 
-@pytest.mark.parametrize(("raw", "norm"), [("1k", "1K"), (" 2K ", "2K"), ("4k", "4K"), ("0.5k", "0.5K")])
+@pytest.mark.parametrize(
+    ("raw", "norm"), [("1k", "1K"), (" 2K ", "2K"), ("4k", "4K"), ("0.5k", "0.5K")]
+)
 def test_size_normalisation(raw, norm):
     assert normalize_size(raw) == norm
 
@@ -28,8 +30,14 @@ def test_pixel_table():
 
 def test_aliases_and_provider_ids_resolve_to_one_model():
     cat = Catalog()
-    for name in ("gemini-3-pro-image", "nano-banana-pro", "gemini-3-pro-image-preview",
-                 "google/gemini-3-pro-image-preview", "GEMINI-3-PRO-IMAGE", "google/nano-banana-pro"):
+    for name in (
+        "gemini-3-pro-image",
+        "nano-banana-pro",
+        "gemini-3-pro-image-preview",
+        "google/gemini-3-pro-image-preview",
+        "GEMINI-3-PRO-IMAGE",
+        "google/nano-banana-pro",
+    ):
         assert cat.get(name).id == "gemini-3-pro-image"
     assert cat.get("google/gemini-2.5-flash-image-preview").id == "gemini-2.5-flash-image"
     spec = cat.get("gemini-3.1-flash-image")
@@ -46,11 +54,16 @@ def test_image_only_models_ask_for_image_modality_only():
 def test_capabilities_are_checked():
     cat = Catalog()
     flash31 = cat.get("gemini-3.1-flash-image")
-    assert cat.validate(flash31, aspect_ratio="8:1", image_size="0.5k", n_images=0) == ("8:1", "0.5K")
+    assert cat.validate(flash31, aspect_ratio="8:1", image_size="0.5k", n_images=0) == (
+        "8:1",
+        "0.5K",
+    )
     with pytest.raises(errors.ValidationError, match="Allowed"):
         cat.validate(cat.get("gemini-3-pro-image"), aspect_ratio="8:1", image_size=None, n_images=0)
     with pytest.raises(errors.ValidationError, match="at most 3"):
-        cat.validate(cat.get("gemini-2.5-flash-image"), aspect_ratio=None, image_size=None, n_images=4)
+        cat.validate(
+            cat.get("gemini-2.5-flash-image"), aspect_ratio=None, image_size=None, n_images=4
+        )
 
 
 def test_price_estimate_per_image():
@@ -63,8 +76,11 @@ def test_key_resolution_order(tmp_path):
     keys = KeysFile(tmp_path / "keys.json")
     keys.set("google", "AIzaFROMFILE")
     keys.set("openrouter", "sk-or-FROMFILE")
-    env = {"NANOBANANA_KEYS_FILE": str(keys.path), "OPENROUTER_API_KEY": "sk-or-FROMENV",
-           "GEMINI_BASE_URL": "http://127.0.0.1:9"}
+    env = {
+        "NANOBANANA_KEYS_FILE": str(keys.path),
+        "OPENROUTER_API_KEY": "sk-or-FROMENV",
+        "GEMINI_BASE_URL": "http://127.0.0.1:9",
+    }
     cfg = resolve_provider_configs(api_keys={"openrouter": "sk-or-EXPLICIT"}, env=env)
     assert cfg["openrouter"].api_key == "sk-or-EXPLICIT"
     cfg = resolve_provider_configs(env=env)

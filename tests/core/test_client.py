@@ -174,17 +174,20 @@ async def test_quota_is_retried_after_the_servers_delay():
 
 async def test_per_day_quota_is_not_retried_but_falls_back():
     g = FakeProvider("google", outcomes=[quota(per_day=True)])
-    client, _, o, sleeps = make(google=g)
+    client, _, _o, sleeps = make(google=g)
     r = await client.generate("a fox", provider="google")
     assert len(g.calls) == 1 and not sleeps
     assert r.provider == "openrouter" and r.provider_model == "google/gemini-2.5-flash-image"
-    assert [(a.provider, a.status) for a in r.attempts] == [("google", "error"), ("openrouter", "ok")]
+    assert [(a.provider, a.status) for a in r.attempts] == [
+        ("google", "error"),
+        ("openrouter", "ok"),
+    ]
     assert any("fallback" in w for w in r.warnings)
 
 
 async def test_a_long_retry_after_is_not_waited_for():
     g = FakeProvider("google", outcomes=[quota(retry_after=86400)])
-    client, _, o, sleeps = make(google=g)
+    client, _, _o, sleeps = make(google=g)
     r = await client.generate("a fox", provider="google")
     assert not sleeps and r.provider == "openrouter"
 
@@ -192,7 +195,7 @@ async def test_a_long_retry_after_is_not_waited_for():
 async def test_5xx_is_retried_up_to_the_policy_then_falls_back():
     down = [errors.UpstreamUnavailable("down", provider="google", status=503) for _ in range(5)]
     g = FakeProvider("google", outcomes=down)
-    client, _, o, sleeps = make(google=g, retry=RetryPolicy(max_attempts=3))
+    client, _, _o, sleeps = make(google=g, retry=RetryPolicy(max_attempts=3))
     r = await client.generate("a fox", provider="google")
     assert len(g.calls) == 3 and len(sleeps) == 2 and r.provider == "openrouter"
 
@@ -306,7 +309,9 @@ async def test_models_without_keys_is_the_catalog():
 # ------------------------------------------------------------------------------ sync facade
 def test_sync_client_shares_the_implementation():
     g, o = FakeProvider("google"), FakeProvider("openrouter")
-    with Client(api_keys=KEYS, env={}, use_keys_file=False, providers={"google": g, "openrouter": o}) as c:
+    with Client(
+        api_keys=KEYS, env={}, use_keys_file=False, providers={"google": g, "openrouter": o}
+    ) as c:
         r = c.generate("a fox", n=2)
         assert len(r.images) == 2
         events = list(c.stream("a fox"))

@@ -62,3 +62,14 @@ def test_conflicts_are_refused() -> None:
         build_plan("quota,payment", [], None)
     with pytest.raises(ScenarioError, match="transport"):
         build_plan("reset,truncated", [], None)
+
+
+def test_scoped_markers_apply_to_one_service_only() -> None:
+    prompt = ["a fox [emulator@gemini:quota-day] [emulator@openrouter:latency:0.1]"]
+    gemini = build_plan(None, prompt, None, service="gemini")
+    openrouter = build_plan(None, prompt, None, service="openrouter")
+    assert gemini.outcome is not None and gemini.outcome.name == "quota-day"
+    assert gemini.latency == 0.0
+    assert openrouter.outcome is None and openrouter.latency == 0.1
+    both = build_plan(None, ["[emulator:safety]"], None, service="openrouter")
+    assert both.outcome is not None and both.outcome.name == "safety"

@@ -359,7 +359,7 @@ async def _model_action(request: Request, state: EmulatorState) -> Response:
     if method not in _METHODS:
         return finish(entry, wire.error(404, f"Method not found: {method or '(none)'}"))
     try:
-        plan = state.plan(request, _texts(body))
+        plan = state.plan(request, _texts(body), "gemini")
     except ScenarioError as exc:
         return finish(entry, wire.error(400, f"emulator: {exc}"))
     entry["scenario"] = plan.texts

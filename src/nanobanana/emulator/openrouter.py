@@ -272,7 +272,7 @@ async def chat_completions(request: Request) -> Response:
     body = loads(await request.body())
     entry = state.record(request, "openrouter", None if body is INVALID_JSON else body)
     try:
-        plan = state.plan(request, _texts(body))
+        plan = state.plan(request, _texts(body), "openrouter")
     except ScenarioError as exc:
         return finish(entry, wire.error(400, f"emulator: {exc}"))
     entry["scenario"] = plan.texts

@@ -29,7 +29,11 @@ __all__ = [
 ]
 
 HEADER = "x-emulator-scenario"
-_MARKER = re.compile(r"\[emulator:([^\]]*)\]")
+#: ``[emulator:spec]`` applies to both services; ``[emulator@gemini:spec]`` and
+#: ``[emulator@openrouter:spec]`` only to one (e.g. a Google quota that an OpenRouter fallback
+#: answers normally, with the same prompt sent to both).
+_MARKER = re.compile(r"\[emulator(?:@(gemini|openrouter))?:([^\]]*)\]")
+SERVICES = ("gemini", "openrouter")
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 OUTCOMES = frozenset(
@@ -187,9 +191,15 @@ def parse_specs(text: str) -> list[Spec]:
     return specs
 
 
-def find_markers(texts: Iterable[str]) -> list[str]:
-    """The spec lists of every ``[emulator:...]`` marker in the given prompt texts."""
-    return [m.group(1) for text in texts for m in _MARKER.finditer(text)]
+def find_markers(texts: Iterable[str], service: str | None = None) -> list[str]:
+    """The spec lists of the ``[emulator:...]`` markers in the prompt texts that apply to
+    ``service`` (unscoped markers apply to every service)."""
+    return [
+        m.group(2)
+        for text in texts
+        for m in _MARKER.finditer(text)
+        if m.group(1) is None or service is None or m.group(1) == service
+    ]
 
 
 def strip_markers(text: str) -> str:
@@ -201,10 +211,11 @@ def build_plan(
     prompt_texts: Iterable[str],
     default: str | None,
     default_latency: float = 0.0,
+    service: str | None = None,
 ) -> Plan:
     """Resolve header + prompt markers (or the default when both are empty) into a Plan."""
     sources = [header] if header else []
-    sources += find_markers(prompt_texts)
+    sources += find_markers(prompt_texts, service)
     specs = [spec for source in sources for spec in parse_specs(source)]
     if not specs and default:
         specs = parse_specs(default)

@@ -121,12 +121,13 @@ class EmulatorState:
         }
         return self.requests.add(entry)
 
-    def plan(self, request: Request, prompt_texts: Iterable[str]) -> Plan:
+    def plan(self, request: Request, prompt_texts: Iterable[str], service: str) -> Plan:
         return scenarios.build_plan(
             request.headers.get(scenarios.HEADER),
             prompt_texts,
             self.config.default_scenario,
             self.config.latency,
+            service=service,
         )
 
     def image_dimensions(self, plan: Plan, ratio: str, size: str) -> tuple[int, int]:

@@ -1,0 +1,103 @@
+"""The client end to end through the real providers against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from nanobanana import AsyncClient, Client, errors
+from nanobanana.imaging import read_metadata
+
+KEYS = {"openrouter": "sk-or-v1-CANARY-e2e-0001", "google": "AIzaCANARY-e2e-0001"}
+
+
+def client_for(emu, **kw):
+    return AsyncClient(
+        api_keys=kw.pop("keys", KEYS),
+        base_urls={"openrouter": emu.openrouter_url, "google": emu.gemini_url},
+        env={},
+        use_keys_file=False,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("provider", ["openrouter", "google"])
+async def test_generate_returns_the_requested_size(emu, provider):
+    async with client_for(emu) as client:
+        r = await client.generate("a fox", provider=provider, aspect_ratio="16:9")
+    (img,) = r.images
+    assert (img.width, img.height) == (1344, 768) and img.mime_type == "image/png"
+    assert r.provider == provider
+    assert not [w for w in r.warnings if "should be" in w]  # no size mismatch
+    assert r.usage.cost and r.usage.cost > 0
+    assert r.usage.cost_is_estimate == (provider == "google")
+
+
+async def test_google_quota_falls_back_to_openrouter(emu):
+    async with client_for(emu) as client:
+        r = await client.generate("[emulator@gemini:quota-day] a fox", provider="google")
+    assert r.provider == "openrouter"
+    assert [(a.provider, a.status) for a in r.attempts] == [
+        ("google", "error"),
+        ("openrouter", "ok"),
+    ]
+    assert r.attempts[0].error_code == "quota_exceeded"
+    services = [req["service"] for req in emu.requests()]
+    assert services.count("gemini") == 1 and services.count("openrouter") == 1
+
+
+async def test_minute_quota_is_retried_after_retry_info(emu):
+    async with client_for(emu) as client:
+        r = await client.generate("[emulator@gemini:flaky:1:429:e2e-q] a fox", provider="google")
+    assert r.provider == "google"
+    assert [a.status for a in r.attempts] == ["error", "ok"]
+
+
+async def test_safety_block_is_typed_and_not_fallen_back(emu):
+    async with client_for(emu) as client:
+        with pytest.raises(errors.BlockedError) as info:
+            await client.generate("[emulator:safety] a fox", provider="google")
+    assert info.value.reason == "IMAGE_SAFETY"
+    assert all(req["service"] == "gemini" for req in emu.requests() if req["method"] == "POST")
+
+
+async def test_reset_after_send_is_not_resent(emu):
+    async with client_for(emu) as client:
+        with pytest.raises(errors.AmbiguousError):
+            await client.generate("[emulator:reset] a fox", provider="openrouter")
+    posts = [req for req in emu.requests() if req["method"] == "POST"]
+    assert len(posts) == 1
+
+
+async def test_n_images_against_the_emulator(emu):
+    async with client_for(emu) as client:
+        r = await client.generate("a fox", n=3, model="gemini-3-pro-image", image_size="2K")
+    assert len(r.images) == 3 and {(i.width, i.height) for i in r.images} == {(2048, 2048)}
+    assert len([q for q in emu.requests() if q["method"] == "POST"]) == 3
+
+
+async def test_size_mismatch_is_reported(emu):
+    async with client_for(emu) as client:
+        r = await client.generate("[emulator:size:640x480] a fox", aspect_ratio="4:3")
+    assert any("640x480" in w and "1184x864" in w for w in r.warnings)
+
+
+def test_seed_flow_through_the_sync_client(emu, tmp_path):
+    with Client(
+        openrouter_api_key=KEYS["openrouter"],
+        openrouter_base_url=emu.openrouter_url,
+        env={},
+        use_keys_file=False,
+    ) as client:
+        r = client.generate("a red fox", aspect_ratio="16:9")
+        paths = r.save(tmp_path)
+    assert [p.name for p in paths] == ["image-1.png"]
+    meta = read_metadata(paths[0].read_bytes())
+    assert meta["provider"] == "openrouter" and meta["aspect_ratio"] == "16:9"
+    raw = paths[0].read_bytes()
+    assert all(k.encode() not in raw for k in KEYS.values())
+
+
+async def test_streaming_through_openrouter(emu):
+    async with client_for(emu) as client:
+        kinds = [ev.type async for ev in client.stream("a fox", provider="openrouter")]
+    assert kinds.index("text") < kinds.index("image") < kinds.index("done")
