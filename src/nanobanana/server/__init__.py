@@ -1,0 +1,45 @@
+"""The self-hosted web service (``nanobanana serve``): FastAPI on top of ``AsyncClient``.
+
+``create_app(settings)`` builds the ASGI app; ``run(settings, host, port)`` serves it with
+uvicorn.  Nothing is built or read at import time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .settings import Settings
+
+__all__ = ["create_app", "run"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    from .app import create_app as factory
+
+    return factory(settings)
+
+
+def run(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any
+) -> None:
+    """Serve the app (blocking) until interrupted."""
+    import logging
+
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if settings.demo_enabled:
+        logging.getLogger("nanobanana.server").warning(
+            "Starting in DEMO MODE: images for users without a key are synthetic."
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds) + 5),
+        **uvicorn_options,
+    )

@@ -1,0 +1,192 @@
+"""``create_app(settings)``: the FastAPI application factory.
+
+Start-up (the lifespan): open the database and apply migrations; mark jobs a crash left
+``queued``/``running`` as ``interrupted`` (never re-run: a paid call is not sent twice); load the
+master key and check that it opens every stored provider key (a key that cannot be decrypted
+stops the start with a message saying what to do); rotate stored keys to the first master key;
+start the demo emulator in demo mode; open one shared HTTP session; start the worker pool.
+Shutdown: stop taking jobs, let running ones finish for ``shutdown_grace_seconds``, mark the
+rest ``interrupted``, close everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from cryptography.fernet import InvalidToken
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import select
+
+from .. import __version__
+from ..catalog import Catalog
+from .db.engine import create_engine, create_sessionmaker
+from .db.migrate import upgrade_database
+from .db.models import ProviderKey
+from .deps import reject_unknown_query
+from .events import EventBus
+from .jobs import JobManager, mark_interrupted
+from .middleware import BodyLimit, SecurityHeaders
+from .problems import install_error_handlers
+from .security import (
+    KeyVault,
+    LoginGuard,
+    MemoryRateLimiter,
+    Passwords,
+    StartupError,
+    load_master_keys,
+)
+from .services import Services
+from .settings import Settings
+from .storage import LocalImageStore
+
+log = logging.getLogger("nanobanana.server")
+
+DESCRIPTION = """\
+Generate images with Google's Gemini image models (Nano Banana) and OpenRouter's image models.
+
+Authenticate with `Authorization: Bearer <token>` (POST /api/auth/login).  Every error has the
+shape `{"error": {"code": "...", "message": "...", ...details}}`.
+"""
+
+
+async def check_and_rotate_keys(services: Services) -> None:
+    """Every stored provider key must decrypt; keys under an older master key are re-encrypted
+    under the first one (MultiFernet rotation)."""
+    vault = services.vault
+    async with services.sessionmaker() as session, session.begin():
+        rows = (await session.scalars(select(ProviderKey))).all()
+        unreadable = 0
+        rotated = 0
+        for row in rows:
+            try:
+                if vault.needs_rotation(row.ciphertext):
+                    row.ciphertext = vault.rotate(row.ciphertext)
+                    rotated += 1
+            except InvalidToken:
+                unreadable += 1
+        if unreadable:
+            raise StartupError(
+                f"{unreadable} of {len(rows)} stored provider key(s) cannot be decrypted with the "
+                "configured master key(s). Start with the master key they were saved under "
+                "(NANOBANANA_MASTER_KEYS=<new>,<old> rotates them to the new key), or restore "
+                f"the key file {services.settings.resolved_master_key_file}."
+            )
+    if rotated:
+        log.info("Re-encrypted %d stored provider key(s) under the first master key.", rotated)
+
+
+async def _start(stack: AsyncExitStack, settings: Settings) -> Services:
+    import aiohttp
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    vault = KeyVault(load_master_keys(settings))
+    engine = create_engine(settings.resolved_database_url)
+    stack.push_async_callback(engine.dispose)
+    await upgrade_database(engine)
+    # No connection cap here (aiohttp's default is 100): the job manager already bounds the
+    # calls in flight (max_concurrent_jobs); a second, hidden limit queued the rest unseen.
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
+    stack.push_async_callback(http.close)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        store=LocalImageStore(settings.images_dir),
+        vault=vault,
+        passwords=Passwords(settings),
+        login_guard=LoginGuard(settings),
+        generation_limiter=MemoryRateLimiter(settings.generations_per_minute, 60.0),
+        catalog=Catalog(),
+        bus=EventBus(),
+        http=http,
+    )
+    await check_and_rotate_keys(services)
+    stale = await mark_interrupted(services)
+    if stale:
+        log.warning(
+            "%d job(s) were left unfinished by the previous run; marked interrupted (not re-run).",
+            stale,
+        )
+    if settings.demo_enabled:
+        from .demo import DemoUpstream
+
+        demo = DemoUpstream()
+        await demo.start()
+        stack.push_async_callback(demo.stop)
+        services.demo = demo
+    services.jobs = JobManager(services)
+    stack.push_async_callback(services.jobs.shutdown, settings.shutdown_grace_seconds)
+    return services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; ``settings`` default to ``Settings()`` (the environment)."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.services = await _start(stack, settings)
+            log.info("nanobanana %s service ready (data in %s).", __version__, settings.data_dir)
+            yield
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="nanobanana",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    install_error_handlers(app)
+
+    from .routes import (
+        admin,
+        auth,
+        compat_openai,
+        compat_openrouter,
+        generate,
+        generations,
+        health,
+        images,
+        tokens,
+        ui,
+        uploads,
+    )
+    from .routes import settings as settings_routes
+
+    strict = [Depends(reject_unknown_query)]
+    for module in (
+        health,
+        auth,
+        tokens,
+        settings_routes,
+        uploads,
+        generate,
+        generations,
+        images,
+        admin,
+    ):
+        app.include_router(module.router, dependencies=strict)
+    for module in (compat_openrouter, compat_openai):
+        app.include_router(module.router)
+    app.include_router(ui.router)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        # Bearer tokens need no cookies: credentials stay off, so "*" is never combined with them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Idempotent-Replayed", "Location"],
+        )
+    app.add_middleware(SecurityHeaders)
+    return app

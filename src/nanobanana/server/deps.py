@@ -1,0 +1,136 @@
+"""Typed dependencies for routes: the services, a database session, the current user.
+
+Authentication: ``Authorization: Bearer <token>``.  For GET and HEAD only, the session cookie
+set at login is accepted too, so that ``<img src="/api/images/...">`` and ``EventSource`` work in
+the browser; state-changing requests always need the header, so the cookie cannot be used for
+cross-site request forgery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .db.models import Token, User
+from .problems import ApiError
+from .security import MAX_TOKEN_CHARS, hash_token
+from .services import Services
+
+SESSION_COOKIE = "nanobanana_session"
+#: last_used_at is written at most this often per token (a write per request would serialise
+#: every request on SQLite).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A token from POST /api/auth/login (or an API token from POST /api/auth/tokens).",
+)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass
+class Auth:
+    user: User
+    token: Token
+
+
+def _unauthorized(message: str = "Missing or invalid bearer token.") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_auth(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Auth:
+    raw: str | None = credentials.credentials if credentials else None
+    if raw is None and request.method in ("GET", "HEAD") and "authorization" not in request.headers:
+        raw = request.cookies.get(SESSION_COOKIE)
+    if not raw or len(raw) > MAX_TOKEN_CHARS:
+        raise _unauthorized()
+    row = (
+        await session.execute(
+            select(Token, User)
+            .join(User, User.id == Token.user_id)
+            .where(Token.token_hash == hash_token(raw))
+        )
+    ).first()
+    now = services.now()
+    if row is None:
+        raise _unauthorized()
+    token, user = row.tuple()
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        raise _unauthorized("The token has expired or was revoked; log in again.")
+    if not user.is_active:
+        raise ApiError(403, "account_disabled", "This account is disabled.")
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    # End the transaction now: routes may wait a long time (a generation) and must not hold
+    # a database lock meanwhile.
+    await session.commit()
+    return Auth(user=user, token=token)
+
+
+AuthDep = Annotated[Auth, Depends(get_auth)]
+
+
+async def get_current_user(auth: AuthDep) -> User:
+    return auth.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """Unknown query parameters are an error (422), like unknown body fields: a misspelt
+    ``?limt=5`` must not silently do something else."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    allowed = _query_names(dependant) if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"Unknown query parameter(s): {', '.join(repr(u[:40]) for u in unknown[:5])}.",
+            allowed=sorted(allowed),
+        )
+
+
+async def get_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise ApiError(403, "forbidden", "This needs an admin account.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]

@@ -1,0 +1,269 @@
+"""From a generate request to a committed job: validation, references, idempotency.
+
+Everything that can be checked is checked before a job exists (model, provider, ratio, size,
+references, a key for the provider), so a bad request stores nothing and costs nothing.
+
+Idempotency (``Idempotency-Key`` header, per user, at most 255 printable ASCII characters):
+the same key with the same body within the window (24 h by default,
+``NANOBANANA_IDEMPOTENCY_WINDOW_SECONDS``) answers with the first request's result and makes
+no second upstream call; the same key with another body is a 422; while the first request still
+runs, a 409.  After the window the key runs anew.  The unique index on (user, key) settles
+concurrent first requests: one job is created, the others see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..catalog import ModelSpec
+from ..errors import MissingKeyError, ReferenceImageError
+from ..imaging import reference_from_data_url
+from ..types import ReferenceImage
+from .db.models import ACTIVE_STATUSES, Job, Upload, User, UserSettings
+from .problems import ApiError
+from .schemas import GenerateIn
+from .services import Services
+from .uploads import store_upload
+from .upstream import resolve_upstream
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class Prepared:
+    request: dict[str, Any]
+    #: Each reference, in order: an upload id, or a decoded data URL still to be stored.
+    references: list[str | ReferenceImage] = field(default_factory=list)
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(value):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters.",
+        )
+    return value
+
+
+def request_hash(body: GenerateIn, kind: str) -> str:
+    data = {"kind": kind, "body": body.model_dump(mode="json")}
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _supported(
+    spec: ModelSpec, ratio: str | None, size: str | None
+) -> tuple[str | None, str | None]:
+    """Saved defaults that this model cannot do are dropped rather than refused."""
+    from ..catalog import normalize_ratio, normalize_size
+
+    r = normalize_ratio(ratio) if ratio else None
+    s = normalize_size(size) if size else None
+    return (r if r in spec.aspect_ratios else None, s if s in spec.sizes else None)
+
+
+async def prepare(
+    session: AsyncSession,
+    services: Services,
+    user: User,
+    body: GenerateIn,
+    references: list[str | ReferenceImage],
+) -> Prepared:
+    """Validate a request against the catalog, the user's keys and uploads (raises 4xx).
+    ``references``: ``body.images`` after ``decode_references``."""
+    catalog = services.catalog
+    defaults = await session.get(UserSettings, user.id)
+    provider: str = body.provider
+    if "provider" not in body.model_fields_set and defaults is not None and defaults.provider:
+        provider = defaults.provider
+    model = body.model or (defaults.model if defaults else None)
+    spec = catalog.get(model) if model else catalog.default_for(provider)
+    if body.model is None and provider not in spec.provider_ids:
+        spec = catalog.default_for(provider)  # a saved default model of the other provider
+    spec.wire_id(provider)
+    d_ratio, d_size = _supported(
+        spec, defaults.aspect_ratio if defaults else None, defaults.image_size if defaults else None
+    )
+    ratio, size = catalog.validate(
+        spec,
+        aspect_ratio=body.aspect_ratio or d_ratio,
+        image_size=body.image_size or d_size,
+        n_images=len(body.images),
+    )
+    upstream = await resolve_upstream(session, services, user.id)
+    if not upstream.has(provider):
+        raise MissingKeyError(provider)
+    await _check_owned(session, user, references)
+    request: dict[str, Any] = {
+        "prompt": body.prompt,
+        "negative_prompt": body.negative_prompt,
+        "n": body.num_images,
+        "provider": provider,
+        "model": spec.id,
+        "aspect_ratio": ratio,
+        "image_size": size,
+        "seed": body.seed,
+        "images": [],
+    }
+    return Prepared(request=request, references=references)
+
+
+def decode_references(items: list[str]) -> list[str | ReferenceImage]:
+    """Data URLs decoded and checked, upload ids kept; anything else refused.  CPU work and no
+    database: callers run it in a thread before taking any lock."""
+    out: list[str | ReferenceImage] = []
+    for pos, item in enumerate(items, 1):
+        if item.startswith("data:"):
+            out.append(reference_from_data_url(item))
+        elif _UPLOAD_ID.match(item):
+            out.append(item)
+        else:
+            # Paths and URLs are refused: the service never reads files or fetches URLs for a
+            # client (that would be a local file read or a server-side request forgery).
+            raise ReferenceImageError(
+                f"Reference image {pos} must be a data:image/...;base64 URL or an upload id "
+                "from POST /api/uploads.",
+                field="images",
+            )
+    return out
+
+
+async def _check_owned(
+    session: AsyncSession, user: User, references: list[str | ReferenceImage]
+) -> None:
+    ids = [r for r in references if isinstance(r, str)]
+    if not ids:  # most prompts have no reference: no query
+        return
+    owned = set(
+        await session.scalars(
+            select(Upload.id).where(Upload.id.in_(ids), Upload.user_id == user.id)
+        )
+    )
+    for pos, ref in enumerate(references, 1):
+        if isinstance(ref, str) and ref not in owned:
+            raise ReferenceImageError(
+                f"Reference image {pos}: no upload with that id.", field="images"
+            )
+
+
+def _check_rate(services: Services, user_id: str) -> None:
+    """At most ``generations_per_minute`` new generations per user (replays are free)."""
+    limiter = services.generation_limiter
+    wait = limiter.retry_after(user_id)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many generations; try again in {seconds} s.",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+    limiter.hit(user_id)
+
+
+async def find_replay(
+    session: AsyncSession, services: Services, user_id: str, key: str, digest: str
+) -> Job | None:
+    """The job an idempotent retry should answer with, or None to run anew."""
+    job = await session.scalar(
+        select(Job).where(Job.user_id == user_id, Job.idempotency_key == key)
+    )
+    if job is None:
+        return None
+    window = timedelta(seconds=services.settings.idempotency_window_seconds)
+    if job.created_at + window < services.now():
+        job.idempotency_key = None  # expired: the key is free again
+        await session.flush()
+        return None
+    if job.request_hash != digest:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request body; use a new key.",
+        )
+    if job.status in ACTIVE_STATUSES:
+        raise ApiError(
+            409,
+            "idempotency_in_flight",
+            "A request with this Idempotency-Key is still running; retry in a moment.",
+            headers={"Retry-After": "1"},
+            job_id=job.id,
+        )
+    return job
+
+
+async def create_job(
+    session: AsyncSession,
+    services: Services,
+    user: User,
+    body: GenerateIn,
+    *,
+    kind: str,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """(job, replayed).  A new job is committed as ``queued``; the caller submits it."""
+    digest = request_hash(body, kind)
+    user_id = user.id  # the session may expire ``user`` on rollback: no lazy load later
+    references = await asyncio.to_thread(decode_references, body.images) if body.images else []
+    if idempotency_key is not None:
+        found = await find_replay(session, services, user_id, idempotency_key, digest)
+        if found is not None:
+            await session.commit()
+            return found, True
+    _check_rate(services, user_id)
+    services.job_manager.check_capacity(user_id)
+    prepared = await prepare(session, services, user, body, references)
+    # Release the database (on SQLite, the write lock) while files are written.
+    await session.commit()
+    ids: list[str] = []
+    for ref in prepared.references:
+        if isinstance(ref, str):
+            ids.append(ref)
+        else:
+            upload = await store_upload(session, services, user_id, ref)
+            ids.append(upload.id)
+    prepared.request["images"] = ids
+    job = Job(
+        user_id=user_id,
+        status="queued",
+        kind=kind,
+        request=prepared.request,
+        prompt=body.prompt,
+        provider=prepared.request["provider"],
+        model=prepared.request["model"],
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        created_at=services.now(),
+    )
+    session.add(job)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another request with the same key committed first.
+        await session.rollback()
+        if idempotency_key is None:
+            raise
+        found = await find_replay(session, services, user_id, idempotency_key, digest)
+        if found is None:
+            raise ApiError(
+                409, "idempotency_in_flight", "Retry in a moment.", headers={"Retry-After": "1"}
+            ) from None
+        await session.commit()
+        return found, True
+    return job, False

@@ -1,0 +1,428 @@
+"""The in-process worker pool that runs generation jobs.
+
+A job runs in a task owned by the pool, never by the HTTP request that created it, so a client
+that goes away cannot cancel a paid call: the job finishes, its images are stored and it shows
+up in the history.  Concurrency is bounded per user and overall (a user's slot is taken before
+a global one, so one user's backlog never holds global slots while it waits).  Database
+transactions are short and never span an upstream call.
+
+Lifecycle: queued -> running -> succeeded | failed | blocked, or interrupted when the service
+stops first.  Nothing is ever re-run automatically: a call that may have been billed is not
+sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ..client import AsyncClient
+from ..errors import ContentError, NanobananaError, ReferenceImageError
+from ..imaging import with_png_metadata
+from ..retry import RetryPolicy
+from ..types import AttemptEvent, ImageEvent, Result, StreamEvent
+from .db.models import Job, StoredImage, Upload, new_id
+from .memory import release_free_memory
+from .problems import ApiError, error_details
+from .services import Services
+from .upstream import Upstream, resolve_upstream
+from .views import generation_out
+
+log = logging.getLogger("nanobanana.server")
+
+INTERRUPTED_RUNNING = (
+    "The service stopped while this job was running. It was not re-run; the provider may "
+    "have billed the call."
+)
+INTERRUPTED_QUEUED = "The service stopped before this job started; nothing was sent to a provider."
+#: Seconds without a running job before free heap memory is returned to the system.
+IDLE_TRIM_SECONDS = 2.0
+
+
+@dataclass
+class _Files:
+    index: int
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    sha256: str
+
+
+class _Relay:
+    """Turns the client's events into the job's SSE events."""
+
+    def __init__(self, services: Services, job_id: str) -> None:
+        self.bus = services.bus
+        self.job_id = job_id
+        self.first_provider: dict[int, str] = {}
+
+    def __call__(self, ev: StreamEvent) -> None:
+        if isinstance(ev, AttemptEvent):
+            att = ev.attempt
+            first = self.first_provider.setdefault(att.index, att.provider)
+            if att.provider != first:
+                self.first_provider[att.index] = att.provider
+                self.bus.publish(
+                    self.job_id,
+                    "fallback",
+                    {"index": att.index, "from": first, "to": att.provider},
+                )
+            self.bus.publish(self.job_id, "attempt", asdict(att))
+        elif isinstance(ev, ImageEvent):
+            img = ev.image
+            self.bus.publish(
+                self.job_id,
+                "image",
+                {
+                    "index": img.index,
+                    "mime_type": img.mime_type,
+                    "width": img.width,
+                    "height": img.height,
+                },
+            )
+
+
+class JobManager:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        settings = services.settings
+        self._global = asyncio.Semaphore(settings.max_concurrent_jobs)
+        self._per_user: dict[str, asyncio.Semaphore] = {}
+        self._active: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._closing = False
+        self._idle_trim: asyncio.TimerHandle | None = None
+
+    # ----------------------------------------------------------------------- public
+    def active_jobs(self, user_id: str) -> int:
+        return self._active.get(user_id, 0)
+
+    def check_capacity(self, user_id: str) -> None:
+        if self._closing:
+            raise ApiError(503, "shutting_down", "The service is shutting down; try again soon.")
+        if self.active_jobs(user_id) >= self.s.settings.max_queued_jobs_per_user:
+            raise ApiError(
+                429,
+                "too_many_jobs",
+                f"You have {self.active_jobs(user_id)} generations queued or running; wait for "
+                "some to finish.",
+                headers={"Retry-After": "5"},
+            )
+
+    def submit(self, job_id: str, user_id: str) -> None:
+        """Start a job that was just committed as ``queued``."""
+        self.s.bus.open(job_id)
+        self.s.bus.publish(job_id, "queued", {"id": job_id, "status": "queued"})
+        self._done[job_id] = asyncio.Event()
+        self._active[user_id] = self._active.get(user_id, 0) + 1
+        task = asyncio.create_task(self._run(job_id, user_id), name=f"nanobanana-job-{job_id}")
+        self._tasks[job_id] = task
+
+    async def wait(self, job_id: str) -> None:
+        """Until the job has ended (returns at once for a job not running here)."""
+        done = self._done.get(job_id)
+        if done is not None:
+            await done.wait()
+
+    def is_running_here(self, job_id: str) -> bool:
+        return job_id in self._tasks
+
+    async def shutdown(self, grace: float) -> None:
+        """Let running jobs finish for ``grace`` seconds; mark the rest interrupted."""
+        self._closing = True
+        if self._idle_trim is not None:
+            self._idle_trim.cancel()
+        pending = [t for t in self._tasks.values() if not t.done()]
+        if pending:
+            log.info("Waiting up to %.0f s for %d running job(s).", grace, len(pending))
+            await asyncio.wait(pending, timeout=grace)
+        leftover = {jid: t for jid, t in self._tasks.items() if not t.done()}
+        for task in leftover.values():
+            task.cancel()
+        await asyncio.gather(*leftover.values(), return_exceptions=True)
+        if leftover:
+            await mark_interrupted(self.s, list(leftover))
+            log.warning("Marked %d unfinished job(s) as interrupted.", len(leftover))
+        for ev in self._done.values():
+            ev.set()
+
+    # ----------------------------------------------------------------------- memory
+    def _trim_when_idle(self) -> None:
+        """Once no job has run for ``IDLE_TRIM_SECONDS`` (the last answers sent), give the
+        heap's free pages back to the system: without it a burst of landings leaves RSS
+        ~180 MB up for good (see ``memory``).  Nothing happens while jobs keep coming."""
+        if self._idle_trim is not None:
+            self._idle_trim.cancel()
+        self._idle_trim = asyncio.get_running_loop().call_later(
+            IDLE_TRIM_SECONDS, self._trim_if_idle
+        )
+
+    def _trim_if_idle(self) -> None:
+        self._idle_trim = None
+        if not self._tasks and not self._closing:
+            asyncio.get_running_loop().run_in_executor(None, release_free_memory)
+
+    # ----------------------------------------------------------------------- running
+    def _user_slot(self, user_id: str) -> asyncio.Semaphore:
+        sem = self._per_user.get(user_id)
+        if sem is None:
+            sem = self._per_user[user_id] = asyncio.Semaphore(
+                self.s.settings.max_concurrent_jobs_per_user
+            )
+        return sem
+
+    async def _run(self, job_id: str, user_id: str) -> None:
+        try:
+            async with self._user_slot(user_id), self._global:
+                await self._execute(job_id, user_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the last resort: a job must always end, and say why
+            log.error("Job %s failed with an unexpected error.", job_id, exc_info=exc)
+            await self._finish_failed(
+                job_id, "internal_error", "Internal error while running the job.", {}, []
+            )
+        finally:
+            self._tasks.pop(job_id, None)
+            left = self._active.get(user_id, 1) - 1
+            if left <= 0:
+                self._active.pop(user_id, None)
+                self._per_user.pop(user_id, None)
+            else:
+                self._active[user_id] = left
+            done = self._done.pop(job_id, None)
+            if done is not None:
+                done.set()
+            if not self._tasks:
+                self._trim_when_idle()
+            self.s.bus.close(job_id)
+
+    async def _start(self, job_id: str, user_id: str) -> tuple[Job, Upstream, list[bytes]] | None:
+        async with self.s.sessionmaker() as session, session.begin():
+            job = await session.get(Job, job_id)
+            if job is None or job.status != "queued":
+                return None
+            job.status = "running"
+            job.started_at = self.s.now()
+            upstream = await resolve_upstream(session, self.s, user_id)
+            ids = list(job.request.get("images") or [])
+            uploads: dict[str, Upload] = {}
+            if ids:  # no query for the usual prompt without references
+                uploads = {
+                    u.id: u
+                    for u in await session.scalars(
+                        select(Upload).where(Upload.id.in_(ids), Upload.user_id == user_id)
+                    )
+                }
+        refs: list[bytes] = []
+        for upload_id in ids:
+            upload = uploads.get(upload_id)
+            if upload is None:
+                raise ReferenceImageError("A reference image was deleted.", field="images")
+            refs.append(await self.s.store.get(upload.storage_key))
+        return job, upstream, refs
+
+    async def _execute(self, job_id: str, user_id: str) -> None:
+        try:
+            started = await self._start(job_id, user_id)
+        except NanobananaError as exc:
+            await self._finish_failed(job_id, exc.code, exc.message, error_details(exc), [])
+            return
+        if started is None:
+            return
+        job, upstream, refs = started
+        self.s.bus.publish(job_id, "running", {"id": job_id, "status": "running"})
+        req = job.request
+        client = AsyncClient(
+            api_keys=upstream.api_keys,
+            base_urls=upstream.base_urls,
+            env={},
+            use_keys_file=False,
+            session=self.s.http,
+            synthetic=upstream.synthetic,
+            deadline=self.s.settings.job_deadline_seconds,
+            retry=RetryPolicy(max_attempts=self.s.settings.retry_max_attempts),
+        )
+        try:
+            result = await client.generate(
+                req["prompt"],
+                model=req.get("model"),
+                provider=req.get("provider"),
+                aspect_ratio=req.get("aspect_ratio"),
+                image_size=req.get("image_size"),
+                n=int(req.get("n") or 1),
+                negative_prompt=req.get("negative_prompt"),
+                images=refs,
+                seed=req.get("seed"),
+                on_event=_Relay(self.s, job_id),
+            )
+        except NanobananaError as exc:
+            status = "blocked" if isinstance(exc, ContentError) else "failed"
+            attempts = [asdict(a) for a in exc.attempts]
+            await self._finish_failed(
+                job_id,
+                exc.code,
+                exc.message,
+                error_details(exc),
+                attempts,
+                status=status,
+                synthetic=upstream.synthetic,
+            )
+            return
+        finally:
+            await client.aclose()
+        files = await asyncio.to_thread(_prepare_files, result)
+        await self._finish_ok(job, user_id, result, files)
+
+    async def _finish_ok(self, job: Job, user_id: str, result: Result, files: list[_Files]) -> None:
+        store = self.s.store
+        rows: list[StoredImage] = []
+        for f in files:
+            ext = {"image/jpeg": "jpg", "image/webp": "webp"}.get(f.mime_type, "png")
+            key = await store.put(f.data, extension=ext, sha256=f.sha256)
+            rows.append(
+                StoredImage(
+                    id=new_id(),
+                    job_id=job.id,
+                    user_id=user_id,
+                    index=f.index,
+                    sha256=f.sha256,
+                    mime_type=f.mime_type,
+                    width=f.width,
+                    height=f.height,
+                    size=len(f.data),
+                    storage_key=key,
+                    created_at=self.s.now(),
+                )
+            )
+        now = self.s.now()
+        async with self.s.sessionmaker() as session, session.begin():
+            row = await session.get(Job, job.id)
+            if row is None:  # deleted while running: keep nothing
+                return
+            session.add_all(rows)
+            row.status = "succeeded"
+            row.effective_prompt = result.effective_prompt
+            row.provider = result.provider
+            row.model = result.model
+            row.provider_model = result.provider_model
+            row.text = result.text or None
+            row.attempts = [asdict(a) for a in result.attempts]
+            row.failures = [asdict(f) for f in result.failures]
+            row.warnings = list(result.warnings)
+            row.usage = asdict(result.usage)
+            # Synthetic images cost nothing, whatever the emulator reports.
+            row.cost = None if result.synthetic else result.usage.cost
+            row.cost_is_estimate = result.usage.cost_is_estimate
+            row.synthetic = result.synthetic
+            row.finished_at = now
+            row.timings = _timings(row, result)
+            out = generation_out(row, rows)
+        log.info(
+            "Job %s succeeded: %d image(s) from %s/%s, cost %s%s.",
+            job.id,
+            len(rows),
+            result.provider,
+            result.model,
+            "unknown" if row.cost is None else f"${row.cost:.4f}",
+            " (SYNTHETIC, demo emulator)" if result.synthetic else "",
+        )
+        self.s.bus.publish(job.id, "done", out)
+
+    async def _finish_failed(
+        self,
+        job_id: str,
+        code: str,
+        message: str,
+        details: dict[str, Any],
+        attempts: list[dict[str, Any]],
+        *,
+        status: str = "failed",
+        synthetic: bool = False,
+    ) -> None:
+        async with self.s.sessionmaker() as session, session.begin():
+            row = await session.get(Job, job_id)
+            if row is None:
+                return
+            row.status = status
+            row.error_code = code
+            row.error_message = message
+            row.error_details = details
+            row.attempts = attempts
+            row.synthetic = synthetic
+            row.finished_at = self.s.now()
+            row.timings = _timings(row, None)
+            out = generation_out(row, [])
+        log.warning("Job %s %s: %s.", job_id, status, code)
+        self.s.bus.publish(job_id, "done", out)
+
+
+def _timings(job: Job, result: Result | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if job.started_at is not None:
+        out["queued_s"] = round((job.started_at - job.created_at).total_seconds(), 3)
+    if job.finished_at is not None and job.started_at is not None:
+        out["running_s"] = round((job.finished_at - job.started_at).total_seconds(), 3)
+    if result is not None:
+        out["elapsed_s"] = round(result.elapsed_s, 3)
+        if result.first_image_s is not None:
+            out["first_image_s"] = round(result.first_image_s, 3)
+    return out
+
+
+def _prepare_files(result: Result) -> list[_Files]:
+    """PNG provenance and the hash (CPU work, run in a thread).
+
+    No thumbnail here: it is made on its first request (``GET /api/images/{id}?thumb=1``).
+    Decoding every pixel cost more CPU than the rest of a generation together (~80% of the
+    service's time per 1K image, ~50 MB of pixels per 4K one), for a preview only the web UI
+    asks for.
+    """
+    out = []
+    for img in result.images:
+        data = img.data
+        if img.mime_type == "image/png" and img.metadata:
+            data = with_png_metadata(data, img.metadata)
+        out.append(
+            _Files(
+                index=img.index,
+                data=data,
+                mime_type=img.mime_type,
+                width=img.width,
+                height=img.height,
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return out
+
+
+async def mark_interrupted(services: Services, job_ids: list[str] | None = None) -> int:
+    """Jobs left queued or running become ``interrupted`` (never re-run).  ``None``: all of
+    them (startup reconciliation after a crash)."""
+    now = services.now()
+    total = 0
+    async with services.sessionmaker() as session, session.begin():
+        for status, message in (("running", INTERRUPTED_RUNNING), ("queued", INTERRUPTED_QUEUED)):
+            stmt = (
+                update(Job)
+                .where(Job.status == status)
+                .values(
+                    status="interrupted",
+                    error_code="interrupted",
+                    error_message=message,
+                    error_details={"was": status, "may_be_billed": status == "running"},
+                    finished_at=now,
+                )
+            )
+            if job_ids is not None:
+                stmt = stmt.where(Job.id.in_(job_ids))
+            res = await session.execute(stmt)
+            total += int(getattr(res, "rowcount", 0) or 0)
+    return total

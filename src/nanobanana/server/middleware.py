@@ -1,0 +1,98 @@
+"""Pure ASGI middleware (no ``BaseHTTPMiddleware``: it would buffer and break streaming).
+
+- ``SecurityHeaders``: nosniff, no framing, no referrer, and a Content-Security-Policy on every
+  response (strict for the API, a page policy for HTML, a looser one for the API docs, which
+  load Swagger UI / ReDoc from a CDN).  A response that sets its own CSP keeps it.
+- ``BodyLimit``: refuses request bodies above a size with 413, from Content-Length before any
+  byte is read, or as soon as a streamed body passes the limit.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .problems import ApiError
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    "https://cdn.redoc.ly; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+                headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+                if "content-security-policy" not in headers:
+                    if path in DOCS_PATHS:
+                        csp = DOCS_CSP
+                    elif headers.get("content-type", "").startswith("text/html"):
+                        csp = PAGE_CSP
+                    else:
+                        csp = API_CSP
+                    headers["Content-Security-Policy"] = csp
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _error(self) -> ApiError:
+        return ApiError(
+            413,
+            "payload_too_large",
+            f"The request body is larger than {self.max_bytes:,} bytes.",
+            limit_bytes=self.max_bytes,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._error().response()(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # An HTTPException: FastAPI and the app's handlers turn it into the 413.
+                    raise self._error()
+            return message
+
+        await self.app(scope, limited, send)

@@ -1,0 +1,215 @@
+"""One JSON error shape for every error the service returns.
+
+::
+
+    {"error": {"code": "quota_exceeded", "message": "...", ...details}}
+
+``code`` is stable and machine-readable; ``message`` is for people; details depend on the code
+(``field`` and ``allowed`` for bad parameters, ``job_id``, ``provider``, ``reason``,
+``retry_after``...).  FastAPI's own 422, 404 and 405 answers are rewritten to the same shape.
+Library errors (``nanobanana.errors``) map to statuses in ``status_for_code``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ..errors import (
+    ContentError,
+    MissingKeyError,
+    NanobananaError,
+    QuotaError,
+    UpstreamError,
+    ValidationError,
+)
+
+log = logging.getLogger("nanobanana.server")
+
+#: Retry-After when a quota error carries no hint.
+DEFAULT_QUOTA_RETRY_AFTER = 60
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(StarletteHTTPException):
+    """An error answer: status, code, message, details, headers.
+
+    A subclass of Starlette's HTTPException so that FastAPI passes it through untouched even
+    when it is raised while a request body is being read (the body size limit)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(status_code=status, detail=message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers: dict[str, str] = dict(headers or {})
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+    def response(self) -> Response:
+        return json_response(self.body(), self.status, self.headers)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def not_found(what: str = "resource") -> ApiError:
+    return ApiError(404, "not_found", f"No such {what}.")
+
+
+# --------------------------------------------------------------------- library errors
+def missing_key_message(provider: str) -> str:
+    return (
+        f"No {provider} API key is configured for your account. Add one on the settings page "
+        f'or with PUT /api/settings/keys/{provider} {{"api_key": "..."}}.'
+    )
+
+
+def status_for_code(code: str) -> tuple[int, str]:
+    """(HTTP status, public code) for a library error code stored on a job."""
+    if code == MissingKeyError.code:
+        return 400, code
+    if code == QuotaError.code:
+        return 429, code
+    if code in ("content_blocked", "no_image"):
+        return 422, code
+    if code in ("invalid_parameter", "unknown_model", "invalid_reference_image", "invalid_request"):
+        return 422, code
+    if code == "interrupted":
+        return 503, "job_interrupted"
+    if code == "internal_error":
+        return 500, code
+    return 503, "upstream_failed"
+
+
+def error_details(exc: NanobananaError) -> dict[str, Any]:
+    """What is safe and useful to keep about a library error (no secret can be in it)."""
+    out: dict[str, Any] = {}
+    if isinstance(exc, ValidationError):
+        out["field"] = exc.field
+        if exc.allowed is not None:
+            out["allowed"] = list(exc.allowed)
+    if isinstance(exc, MissingKeyError):
+        out["provider"] = exc.provider
+    if isinstance(exc, UpstreamError):
+        out["provider"] = exc.provider
+        out["upstream_status"] = exc.status
+        out["may_be_billed"] = exc.may_be_billed
+        if exc.retry_after is not None:
+            out["retry_after"] = exc.retry_after
+    if isinstance(exc, QuotaError):
+        out["per_day"] = exc.per_day
+    if isinstance(exc, ContentError):
+        out["provider"] = exc.provider
+        out["reason"] = exc.reason
+        out["text"] = exc.text
+        out["finish_reason"] = exc.finish_reason
+    return out
+
+
+def job_error(code: str, message: str, details: dict[str, Any] | None, **extra: Any) -> ApiError:
+    """The answer for a job that ended with a library error (also used for replays)."""
+    status, public = status_for_code(code)
+    details = dict(details or {})
+    headers: dict[str, str] = {}
+    if status == 429:
+        wait = details.get("retry_after") or DEFAULT_QUOTA_RETRY_AFTER
+        headers["Retry-After"] = str(max(1, math.ceil(float(wait))))
+    if code == MissingKeyError.code and details.get("provider"):
+        message = missing_key_message(str(details["provider"]))
+    if public != code:
+        details.setdefault("reason", code)
+    return ApiError(status, public, message, headers=headers, **details, **extra)
+
+
+def from_library(exc: NanobananaError, **extra: Any) -> ApiError:
+    return job_error(exc.code, exc.message, error_details(exc), **extra)
+
+
+# ------------------------------------------------------------------------- handlers
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only location, message and type: pydantic's "input" and "ctx" could echo a password or
+    # an API key back to the caller (and into any log of responses).
+    return [
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": e.get("type"),
+        }
+        for e in exc.errors()
+    ]
+
+
+async def _on_api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _on_validation(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(p for p in first["loc"] if p != "body") or "request"
+    return ApiError(
+        422, "validation_error", f"Invalid {where}: {first['msg']}", errors=errors
+    ).response()
+
+
+async def _on_http(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return ApiError(exc.status_code, code, message, headers=dict(exc.headers or {})).response()
+
+
+async def _on_library(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NanobananaError)
+    return from_library(exc).response()
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return ApiError(500, "internal_error", "Internal server error.").response()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(NanobananaError, _on_library)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,84 @@
+"""Admin: list and disable users, and the switch that lets users use the server's keys.
+
+Every route here needs an admin token; a user token gets 403.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select, update
+
+from ...config import PROVIDERS
+from ..db.models import ServerConfig, Token, User, is_object_id
+from ..deps import AdminUser, ServicesDep, SessionDep
+from ..problems import ApiError, not_found
+from ..schemas import AdminSettingsIn, AdminSettingsOut, UserList, UserOut, UserPatch
+from ..upstream import ALLOW_SERVER_KEYS, server_keys_allowed
+from .common import errors
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+@router.get("/users", response_model=UserList, responses=errors(401, 403))
+async def list_users(admin: AdminUser, session: SessionDep) -> UserList:
+    rows = (await session.scalars(select(User).order_by(User.created_at))).all()
+    await session.commit()
+    return UserList(users=[UserOut.model_validate(u) for u in rows])
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, responses=errors(401, 403, 404, 409))
+async def patch_user(
+    user_id: str, body: UserPatch, admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> User:
+    """Disable (or enable) a user, or change their admin flag.  Disabling revokes their
+    tokens."""
+    user = await session.get(User, user_id) if is_object_id(user_id) else None
+    if user is None:
+        raise not_found("user")
+    if user.id == admin.id and (body.is_active is False or body.is_admin is False):
+        raise ApiError(409, "cannot_demote_self", "You cannot disable or demote yourself.")
+    if body.is_admin is not None:
+        user.is_admin = body.is_admin
+    if body.is_active is not None:
+        user.is_active = body.is_active
+        if not body.is_active:
+            await session.execute(
+                update(Token)
+                .where(Token.user_id == user.id, Token.revoked_at.is_(None))
+                .values(revoked_at=services.now())
+            )
+    await session.commit()
+    return user
+
+
+async def _settings_view(services: ServicesDep, session: SessionDep) -> AdminSettingsOut:
+    allowed = await server_keys_allowed(session, services)
+    await session.commit()
+    present = services.settings.server_keys()
+    return AdminSettingsOut(
+        allow_server_keys=allowed,
+        server_keys={p: p in present for p in PROVIDERS},
+        demo=services.demo is not None,
+    )
+
+
+@router.get("/settings", response_model=AdminSettingsOut, responses=errors(401, 403))
+async def get_settings(
+    admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> AdminSettingsOut:
+    return await _settings_view(services, session)
+
+
+@router.put("/settings", response_model=AdminSettingsOut, responses=errors(401, 403, 422))
+async def put_settings(
+    body: AdminSettingsIn, admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> AdminSettingsOut:
+    """`allow_server_keys`: let users without a key of their own use the server's keys
+    (OPENROUTER_API_KEY, GEMINI_API_KEY in the service's environment)."""
+    row = await session.get(ServerConfig, ALLOW_SERVER_KEYS)
+    if row is None:
+        session.add(ServerConfig(key=ALLOW_SERVER_KEYS, value=body.allow_server_keys))
+    else:
+        row.value = body.allow_server_keys
+    await session.commit()
+    return await _settings_view(services, session)

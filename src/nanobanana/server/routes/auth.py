@@ -1,0 +1,210 @@
+"""Accounts: register, log in, log out, who am I, and API tokens.
+
+The first account registered becomes admin.  Login failures are limited per account and per
+client address (429 with ``Retry-After``); an unknown user and a wrong password get the same
+answer after the same work (a dummy hash check).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..db.models import Token, User, is_object_id
+from ..deps import SESSION_COOKIE, AuthDep, CurrentUser, ServicesDep, SessionDep
+from ..problems import ApiError, not_found
+from ..schemas import (
+    ApiTokenCreated,
+    ApiTokenIn,
+    ApiTokenList,
+    ApiTokenOut,
+    LoginIn,
+    MeOut,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
+from ..security import hash_token, new_token
+from ..upstream import resolve_upstream
+from .common import errors
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+INVALID_CREDENTIALS = "Invalid username or password."
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/register", status_code=201, response_model=UserOut, responses=errors(403, 409, 422))
+async def register(body: RegisterIn, services: ServicesDep, session: SessionDep) -> User:
+    """Create an account. The first account becomes admin."""
+    # Hash first: no database lock is held during the ~0.1 s of Argon2.
+    password_hash = await services.passwords.hash(body.password)
+    first = not await session.scalar(select(func.count()).select_from(User))
+    if not first and not services.settings.allow_registration:
+        raise ApiError(403, "registration_closed", "Registration is closed; ask an admin.")
+    user = User(
+        username=body.username,
+        username_key=body.username.lower(),
+        password_hash=password_hash,
+        is_admin=first,
+        is_active=True,
+        created_at=services.now(),
+    )
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ApiError(409, "username_taken", "That username is taken.") from None
+    return user
+
+
+@router.post("/login", response_model=TokenOut, responses=errors(401, 422, 429))
+async def login(
+    body: LoginIn,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    session: SessionDep,
+) -> TokenOut:
+    """Exchange a username and password for a bearer token (also set as an HttpOnly cookie,
+    accepted for GET requests only)."""
+    account, address = body.username.lower(), client_address(request)
+    guard = services.login_guard
+    wait = guard.retry_after(account, address)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"Too many failed logins; try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
+            retry_after=wait,
+        )
+    user = await session.scalar(select(User).where(User.username_key == account))
+    await session.commit()
+    ok, new_hash = await services.passwords.verify(
+        body.password, user.password_hash if user is not None else None
+    )
+    if user is None or not ok or not user.is_active:
+        guard.failed(account, address)
+        raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
+    guard.succeeded(account)
+    token = new_token()
+    now = services.now()
+    ttl = services.settings.token_ttl_seconds
+    expires_at = now + timedelta(seconds=ttl)
+    session.add(
+        Token(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            kind="session",
+            name="login",
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    if new_hash is not None:  # Argon2 parameters rose since this hash was made
+        user.password_hash = new_hash
+        session.add(user)
+    await session.commit()
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=ttl,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return TokenOut(access_token=token, expires_at=expires_at)
+
+
+@router.post("/logout", status_code=204, responses=errors(401))
+async def logout(auth: AuthDep, services: ServicesDep, session: SessionDep) -> Response:
+    """Revoke the token used for this request."""
+    token = await session.get(Token, auth.token.id)
+    if token is not None and token.revoked_at is None:
+        token.revoked_at = services.now()
+    await session.commit()
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", response_model=MeOut, responses=errors(401))
+async def me(user: CurrentUser, services: ServicesDep, session: SessionDep) -> MeOut:
+    upstream = await resolve_upstream(session, services, user.id)
+    await session.commit()
+    return MeOut.model_validate(
+        {**UserOut.model_validate(user).model_dump(), "demo": upstream.synthetic}
+    )
+
+
+# ------------------------------------------------------------------------- API tokens
+@router.post("/tokens", status_code=201, response_model=ApiTokenCreated, responses=errors(401, 422))
+async def create_token(
+    body: ApiTokenIn, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> ApiTokenCreated:
+    """A long-lived token for scripts; its value is shown only in this answer."""
+    value = new_token()
+    now = services.now()
+    expires = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    row = Token(
+        user_id=user.id,
+        token_hash=hash_token(value),
+        kind="api",
+        name=body.name,
+        created_at=now,
+        expires_at=expires,
+    )
+    session.add(row)
+    await session.commit()
+    return ApiTokenCreated.model_validate(
+        {**ApiTokenOut.model_validate(row).model_dump(), "token": value}
+    )
+
+
+@router.get("/tokens", response_model=ApiTokenList, responses=errors(401))
+async def list_tokens(auth: AuthDep, services: ServicesDep, session: SessionDep) -> ApiTokenList:
+    """Your tokens that are neither revoked nor expired (values are never shown again)."""
+    now = services.now()
+    rows = (
+        await session.scalars(
+            select(Token)
+            .where(Token.user_id == auth.user.id, Token.revoked_at.is_(None))
+            .order_by(Token.created_at.desc())
+        )
+    ).all()
+    await session.commit()
+    out = []
+    for row in rows:
+        if row.expires_at is not None and row.expires_at <= now:
+            continue
+        item = ApiTokenOut.model_validate(row)
+        item.current = row.id == auth.token.id
+        out.append(item)
+    return ApiTokenList(tokens=out)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, responses=errors(401, 404))
+async def revoke_token(
+    token_id: str, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> Response:
+    if not is_object_id(token_id):
+        raise not_found("token")
+    row = await session.scalar(
+        select(Token).where(
+            Token.id == token_id, Token.user_id == user.id, Token.revoked_at.is_(None)
+        )
+    )
+    if row is None:
+        raise not_found("token")
+    row.revoked_at = services.now()
+    await session.commit()
+    return Response(status_code=204)

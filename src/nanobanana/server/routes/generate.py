@@ -1,0 +1,117 @@
+"""The seed API: POST /api/nano-banana/generate (synchronous) and GET /api/nano-banana/models.
+
+The synchronous endpoint creates a job and waits for it.  If the client goes away meanwhile,
+the job still finishes and is kept (it runs in the worker pool, not in this request).
+
+Status codes: 200 with the images; 400 ``missing_api_key``; 422 bad parameters (``field``,
+``allowed``) and ``content_blocked`` / ``no_image`` (the model ran but gave no image: the
+request, not the service, is at fault; ``reason`` and the model's ``text`` are included);
+429 ``quota_exceeded`` with ``Retry-After`` when the quota ran out and no fallback could run;
+503 ``upstream_failed`` (``reason`` says how); 409 while an idempotent twin still runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from ...config import PROVIDERS
+from ..db.models import Job
+from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
+from ..problems import not_found
+from ..schemas import GenerateIn, ModelOut, ModelsOut, ProviderName, SeedResponse
+from ..upstream import resolve_upstream
+from ..views import images_of, job_failure, seed_response
+from .common import errors
+
+router = APIRouter(prefix="/api/nano-banana", tags=["seed API"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        description="Retry safely: the same key (1-255 printable ASCII characters; others get "
+        "400) and body within 24 h answer with the first result, with no second upstream "
+        "call; another body: 422; while the first still runs: 409.",
+    ),
+]
+
+
+@router.post(
+    "/generate",
+    response_model=SeedResponse,
+    responses=errors(400, 401, 409, 413, 422, 429, 503),
+)
+async def generate(
+    body: GenerateIn,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Generate images and wait for them: `{images: [base64...], prompt, model, ...}`."""
+    key = check_idempotency_key(idempotency_key)
+    job, replayed = await create_job(
+        session, services, user, body, kind="seed", idempotency_key=key
+    )
+    if not replayed:
+        services.job_manager.submit(job.id, user.id)
+    await services.job_manager.wait(job.id)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    done = await session.get(Job, job.id, populate_existing=True)
+    images = (await images_of(session, [job.id]))[job.id]
+    await session.commit()
+    if done is None:  # deleted by another request meanwhile
+        raise not_found("generation")
+    if done.status != "succeeded":
+        err = job_failure(done)
+        err.headers.update(headers)
+        raise err
+    body_out = await seed_response(done, images, services.store)
+    return Response(body_out, status_code=200, headers=headers, media_type="application/json")
+
+
+@router.get("/models", response_model=ModelsOut, responses=errors(401, 422))
+async def models(
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    provider: Annotated[ProviderName | None, Query(description="Only this provider.")] = None,
+) -> ModelsOut:
+    """The model catalog, one entry per model and provider route (OpenRouter first, the
+    recommended route)."""
+    upstream = await resolve_upstream(session, services, user.id)
+    await session.commit()
+    out = []
+    for name in PROVIDERS:
+        if provider is not None and name != provider:
+            continue
+        for spec in services.catalog:
+            if name not in spec.provider_ids:
+                continue
+            d = spec.to_dict()
+            out.append(
+                ModelOut(
+                    id=spec.id,
+                    name=spec.name,
+                    provider=name,  # type: ignore[arg-type]
+                    provider_model=spec.provider_ids[name],
+                    description=spec.description,
+                    requires_api_key=True,
+                    recommended=spec.recommended and name == "openrouter",
+                    available=upstream.has(name),
+                    aspect_ratios=d["aspect_ratios"],
+                    sizes=d["sizes"],
+                    outputs_text=spec.outputs_text,
+                    accepts_images=spec.accepts_images,
+                    max_input_images=spec.max_input_images,
+                    supports_seed=spec.supports_seed,
+                    price_per_image=d["price_per_image"],
+                    aliases=d["aliases"],
+                    shutdown=d["shutdown"],
+                    replaced_by=spec.replaced_by,
+                )
+            )
+    return ModelsOut(models=out)

@@ -1,0 +1,264 @@
+"""Asynchronous generations and the history: create (202), read, list, delete, and events (SSE).
+
+Every query filters on the caller's id: another user's job is a 404, exactly like a job that
+does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
+from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..events import CLOSED
+from ..generation import check_idempotency_key, create_job
+from ..problems import ApiError, json_response, not_found
+from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
+from ..services import Services
+from ..views import generation_out, images_of
+from .common import errors
+from .generate import IdempotencyKey
+
+router = APIRouter(prefix="/api/generations", tags=["generations"])
+
+#: One server-sent event, as OpenAPI 3.1 describes a stream's items (``data`` is JSON text).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": [
+                "queued",
+                "running",
+                "attempt",
+                "fallback",
+                "image",
+                "done",
+                "status",
+                "deleted",
+            ],
+        },
+        "data": {"type": "string", "description": "A JSON object."},
+        "id": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+#: Seconds between SSE comments that keep proxies from closing an idle stream.
+KEEPALIVE_SECONDS = 15.0
+
+
+async def owned_job(session: AsyncSession, user_id: str, job_id: str) -> Job:
+    if not is_object_id(job_id):
+        raise not_found("generation")
+    job = await session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+    if job is None:
+        raise not_found("generation")
+    return job
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=GenerationAccepted,
+    responses=errors(400, 401, 409, 413, 422, 429),
+)
+async def create_generation(
+    body: GenerateIn,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Start a generation and return at once; follow it with GET .../{id} or .../{id}/events."""
+    key = check_idempotency_key(idempotency_key)
+    job, replayed = await create_job(
+        session, services, user, body, kind="async", idempotency_key=key
+    )
+    if not replayed:
+        services.job_manager.submit(job.id, user.id)
+    url = f"/api/generations/{job.id}"
+    headers = {"Location": url}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    out = {"id": job.id, "status": job.status, "url": url, "events_url": f"{url}/events"}
+    return json_response(out, 202, headers)
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, job_id = raw.split("|", 1)
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None or not is_object_id(job_id):
+            raise ValueError("not a cursor")
+        return when, job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(422, "invalid_cursor", "The cursor is not one this API gave out.") from exc
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@router.get("", response_model=GenerationList, responses=errors(401, 422))
+async def list_generations(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Search in prompts.")] = None,
+    status: JobStatus | None = None,
+) -> Response:
+    """Your generations, newest first, `limit` per page."""
+    stmt = select(Job).where(Job.user_id == user.id)
+    if q:
+        if "\x00" in q:
+            raise ApiError(422, "validation_error", "The search text has a NUL character.")
+        stmt = stmt.where(Job.prompt.ilike(_like(q), escape="\\"))
+    if status:
+        stmt = stmt.where(Job.status == status)
+    if cursor:
+        stamp, last_id = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(Job.created_at < stamp, and_(Job.created_at == stamp, Job.id < last_id))
+        )
+    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    jobs = list((await session.scalars(stmt)).all())
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    images = await images_of(session, [j.id for j in jobs])
+    await session.commit()
+    items = [generation_out(j, images[j.id]) for j in jobs]
+    next_cursor = _encode_cursor(jobs[-1]) if more and jobs else None
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+@router.get("/{job_id}", response_model=Generation, responses=errors(401, 404))
+async def get_generation(job_id: str, user: CurrentUser, session: SessionDep) -> Response:
+    """One generation: status, parameters, attempts, cost, images (URLs) or the error."""
+    job = await owned_job(session, user.id, job_id)
+    images = (await images_of(session, [job.id]))[job.id]
+    await session.commit()
+    return json_response(generation_out(job, images))
+
+
+@router.delete("/{job_id}", status_code=204, responses=errors(401, 404, 409))
+async def delete_generation(
+    job_id: str, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> Response:
+    """Delete a finished generation and its image files."""
+    job = await owned_job(session, user.id, job_id)
+    if job.status in ACTIVE_STATUSES:
+        raise ApiError(409, "job_running", "The generation is still running; delete it later.")
+    rows = (await session.scalars(select(StoredImage).where(StoredImage.job_id == job.id))).all()
+    keys = {k for r in rows for k in (r.storage_key, r.thumb_key) if k}
+    await session.execute(delete(StoredImage).where(StoredImage.job_id == job.id))
+    await session.execute(delete(Job).where(Job.id == job.id))
+    await session.commit()
+    await _delete_unreferenced(session, services, keys)
+    return Response(status_code=204)
+
+
+async def _delete_unreferenced(session: AsyncSession, services: Services, keys: set[str]) -> None:
+    """Files are content-addressed and may be shared: remove only those no row points at."""
+    if not keys:
+        return
+    used = set(
+        await session.scalars(
+            select(StoredImage.storage_key).where(StoredImage.storage_key.in_(keys))
+        )
+    )
+    used |= {
+        k
+        for k in await session.scalars(
+            select(StoredImage.thumb_key).where(StoredImage.thumb_key.in_(keys))
+        )
+        if k
+    }
+    used |= set(
+        await session.scalars(select(Upload.storage_key).where(Upload.storage_key.in_(keys)))
+    )
+    await session.commit()
+    for key in keys - used:
+        await services.store.delete(key)
+
+
+def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _stored_state(services: Services, job_id: str) -> bytes:
+    async with services.sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        if job is None:
+            return _sse("deleted", {"id": job_id})
+        images = (await images_of(session, [job_id]))[job_id]
+        await session.commit()
+    name = "status" if job.status in ACTIVE_STATUSES else "done"
+    return _sse(name, generation_out(job, images))
+
+
+async def _event_stream(services: Services, job_id: str) -> AsyncIterator[bytes]:
+    async with services.bus.subscribe(job_id) as sub:
+        if sub is not None:
+            history, queue = sub
+            for ev in history:
+                yield _sse(ev["event"], ev["data"], ev["id"])
+                if ev["event"] == "done":
+                    return
+            while True:
+                try:
+                    ev = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if ev is CLOSED:
+                    break
+                yield _sse(ev["event"], ev["data"], ev["id"])
+                if ev["event"] == "done":
+                    return
+    yield await _stored_state(services, job_id)
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={
+        200: {
+            "description": "Server-sent events: `queued`, `running`, `attempt`, `fallback`, "
+            "`image`, then `done` with the generation (or `status` for a job running in "
+            "another process).",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **errors(401, 404),
+    },
+    response_class=StreamingResponse,
+)
+async def generation_events(
+    job_id: str, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> StreamingResponse:
+    """Follow a generation as it runs (ends with a `done` event)."""
+    await owned_job(session, user.id, job_id)
+    await session.commit()
+    return StreamingResponse(
+        _event_stream(services, job_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,205 @@
+"""Per-user settings: provider keys (stored encrypted, shown masked) and generation defaults."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from sqlalchemy import select
+
+from ...catalog import normalize_ratio, normalize_size
+from ...client import AsyncClient
+from ...config import PROVIDERS
+from ...errors import AuthenticationError, NanobananaError, ValidationError
+from ..db.models import ProviderKey, UserSettings
+from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..problems import ApiError, missing_key_message
+from ..schemas import DefaultsIn, DefaultsOut, KeyIn, KeyOut, KeysOut, KeyTestOut, ProviderName
+from ..upstream import resolve_upstream
+from .common import errors
+
+router = APIRouter(prefix="/api/settings", tags=["settings"])
+
+ProviderPath = Annotated[ProviderName, Path(description="`openrouter` or `google`.")]
+
+
+def _masked(last4: str) -> str:
+    return f"…{last4}"
+
+
+async def _keys_view(session: SessionDep, services: ServicesDep, user_id: str) -> KeysOut:
+    rows = {
+        r.provider: r
+        for r in await session.scalars(select(ProviderKey).where(ProviderKey.user_id == user_id))
+    }
+    upstream = await resolve_upstream(session, services, user_id)
+    await session.commit()
+    keys = []
+    for provider in PROVIDERS:
+        row = rows.get(provider)
+        keys.append(
+            KeyOut(
+                provider=provider,  # type: ignore[arg-type]
+                configured=row is not None,
+                masked=_masked(row.last4) if row else None,
+                updated_at=row.updated_at if row else None,
+                effective_source=upstream.sources.get(provider),  # type: ignore[arg-type]
+            )
+        )
+    return KeysOut(keys=keys)
+
+
+@router.get("/keys", response_model=KeysOut, responses=errors(401))
+async def list_keys(user: CurrentUser, services: ServicesDep, session: SessionDep) -> KeysOut:
+    """Your provider keys, masked (only the last four characters)."""
+    return await _keys_view(session, services, user.id)
+
+
+@router.put("/keys/{provider}", response_model=KeyOut, responses=errors(401, 422))
+async def put_key(
+    provider: ProviderPath,
+    body: KeyIn,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+) -> KeyOut:
+    """Store (or replace) your key for a provider, encrypted at rest."""
+    now = services.now()
+    row = await session.scalar(
+        select(ProviderKey).where(ProviderKey.user_id == user.id, ProviderKey.provider == provider)
+    )
+    ciphertext = services.vault.encrypt(body.api_key)
+    if row is None:
+        row = ProviderKey(
+            user_id=user.id, provider=provider, created_at=now, ciphertext=b"", last4=""
+        )
+        session.add(row)
+    row.ciphertext = ciphertext
+    row.last4 = body.api_key[-4:]
+    row.updated_at = now
+    await session.commit()
+    view = await _keys_view(session, services, user.id)
+    return next(k for k in view.keys if k.provider == provider)
+
+
+@router.delete("/keys/{provider}", status_code=204, responses=errors(401, 404, 422))
+async def delete_key(provider: ProviderPath, user: CurrentUser, session: SessionDep) -> Response:
+    """Remove your key for a provider."""
+    row = await session.scalar(
+        select(ProviderKey).where(ProviderKey.user_id == user.id, ProviderKey.provider == provider)
+    )
+    if row is None:
+        raise ApiError(404, "not_found", f"You have no {provider} key stored.")
+    await session.delete(row)
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/keys/{provider}/test", response_model=KeyTestOut, responses=errors(400, 401, 422))
+async def test_key(
+    provider: ProviderPath, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> KeyTestOut:
+    """Check your stored key with a free call (the provider's model list)."""
+    row = await session.scalar(
+        select(ProviderKey).where(ProviderKey.user_id == user.id, ProviderKey.provider == provider)
+    )
+    await session.commit()
+    if row is None:
+        raise ApiError(400, "missing_api_key", missing_key_message(provider), provider=provider)
+    client = AsyncClient(
+        api_keys={provider: services.vault.decrypt(row.ciphertext)},
+        base_urls=services.settings.base_urls(),
+        env={},
+        use_keys_file=False,
+        session=services.http,
+        fallback=False,
+    )
+    try:
+        models = await client.models(provider, live=True)
+    except AuthenticationError as exc:
+        return KeyTestOut(
+            provider=provider, ok=False, message=f"{provider} refused the key.", error_code=exc.code
+        )
+    except NanobananaError as exc:
+        return KeyTestOut(
+            provider=provider,
+            ok=False,
+            message=f"Could not check the key: {exc.message}",
+            error_code=exc.code,
+        )
+    finally:
+        await client.aclose()
+    return KeyTestOut(
+        provider=provider, ok=True, message=f"{provider} accepted the key.", models=len(models)
+    )
+
+
+# ---------------------------------------------------------------------------- defaults
+def _any_model_allows(services: ServicesDep, body: DefaultsIn) -> tuple[str | None, str | None]:
+    """Without a model, a ratio or size is fine when some model of the provider takes it
+    (a generation drops a default its model cannot do)."""
+    specs = [
+        s for s in services.catalog if body.provider is None or body.provider in s.provider_ids
+    ]
+    ratio = normalize_ratio(body.aspect_ratio) if body.aspect_ratio else None
+    size = normalize_size(body.image_size) if body.image_size else None
+    ratios = sorted({r for s in specs for r in s.aspect_ratios})
+    sizes = sorted({z for s in specs for z in s.sizes})
+    if ratio is not None and ratio not in ratios:
+        raise ValidationError(
+            f"Aspect ratio {body.aspect_ratio!r} is not offered by any model. Allowed: "
+            f"{', '.join(ratios)}.",
+            field="aspect_ratio",
+            allowed=ratios,
+        )
+    if size is not None and size not in sizes:
+        raise ValidationError(
+            f"Image size {body.image_size!r} is not offered by any model. Allowed: "
+            f"{', '.join(sizes)}.",
+            field="image_size",
+            allowed=sizes,
+        )
+    return ratio, size
+
+
+@router.get("/defaults", response_model=DefaultsOut, responses=errors(401))
+async def get_defaults(user: CurrentUser, session: SessionDep) -> DefaultsOut:
+    """Your defaults for provider, model, aspect ratio and size."""
+    row = await session.get(UserSettings, user.id)
+    await session.commit()
+    if row is None:
+        return DefaultsOut()
+    return DefaultsOut(
+        provider=row.provider,  # type: ignore[arg-type]
+        model=row.model,
+        aspect_ratio=row.aspect_ratio,
+        image_size=row.image_size,
+    )
+
+
+@router.put("/defaults", response_model=DefaultsOut, responses=errors(401, 422))
+async def put_defaults(
+    body: DefaultsIn, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> DefaultsOut:
+    """Replace your defaults (checked against the model catalog; null clears a field)."""
+    catalog = services.catalog
+    spec = catalog.get(body.model) if body.model else None
+    if spec is not None and body.provider is not None:
+        spec.wire_id(body.provider)
+    if spec is not None:
+        ratio, size = catalog.validate(
+            spec, aspect_ratio=body.aspect_ratio, image_size=body.image_size, n_images=0
+        )
+    else:
+        ratio, size = _any_model_allows(services, body)
+    row = await session.get(UserSettings, user.id)
+    if row is None:
+        row = UserSettings(user_id=user.id)
+        session.add(row)
+    row.provider = body.provider
+    row.model = spec.id if spec else None
+    row.aspect_ratio = ratio
+    row.image_size = size
+    row.updated_at = services.now()
+    await session.commit()
+    return DefaultsOut(provider=body.provider, model=row.model, aspect_ratio=ratio, image_size=size)

@@ -1,0 +1,385 @@
+"""Request and response bodies: one schema per use.
+
+Input schemas forbid unknown fields and are strict (no ``"1"`` for 1, no ``false`` for 0), so a
+field such as ``is_admin`` or ``user_id`` sent by a client is an error, never silently applied.
+Text fields refuse NUL and other control characters and lone surrogates, which PostgreSQL and
+UTF-8 cannot store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from ..client import MAX_PROMPT_CHARS, MAX_SEED
+from ..references import MAX_REFERENCES
+
+ProviderName = Literal["openrouter", "google"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "blocked", "interrupted"]
+
+#: No NUL or other C0 control characters except tab, newline and carriage return.
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def _no_surrogates(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("invalid unicode (lone surrogate)") from None
+    return value
+
+
+Text = Annotated[str, Field(pattern=NO_CONTROL), AfterValidator(_no_surrogates)]
+
+
+def _integral(value: object) -> object:
+    # JSON Schema's "integer" includes 2.0; strict mode would refuse it.  Booleans and
+    # strings stay refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Strict integers that also take ``2.0``; the bounds come before the validator so that the
+# JSON schema says minimum/maximum.
+Days = Annotated[int, Field(ge=1, le=3650), BeforeValidator(_integral)]
+NumImages = Annotated[int, Field(ge=1, le=4), BeforeValidator(_integral)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_integral)]
+RATIO_PATTERN = r"^[0-9]{1,2}[:x/][0-9]{1,2}$"
+SIZE_PATTERN = r"^(0\.5|[124])[kK]$"
+MODEL_PATTERN = r"^[A-Za-z0-9._:/@-]{1,200}$"
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --------------------------------------------------------------------------------- errors
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Stable machine-readable code, e.g. `quota_exceeded`.")
+    message: str = Field(description="What happened and how to fix it, for people.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: `{"error": {"code", "message", ...details}}`."""
+
+    error: ErrorBody
+
+
+# --------------------------------------------------------------------------------- auth
+Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,64}$")]
+Password = Annotated[Text, Field(min_length=8, max_length=1024)]
+
+
+class RegisterIn(Input):
+    username: Username = Field(description="3-64 characters: letters, digits, `_ . -`.")
+    password: Password = Field(description="At least 8 characters.")
+
+
+class LoginIn(Input):
+    username: Annotated[Text, Field(min_length=1, max_length=64)]
+    password: Annotated[Text, Field(min_length=1, max_length=1024)]
+
+
+class UserOut(Output):
+    id: str
+    username: str
+    is_admin: bool
+    is_active: bool
+    created_at: datetime
+
+
+class MeOut(UserOut):
+    demo: bool = Field(
+        description="True when generations without a key of your own give synthetic images."
+    )
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the scheme name, not a secret)
+    expires_at: datetime | None
+
+
+class ApiTokenIn(Input):
+    name: Annotated[Text, Field(min_length=1, max_length=100)]
+    expires_in_days: Days | None = Field(
+        default=None, description="Lifetime in days; none: until revoked."
+    )
+
+
+class ApiTokenOut(Output):
+    id: str
+    name: str | None
+    kind: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    current: bool = False
+
+
+class ApiTokenCreated(ApiTokenOut):
+    token: str = Field(description="Shown once; store it now.")
+
+
+class ApiTokenList(BaseModel):
+    tokens: list[ApiTokenOut]
+
+
+# -------------------------------------------------------------------------- settings
+class KeyIn(Input):
+    api_key: Annotated[str, Field(pattern=r"^[\x21-\x7e]{8,512}$")] = Field(
+        description="The provider's API key (8-512 printable characters, no spaces)."
+    )
+
+
+KeySource = Literal["user", "server", "demo"]
+
+
+class KeyOut(BaseModel):
+    provider: ProviderName
+    configured: bool = Field(description="You stored a key of your own for this provider.")
+    masked: str | None = Field(description="Only the last four characters, e.g. `…a1b2`.")
+    updated_at: datetime | None
+    effective_source: KeySource | None = Field(
+        description="What a generation with this provider would use: your key, the server's "
+        "key (when the admin allows it), the demo emulator, or nothing (400 missing_api_key)."
+    )
+
+
+class KeysOut(BaseModel):
+    keys: list[KeyOut]
+
+
+class KeyTestOut(BaseModel):
+    provider: ProviderName
+    ok: bool
+    message: str
+    error_code: str | None = None
+    models: int | None = Field(default=None, description="Image models the key can see.")
+
+
+class DefaultsIn(Input):
+    provider: ProviderName | None = None
+    model: Annotated[str, Field(pattern=MODEL_PATTERN)] | None = None
+    aspect_ratio: Annotated[str, Field(pattern=RATIO_PATTERN)] | None = None
+    image_size: Annotated[str, Field(pattern=SIZE_PATTERN)] | None = None
+
+
+class DefaultsOut(BaseModel):
+    provider: ProviderName | None = None
+    model: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+
+
+# ----------------------------------------------------------------------------- uploads
+class UploadOut(Output):
+    id: str = Field(description="Pass it in `images` of a generation request.")
+    mime_type: str
+    width: int
+    height: int
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+# --------------------------------------------------------------------------- generation
+class GenerateIn(Input):
+    prompt: Annotated[Text, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    negative_prompt: Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)] | None = Field(
+        default=None, description="What to avoid; folded into the prompt."
+    )
+    num_images: NumImages = 1
+    provider: ProviderName = Field(
+        default="openrouter",
+        description="Default: your saved default provider, else `openrouter`.",
+    )
+    model: Annotated[str, Field(pattern=MODEL_PATTERN)] | None = Field(
+        default=None,
+        description="Catalog id, alias or provider id (see /api/nano-banana/models); default: "
+        "your saved default, else the provider's default model.",
+    )
+    aspect_ratio: Annotated[str, Field(pattern=RATIO_PATTERN)] | None = Field(
+        default=None, description="e.g. `16:9`; the allowed values depend on the model."
+    )
+    image_size: Annotated[str, Field(pattern=SIZE_PATTERN)] | None = Field(
+        default=None, description="`0.5K`, `1K`, `2K` or `4K`, as the model allows."
+    )
+    seed: Seed | None = None
+    images: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        max_length=MAX_REFERENCES,
+        description="Reference images: `data:image/...;base64,...` URLs (7 MB per image, "
+        "within the request size limit) or ids from POST /api/uploads.",
+    )
+
+
+class UsageOut(BaseModel):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    image_tokens: int | None = None
+    cost: float | None = None
+    cost_is_estimate: bool = False
+
+
+class AttemptOut(BaseModel):
+    provider: str
+    model: str
+    status: str
+    index: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+    duration_s: float = 0.0
+    may_be_billed: bool = False
+
+
+class FailureOut(BaseModel):
+    index: int
+    error: str
+    error_code: str
+
+
+class ImageOut(BaseModel):
+    id: str
+    index: int
+    url: str = Field(description="GET it with your token: the image bytes.")
+    thumb_url: str | None
+    mime_type: str
+    width: int
+    height: int
+    size: int
+    sha256: str
+
+
+class SeedResponse(BaseModel):
+    """The design note's response (`images`, `prompt`, `model`) plus additive fields."""
+
+    id: str = Field(description="The job id (GET /api/generations/{id}).")
+    images: list[str] = Field(description="Base64 image bytes (PNG unless `mime_types` says).")
+    mime_types: list[str]
+    image_urls: list[str]
+    prompt: str
+    model: str | None
+    provider: str | None
+    provider_model: str | None
+    text: str | None
+    usage: UsageOut | None
+    cost: float | None
+    cost_is_estimate: bool
+    fallback: list[AttemptOut] = Field(description="Every attempt made, in order.")
+    failures: list[FailureOut]
+    warnings: list[str]
+    synthetic: bool = Field(description="True: images from the built-in emulator, not a model.")
+
+
+class GenerationError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    status: int = Field(description="The HTTP status the synchronous endpoint answered with.")
+
+
+class Generation(BaseModel):
+    id: str
+    status: JobStatus
+    kind: str
+    prompt: str
+    negative_prompt: str | None
+    effective_prompt: str | None
+    request: dict[str, Any]
+    provider: str | None
+    model: str | None
+    provider_model: str | None
+    text: str | None
+    usage: UsageOut | None
+    cost: float | None
+    cost_is_estimate: bool
+    fallback: list[AttemptOut]
+    failures: list[FailureOut]
+    warnings: list[str]
+    synthetic: bool
+    error: GenerationError | None
+    images: list[ImageOut]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timings: dict[str, Any] | None
+    events_url: str
+
+
+class GenerationAccepted(BaseModel):
+    id: str
+    status: JobStatus
+    url: str
+    events_url: str
+
+
+class GenerationList(BaseModel):
+    items: list[Generation]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+# ------------------------------------------------------------------------------ models
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    provider: ProviderName
+    provider_model: str
+    description: str
+    requires_api_key: bool
+    recommended: bool
+    available: bool = Field(description="You can use it now (a key, the server's or the demo).")
+    aspect_ratios: list[str]
+    sizes: list[str]
+    outputs_text: bool
+    accepts_images: bool
+    max_input_images: int
+    supports_seed: bool
+    price_per_image: dict[str, float | None]
+    aliases: list[str]
+    shutdown: str | None
+    replaced_by: str | None
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+
+
+# ------------------------------------------------------------------------------- admin
+class UserPatch(Input):
+    is_active: bool | None = None
+    is_admin: bool | None = None
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+
+
+class AdminSettingsIn(Input):
+    allow_server_keys: bool
+
+
+class AdminSettingsOut(BaseModel):
+    allow_server_keys: bool
+    server_keys: dict[str, bool] = Field(description="Which providers have a key in the env.")
+    demo: bool
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    database: Literal["ok", "unavailable"]
+    demo: bool

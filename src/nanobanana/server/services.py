@@ -1,0 +1,47 @@
+"""The long-lived objects of one running service, built in the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ..catalog import Catalog
+from .db.models import utcnow
+from .events import EventBus
+from .security import KeyVault, LoginGuard, Passwords, RateLimiter
+from .settings import Settings
+from .storage import ImageStore
+
+if TYPE_CHECKING:
+    from .demo import DemoUpstream
+    from .jobs import JobManager
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    store: ImageStore
+    vault: KeyVault
+    passwords: Passwords
+    login_guard: LoginGuard
+    #: New generations per user and minute.
+    generation_limiter: RateLimiter
+    catalog: Catalog
+    bus: EventBus
+    #: The shared aiohttp.ClientSession every provider call goes through.
+    http: Any
+    demo: DemoUpstream | None = None
+    jobs: JobManager | None = field(default=None, repr=False)
+    #: The clock for expiry and idempotency windows (tests move it).
+    now: Callable[[], datetime] = utcnow
+
+    @property
+    def job_manager(self) -> JobManager:
+        assert self.jobs is not None, "the job manager starts with the app"
+        return self.jobs

@@ -1,0 +1,176 @@
+"""The service's settings: read once at the edge (``nanobanana serve`` or ``create_app``).
+
+Every field can be set by an environment variable ``NANOBANANA_<FIELD>`` (e.g.
+``NANOBANANA_DATA_DIR``); the server-wide provider keys use the usual names
+(``OPENROUTER_API_KEY``, ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``).  Nothing here runs at import
+time: a ``Settings()`` reads the environment when it is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from platformdirs import user_data_path
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ..config import GOOGLE, OPENROUTER
+
+DAY = 24 * 3600
+
+
+def _default_data_dir() -> Path:
+    return user_data_path("nanobanana", appauthor=False)
+
+
+class Settings(BaseSettings):
+    """Configuration of one ``nanobanana serve`` process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NANOBANANA_",
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # ---------------------------------------------------------------- storage and database
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Holds the SQLite database, the images and the generated master key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+
+    # ----------------------------------------------------------------------- secrets
+    master_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys, comma separated; the first encrypts, all decrypt. Empty: a key "
+        "file in data_dir (created with mode 0600 on first start).",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="Where the generated master key lives (default data_dir/master.key).",
+    )
+
+    # ------------------------------------------------------------------ providers
+    demo: bool | None = Field(
+        default=None,
+        description="Demo mode: users without a key get synthetic images from the built-in "
+        "emulator. None: on when no provider key is in the environment.",
+    )
+    openrouter_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOBANANA_OPENROUTER_BASE_URL", "OPENROUTER_BASE_URL"),
+    )
+    gemini_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOBANANA_GEMINI_BASE_URL", "GEMINI_BASE_URL"),
+    )
+    openrouter_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENROUTER_API_KEY", "NANOBANANA_OPENROUTER_API_KEY"),
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GEMINI_API_KEY", "GOOGLE_API_KEY", "NANOBANANA_GEMINI_API_KEY"
+        ),
+    )
+    allow_server_keys: bool = Field(
+        default=False,
+        description="Initial value of the admin switch letting every user use the server's keys.",
+    )
+
+    # ------------------------------------------------------------------ HTTP surface
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins, comma separated; empty: CORS off."
+    )
+    docs_enabled: bool = Field(default=True, description="Serve /docs, /redoc and /openapi.json.")
+    allow_registration: bool = Field(
+        default=True, description="Let anyone register (the first user can always register)."
+    )
+
+    # ---------------------------------------------------------------------- accounts
+    token_ttl_seconds: int = Field(default=7 * DAY, ge=60)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=10, ge=1)
+    login_window_seconds: float = Field(default=300.0, gt=0)
+    #: Argon2id parameters (argon2-cffi's RFC 9106 low-memory profile by default).
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+    # -------------------------------------------------------------------------- jobs
+    max_concurrent_jobs: int = Field(default=8, ge=1)
+    max_concurrent_jobs_per_user: int = Field(default=2, ge=1)
+    max_queued_jobs_per_user: int = Field(default=20, ge=1)
+    generations_per_minute: int = Field(
+        default=60, ge=1, description="New generations a user may start per minute."
+    )
+    job_deadline_seconds: float = Field(default=300.0, gt=0)
+    retry_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts per provider for a retryable failure."
+    )
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    idempotency_window_seconds: int = Field(default=DAY, ge=1)
+
+    # ------------------------------------------------------------------------ uploads
+    max_request_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (JSON with data-URL references included).",
+    )
+    max_upload_bytes: int = Field(default=7 * 1024 * 1024, ge=1024)
+    max_upload_pixels: int = Field(default=40_000_000, ge=1)
+
+    @field_validator("master_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'nanobanana.db'}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    def server_keys(self) -> dict[str, str]:
+        """Server-wide provider keys from the environment (usable only when the admin allows)."""
+        out: dict[str, str] = {}
+        if self.openrouter_api_key and self.openrouter_api_key.get_secret_value():
+            out[OPENROUTER] = self.openrouter_api_key.get_secret_value()
+        if self.gemini_api_key and self.gemini_api_key.get_secret_value():
+            out[GOOGLE] = self.gemini_api_key.get_secret_value()
+        return out
+
+    @property
+    def demo_enabled(self) -> bool:
+        """Demo mode: explicitly on, or auto (None) with no provider key in the environment."""
+        if self.demo is not None:
+            return self.demo
+        return not self.server_keys()
+
+    def base_urls(self) -> dict[str, str | None]:
+        return {OPENROUTER: self.openrouter_base_url, GOOGLE: self.gemini_base_url}

@@ -1,0 +1,108 @@
+"""Reference image uploads: size, pixel and format limits, checked before anything is kept.
+
+The body is read in chunks and refused with 413 as soon as it passes the limit, with or
+without a Content-Length, so an oversized upload is never buffered whole.  Images are opened
+with an allowlist of formats (PNG, JPEG, WEBP) and their declared pixel count is checked before
+any pixel is decoded, so a decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..imaging import ALLOWED_FORMATS, inspect_image
+from ..types import ReferenceImage
+from .db.models import Upload, new_id
+from .problems import ApiError
+from .services import Services
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+#: Room for multipart boundaries and part headers around the file.
+MULTIPART_OVERHEAD = 16 * 1024
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"The upload is larger than {limit // 1024 // 1024} MB.",
+        limit_bytes=limit,
+    )
+
+
+async def read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
+    buf = bytearray()
+    async for chunk in stream:
+        buf += chunk
+        if len(buf) > limit:
+            raise too_large(limit)
+    return bytes(buf)
+
+
+def check_image(data: bytes, max_pixels: int) -> ReferenceImage:
+    """(mime, width, height) of an allowed, complete image, or a 413/422."""
+    from PIL import Image as PILImage
+
+    if not data:
+        raise ApiError(422, "invalid_image", "The upload is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        try:
+            with PILImage.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as img:
+                width, height = img.size
+        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+            raise _bomb(max_pixels) from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ApiError(
+                422,
+                "invalid_image",
+                "Not a PNG, JPEG or WEBP image.",
+                allowed=["png", "jpeg", "webp"],
+            ) from exc
+    if width * height > max_pixels:
+        raise _bomb(max_pixels)
+    try:
+        mime, width, height = inspect_image(data)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            "invalid_image",
+            "The image is damaged or incomplete.",
+            allowed=["png", "jpeg", "webp"],
+        ) from exc
+    return ReferenceImage(data=data, mime_type=mime, width=width, height=height)
+
+
+def _bomb(max_pixels: int) -> ApiError:
+    return ApiError(
+        413,
+        "image_too_large",
+        f"The image has more than {max_pixels:,} pixels.",
+        max_pixels=max_pixels,
+    )
+
+
+async def store_upload(
+    session: AsyncSession, services: Services, user_id: str, image: ReferenceImage
+) -> Upload:
+    """Keep a checked image (content-addressed) and add its row; the caller commits.  The file
+    is written before the row is added, so no database lock is held during the write."""
+    key = await services.store.put(image.data, extension=_EXTENSIONS[image.mime_type])
+    upload = Upload(
+        id=new_id(),
+        user_id=user_id,
+        sha256=hashlib.sha256(image.data).hexdigest(),
+        mime_type=image.mime_type,
+        width=image.width,
+        height=image.height,
+        size=len(image.data),
+        storage_key=key,
+        created_at=services.now(),
+    )
+    session.add(upload)
+    return upload

@@ -1,0 +1,63 @@
+"""Which keys and base URLs a user's generation uses.
+
+Order per provider: the user's own stored key -> the server's key from the environment, when an
+admin allows it.  A user with neither gets, in demo mode, the built-in emulator for every
+provider, labelled synthetic; outside demo mode, nothing (400 ``missing_api_key``).  A key of
+one's own switches the user to the real providers: real and synthetic images are never mixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..config import PROVIDERS
+from .db.models import ProviderKey, ServerConfig
+from .services import Services
+
+ALLOW_SERVER_KEYS = "allow_server_keys"
+#: The emulator accepts any key without "invalid" in it.
+DEMO_KEY = "demo-key-synthetic"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    api_keys: dict[str, str] = field(repr=False)
+    base_urls: dict[str, str | None]
+    synthetic: bool
+    #: provider -> "user" | "server" | "demo"
+    sources: dict[str, str]
+
+    def has(self, provider: str) -> bool:
+        return provider in self.api_keys
+
+
+async def server_keys_allowed(session: AsyncSession, services: Services) -> bool:
+    row = await session.get(ServerConfig, ALLOW_SERVER_KEYS)
+    if row is None:
+        return services.settings.allow_server_keys
+    return bool(row.value)
+
+
+async def resolve_upstream(session: AsyncSession, services: Services, user_id: str) -> Upstream:
+    rows = (await session.scalars(select(ProviderKey).where(ProviderKey.user_id == user_id))).all()
+    keys = {row.provider: services.vault.decrypt(row.ciphertext) for row in rows}
+    sources = dict.fromkeys(keys, "user")
+    server = services.settings.server_keys()
+    if server and await server_keys_allowed(session, services):
+        for provider, key in server.items():
+            if provider not in keys:
+                keys[provider] = key
+                sources[provider] = "server"
+    if keys:
+        return Upstream(keys, services.settings.base_urls(), False, sources)
+    if services.demo is not None:
+        return Upstream(
+            dict.fromkeys(PROVIDERS, DEMO_KEY),
+            dict(services.demo.base_urls),
+            True,
+            dict.fromkeys(PROVIDERS, "demo"),
+        )
+    return Upstream({}, services.settings.base_urls(), False, {})

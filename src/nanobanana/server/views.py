@@ -1,0 +1,129 @@
+"""Rows to response bodies: one place that decides what a client sees of a job or an image.
+
+Nothing secret is stored in these rows, and nothing here reads another user's data: callers
+pass rows they already loaded for the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .compat.splice import Splicer
+from .db.models import Job, StoredImage
+from .problems import ApiError, job_error, status_for_code
+from .storage import ImageStore
+
+
+def image_url(image_id: str) -> str:
+    return f"/api/images/{image_id}"
+
+
+def image_out(img: StoredImage) -> dict[str, Any]:
+    return {
+        "id": img.id,
+        "index": img.index,
+        "url": image_url(img.id),
+        # Made on first request when the row has none yet (routes/images.py).
+        "thumb_url": f"{image_url(img.id)}?thumb=1",
+        "mime_type": img.mime_type,
+        "width": img.width,
+        "height": img.height,
+        "size": img.size,
+        "sha256": img.sha256,
+    }
+
+
+def _error_out(job: Job) -> dict[str, Any] | None:
+    if not job.error_code:
+        return None
+    err = job_error(job.error_code, job.error_message or "", job.error_details)
+    body = err.body()["error"]
+    body["status"] = status_for_code(job.error_code)[0]
+    return dict(body)
+
+
+def generation_out(job: Job, images: Sequence[StoredImage]) -> dict[str, Any]:
+    req = job.request or {}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "kind": job.kind,
+        "prompt": job.prompt,
+        "negative_prompt": req.get("negative_prompt"),
+        "effective_prompt": job.effective_prompt,
+        "request": req,
+        "provider": job.provider,
+        "model": job.model,
+        "provider_model": job.provider_model,
+        "text": job.text,
+        "usage": job.usage,
+        "cost": job.cost,
+        "cost_is_estimate": job.cost_is_estimate,
+        "fallback": job.attempts or [],
+        "failures": job.failures or [],
+        "warnings": job.warnings or [],
+        "synthetic": job.synthetic,
+        "error": _error_out(job),
+        "images": [image_out(i) for i in sorted(images, key=lambda i: i.index)],
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "timings": job.timings,
+        "events_url": f"/api/generations/{job.id}/events",
+    }
+
+
+async def images_of(session: AsyncSession, job_ids: Sequence[str]) -> dict[str, list[StoredImage]]:
+    out: dict[str, list[StoredImage]] = {j: [] for j in job_ids}
+    if not job_ids:
+        return out
+    rows = await session.scalars(select(StoredImage).where(StoredImage.job_id.in_(job_ids)))
+    for img in rows:
+        out[img.job_id].append(img)
+    return out
+
+
+def job_failure(job: Job) -> ApiError:
+    """The error answer of a job that did not succeed (the same on a replay)."""
+    code = job.error_code or "internal_error"
+    return job_error(
+        code,
+        job.error_message or "The generation failed.",
+        job.error_details,
+        job_id=job.id,
+        fallback=job.attempts or [],
+    )
+
+
+async def seed_response(job: Job, images: Sequence[StoredImage], store: ImageStore) -> bytes:
+    """The JSON body of POST /api/nano-banana/generate for a finished, successful job.
+
+    The base64 images are spliced into the encoded envelope (``Splicer``): no ``str`` of each
+    image and no pass through the JSON encoder (a 4K image is ~20 MB of base64)."""
+    ordered = sorted(images, key=lambda i: i.index)
+    splicer = Splicer()
+    encoded = [splicer.b64(await store.get(img.storage_key)) for img in ordered]
+    return splicer.dumps(
+        {
+            "id": job.id,
+            "images": encoded,
+            "mime_types": [img.mime_type for img in ordered],
+            "image_urls": [image_url(img.id) for img in ordered],
+            "prompt": job.prompt,
+            "model": job.model,
+            "provider": job.provider,
+            "provider_model": job.provider_model,
+            "text": job.text,
+            "usage": job.usage,
+            "cost": job.cost,
+            "cost_is_estimate": job.cost_is_estimate,
+            "fallback": job.attempts or [],
+            "failures": job.failures or [],
+            "warnings": job.warnings or [],
+            "synthetic": job.synthetic,
+        }
+    )

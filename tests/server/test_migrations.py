@@ -1,0 +1,76 @@
+"""The schema: migrations match the models on both databases; the headless user hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from nanobanana.errors import UsageError
+from nanobanana.server.db.engine import create_engine
+from nanobanana.server.db.migrate import upgrade_database
+from nanobanana.server.db.models import Base
+from nanobanana.server.settings import Settings
+from nanobanana.server.users import create_user
+
+from .conftest import PASSWORD, running
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_migrations_match_the_models(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        await upgrade_database(engine)
+        await upgrade_database(engine)  # idempotent
+
+        def diff(conn: object) -> list[object]:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})  # type: ignore[arg-type]
+            return list(compare_metadata(ctx, Base.metadata))
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            assert version == "0001"
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x' / 'db.sqlite'}")
+    try:
+        async with engine.connect() as conn:
+            mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
+            fks = (await conn.execute(text("PRAGMA foreign_keys"))).scalar()
+            busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+        assert (mode, fks) == ("wal", 1)
+        assert busy is not None and busy >= 5000
+    finally:
+        await engine.dispose()
+
+
+def test_create_user_hook(db_url: str, settings_for: Callable[..., Settings]) -> None:
+    """``nanobanana users create``: a headless account, usable at once."""
+    import asyncio
+
+    settings = settings_for(db_url)
+    user_id = create_user(settings, "ops", PASSWORD, admin=True)
+    assert len(user_id) == 32
+    with pytest.raises(UsageError, match="taken"):
+        create_user(settings, "OPS", PASSWORD)
+    with pytest.raises(UsageError):
+        create_user(settings, "x", "short")
+
+    async def check() -> None:
+        async with running(settings) as api:
+            token = await api.login("ops")
+            me = await api.client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.json()["is_admin"] is True and me.json()["id"] == user_id
+            # The next registered account is not the first: no admin rights.
+            assert (await api.register("second"))["is_admin"] is False
+
+    asyncio.run(check())

@@ -1,0 +1,420 @@
+"""The seed API: POST /api/nano-banana/generate and GET /api/nano-banana/models."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from nanobanana.emulator import EmulatorServer
+from nanobanana.imaging import read_metadata, to_data_url
+from nanobanana.server.settings import Settings
+from nanobanana.types import ReferenceImage
+
+from .conftest import (
+    GOOGLE_CANARY,
+    OPENROUTER_CANARY,
+    Api,
+    image_size,
+    png_bytes,
+    running,
+    upstream_requests,
+)
+
+pytestmark = pytest.mark.timeout(60)
+GEN = "/api/nano-banana/generate"
+
+
+def tag() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def test_happy_path_16_9(db_api: Api, emulator: EmulatorServer) -> None:
+    c = db_api.client
+    h = await db_api.user("alice")
+    await db_api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    marker = tag()
+    r = await c.post(GEN, json={"prompt": f"a fox {marker}", "aspect_ratio": "16:9"}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["prompt"] == f"a fox {marker}"
+    assert body["model"] == "gemini-2.5-flash-image"
+    assert body["provider"] == "openrouter" and body["synthetic"] is False
+    assert len(body["images"]) == 1 and len(body["image_urls"]) == 1
+    data = base64.b64decode(body["images"][0], validate=True)
+    assert data.startswith(b"\x89PNG")
+    assert image_size(data) == (1344, 768)
+    assert body["cost"] is not None and body["usage"]["cost"] == body["cost"]
+    assert [a["status"] for a in body["fallback"]] == ["ok"]
+    # Provenance travels in the PNG, without any secret.
+    meta = read_metadata(data)
+    assert meta["prompt"] == f"a fox {marker}" and meta["provider"] == "openrouter"
+    assert OPENROUTER_CANARY.encode() not in data
+
+    served = await c.get(body["image_urls"][0], headers=h)
+    assert served.status_code == 200
+    assert served.content == data
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["cache-control"] == "private, max-age=31536000, immutable"
+    thumb = await c.get(body["image_urls"][0] + "?thumb=1", headers=h)
+    assert thumb.headers["content-type"] == "image/webp"
+    assert max(image_size(thumb.content)) <= 384
+
+    # One upstream call, carrying the user's key in a header, never in the URL.
+    seen = upstream_requests(emulator, marker)
+    assert len(seen) == 1
+    assert seen[0]["api_key"] == OPENROUTER_CANARY and not seen[0]["key_in_query"]
+
+    job = (await c.get(f"/api/generations/{body['id']}", headers=h)).json()
+    assert job["status"] == "succeeded"
+    assert job["images"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_several_images_and_google(api: Api, emulator: EmulatorServer) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    marker = tag()
+    r = await api.client.post(
+        GEN,
+        json={"prompt": f"two cats {marker}", "num_images": 2, "provider": "google"},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["provider"] == "google" and len(body["images"]) == 2
+    seen = upstream_requests(emulator, marker)
+    assert len(seen) == 2
+    assert {s["auth_header"] for s in seen} == {"x-goog-api-key"}
+    assert not any(s["key_in_query"] for s in seen)
+
+
+async def test_no_key_is_400_naming_the_fix(api: Api, emulator: EmulatorServer) -> None:
+    h = await api.user("alice")
+    marker = tag()
+    r = await api.client.post(GEN, json={"prompt": f"x {marker}", "provider": "google"}, headers=h)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "missing_api_key" and err["provider"] == "google"
+    assert "settings page" in err["message"] and "PUT /api/settings/keys/google" in err["message"]
+    assert upstream_requests(emulator, marker) == []
+    # Nothing was stored for a refused request.
+    assert (await api.client.get("/api/generations", headers=h)).json()["items"] == []
+
+
+async def test_google_quota_falls_back_to_openrouter(
+    settings_for: Callable[..., Settings], quota_emulator: EmulatorServer, emulator: EmulatorServer
+) -> None:
+    settings = settings_for(gemini_base_url=quota_emulator.gemini_url)
+    async with running(settings) as api:
+        h = await api.user("alice")
+        await api.put_key(h, "google", GOOGLE_CANARY)
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        marker = tag()
+        r = await api.client.post(
+            GEN, json={"prompt": f"fallback {marker}", "provider": "google"}, headers=h
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["provider"] == "openrouter"
+        steps = [(a["provider"], a["status"], a["error_code"]) for a in body["fallback"]]
+        assert steps == [("google", "error", "quota_exceeded"), ("openrouter", "ok", None)]
+        assert any("fallback" in w for w in body["warnings"])
+        assert len(upstream_requests(quota_emulator, marker)) == 1
+        assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_quota_without_fallback_is_429(api: Api) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    r = await api.client.post(
+        GEN, json={"prompt": "busy [emulator:quota:90]", "provider": "google"}, headers=h
+    )
+    assert r.status_code == 429, r.text
+    assert r.headers["retry-after"] == "90"
+    err = r.json()["error"]
+    assert err["code"] == "quota_exceeded" and err["job_id"]
+    job = (await api.client.get(f"/api/generations/{err['job_id']}", headers=h)).json()
+    assert job["status"] == "failed" and job["error"]["code"] == "quota_exceeded"
+    assert job["error"]["status"] == 429
+
+
+async def test_upstream_failure_is_503(db_api: Api) -> None:
+    h = await db_api.user("alice")
+    await db_api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    r = await db_api.client.post(
+        GEN, json={"prompt": "down [emulator:server-error:503]"}, headers=h
+    )
+    assert r.status_code == 503
+    err = r.json()["error"]
+    assert err["code"] == "upstream_failed" and err["reason"] == "upstream_unavailable"
+    assert err["fallback"][0]["http_status"] == 503
+    assert OPENROUTER_CANARY not in r.text
+
+
+async def test_error_in_200_is_a_failure_not_a_file(api: Api) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    for scenario in ("error-in-200", "bad-base64", "truncated-image"):
+        r = await api.client.post(GEN, json={"prompt": f"x [emulator:{scenario}]"}, headers=h)
+        assert r.status_code == 503, (scenario, r.text)
+        job_id = r.json()["error"]["job_id"]
+        job = (await api.client.get(f"/api/generations/{job_id}", headers=h)).json()
+        assert job["status"] == "failed" and job["images"] == []
+    assert not any(api.settings.images_dir.rglob("*.png"))
+
+
+async def test_blocked_content(db_api: Api) -> None:
+    h = await db_api.user("alice")
+    await db_api.put_key(h, "google", GOOGLE_CANARY)
+    r = await db_api.client.post(
+        GEN, json={"prompt": "forbidden [emulator:safety]", "provider": "google"}, headers=h
+    )
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "content_blocked"
+    assert err["reason"] or err["finish_reason"]
+    assert "text" in err
+    job = (await db_api.client.get(f"/api/generations/{err['job_id']}", headers=h)).json()
+    assert job["status"] == "blocked"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "allowed"),
+    [
+        ({"aspect_ratio": "7:3"}, "aspect_ratio", "16:9"),
+        ({"image_size": "4K"}, "image_size", "1K"),
+        ({"model": "no-such-model"}, "model", "gemini-3-pro-image"),
+        ({"model": "black-forest-labs/flux.2-pro", "provider": "google"}, "model", "openrouter"),
+    ],
+)
+async def test_bad_parameters_name_the_allowed_values(
+    api: Api, body: dict[str, str], field: str, allowed: str
+) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    r = await api.client.post(GEN, json={"prompt": "x", **body}, headers=h)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == field
+    assert allowed in err["allowed"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": ""},
+        {"prompt": "x", "num_images": 5},
+        {"prompt": "x", "num_images": 0},
+        {"prompt": "x", "num_images": "2"},
+        {"prompt": "x", "num_images": True},
+        {"prompt": "x", "provider": "azure"},
+        {"prompt": "x", "seed": -1},
+        {"prompt": "x", "user_id": "someone"},
+        {"prompt": "nul \u0000 byte"},
+        {"prompt": 5},
+        {},
+    ],
+)
+async def test_schema_validation(api: Api, body: dict[str, object]) -> None:
+    h = await api.user("alice")
+    r = await api.client.post(GEN, json=body, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
+    assert r.json()["error"]["errors"]
+
+
+async def test_reference_images(api: Api, emulator: EmulatorServer) -> None:
+    c = api.client
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    up = await c.post(
+        "/api/uploads", files={"file": ("ref.png", png_bytes(), "image/png")}, headers=h
+    )
+    assert up.status_code == 201
+    data_url = to_data_url(ReferenceImage(png_bytes(32, 32), "image/png", 32, 32))
+    marker = tag()
+    r = await c.post(
+        GEN, json={"prompt": f"edit {marker}", "images": [up.json()["id"], data_url]}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    sent = upstream_requests(emulator, marker)
+    assert len(sent) == 1
+    assert str(sent[0]["body"]).count("data:image/png;base64,") >= 2
+    job = (await c.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
+    assert len(job["request"]["images"]) == 2  # the data URL became an upload
+    assert all(len(i) == 32 for i in job["request"]["images"])
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "/etc/passwd",
+        "http://127.0.0.1:9/x.png",
+        "file:///etc/passwd",
+        "0" * 32,
+        "data:text/html;base64,PGI+",
+    ],
+)
+async def test_reference_images_refused(api: Api, emulator: EmulatorServer, ref: str) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    marker = tag()
+    r = await api.client.post(GEN, json={"prompt": f"x {marker}", "images": [ref]}, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "images"
+    assert upstream_requests(emulator, marker) == []
+
+
+async def test_defaults_apply(api: Api, emulator: EmulatorServer) -> None:
+    c = api.client
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    r = await c.put(
+        "/api/settings/defaults",
+        json={"provider": "google", "aspect_ratio": "9:16", "model": None, "image_size": None},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert (await c.get("/api/settings/defaults", headers=h)).json()["provider"] == "google"
+    r = await c.post(GEN, json={"prompt": "portrait"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["provider"] == "google"
+    assert image_size(base64.b64decode(r.json()["images"][0])) == (768, 1344)
+    bad = await c.put("/api/settings/defaults", json={"image_size": "9K"}, headers=h)
+    assert bad.status_code == 422
+    bad = await c.put("/api/settings/defaults", json={"model": "nope"}, headers=h)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_model"
+
+
+async def test_models_endpoint(api: Api) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    r = await api.client.get("/api/nano-banana/models", headers=h)
+    assert r.status_code == 200
+    models = r.json()["models"]
+    assert {m["provider"] for m in models} == {"openrouter", "google"}
+    nano = {m["provider"]: m for m in models if m["id"] == "gemini-2.5-flash-image"}
+    assert nano["openrouter"]["recommended"] is True
+    assert nano["google"]["recommended"] is False
+    assert nano["openrouter"]["available"] is True and nano["google"]["available"] is False
+    assert "16:9" in nano["openrouter"]["aspect_ratios"]
+    for m in models:
+        assert {"id", "name", "provider", "description", "requires_api_key", "recommended"} <= set(
+            m
+        )
+    only = (await api.client.get("/api/nano-banana/models?provider=google", headers=h)).json()
+    assert {m["provider"] for m in only["models"]} == {"google"}
+    assert (await api.client.get("/api/nano-banana/models")).status_code == 401
+
+
+async def test_demo_mode(
+    settings_for: Callable[..., Settings],
+    emulator: EmulatorServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="nanobanana.server")
+    async with running(settings_for(demo=None)) as api:  # auto: no key in the environment
+        c = api.client
+        assert api.services.demo is not None
+        assert "DEMO MODE" in caplog.text and "SYNTHETIC" in caplog.text
+        h = await api.user("alice")
+        assert (await c.get("/api/auth/me", headers=h)).json()["demo"] is True
+        marker = tag()
+        r = await c.post(GEN, json={"prompt": f"demo {marker}"}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["synthetic"] is True
+        assert r.json()["cost"] is None  # nothing was spent
+        assert read_metadata(base64.b64decode(r.json()["images"][0]))["synthetic"] is True
+        assert upstream_requests(emulator, marker) == []  # the built-in emulator served it
+        job = (await c.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
+        assert job["synthetic"] is True
+        assert "SYNTHETIC" in caplog.text.split(r.json()["id"])[-1].splitlines()[0]
+        # A key of one's own switches to the configured (real) provider.
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        assert (await c.get("/api/auth/me", headers=h)).json()["demo"] is False
+        marker = tag()
+        r = await c.post(GEN, json={"prompt": f"real {marker}"}, headers=h)
+        assert r.status_code == 200 and r.json()["synthetic"] is False
+        assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_server_keys_only_when_admin_allows(
+    settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    settings = settings_for(openrouter_api_key=OPENROUTER_CANARY)
+    assert settings.demo_enabled is False
+    async with running(settings) as api:
+        c = api.client
+        admin = await api.user("root")
+        user = await api.user("bob")
+        r = await c.post(GEN, json={"prompt": "x"}, headers=user)
+        assert r.status_code == 400
+        assert (await c.get("/api/admin/settings", headers=user)).status_code == 403
+        r = await c.put("/api/admin/settings", json={"allow_server_keys": True}, headers=admin)
+        assert r.status_code == 200
+        assert r.json() == {
+            "allow_server_keys": True,
+            "server_keys": {"openrouter": True, "google": False},
+            "demo": False,
+        }
+        assert OPENROUTER_CANARY not in r.text
+        marker = tag()
+        r = await c.post(GEN, json={"prompt": f"x {marker}"}, headers=user)
+        assert r.status_code == 200, r.text
+        assert upstream_requests(emulator, marker)[0]["api_key"] == OPENROUTER_CANARY
+        keys = (await c.get("/api/settings/keys", headers=user)).json()["keys"]
+        assert keys[0]["effective_source"] == "server" and keys[0]["masked"] is None
+
+
+@pytest.mark.parametrize("fault", ["hangup", "reset", "truncated"])
+async def test_ambiguous_failure_is_never_resent(
+    api: Api, emulator: EmulatorServer, fault: str
+) -> None:
+    """The upstream read the request, then the connection died: it may have billed it, so it
+    is neither retried nor sent to the fallback provider (U2)."""
+    settings_retry = api.settings.retry_max_attempts
+    assert settings_retry == 1
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    marker = tag()
+    r = await api.client.post(
+        GEN, json={"prompt": f"gone {marker} [emulator:{fault}]", "provider": "google"}, headers=h
+    )
+    assert r.status_code == 503, r.text
+    err = r.json()["error"]
+    assert err["code"] == "upstream_failed" and err["may_be_billed"] is True
+    assert [a["provider"] for a in err["fallback"]] == ["google"]
+    assert len(upstream_requests(emulator, marker)) == 1
+    job = (await api.client.get(f"/api/generations/{err['job_id']}", headers=h)).json()
+    assert job["status"] == "failed" and job["fallback"][0]["may_be_billed"] is True
+
+
+async def test_retries_are_configurable(settings_for: Callable[..., Settings]) -> None:
+    async with running(settings_for(retry_max_attempts=3)) as api:
+        h = await api.user("alice")
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        r = await api.client.post(
+            GEN, json={"prompt": f"flaky {tag()} [emulator:flaky:2:503]"}, headers=h
+        )
+        assert r.status_code == 200, r.text
+        assert [a["status"] for a in r.json()["fallback"]] == ["error", "error", "ok"]
+
+
+async def test_jpeg_from_upstream_is_served_as_jpeg(api: Api) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    r = await api.client.post(GEN, json={"prompt": "photo [emulator:jpeg]"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["mime_types"] == ["image/jpeg"]
+    served = await api.client.get(r.json()["image_urls"][0], headers=h)
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.content[:3] == b"\xff\xd8\xff"
+    assert served.headers["content-disposition"].endswith('.jpg"')
