@@ -1,0 +1,213 @@
+"""OpenAI's Images API: ``/v1/images/generations`` and ``/v1/images/edits``, as generations.
+
+Mapping:
+- ``model``: a catalog id, alias or OpenRouter id; OpenAI's own image model names
+  (``dall-e-*``, ``gpt-image-*``, ``chatgpt-image-*``) and no model mean your default model, so
+  tools that hard-code one work unchanged.
+- ``size``: ``WxH`` must be a size the model produces, from the catalog's pixel table (e.g.
+  ``1024x1024`` is 1:1 at 1K, ``1344x768`` is 16:9 at 1K, ``2048x2048`` is 1:1 at 2K); any other
+  size is a 400 naming the valid ones.  ``auto`` (or none): your default aspect ratio, else the
+  model's.
+- ``quality`` picks the resolution when ``size`` does not: ``low`` the smallest, ``medium`` /
+  ``standard`` 1K, ``high`` / ``hd`` 2K, ``xhigh`` / ``max`` 4K (or the nearest the model has);
+  ``auto`` your default.
+- ``response_format``: ``b64_json`` (the default here, as for OpenAI's GPT image models) or
+  ``url``: absolute ``/api/images/{id}`` URLs, fetched with the same bearer token.
+- ``n``: 1 to 4 images; what succeeds is returned even if some fail.
+- Extensions: ``provider`` (``openrouter`` | ``google``) and ``seed``.
+Images come back in the format the model made (PNG, sometimes JPEG); ``output_format`` and
+``background`` are ignored.  Masks are refused (describe the edit in the prompt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...catalog import ModelSpec, expected_pixels
+from ...client import MAX_PROMPT_CHARS, MAX_SEED
+from .errors import bad_request
+from .openrouter_request import VISIBLE
+from .outcome import JobOutcome
+from .splice import Splicer
+
+#: The most images one request may ask for (the service's per-request limit).
+MAX_IMAGES = 4
+_OPENAI_MODEL_PREFIXES = ("dall-e", "gpt-image", "chatgpt-image")
+_PREFERRED_SIZE = {
+    "medium": "1K",
+    "standard": "1K",
+    "high": "2K",
+    "hd": "2K",
+    "xhigh": "4K",
+    "max": "4K",
+}
+_SIZE_ORDER = ("0.5K", "1K", "2K", "4K")
+
+
+Quality = Literal["auto", "low", "medium", "standard", "high", "hd", "xhigh", "max"]
+ResponseFormat = Literal["b64_json", "url"]
+QUALITIES: tuple[str, ...] = get_args(Quality)
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
+Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=VISIBLE)]
+SIZE_PATTERN = r"^(auto|[0-9]{2,5}x[0-9]{2,5})$"
+Size = Annotated[str, Field(pattern=SIZE_PATTERN)]
+Count = Annotated[int, Field(ge=1, le=MAX_IMAGES)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+class ImagesRequest(BaseModel):
+    """OpenAI's image generation request, as far as this service reads it."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    prompt: Prompt
+    model: str | None = Field(
+        default=None,
+        description="A catalog id or alias; OpenAI model names mean your default model.",
+    )
+    n: Count | None = Field(default=None, description=f"1 to {MAX_IMAGES}.")
+    size: Size | None = Field(default=None, description="`WxH` among the model's sizes, or `auto`.")
+    quality: Quality | None = Field(default=None, description="Picks the resolution.")
+    response_format: ResponseFormat | None = None
+    provider: Literal["openrouter", "google"] | None = Field(
+        default=None, description="Extension: which provider to use first."
+    )
+    seed: Seed | None = Field(default=None, description="Extension, best effort.")
+    stream: Literal[False] | None = Field(
+        default=None, description="Not offered here: stream with chat completions."
+    )
+
+
+@dataclass(frozen=True)
+class ImagesCall:
+    """An Images API request mapped onto the catalog."""
+
+    prompt: str
+    n: int
+    aspect_ratio: str | None
+    image_size: str | None
+    response_format: str
+    seed: int | None
+
+
+def is_openai_model(name: str | None) -> bool:
+    return bool(name) and str(name).strip().lower().startswith(_OPENAI_MODEL_PREFIXES)
+
+
+def catalog_model(name: str | None) -> str | None:
+    """The model to look up in the catalog (``None``: the caller's default)."""
+    return None if name is None or is_openai_model(name) else name
+
+
+def size_table(spec: ModelSpec) -> dict[str, tuple[str, str]]:
+    """``"WxH"`` -> (aspect ratio, image size) for every size the model produces."""
+    table: dict[str, tuple[str, str]] = {}
+    for size in sorted(spec.sizes, key=_size_rank):
+        for ratio in spec.aspect_ratios:
+            px = expected_pixels(ratio, size)
+            if px is not None:
+                table.setdefault(f"{px[0]}x{px[1]}", (ratio, size))
+    return table
+
+
+def _size_rank(size: str) -> int:
+    return _SIZE_ORDER.index(size) if size in _SIZE_ORDER else len(_SIZE_ORDER)
+
+
+def size_for_quality(spec: ModelSpec, quality: str | None) -> str | None:
+    """The image size a ``quality`` asks for, on this model (``None``: the default)."""
+    if quality is None or quality == "auto":
+        return None
+    if quality not in QUALITIES:
+        raise bad_request(
+            f"quality must be one of {', '.join(QUALITIES)}.",
+            "quality",
+            allowed=list(QUALITIES),
+        )
+    sizes = sorted(spec.sizes, key=_size_rank)
+    if quality == "low":
+        return sizes[0]
+    want = _PREFERRED_SIZE[quality]
+    if want in sizes:
+        return want
+    below = [s for s in sizes if _size_rank(s) <= _size_rank(want)]
+    return below[-1] if below else sizes[0]
+
+
+def map_size(
+    spec: ModelSpec, size: str | None, quality: str | None
+) -> tuple[str | None, str | None]:
+    """(aspect ratio, image size) for ``size`` and ``quality`` on this model."""
+    from_quality = size_for_quality(spec, quality)
+    if size is None or size.strip().lower() in ("", "auto"):
+        return None, from_quality
+    key = size.strip().lower().replace("×", "x").replace(" ", "")
+    table = size_table(spec)
+    if key not in table:
+        valid = ["auto", *table]
+        raise bad_request(
+            f"Size {size!r} is not one {spec.id} can produce. Valid sizes: {', '.join(valid)}.",
+            "size",
+            allowed=valid,
+        )
+    return table[key]
+
+
+def plan(
+    spec: ModelSpec,
+    *,
+    prompt: str,
+    n: int | None,
+    size: str | None,
+    quality: str | None,
+    response_format: str | None,
+    seed: int | None,
+) -> ImagesCall:
+    """Check an Images API request against the model (raises ``ProblemError``)."""
+    count = 1 if n is None else n
+    if not 1 <= count <= MAX_IMAGES:
+        raise bad_request(f"n must be from 1 to {MAX_IMAGES}.", "n")
+    fmt = response_format or "b64_json"
+    if fmt not in RESPONSE_FORMATS:
+        raise bad_request(
+            "response_format must be b64_json or url.",
+            "response_format",
+            allowed=list(RESPONSE_FORMATS),
+        )
+    ratio, image_size = map_size(spec, size, quality)
+    return ImagesCall(
+        prompt=prompt,
+        n=count,
+        aspect_ratio=ratio,
+        image_size=image_size,
+        response_format=fmt,
+        seed=seed,
+    )
+
+
+def images_response(outcome: JobOutcome, response_format: str, base_url: str) -> bytes:
+    """``{created, data: [{b64_json} | {url}], usage}`` for a succeeded job."""
+    splicer = Splicer()
+    root = base_url.rstrip("/")
+    data: list[dict[str, Any]] = []
+    for img in outcome.images:
+        if response_format == "url":
+            data.append({"url": f"{root}{img.path}"})
+        else:
+            data.append({"b64_json": splicer.b64(img.data)})
+    doc: dict[str, Any] = {"created": outcome.created, "data": data}
+    tokens_in = outcome.usage_int("input_tokens")
+    tokens_out = outcome.usage_int("output_tokens")
+    if tokens_in is not None or tokens_out is not None:
+        doc["usage"] = {
+            "input_tokens": tokens_in or 0,
+            "output_tokens": tokens_out or 0,
+            "total_tokens": outcome.usage_int("total_tokens")
+            or (tokens_in or 0) + (tokens_out or 0),
+        }
+        if outcome.cost is not None:
+            doc["usage"]["cost"] = outcome.cost
+    return splicer.dumps(doc)

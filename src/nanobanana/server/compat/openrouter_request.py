@@ -1,0 +1,236 @@
+"""OpenRouter chat-completions requests, as image generation calls.
+
+What is read (reference §1.2): ``model`` (catalog ids, aliases, OpenRouter ids such as
+``google/gemini-2.5-flash-image``), ``messages`` (the text of the last user message that has
+text is the prompt; that message's ``image_url`` parts with ``data:`` URLs are the reference
+images), ``modalities``,
+``image_config {aspect_ratio, image_size}``, ``seed``, ``stream``, and our extension
+``provider`` (``"openrouter"`` or ``"google"``; OpenRouter's own routing object is accepted and
+ignored).  Everything else OpenAI and OpenRouter clients send (``temperature``, ``usage``,
+``stream_options``...) is accepted and ignored.
+
+Choices where OpenRouter's behaviour would not help an image client:
+- ``modalities`` left out means ``["image", "text"]`` here (OpenRouter would answer text only);
+  ``modalities`` without ``"image"`` is refused with OpenRouter's 404 "No endpoints found";
+  ``"text"`` asked of an image-only model is not an error, the answer simply has no text.
+- Image URLs that are not ``data:`` URLs are refused: the service never fetches a URL for a
+  client (that would be a server-side request forgery).
+- ``n`` other than 1 is refused: chat completions make one image (the Images API makes more).
+- Control characters are dropped from the prompt rather than refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...client import MAX_PROMPT_CHARS, MAX_SEED
+from .errors import Problem, ProblemError, bad_request
+
+#: A string with at least one visible character (JSON Schema ``pattern``: a search).
+VISIBLE = r"[^\s\x00-\x1f\x7f]"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What ``messages`` must contain: a user message with some text (the prompt).
+_USER_WITH_TEXT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "role": {"const": "user"},
+        "content": {
+            "anyOf": [
+                {"type": "string", "pattern": VISIBLE},
+                {
+                    "type": "array",
+                    "contains": {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": "text"},
+                            "text": {"type": "string", "pattern": VISIBLE},
+                        },
+                        "required": ["type", "text"],
+                    },
+                },
+            ]
+        },
+    },
+    "required": ["role", "content"],
+}
+
+
+class _Open(BaseModel):
+    # Unknown fields are kept and ignored (clients send many); known ones are strict.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+Text = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+
+
+class TextPart(_Open):
+    type: Literal["text"]
+    text: Text
+
+
+class ImageUrl(_Open):
+    url: str = Field(description="A `data:image/...;base64,...` URL.")
+    detail: str | None = None
+
+
+class ImagePart(_Open):
+    type: Literal["image_url"]
+    image_url: ImageUrl | str
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class Message(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Text | list[ContentPart] | None = None
+
+
+#: Every ratio and size of the catalog (a test keeps them equal); which ones a request may use
+#: depends on its model.
+AspectRatio = Literal[
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+    "1:4", "4:1", "1:8", "8:1",
+]  # fmt: skip
+ImageSize = Literal["0.5K", "1K", "2K", "4K"]
+
+
+class ImageConfig(_Open):
+    aspect_ratio: AspectRatio | None = Field(
+        default=None, description="e.g. `16:9`; which ones depends on the model."
+    )
+    image_size: ImageSize | None = Field(
+        default=None, description="`0.5K`, `1K`, `2K` or `4K`, as the model allows."
+    )
+
+
+class ChatRequest(_Open):
+    """OpenRouter's chat-completions request, as far as image generation reads it."""
+
+    model: str | None = Field(
+        default=None,
+        description="A catalog id, alias or OpenRouter id (`google/gemini-2.5-flash-image`); "
+        "default: your saved default model.",
+    )
+    messages: list[Message] = Field(
+        min_length=1,
+        description="The prompt is the text of the last user message that has text.",
+        json_schema_extra={"contains": _USER_WITH_TEXT},
+    )
+    modalities: list[Literal["text", "image", "audio"]] | None = Field(
+        default=None, description='Default `["image", "text"]`; must include `image`.'
+    )
+    image_config: ImageConfig | None = None
+    provider: Literal["openrouter", "google"] | dict[str, Any] | None = Field(
+        default=None,
+        description="Extension: `openrouter` or `google` picks the route; OpenRouter's routing "
+        "object is accepted and ignored. Default: your default provider if it has a key.",
+    )
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    stream: bool = False
+    n: Literal[1] | None = Field(default=None, description="Only 1: one image per completion.")
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """A chat request reduced to what a generation needs."""
+
+    prompt: str
+    #: Reference images, as ``data:`` URLs, in order.
+    images: tuple[str, ...]
+    model: str | None
+    provider: str | None
+    aspect_ratio: str | None
+    image_size: str | None
+    seed: int | None
+    stream: bool
+
+
+def clean_text(text: str) -> str:
+    """Control characters and lone surrogates are dropped from prompts (they cannot be stored
+    and mean nothing to a model) rather than refused."""
+    text = _CONTROL.sub("", text)
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _split(message: Message) -> tuple[str, list[str]]:
+    content = message.content
+    if content is None:
+        return "", []
+    if isinstance(content, str):
+        return clean_text(content), []
+    texts: list[str] = []
+    urls: list[str] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            texts.append(clean_text(part.text))
+        else:
+            ref = part.image_url
+            urls.append(ref if isinstance(ref, str) else ref.url)
+    return "\n".join(t for t in texts if t.strip()), urls
+
+
+def _prompt_message(messages: list[Message]) -> tuple[str, list[str]]:
+    """The text and images of the last user message that has text."""
+    for message in reversed(messages):
+        if message.role == "user":
+            text, urls = _split(message)
+            if text.strip():
+                return text, urls
+    raise bad_request(
+        "No user message with text: the last user message that has text is the image prompt.",
+        "prompt",
+    )
+
+
+def parse_chat(req: ChatRequest) -> ChatCall:
+    """The generation a chat request asks for (raises ``ProblemError`` when it cannot be one)."""
+    if req.modalities is not None and "image" not in req.modalities:
+        wanted = ", ".join(req.modalities) or "none"
+        raise ProblemError(
+            Problem(
+                404,
+                "unsupported_modalities",
+                "No endpoints found that support the requested output modalities: "
+                f'{wanted}. This service generates images: ask for ["image", "text"] or '
+                '["image"].',
+                field_name="modalities",
+                details={"allowed": ["image", "text"]},
+            )
+        )
+    prompt, urls = _prompt_message(req.messages)
+    for pos, url in enumerate(urls, 1):
+        if not url.startswith("data:"):
+            raise ProblemError(
+                Problem(
+                    400,
+                    "invalid_reference_image",
+                    f"Image {pos} is not a data URL: send images as "
+                    "data:image/png;base64,... (this service does not fetch URLs).",
+                    field_name="images",
+                )
+            )
+    config = req.image_config or ImageConfig()
+    provider = req.provider if isinstance(req.provider, str) else None
+    return ChatCall(
+        prompt=prompt,
+        images=tuple(urls),
+        model=req.model,
+        provider=provider,
+        aspect_ratio=config.aspect_ratio,
+        image_size=config.image_size,
+        seed=req.seed,
+        stream=req.stream,
+    )

@@ -1,0 +1,73 @@
+"""A finished job as the compatibility builders see it: plain data, no ORM, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Job statuses whose answer is a content outcome (the model ran but gave no image): OpenRouter
+#: reports those as a normal completion with a finish reason, not as an error.
+CONTENT_CODES = frozenset({"content_blocked", "no_image"})
+
+
+@dataclass(frozen=True)
+class ImagePayload:
+    """One stored image: its bytes and where the service serves it."""
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    width: int
+    height: int
+    index: int = 0
+    #: The service's own path for it (``/api/images/{id}``), relative.
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a compatibility answer is built from."""
+
+    #: The job id (``/api/generations/{id}``).
+    id: str
+    #: Unix seconds of the job's creation.
+    created: int
+    status: str
+    #: ``openrouter`` or ``google``: who served it (or was tried first).
+    provider: str | None
+    #: The model id to echo, in the caller's dialect (e.g. ``google/gemini-2.5-flash-image``).
+    model: str
+    text: str | None = None
+    usage: Mapping[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_details: Mapping[str, Any] = field(default_factory=dict)
+    synthetic: bool = False
+    images: tuple[ImagePayload, ...] = ()
+
+    @property
+    def generation_id(self) -> str:
+        """OpenRouter-style id; the part after ``gen-`` is the job id."""
+        return f"gen-{self.id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded" and bool(self.images)
+
+    @property
+    def content_outcome(self) -> bool:
+        """The model ran and answered without an image (a block, or text only)."""
+        return self.status in ("blocked", "failed") and self.error_code in CONTENT_CODES
+
+    def usage_int(self, key: str) -> int | None:
+        value = (self.usage or {}).get(key)
+        return (
+            int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+
+    @property
+    def cost(self) -> float | None:
+        value = (self.usage or {}).get("cost")
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )

@@ -1,0 +1,229 @@
+"""The I/O shared by the compatibility routes: errors in each dialect, the provider choice,
+and running a call as a job of the job service.
+
+Every compatible call is an ordinary job (kind ``openrouter`` or ``openai``): it runs with the
+caller's stored keys and the service's fallback, in the worker pool (a client that goes away
+does not cancel it), and it appears in ``GET /api/generations``.
+
+Errors: the routes use a route class whose handler catches every error the request can meet,
+including those raised while dependencies are solved (a bad token, a body that does not
+validate), and answers in the dialect's shape instead of the service's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ...catalog import ModelSpec
+from ...config import OPENROUTER, PROVIDERS, canonical_provider
+from ...errors import NanobananaError
+from ..compat.errors import (
+    Problem,
+    ProblemError,
+    from_api,
+    from_job,
+    from_library,
+    from_validation,
+    openai_error,
+    openrouter_error,
+)
+from ..compat.outcome import ImagePayload, JobOutcome
+from ..db.models import Job, User, UserSettings
+from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
+from ..problems import ApiError
+from ..schemas import GenerateIn
+from ..services import Services
+from ..upstream import resolve_upstream
+from ..views import image_url, images_of
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+#: Honoured as on the service's own routes, but left out of the OpenAPI description: OpenAI's
+#: and OpenRouter's APIs do not define it (docs/compat.md documents it).
+IdempotencyKey = Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, include_in_schema=False)]
+_CAUGHT = (
+    StarletteHTTPException,
+    RequestValidationError,
+    PydanticValidationError,
+    NanobananaError,
+    ProblemError,
+)
+
+
+# ---------------------------------------------------------------------------------- errors
+def problem_of(exc: Exception) -> Problem:
+    if isinstance(exc, ProblemError):
+        return exc.problem
+    if isinstance(exc, ApiError):
+        return from_api(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    if isinstance(exc, StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else "Request refused."
+        return from_api(exc.status_code, f"http_{exc.status_code}", message, None, exc.headers)
+    if isinstance(exc, RequestValidationError | PydanticValidationError):
+        return from_validation(exc.errors())
+    assert isinstance(exc, NanobananaError)
+    return from_library(exc)
+
+
+def json_bytes_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+class DialectRoute(APIRoute):
+    """Answers every error of its routes in one dialect's shape."""
+
+    def render(self, problem: Problem) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+        render = self.render
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _CAUGHT as exc:
+                problem = problem_of(exc)
+                return json_bytes_response(
+                    orjson.dumps(render(problem)), problem.status, problem.response_headers()
+                )
+
+        return guarded
+
+
+class OpenRouterRoute(DialectRoute):
+    def render(self, problem: Problem) -> dict[str, Any]:
+        return openrouter_error(problem)
+
+
+class OpenAIRoute(DialectRoute):
+    def render(self, problem: Problem) -> dict[str, Any]:
+        return openai_error(problem)
+
+
+# ------------------------------------------------------------------------------ the target
+async def choose_target(
+    session: AsyncSession,
+    services: Services,
+    user_id: str,
+    model: str | None,
+    provider_hint: str | None,
+) -> tuple[ModelSpec, str]:
+    """(model, provider) for a call: the model asked for (else the caller's default, else the
+    provider's); the provider hinted (else the caller's default provider, else the first one
+    that serves the model and has a key; with no key at all, the generation answers 400)."""
+    catalog = services.catalog
+    defaults = await session.get(UserSettings, user_id)
+    name = model or (defaults.model if defaults else None)
+    spec = catalog.get(name) if name else None
+    if provider_hint:
+        provider = canonical_provider(provider_hint)
+    else:
+        upstream = await resolve_upstream(session, services, user_id)
+        serving = spec.providers if spec is not None else PROVIDERS
+        preferred = [defaults.provider] if defaults is not None and defaults.provider else []
+        order = [p for p in (*preferred, *PROVIDERS) if p in serving]
+        provider = next((p for p in order if upstream.has(p)), order[0] if order else OPENROUTER)
+    if spec is None or (model is None and provider not in spec.provider_ids):
+        spec = catalog.default_for(provider)  # a saved default model of the other provider
+    spec.wire_id(provider)
+    return spec, provider
+
+
+def generate_in(**fields: Any) -> GenerateIn:
+    """The service's generation request (its validation errors become 400s)."""
+    return GenerateIn(**{k: v for k, v in fields.items() if v is not None})
+
+
+# ----------------------------------------------------------------------------------- jobs
+async def start_job(
+    session: AsyncSession,
+    services: Services,
+    user: User,
+    body: GenerateIn,
+    *,
+    kind: str,
+    idempotency_key: str | None,
+) -> tuple[str, bool]:
+    """(job id, replayed): a new job submitted to the pool, or an idempotent twin's."""
+    key = check_idempotency_key(idempotency_key)
+    job, replayed = await create_job(session, services, user, body, kind=kind, idempotency_key=key)
+    job_id = job.id
+    if not replayed:
+        services.job_manager.submit(job_id, user.id)
+    return job_id, replayed
+
+
+async def load_outcome(services: Services, job_id: str, model: str) -> JobOutcome | None:
+    """The finished job as plain data (image bytes read only when it succeeded); None when
+    the job was deleted meanwhile."""
+    async with services.sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        if job is None:
+            return None
+        stored = (await images_of(session, [job_id]))[job_id]
+        await session.commit()
+    payloads: list[ImagePayload] = []
+    if job.status == "succeeded":
+        for img in sorted(stored, key=lambda i: i.index):
+            payloads.append(
+                ImagePayload(
+                    data=await services.store.get(img.storage_key),
+                    mime_type=img.mime_type,
+                    width=img.width,
+                    height=img.height,
+                    index=img.index,
+                    path=image_url(img.id),
+                )
+            )
+    return JobOutcome(
+        id=job.id,
+        created=int(job.created_at.timestamp()),
+        status=job.status,
+        provider=job.provider,
+        model=model,
+        text=job.text,
+        usage=job.usage,
+        error_code=job.error_code,
+        error_message=job.error_message,
+        error_details=dict(job.error_details or {}),
+        synthetic=job.synthetic,
+        images=tuple(payloads),
+    )
+
+
+def failure_problem(outcome: JobOutcome | None, job_id: str) -> Problem:
+    """The error answer of a job that gave no image."""
+    if outcome is None:
+        return Problem(
+            404, "not_found", "The generation was deleted while it ran.", details={"job_id": job_id}
+        )
+    if outcome.status == "succeeded":  # cannot happen: a success has at least one image
+        return Problem(
+            500, "internal_error", "The generation stored no image.", details={"job_id": job_id}
+        )
+    details = {**outcome.error_details, "job_id": outcome.id}
+    return from_job(
+        outcome.error_code or "internal_error",
+        outcome.error_message or "The generation failed.",
+        details,
+    )
+
+
+def job_headers(
+    job_id: str, replayed: bool, extra: Sequence[tuple[str, str]] = ()
+) -> dict[str, str]:
+    headers = {"X-Generation-Id": f"gen-{job_id}", "X-Job-Id": job_id, **dict(extra)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers

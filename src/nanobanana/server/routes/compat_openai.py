@@ -1,0 +1,200 @@
+"""OpenAI-compatible Images API: ``POST /v1/images/generations``, ``POST /v1/images/edits``
+and ``GET /v1/models``.
+
+An OpenAI client works against the service with only its base URL (``http://<host>/v1``) and
+key (a personal token) changed.  Every call is a job in the caller's history, with the caller's
+stored keys and the service's fallback.  The mapping of ``size``, ``quality``, ``model`` and
+``response_format`` is in ``compat/openai_images.py``.  The two image routes also answer under
+``/api/v1/images/...`` for clients that use the OpenRouter base URL for everything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...catalog import ModelSpec
+from ...client import MAX_PROMPT_CHARS, MAX_SEED
+from ...imaging import b64encode
+from ..compat.errors import Problem, ProblemError, bad_request
+from ..compat.models import check_query, openai_models
+from ..compat.openai_images import (
+    MAX_IMAGES,
+    SIZE_PATTERN,
+    ImagesCall,
+    ImagesRequest,
+    Quality,
+    ResponseFormat,
+    catalog_model,
+    images_response,
+    plan,
+)
+from ..compat.openrouter_request import VISIBLE, clean_text
+from ..compat.schemas import ImagesResponse, OpenAIError, OpenAIModels, error_responses
+from ..db.models import User
+from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..services import Services
+from ..uploads import too_large
+from .compat_common import (
+    IdempotencyKey,
+    OpenAIRoute,
+    choose_target,
+    failure_problem,
+    generate_in,
+    job_headers,
+    json_bytes_response,
+    load_outcome,
+    start_job,
+)
+
+router = APIRouter(tags=["OpenAI-compatible"], route_class=OpenAIRoute)
+
+_RESPONSES = error_responses(OpenAIError, 400, 401, 402, 408, 409, 413, 422, 429, 502, 503)
+
+
+async def _run(
+    request: Request,
+    services: Services,
+    session: AsyncSession,
+    user: User,
+    target: tuple[ModelSpec, str],
+    call: ImagesCall,
+    references: list[str],
+    idempotency_key: str | None,
+) -> Response:
+    spec, provider = target
+    body = generate_in(
+        prompt=call.prompt,
+        num_images=call.n,
+        provider=provider,
+        model=spec.id,
+        aspect_ratio=call.aspect_ratio,
+        image_size=call.image_size,
+        seed=call.seed,
+        images=references,
+    )
+    job_id, replayed = await start_job(
+        session, services, user, body, kind="openai", idempotency_key=idempotency_key
+    )
+    headers = job_headers(job_id, replayed)
+    await services.job_manager.wait(job_id)
+    outcome = await load_outcome(services, job_id, spec.id)
+    if outcome is not None and outcome.succeeded:
+        data = images_response(outcome, call.response_format, str(request.base_url))
+        return json_bytes_response(data, 200, headers)
+    problem = failure_problem(outcome, job_id)
+    problem.headers.update(headers)
+    raise ProblemError(problem)
+
+
+async def generations(
+    body: ImagesRequest,
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Generate images from a prompt: `{created, data: [{b64_json} | {url}], usage}`."""
+    target = await choose_target(
+        session, services, user.id, catalog_model(body.model), body.provider
+    )
+    call = plan(
+        target[0],
+        prompt=clean_text(body.prompt),
+        n=body.n,
+        size=body.size,
+        quality=body.quality,
+        response_format=body.response_format,
+        seed=body.seed,
+    )
+    return await _run(request, services, session, user, target, call, [], idempotency_key)
+
+
+FileList = Annotated[
+    list[UploadFile] | None, File(description="The image(s) to edit: PNG, JPEG or WEBP.")
+]
+
+
+async def edits(
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    prompt: Annotated[str, Form(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=VISIBLE)],
+    image: FileList = None,
+    images: Annotated[
+        list[UploadFile] | None,
+        File(alias="image[]", description="The same, as OpenAI's SDKs send several."),
+    ] = None,
+    mask: Annotated[UploadFile | None, File(description="Not supported.")] = None,
+    model: Annotated[str | None, Form()] = None,
+    n: Annotated[int | None, Form(ge=1, le=MAX_IMAGES)] = None,
+    size: Annotated[str | None, Form(pattern=SIZE_PATTERN)] = None,
+    quality: Annotated[Quality | None, Form()] = None,
+    response_format: Annotated[ResponseFormat | None, Form()] = None,
+    provider: Annotated[Literal["openrouter", "google"] | None, Form()] = None,
+    seed: Annotated[int | None, Form(ge=0, le=MAX_SEED)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Edit or combine images with a prompt (multipart `image` / `image[]` files)."""
+    if mask is not None:
+        raise bad_request("Masks are not supported: describe the change in the prompt.", "mask")
+    files = [*(image or []), *(images or [])]
+    if not files:
+        raise bad_request("Send at least one image file (field `image` or `image[]`).", "images")
+    references = [await _data_url(f, services.settings.max_upload_bytes) for f in files]
+    target = await choose_target(session, services, user.id, catalog_model(model), provider)
+    call = plan(
+        target[0],
+        prompt=clean_text(prompt),
+        n=n,
+        size=size,
+        quality=quality,
+        response_format=response_format,
+        seed=seed,
+    )
+    return await _run(request, services, session, user, target, call, references, idempotency_key)
+
+
+async def _data_url(upload: UploadFile, limit: int) -> str:
+    """A file as a data URL; the generation checks it like any reference (format, pixels)."""
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(limit)
+    if not data:
+        raise ProblemError(
+            Problem(400, "invalid_image", "An image file is empty.", field_name="images")
+        )
+    return f"data:application/octet-stream;base64,{b64encode(data)}"
+
+
+for prefix, shown in (("/v1", True), ("/api/v1", False)):
+    router.add_api_route(
+        f"{prefix}/images/generations",
+        generations,
+        methods=["POST"],
+        response_model=ImagesResponse,
+        responses=_RESPONSES,
+        include_in_schema=shown,
+    )
+    router.add_api_route(
+        f"{prefix}/images/edits",
+        edits,
+        methods=["POST"],
+        response_model=ImagesResponse,
+        responses=_RESPONSES,
+        include_in_schema=shown,
+    )
+
+
+@router.get(
+    "/v1/models", response_model=OpenAIModels, responses=error_responses(OpenAIError, 400, 401)
+)
+async def models(request: Request, user: CurrentUser, services: ServicesDep) -> Response:
+    """The catalog as OpenAI's model list (the ids `images.generate` takes)."""
+    check_query(request.query_params.keys(), frozenset())
+    return json_bytes_response(orjson.dumps(openai_models(services.catalog)))

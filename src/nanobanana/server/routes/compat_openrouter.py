@@ -1,0 +1,180 @@
+"""OpenRouter-compatible API: ``POST /api/v1/chat/completions`` and ``GET /api/v1/models``.
+
+An OpenRouter client works against the service with only its base URL
+(``http://<host>/api/v1``) and key (a personal token from ``POST /api/tokens``) changed.  Each
+call is a job in the caller's history, run with the caller's stored provider keys and the
+service's fallback.  ``/v1/chat/completions`` answers too, for clients whose base URL is
+``http://<host>/v1``.
+
+Streaming starts as soon as the job is accepted: ``: OPENROUTER PROCESSING`` comments keep the
+connection alive while it runs, then the chunks follow.  So a job that fails is reported the
+way OpenRouter reports errors after the stream began (HTTP 200, one chunk with a top-level
+``error``), which also keeps clients from retrying a call that may have been billed.  Errors
+found before the job exists (bad token, bad parameters, no key) are plain JSON with their real
+status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ..compat.errors import ProblemError
+from ..compat.models import (
+    OPENROUTER_MODEL_QUERY,
+    check_query,
+    openrouter_id,
+    openrouter_models,
+    parse_output_modalities,
+)
+from ..compat.openrouter_request import ChatRequest, parse_chat
+from ..compat.openrouter_response import (
+    KEEPALIVE,
+    MEDIA_TYPE_SSE,
+    completion,
+    stream_error,
+    stream_events,
+)
+from ..compat.outcome import JobOutcome
+from ..compat.schemas import (
+    CHAT_STREAM_EVENT,
+    ChatCompletion,
+    OpenRouterError,
+    OpenRouterModels,
+    error_responses,
+)
+from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..services import Services
+from .compat_common import (
+    IdempotencyKey,
+    OpenRouterRoute,
+    choose_target,
+    failure_problem,
+    generate_in,
+    job_headers,
+    json_bytes_response,
+    load_outcome,
+    start_job,
+)
+
+router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterRoute)
+
+#: Seconds between ``: OPENROUTER PROCESSING`` comments while a streamed job runs.
+KEEPALIVE_SECONDS = 3.0
+
+_CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The completion; with `stream: true`, server-sent events.",
+        "content": {MEDIA_TYPE_SSE: {"schema": CHAT_STREAM_EVENT}},
+    },
+    **error_responses(OpenRouterError, 400, 401, 402, 404, 408, 409, 413, 422, 429, 502, 503),
+}
+
+
+async def chat_completions(
+    body: ChatRequest,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Generate an image as an OpenRouter chat completion (`message.images`), plain or
+    streamed (`delta.images`).  The prompt is the last user message's text; its `image_url`
+    parts (data URLs) are reference images."""
+    call = parse_chat(body)
+    spec, provider = await choose_target(session, services, user.id, call.model, call.provider)
+    request = generate_in(
+        prompt=call.prompt,
+        provider=provider,
+        model=spec.id,
+        aspect_ratio=call.aspect_ratio,
+        image_size=call.image_size,
+        seed=call.seed,
+        images=list(call.images),
+    )
+    job_id, replayed = await start_job(
+        session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
+    )
+    model = openrouter_id(spec)
+    headers = job_headers(job_id, replayed)
+    if call.stream:
+        headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _stream(services, job_id, model), media_type=MEDIA_TYPE_SSE, headers=headers
+        )
+    await services.job_manager.wait(job_id)
+    outcome = await load_outcome(services, job_id, model)
+    if outcome is not None and (outcome.succeeded or outcome.content_outcome):
+        return json_bytes_response(completion(outcome), 200, headers)
+    problem = failure_problem(outcome, job_id)
+    problem.headers.update(headers)
+    raise ProblemError(problem)
+
+
+async def _stream(services: Services, job_id: str, model: str) -> AsyncIterator[bytes]:
+    yield KEEPALIVE
+    waiter = asyncio.ensure_future(services.job_manager.wait(job_id))
+    try:
+        while not waiter.done():
+            done, _ = await asyncio.wait({waiter}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield KEEPALIVE
+    finally:
+        # Only the waiting stops: the job itself belongs to the pool and runs on.
+        waiter.cancel()
+    outcome = await load_outcome(services, job_id, model)
+    if outcome is not None and (outcome.succeeded or outcome.content_outcome):
+        for event in stream_events(outcome):
+            yield event
+        return
+    problem = failure_problem(outcome, job_id)
+    shell = outcome or JobOutcome(
+        id=job_id, created=int(time.time()), status="deleted", provider=None, model=model
+    )
+    yield stream_error(shell, problem)
+
+
+router.add_api_route(
+    "/api/v1/chat/completions",
+    chat_completions,
+    methods=["POST"],
+    response_model=ChatCompletion,
+    responses=_CHAT_RESPONSES,
+)
+# The same for clients configured with a base URL ending in /v1 (hidden: one documented path).
+router.add_api_route(
+    "/v1/chat/completions",
+    chat_completions,
+    methods=["POST"],
+    response_model=ChatCompletion,
+    include_in_schema=False,
+)
+
+
+@router.get(
+    "/api/v1/models",
+    response_model=OpenRouterModels,
+    responses=error_responses(OpenRouterError, 400, 401),
+)
+async def models(
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
+    output_modalities: Annotated[
+        str | None,
+        Query(
+            description="Comma list of `text`, `image`, `audio`, `embeddings`, or `all`. "
+            "Default `text` (as on OpenRouter): image tools ask for `image`."
+        ),
+    ] = None,
+) -> Response:
+    """The catalog in OpenRouter's Model shape."""
+    check_query(request.query_params.keys(), OPENROUTER_MODEL_QUERY)
+    wanted = parse_output_modalities(output_modalities)
+    return json_bytes_response(orjson.dumps(openrouter_models(services.catalog, wanted)))

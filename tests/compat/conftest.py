@@ -1,0 +1,191 @@
+"""A live nanobanana service on a loopback port (uvicorn in a thread) for the compatibility
+tests: SQLite and images in a temporary folder, upstream = the emulator, one user ``ada`` with
+canary keys for both providers and a personal API token.  Real clients (the ``openai`` SDK,
+``requests``, curl, nanobanana's own library) talk to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image as PILImage
+
+from nanobanana.emulator import EmulatorConfig, EmulatorServer
+from nanobanana.server.app import create_app
+from nanobanana.server.settings import Settings
+
+OPENROUTER_CANARY = "sk-or-v1-CANARY-compat-0123456789abcdef0123456789"
+GOOGLE_CANARY = "AIzaSyCANARY-compat-0123456789abcdefghijkl"
+PASSWORD = "correct horse battery"
+LEAKY_VARS = (
+    "OPENROUTER_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_BASE_URL",
+    "GEMINI_BASE_URL",
+)
+
+
+@dataclass
+class Live:
+    """A running service and helpers to make users on it."""
+
+    url: str
+    app: Any
+    #: ada's personal API token (she stored keys for both providers).
+    token: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+    def http(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def new_user(self, name: str | None = None, keys: dict[str, str] | None = None) -> str:
+        """Register a user, store ``keys`` and return a personal API token."""
+        name = name or f"u{uuid.uuid4().hex[:10]}"
+        with self.http() as c:
+            r = c.post("/api/auth/register", json={"username": name, "password": PASSWORD})
+            assert r.status_code == 201, r.text
+            r = c.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            session = r.json()["access_token"]
+            c.cookies.clear()
+            h = {"Authorization": f"Bearer {session}"}
+            for provider, key in (keys or {}).items():
+                r = c.put(f"/api/settings/keys/{provider}", json={"api_key": key}, headers=h)
+                assert r.status_code == 200, r.text
+            r = c.post("/api/tokens", json={"name": "compat tests"}, headers=h)
+            assert r.status_code == 201, r.text
+            token: str = r.json()["token"]
+        self.tokens[name] = token
+        return token
+
+
+@contextmanager
+def live_server(tmp: Path, openrouter_url: str, gemini_url: str, **over: Any) -> Iterator[Live]:
+    import uvicorn
+
+    values: dict[str, Any] = {
+        "data_dir": tmp / "data",
+        "database_url": f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
+        "demo": False,
+        "openrouter_base_url": openrouter_url,
+        "gemini_base_url": gemini_url,
+        "openrouter_api_key": None,
+        "gemini_api_key": None,
+        "argon2_time_cost": 2,
+        "argon2_memory_kib": 19456,
+        "argon2_parallelism": 1,
+        "retry_max_attempts": 1,
+        "shutdown_grace_seconds": 5.0,
+        "max_concurrent_jobs_per_user": 4,
+        # The tests are not about the per-user rate limit (test_security covers it).
+        "generations_per_minute": 10_000,
+    }
+    values.update(over)
+    with pytest.MonkeyPatch.context() as mp:
+        for var in (*LEAKY_VARS, *(v for v in os.environ if v.startswith("NANOBANANA_"))):
+            mp.delenv(var, raising=False)
+        app = create_app(Settings(**values))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "the server did not start"
+    live = Live(url=f"http://127.0.0.1:{port}", app=app, token="")
+    try:
+        live.token = live.new_user(
+            "ada", {"openrouter": OPENROUTER_CANARY, "google": GOOGLE_CANARY}
+        )
+        yield live
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorServer) -> Iterator[Live]:
+    """The service with both providers on the shared emulator."""
+    tmp = tmp_path_factory.mktemp("compat")
+    with live_server(tmp, emulator.openrouter_url, emulator.gemini_url) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def quota_google() -> Iterator[EmulatorServer]:
+    """A Google upstream whose every answer is a (per-minute) quota error."""
+    with EmulatorServer(EmulatorConfig(default_scenario="quota:90")) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def live_quota(
+    tmp_path_factory: pytest.TempPathFactory,
+    emulator: EmulatorServer,
+    quota_google: EmulatorServer,
+) -> Iterator[Live]:
+    """The service whose Google upstream is out of quota (OpenRouter works)."""
+    tmp = tmp_path_factory.mktemp("compat-quota")
+    with live_server(tmp, emulator.openrouter_url, quota_google.gemini_url) as server:
+        yield server
+
+
+# ----------------------------------------------------------------------------- helpers
+def tag() -> str:
+    """A unique word for a prompt, to find the upstream requests a test caused."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", (width, height), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with PILImage.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.size
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    head, _, payload = url.partition(",")
+    assert head.startswith("data:") and head.endswith(";base64"), head
+    return head[5:-7], base64.b64decode(payload, validate=True)
+
+
+def upstream_prompts(emu: EmulatorServer, marker: str) -> list[dict[str, Any]]:
+    """Generation requests the emulator saw whose body mentions ``marker``."""
+    import json
+
+    return [
+        r
+        for r in emu.requests()
+        if r.get("method") == "POST" and marker in json.dumps(r.get("body"), ensure_ascii=False)
+    ]

@@ -1,0 +1,178 @@
+"""OpenAI-compatible Images API, driven by the real ``openai`` SDK over HTTP:
+``images.generate`` (b64_json and url), ``images.edit`` (one and several files), the sizes a
+model cannot make, quality, content blocks, and ``models.list``."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from nanobanana.emulator import EmulatorServer
+
+from .conftest import Live, decode_data_url, image_size, png_bytes, tag, upstream_prompts
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def client(live: Live) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.token, max_retries=0) as c:
+        yield c
+
+
+def job(live: Live, job_id: str) -> dict[str, Any]:
+    with live.http(live.token) as c:
+        out: dict[str, Any] = c.get(f"/api/generations/{job_id}").json()
+        return out
+
+
+def test_generate_b64_json(client: openai.OpenAI, live: Live, emulator: EmulatorServer) -> None:
+    marker = tag()
+    raw = client.images.with_raw_response.generate(
+        model="gemini-2.5-flash-image",
+        prompt=f"a red fox {marker}",
+        size="1344x768",
+        response_format="b64_json",
+    )
+    r = raw.parse()
+    assert r.created > 0 and r.data is not None and len(r.data) == 1
+    data = base64.b64decode(r.data[0].b64_json or "", validate=True)
+    assert data.startswith(b"\x89PNG") and image_size(data) == (1344, 768)
+    assert r.usage is not None and r.usage.total_tokens > 0
+    record = job(live, raw.headers["x-job-id"])
+    assert record["kind"] == "openai" and record["status"] == "succeeded"
+    assert (record["request"]["aspect_ratio"], record["request"]["image_size"]) == ("16:9", "1K")
+    assert len(upstream_prompts(emulator, marker)) == 1
+
+
+def test_generate_urls_and_n(client: openai.OpenAI, live: Live) -> None:
+    r = client.images.generate(
+        model="nano-banana",
+        prompt=f"two owls {tag()}",
+        n=2,
+        size="1024x1024",
+        response_format="url",
+    )
+    assert r.data is not None and len(r.data) == 2
+    urls = [d.url or "" for d in r.data]
+    assert all(u.startswith(f"{live.url}/api/images/") for u in urls)
+    with live.http(live.token) as c:
+        for url in urls:
+            got = c.get(url)
+            assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+            assert image_size(got.content) == (1024, 1024)
+    assert httpx.get(urls[0]).status_code == 401  # the same token is needed
+
+
+def test_openai_model_names_and_quality(client: openai.OpenAI, live: Live) -> None:
+    # A tool that hard-codes an OpenAI model gets the default model; quality picks 0.5K on a
+    # model that has it.
+    r = client.images.generate(model="dall-e-3", prompt=f"a cat {tag()}", quality="standard")
+    assert r.data is not None
+    assert image_size(base64.b64decode(r.data[0].b64_json or "")) == (1024, 1024)
+    raw = client.images.with_raw_response.generate(
+        model="gemini-3.1-flash-image", prompt=f"a cat {tag()}", quality="low"
+    )
+    r = raw.parse()
+    assert r.data is not None
+    assert image_size(base64.b64decode(r.data[0].b64_json or "")) == (512, 512)
+    assert job(live, raw.headers["x-job-id"])["request"]["image_size"] == "0.5K"
+
+
+def test_invalid_size_names_the_valid_ones(client: openai.OpenAI, live: Live) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(model="gemini-2.5-flash-image", prompt="x", size="1536x1024")
+    err = caught.value
+    assert err.status_code == 400
+    body = err.body
+    assert isinstance(body, dict)
+    assert body["param"] == "size" and body["type"] == "invalid_request_error"
+    assert "1024x1024" in body["message"] and "1344x768" in body["message"]
+    assert err.response.json() == {"error": body}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(prompt="x", n=9)
+    assert caught.value.body["param"] == "n"  # type: ignore[index]
+    with live.http(live.token) as c:
+        streamed = c.post("/v1/images/generations", json={"prompt": "x", "stream": True})
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "stream"
+
+
+def test_edit_one_and_several_images(
+    client: openai.OpenAI, live: Live, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    first, second = png_bytes(64, 48), png_bytes(32, 32, (0, 90, 200))
+    r = client.images.edit(
+        model="gemini-2.5-flash-image",
+        image=("photo.png", io.BytesIO(first), "image/png"),
+        prompt=f"make the sky purple {marker}",
+        size="1024x1024",
+    )
+    assert r.data is not None
+    assert image_size(base64.b64decode(r.data[0].b64_json or "")) == (1024, 1024)
+    sent = upstream_prompts(emulator, marker)[0]["body"]["messages"][0]["content"]
+    refs = [decode_data_url(p["image_url"]["url"])[1] for p in sent if p["type"] == "image_url"]
+    assert refs == [first]
+
+    marker = tag()
+    raw = client.images.with_raw_response.edit(
+        model="gemini-2.5-flash-image",
+        image=[
+            ("a.png", io.BytesIO(first), "image/png"),
+            ("b.png", io.BytesIO(second), "image/png"),
+        ],
+        prompt=f"put them together {marker}",
+    )
+    assert raw.parse().data
+    assert len(job(live, raw.headers["x-job-id"])["request"]["images"]) == 2
+    sent = upstream_prompts(emulator, marker)[0]["body"]["messages"][0]["content"]
+    refs = [decode_data_url(p["image_url"]["url"])[1] for p in sent if p["type"] == "image_url"]
+    assert refs == [first, second]
+
+
+def test_edit_refusals(client: openai.OpenAI) -> None:
+    png = ("photo.png", io.BytesIO(png_bytes()), "image/png")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.edit(
+            image=png, mask=("m.png", io.BytesIO(png_bytes()), "image/png"), prompt="x"
+        )
+    assert caught.value.body["param"] == "mask"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.edit(
+            image=("notes.txt", io.BytesIO(b"not an image"), "text/plain"), prompt="x"
+        )
+    assert caught.value.body["param"] == "image"  # type: ignore[index]
+
+
+def test_content_block_is_content_policy_violation(client: openai.OpenAI, live: Live) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(prompt=f"forbidden {tag()} [emulator:safety]")
+    err = caught.value
+    assert err.code == "content_policy_violation"
+    # It may have been billed: the SDK is told not to retry it.
+    assert err.response.headers["x-should-retry"] == "false"
+    assert job(live, err.response.headers["x-job-id"])["status"] == "blocked"
+
+
+def test_models_list_and_bad_token(client: openai.OpenAI, live: Live) -> None:
+    ids = {m.id for m in client.models.list()}
+    assert {"gemini-2.5-flash-image", "gemini-3-pro-image", "black-forest-labs/flux.2-pro"} <= ids
+    with live.http(live.token) as c:
+        assert c.get("/v1/models", params={"limit": "2"}).json()["error"]["param"] == "limit"
+    with (
+        openai.OpenAI(base_url=f"{live.url}/v1", api_key="nope", max_retries=0) as bad,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        bad.images.generate(prompt="x")
+    assert caught.value.body == {
+        "message": "Missing or invalid bearer token.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
