@@ -173,6 +173,10 @@ async def test_running_job_cannot_be_deleted(api: Api) -> None:
     assert (await api.client.delete(f"/api/generations/{job_id}", headers=h)).status_code == 204
 
 
+def done_text(events: list[tuple[str, Any]]) -> str:
+    return str(events[-1][1].get("text") or "")
+
+
 async def test_sse_events_with_fallback(
     settings_for: Callable[..., Settings], quota_emulator: EmulatorServer
 ) -> None:
@@ -191,6 +195,10 @@ async def test_sse_events_with_fallback(
         names = [n for n, _ in events]
         assert names[0] == "queued" and names[-1] == "done"
         assert "running" in names and "image" in names
+        # The model's text is relayed as it streams in, before the image.
+        texts = [d["text"] for n, d in events if n == "text"]
+        assert "".join(texts).strip() and names.index("text") < names.index("image")
+        assert done_text(events) == "".join(texts)
         fallback = next(d for n, d in events if n == "fallback")
         assert fallback == {"index": 0, "from": "google", "to": "openrouter"}
         attempts = [d for n, d in events if n == "attempt"]

@@ -25,7 +25,7 @@ from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..imaging import with_png_metadata
 from ..retry import RetryPolicy
-from ..types import AttemptEvent, ImageEvent, Result, StreamEvent
+from ..types import AttemptEvent, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
 from .memory import release_free_memory
 from .problems import ApiError, error_details
@@ -74,6 +74,8 @@ class _Relay:
                     {"index": att.index, "from": first, "to": att.provider},
                 )
             self.bus.publish(self.job_id, "attempt", asdict(att))
+        elif isinstance(ev, TextDelta):
+            self.bus.publish(self.job_id, "text", {"text": ev.text})
         elif isinstance(ev, ImageEvent):
             img = ev.image
             self.bus.publish(
@@ -262,6 +264,9 @@ class JobManager:
                 images=refs,
                 seed=req.get("seed"),
                 on_event=_Relay(self.s, job_id),
+                # Async jobs are watched over their event stream, so the model's text is relayed
+                # as it arrives; the synchronous routes answer once, so they skip SSE parsing.
+                stream=job.kind == "async",
             )
         except NanobananaError as exc:
             status = "blocked" if isinstance(exc, ContentError) else "failed"
