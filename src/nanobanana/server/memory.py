@@ -5,7 +5,7 @@ base64 for the response: ~10 MB for a 1K image, ~100 MB for a 4K one).  glibc se
 ones with ``mmap`` and unmaps them on free, but it raises its mmap threshold each time one is
 freed, so from then on they come from the heap, where freed space stays mapped: after 200 1K
 generations landed at once, RSS stayed ~180 MB above idle.  ``malloc_trim(0)`` returns those
-free pages (measured: back to +17 MB).  Pinning the threshold instead would unmap every buffer
+free pages (measured: back to about +20 MB).  Pinning the threshold instead would unmap every buffer
 and pay the page faults again on each generation (measured: ~3-4 ms of CPU per 1K image), so
 the job manager calls ``release_free_memory`` once the service has been idle for a moment
 (``JobManager``), which costs nothing while it is busy.
