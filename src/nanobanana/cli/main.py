@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NanobananaError
-from . import batch, emulator, generate, info, keys, models, serve
+from . import batch, emulator, generate, info, keys, models, profiles, serve
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     info.register(sub)
     keys.register(sub)
+    profiles.register(sub)
     emulator.register(sub)
     serve.register(sub)
     batch.add_parser(sub)

@@ -92,7 +92,7 @@ class ProfilesFile:
             known = ", ".join(sorted(profiles)) or "none yet"
             raise UsageError(
                 f"No server profile named {name!r} in {self.path} (known: {known}). Add one "
-                'with {"profiles": {"' + name + '": {"url": "...", "token": "..."}}}.'
+                f"with `nanobanana profiles set {name} URL`."
             )
         return profiles[name]
 
