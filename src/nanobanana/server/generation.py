@@ -30,12 +30,12 @@ from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
 from ..types import ReferenceImage
-from .db.models import ACTIVE_STATUSES, Job, Upload, User, UserSettings
+from .db.models import ACTIVE_STATUSES, Job, Upload, User, UserSettings, new_id
 from .problems import ApiError
 from .schemas import GenerateIn
 from .services import Services
 from .uploads import store_upload
-from .upstream import resolve_upstream
+from .upstream import Upstream, resolve_upstream
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
@@ -45,6 +45,8 @@ _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 @dataclass
 class Prepared:
     request: dict[str, Any]
+    #: The keys the job runs with (resolved once, handed to the job in memory).
+    upstream: Upstream
     #: Each reference, in order: an upload id, or a decoded data URL still to be stored.
     references: list[str | ReferenceImage] = field(default_factory=list)
 
@@ -120,7 +122,7 @@ async def prepare(
         "seed": body.seed,
         "images": [],
     }
-    return Prepared(request=request, references=references)
+    return Prepared(request=request, upstream=upstream, references=references)
 
 
 def decode_references(items: list[str]) -> list[str | ReferenceImage]:
@@ -217,7 +219,10 @@ async def create_job(
     kind: str,
     idempotency_key: str | None,
 ) -> tuple[Job, bool]:
-    """(job, replayed).  A new job is committed as ``queued``; the caller submits it."""
+    """(job, replayed).  A new job is committed and handed to the worker pool here (no await
+    between the commit and the hand-over, so a request cancelled now cannot orphan it): as
+    ``running`` when a slot is free (one transaction for the whole intake, and the job starts
+    with the keys resolved here), else as ``queued``.  A replayed job is not submitted."""
     digest = request_hash(body, kind)
     user_id = user.id  # the session may expire ``user`` on rollback: no lazy load later
     references = await asyncio.to_thread(decode_references, body.images) if body.images else []
@@ -227,11 +232,13 @@ async def create_job(
             await session.commit()
             return found, True
     _check_rate(services, user_id)
-    services.job_manager.check_capacity(user_id)
+    manager = services.job_manager
+    manager.check_capacity(user_id)
     prepared = await prepare(session, services, user, body, references)
-    # Release the database (on SQLite, the write lock) while files are written.
-    await session.commit()
     ids: list[str] = []
+    if any(not isinstance(ref, str) for ref in prepared.references):
+        # Release the database (on SQLite, the write lock) while files are written.
+        await session.commit()
     for ref in prepared.references:
         if isinstance(ref, str):
             ids.append(ref)
@@ -239,23 +246,46 @@ async def create_job(
             upload = await store_upload(session, services, user_id, ref)
             ids.append(upload.id)
     prepared.request["images"] = ids
+    # The asynchronous API answers 202 with a ``queued`` job whose event stream starts with
+    # ``queued`` (its documented contract); the synchronous routes never show that state.
+    started = kind != "async" and manager.reserve(user_id)
+    now = services.now()
     job = Job(
+        id=new_id(),
         user_id=user_id,
-        status="queued",
+        status="running" if started else "queued",
         kind=kind,
         request=prepared.request,
         prompt=body.prompt,
+        effective_prompt=None,
         provider=prepared.request["provider"],
         model=prepared.request["model"],
+        provider_model=None,
+        text=None,
+        attempts=[],
+        failures=[],
+        warnings=[],
+        usage=None,
+        cost=None,
+        cost_is_estimate=False,
+        timings=None,
+        error_code=None,
+        error_message=None,
+        error_details=None,
         idempotency_key=idempotency_key,
         request_hash=digest,
-        created_at=services.now(),
+        synthetic=False,
+        created_at=now,
+        started_at=now if started else None,
+        finished_at=None,
     )
     session.add(job)
     try:
         await session.commit()
     except IntegrityError:
         # Another request with the same key committed first.
+        if started:
+            manager.release(user_id)
         await session.rollback()
         if idempotency_key is None:
             raise
@@ -266,4 +296,11 @@ async def create_job(
             ) from None
         await session.commit()
         return found, True
+    except BaseException:
+        if started:
+            manager.release(user_id)
+        raise
+    # The pool owns the record from here: the request's session must not see its updates.
+    session.expunge(job)
+    manager.submit(job, user_id, upstream=prepared.upstream if started else None, started=started)
     return job, False

@@ -17,9 +17,10 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
@@ -30,6 +31,7 @@ from .db.models import Job, StoredImage, Upload, new_id
 from .memory import release_free_memory
 from .problems import ApiError, error_details
 from .services import Services
+from .slots import Slots
 from .upstream import Upstream, resolve_upstream
 from .views import generation_out
 
@@ -52,6 +54,25 @@ class _Files:
     width: int
     height: int
     sha256: str
+
+
+@dataclass
+class Finished:
+    """A job's end, handed in memory to the request waiting for it: the complete job record,
+    its image rows and the stored bytes (the same bytes the store holds), so a synchronous
+    answer needs no re-read of the database or the files."""
+
+    job: Job
+    images: list[StoredImage]
+    data: list[bytes]
+
+
+class _Waiter:
+    __slots__ = ("event", "finished")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.finished: Finished | None = None
 
 
 class _Relay:
@@ -94,11 +115,10 @@ class JobManager:
     def __init__(self, services: Services) -> None:
         self.s = services
         settings = services.settings
-        self._global = asyncio.Semaphore(settings.max_concurrent_jobs)
-        self._per_user: dict[str, asyncio.Semaphore] = {}
+        self._slots = Slots(settings.max_concurrent_jobs, settings.max_concurrent_jobs_per_user)
         self._active: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._done: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, _Waiter] = {}
         self._closing = False
         self._idle_trim: asyncio.TimerHandle | None = None
 
@@ -118,20 +138,38 @@ class JobManager:
                 headers={"Retry-After": "5"},
             )
 
-    def submit(self, job_id: str, user_id: str) -> None:
-        """Start a job that was just committed as ``queued``."""
+    def reserve(self, user_id: str) -> bool:
+        """Take a running slot now if one is free (the job is then created as ``running``);
+        the caller hands it to ``submit(started=True)`` or gives it back with ``release``."""
+        return not self._closing and self._slots.try_take(user_id)
+
+    def release(self, user_id: str) -> None:
+        self._slots.give(user_id)
+
+    def submit(
+        self, job: Job, user_id: str, *, upstream: Upstream | None = None, started: bool = False
+    ) -> None:
+        """Run a job that was just committed (detached from any session: the pool owns it).
+        ``started``: it was committed as ``running`` with a slot from ``reserve``;
+        ``upstream``: the keys already resolved for it (else resolved when it starts)."""
+        job_id = job.id
         self.s.bus.open(job_id)
-        self.s.bus.publish(job_id, "queued", {"id": job_id, "status": "queued"})
-        self._done[job_id] = asyncio.Event()
+        self.s.bus.publish(job_id, job.status, {"id": job_id, "status": job.status})
+        self._waiters[job_id] = _Waiter()
         self._active[user_id] = self._active.get(user_id, 0) + 1
-        task = asyncio.create_task(self._run(job_id, user_id), name=f"nanobanana-job-{job_id}")
+        task = asyncio.create_task(
+            self._run(job, user_id, upstream, started), name=f"nanobanana-job-{job_id}"
+        )
         self._tasks[job_id] = task
 
-    async def wait(self, job_id: str) -> None:
-        """Until the job has ended (returns at once for a job not running here)."""
-        done = self._done.get(job_id)
-        if done is not None:
-            await done.wait()
+    async def wait(self, job_id: str) -> Finished | None:
+        """Until the job has ended.  Its end as it was recorded when it ran here (None when it
+        is not running here, or was deleted meanwhile: read the database then)."""
+        waiter = self._waiters.get(job_id)
+        if waiter is None:
+            return None
+        await waiter.event.wait()
+        return waiter.finished
 
     def is_running_here(self, job_id: str) -> bool:
         return job_id in self._tasks
@@ -152,8 +190,8 @@ class JobManager:
         if leftover:
             await mark_interrupted(self.s, list(leftover))
             log.warning("Marked %d unfinished job(s) as interrupted.", len(leftover))
-        for ev in self._done.values():
-            ev.set()
+        for waiter in self._waiters.values():
+            waiter.event.set()
 
     # ----------------------------------------------------------------------- memory
     def _trim_when_idle(self) -> None:
@@ -172,75 +210,90 @@ class JobManager:
             asyncio.get_running_loop().run_in_executor(None, release_free_memory)
 
     # ----------------------------------------------------------------------- running
-    def _user_slot(self, user_id: str) -> asyncio.Semaphore:
-        sem = self._per_user.get(user_id)
-        if sem is None:
-            sem = self._per_user[user_id] = asyncio.Semaphore(
-                self.s.settings.max_concurrent_jobs_per_user
-            )
-        return sem
-
-    async def _run(self, job_id: str, user_id: str) -> None:
+    async def _run(self, job: Job, user_id: str, upstream: Upstream | None, holding: bool) -> None:
+        job_id = job.id
+        finished: Finished | None = None
         try:
-            async with self._user_slot(user_id), self._global:
-                await self._execute(job_id, user_id)
+            if not holding:
+                await self._slots.take(user_id)
+                holding = True
+            finished = await self._execute(job, user_id, upstream)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the last resort: a job must always end, and say why
             log.error("Job %s failed with an unexpected error.", job_id, exc_info=exc)
-            await self._finish_failed(
-                job_id, "internal_error", "Internal error while running the job.", {}, []
+            finished = await self._finish_failed(
+                job, "internal_error", "Internal error while running the job.", {}, []
             )
         finally:
+            if holding:
+                self._slots.give(user_id)
             self._tasks.pop(job_id, None)
             left = self._active.get(user_id, 1) - 1
             if left <= 0:
                 self._active.pop(user_id, None)
-                self._per_user.pop(user_id, None)
             else:
                 self._active[user_id] = left
-            done = self._done.pop(job_id, None)
-            if done is not None:
-                done.set()
+            waiter = self._waiters.pop(job_id, None)
+            if waiter is not None:
+                waiter.finished = finished
+                waiter.event.set()
             if not self._tasks:
                 self._trim_when_idle()
             self.s.bus.close(job_id)
 
-    async def _start(self, job_id: str, user_id: str) -> tuple[Job, Upstream, list[bytes]] | None:
+    async def _start(self, job: Job, user_id: str) -> Upstream | None:
+        """A queued job takes its turn: ``running`` in one UPDATE (None: deleted meanwhile)."""
+        now = self.s.now()
         async with self.s.sessionmaker() as session, session.begin():
-            job = await session.get(Job, job_id)
-            if job is None or job.status != "queued":
+            res = await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == "queued")
+                .values(status="running", started_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(res, "rowcount", 0):
                 return None
-            job.status = "running"
-            job.started_at = self.s.now()
+            # Keys may have changed while it was queued.
             upstream = await resolve_upstream(session, self.s, user_id)
-            ids = list(job.request.get("images") or [])
-            uploads: dict[str, Upload] = {}
-            if ids:  # no query for the usual prompt without references
-                uploads = {
-                    u.id: u
-                    for u in await session.scalars(
-                        select(Upload).where(Upload.id.in_(ids), Upload.user_id == user_id)
-                    )
-                }
+        job.status = "running"
+        job.started_at = now
+        self.s.bus.publish(job.id, "running", {"id": job.id, "status": "running"})
+        return upstream
+
+    async def _references(self, job: Job, user_id: str) -> list[bytes]:
+        ids = list(job.request.get("images") or [])
+        if not ids:  # no query for the usual prompt without references
+            return []
+        async with self.s.sessionmaker() as session:
+            uploads = {
+                u.id: u
+                for u in await session.scalars(
+                    select(Upload).where(Upload.id.in_(ids), Upload.user_id == user_id)
+                )
+            }
+            await session.commit()
         refs: list[bytes] = []
         for upload_id in ids:
             upload = uploads.get(upload_id)
             if upload is None:
                 raise ReferenceImageError("A reference image was deleted.", field="images")
             refs.append(await self.s.store.get(upload.storage_key))
-        return job, upstream, refs
+        return refs
 
-    async def _execute(self, job_id: str, user_id: str) -> None:
+    async def _execute(self, job: Job, user_id: str, upstream: Upstream | None) -> Finished | None:
         try:
-            started = await self._start(job_id, user_id)
+            if job.status == "queued":
+                upstream = await self._start(job, user_id)
+                if upstream is None:
+                    return None
+            elif upstream is None:
+                async with self.s.sessionmaker() as session:
+                    upstream = await resolve_upstream(session, self.s, user_id)
+                    await session.commit()
+            refs = await self._references(job, user_id)
         except NanobananaError as exc:
-            await self._finish_failed(job_id, exc.code, exc.message, error_details(exc), [])
-            return
-        if started is None:
-            return
-        job, upstream, refs = started
-        self.s.bus.publish(job_id, "running", {"id": job_id, "status": "running"})
+            return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         req = job.request
         client = AsyncClient(
             api_keys=upstream.api_keys,
@@ -263,7 +316,7 @@ class JobManager:
                 negative_prompt=req.get("negative_prompt"),
                 images=refs,
                 seed=req.get("seed"),
-                on_event=_Relay(self.s, job_id),
+                on_event=_Relay(self.s, job.id),
                 # Async jobs are watched over their event stream, so the model's text is relayed
                 # as it arrives; the synchronous routes answer once, so they skip SSE parsing.
                 stream=job.kind == "async",
@@ -271,8 +324,8 @@ class JobManager:
         except NanobananaError as exc:
             status = "blocked" if isinstance(exc, ContentError) else "failed"
             attempts = [asdict(a) for a in exc.attempts]
-            await self._finish_failed(
-                job_id,
+            return await self._finish_failed(
+                job,
                 exc.code,
                 exc.message,
                 error_details(exc),
@@ -280,13 +333,14 @@ class JobManager:
                 status=status,
                 synthetic=upstream.synthetic,
             )
-            return
         finally:
             await client.aclose()
         files = await asyncio.to_thread(_prepare_files, result)
-        await self._finish_ok(job, user_id, result, files)
+        return await self._finish_ok(job, user_id, result, files)
 
-    async def _finish_ok(self, job: Job, user_id: str, result: Result, files: list[_Files]) -> None:
+    async def _finish_ok(
+        self, job: Job, user_id: str, result: Result, files: list[_Files]
+    ) -> Finished | None:
         store = self.s.store
         rows: list[StoredImage] = []
         for f in files:
@@ -304,46 +358,68 @@ class JobManager:
                     height=f.height,
                     size=len(f.data),
                     storage_key=key,
+                    thumb_key=None,
                     created_at=self.s.now(),
                 )
             )
-        now = self.s.now()
-        async with self.s.sessionmaker() as session, session.begin():
-            row = await session.get(Job, job.id)
-            if row is None:  # deleted while running: keep nothing
-                return
-            session.add_all(rows)
-            row.status = "succeeded"
-            row.effective_prompt = result.effective_prompt
-            row.provider = result.provider
-            row.model = result.model
-            row.provider_model = result.provider_model
-            row.text = result.text or None
-            row.attempts = [asdict(a) for a in result.attempts]
-            row.failures = [asdict(f) for f in result.failures]
-            row.warnings = list(result.warnings)
-            row.usage = asdict(result.usage)
+        values: dict[str, Any] = {
+            "status": "succeeded",
+            "effective_prompt": result.effective_prompt,
+            "provider": result.provider,
+            "model": result.model,
+            "provider_model": result.provider_model,
+            "text": result.text or None,
+            "attempts": [asdict(a) for a in result.attempts],
+            "failures": [asdict(f) for f in result.failures],
+            "warnings": list(result.warnings),
+            "usage": asdict(result.usage),
             # Synthetic images cost nothing, whatever the emulator reports.
-            row.cost = None if result.synthetic else result.usage.cost
-            row.cost_is_estimate = result.usage.cost_is_estimate
-            row.synthetic = result.synthetic
-            row.finished_at = now
-            row.timings = _timings(row, result)
-            out = generation_out(row, rows)
+            "cost": None if result.synthetic else result.usage.cost,
+            "cost_is_estimate": result.usage.cost_is_estimate,
+            "synthetic": result.synthetic,
+            "finished_at": self.s.now(),
+        }
+        values["timings"] = _timings(job, values["finished_at"], result)
+        if not await self._record(job.id, values, rows):
+            return None  # deleted while running: keep nothing
+        for name, value in values.items():
+            setattr(job, name, value)
+        out = generation_out(job, rows)
         log.info(
             "Job %s succeeded: %d image(s) from %s/%s, cost %s%s.",
             job.id,
             len(rows),
             result.provider,
             result.model,
-            "unknown" if row.cost is None else f"${row.cost:.4f}",
+            "unknown" if job.cost is None else f"${job.cost:.4f}",
             " (SYNTHETIC, demo emulator)" if result.synthetic else "",
         )
         self.s.bus.publish(job.id, "done", out)
+        return Finished(job, rows, [f.data for f in files])
+
+    async def _record(self, job_id: str, values: dict[str, Any], rows: list[StoredImage]) -> bool:
+        """The job's end and its image rows in one transaction of Core statements (an UPDATE
+        and one INSERT, no read); False when the job was deleted meanwhile."""
+        async with self.s.sessionmaker() as session, session.begin():
+            res = await session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(res, "rowcount", 0):
+                return False
+            if rows:
+                columns = [c.key for c in StoredImage.__table__.columns]
+                await session.execute(
+                    insert(StoredImage),
+                    [{c: getattr(r, c) for c in columns} for r in rows],
+                )
+        return True
 
     async def _finish_failed(
         self,
-        job_id: str,
+        job: Job,
         code: str,
         message: str,
         details: dict[str, Any],
@@ -351,30 +427,32 @@ class JobManager:
         *,
         status: str = "failed",
         synthetic: bool = False,
-    ) -> None:
-        async with self.s.sessionmaker() as session, session.begin():
-            row = await session.get(Job, job_id)
-            if row is None:
-                return
-            row.status = status
-            row.error_code = code
-            row.error_message = message
-            row.error_details = details
-            row.attempts = attempts
-            row.synthetic = synthetic
-            row.finished_at = self.s.now()
-            row.timings = _timings(row, None)
-            out = generation_out(row, [])
-        log.warning("Job %s %s: %s.", job_id, status, code)
-        self.s.bus.publish(job_id, "done", out)
+    ) -> Finished | None:
+        values: dict[str, Any] = {
+            "status": status,
+            "error_code": code,
+            "error_message": message,
+            "error_details": details,
+            "attempts": attempts,
+            "synthetic": synthetic,
+            "finished_at": self.s.now(),
+        }
+        values["timings"] = _timings(job, values["finished_at"], None)
+        if not await self._record(job.id, values, []):
+            return None
+        for name, value in values.items():
+            setattr(job, name, value)
+        out = generation_out(job, [])
+        log.warning("Job %s %s: %s.", job.id, status, code)
+        self.s.bus.publish(job.id, "done", out)
+        return Finished(job, [], [])
 
 
-def _timings(job: Job, result: Result | None) -> dict[str, Any]:
+def _timings(job: Job, finished_at: datetime, result: Result | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if job.started_at is not None:
         out["queued_s"] = round((job.started_at - job.created_at).total_seconds(), 3)
-    if job.finished_at is not None and job.started_at is not None:
-        out["running_s"] = round((job.finished_at - job.started_at).total_seconds(), 3)
+        out["running_s"] = round((finished_at - job.started_at).total_seconds(), 3)
     if result is not None:
         out["elapsed_s"] = round(result.elapsed_s, 3)
         if result.first_image_s is not None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ..catalog import Catalog
 from .db.models import utcnow
 from .events import EventBus
+from .keycache import KeyCache
 from .security import KeyVault, LoginGuard, Passwords, RateLimiter
 from .settings import Settings
 from .storage import ImageStore
@@ -38,6 +39,8 @@ class Services:
     http: Any
     demo: DemoUpstream | None = None
     jobs: JobManager | None = field(default=None, repr=False)
+    #: Decrypted provider keys, briefly (``keycache.KeyCache``).
+    key_cache: KeyCache = field(default_factory=KeyCache, repr=False)
     #: The clock for expiry and idempotency windows (tests move it).
     now: Callable[[], datetime] = utcnow
 

@@ -105,9 +105,20 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=4, ge=1)
 
     # -------------------------------------------------------------------------- jobs
-    max_concurrent_jobs: int = Field(default=8, ge=1)
-    max_concurrent_jobs_per_user: int = Field(default=2, ge=1)
-    max_queued_jobs_per_user: int = Field(default=20, ge=1)
+    # Why these defaults: a running job is an upstream call that waits 5-60 s and costs the
+    # service almost nothing meanwhile (one parked coroutine and socket, ~50-90 KB), so the
+    # service can hold hundreds at once; a low cap only queued them behind each other.  What a
+    # user may spend is bounded by the per-user limits and, above all, by
+    # ``generations_per_minute`` (new generations a user may start; the budget guard).
+    max_concurrent_jobs: int = Field(
+        default=512, ge=1, description="Generations running at once, all users together."
+    )
+    max_concurrent_jobs_per_user: int = Field(
+        default=16, ge=1, description="Generations one user may have running at once."
+    )
+    max_queued_jobs_per_user: int = Field(
+        default=64, ge=1, description="Generations one user may have queued or running."
+    )
     generations_per_minute: int = Field(
         default=60, ge=1, description="New generations a user may start per minute."
     )

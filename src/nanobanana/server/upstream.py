@@ -35,15 +35,33 @@ class Upstream:
 
 
 async def server_keys_allowed(session: AsyncSession, services: Services) -> bool:
+    cached = services.key_cache.get_allowed()
+    if cached is not None:
+        return cached
     row = await session.get(ServerConfig, ALLOW_SERVER_KEYS)
-    if row is None:
-        return services.settings.allow_server_keys
-    return bool(row.value)
+    value = services.settings.allow_server_keys if row is None else bool(row.value)
+    services.key_cache.put_allowed(value)
+    return value
+
+
+async def _user_keys(session: AsyncSession, services: Services, user_id: str) -> dict[str, str]:
+    cached = services.key_cache.get(user_id)
+    if cached is not None:
+        return dict(cached)
+    rows = (
+        await session.execute(
+            select(ProviderKey.provider, ProviderKey.ciphertext).where(
+                ProviderKey.user_id == user_id
+            )
+        )
+    ).all()
+    keys = {provider: services.vault.decrypt(ciphertext) for provider, ciphertext in rows}
+    services.key_cache.put(user_id, keys)
+    return dict(keys)
 
 
 async def resolve_upstream(session: AsyncSession, services: Services, user_id: str) -> Upstream:
-    rows = (await session.scalars(select(ProviderKey).where(ProviderKey.user_id == user_id))).all()
-    keys = {row.provider: services.vault.decrypt(row.ciphertext) for row in rows}
+    keys = await _user_keys(session, services, user_id)
     sources = dict.fromkeys(keys, "user")
     server = services.settings.server_keys()
     if server and await server_keys_allowed(session, services):

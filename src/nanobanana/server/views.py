@@ -99,14 +99,26 @@ def job_failure(job: Job) -> ApiError:
     )
 
 
-async def seed_response(job: Job, images: Sequence[StoredImage], store: ImageStore) -> bytes:
+async def seed_response(
+    job: Job,
+    images: Sequence[StoredImage],
+    store: ImageStore,
+    data: Sequence[bytes] | None = None,
+) -> bytes:
     """The JSON body of POST /api/nano-banana/generate for a finished, successful job.
 
-    The base64 images are spliced into the encoded envelope (``Splicer``): no ``str`` of each
-    image and no pass through the JSON encoder (a 4K image is ~20 MB of base64)."""
-    ordered = sorted(images, key=lambda i: i.index)
+    ``data``: the stored bytes of ``images`` (same order) when the caller has them in memory;
+    else they are read from the store.  The base64 images are spliced into the encoded
+    envelope (``Splicer``): no ``str`` of each image and no pass through the JSON encoder (a
+    4K image is ~20 MB of base64)."""
+    known: Sequence[bytes | None] = data if data is not None else [None] * len(images)
+    pairs = sorted(zip(images, known, strict=True), key=lambda p: p[0].index)
+    ordered = [img for img, _ in pairs]
     splicer = Splicer()
-    encoded = [splicer.b64(await store.get(img.storage_key)) for img in ordered]
+    encoded = [
+        splicer.b64(payload if payload is not None else await store.get(img.storage_key))
+        for img, payload in pairs
+    ]
     return splicer.dumps(
         {
             "id": job.id,

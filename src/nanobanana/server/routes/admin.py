@@ -81,4 +81,5 @@ async def put_settings(
     else:
         row.value = body.allow_server_keys
     await session.commit()
+    services.key_cache.forget_allowed()
     return await _settings_view(services, session)

@@ -37,8 +37,9 @@ from ..compat.errors import (
     openrouter_error,
 )
 from ..compat.outcome import ImagePayload, JobOutcome
-from ..db.models import Job, User, UserSettings
+from ..db.models import Job, StoredImage, User, UserSettings
 from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
+from ..jobs import Finished
 from ..problems import ApiError
 from ..schemas import GenerateIn
 from ..services import Services
@@ -158,10 +159,20 @@ async def start_job(
     """(job id, replayed): a new job submitted to the pool, or an idempotent twin's."""
     key = check_idempotency_key(idempotency_key)
     job, replayed = await create_job(session, services, user, body, kind=kind, idempotency_key=key)
-    job_id = job.id
-    if not replayed:
-        services.job_manager.submit(job_id, user.id)
-    return job_id, replayed
+    return job.id, replayed
+
+
+async def wait_outcome(services: Services, job_id: str, model: str) -> JobOutcome | None:
+    """Wait for the job to end; its outcome from memory when it ran here (no re-read of the
+    record or the files), else from the database."""
+    finished = await services.job_manager.wait(job_id)
+    if finished is not None:
+        return await outcome_of(services, finished, model)
+    return await load_outcome(services, job_id, model)
+
+
+async def outcome_of(services: Services, finished: Finished, model: str) -> JobOutcome:
+    return await _outcome(services, finished.job, finished.images, finished.data, model)
 
 
 async def load_outcome(services: Services, job_id: str, model: str) -> JobOutcome | None:
@@ -173,12 +184,26 @@ async def load_outcome(services: Services, job_id: str, model: str) -> JobOutcom
             return None
         stored = (await images_of(session, [job_id]))[job_id]
         await session.commit()
+    return await _outcome(services, job, stored, None, model)
+
+
+async def _outcome(
+    services: Services,
+    job: Job,
+    stored: Sequence[StoredImage],
+    data: Sequence[bytes] | None,
+    model: str,
+) -> JobOutcome:
     payloads: list[ImagePayload] = []
     if job.status == "succeeded":
-        for img in sorted(stored, key=lambda i: i.index):
+        known: Sequence[bytes | None] = data if data is not None else [None] * len(stored)
+        pairs = zip(stored, known, strict=True)
+        for img, payload in sorted(pairs, key=lambda p: p[0].index):
             payloads.append(
                 ImagePayload(
-                    data=await services.store.get(img.storage_key),
+                    data=payload
+                    if payload is not None
+                    else await services.store.get(img.storage_key),
                     mime_type=img.mime_type,
                     width=img.width,
                     height=img.height,

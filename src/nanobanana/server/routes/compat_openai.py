@@ -46,8 +46,8 @@ from .compat_common import (
     generate_in,
     job_headers,
     json_bytes_response,
-    load_outcome,
     start_job,
+    wait_outcome,
 )
 
 router = APIRouter(tags=["OpenAI-compatible"], route_class=OpenAIRoute)
@@ -80,8 +80,7 @@ async def _run(
         session, services, user, body, kind="openai", idempotency_key=idempotency_key
     )
     headers = job_headers(job_id, replayed)
-    await services.job_manager.wait(job_id)
-    outcome = await load_outcome(services, job_id, spec.id)
+    outcome = await wait_outcome(services, job_id, spec.id)
     if outcome is not None and outcome.succeeded:
         data = images_response(outcome, call.response_format, str(request.base_url))
         return json_bytes_response(data, 200, headers)

@@ -60,7 +60,9 @@ from .compat_common import (
     job_headers,
     json_bytes_response,
     load_outcome,
+    outcome_of,
     start_job,
+    wait_outcome,
 )
 
 router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterRoute)
@@ -108,8 +110,7 @@ async def chat_completions(
         return StreamingResponse(
             _stream(services, job_id, model), media_type=MEDIA_TYPE_SSE, headers=headers
         )
-    await services.job_manager.wait(job_id)
-    outcome = await load_outcome(services, job_id, model)
+    outcome = await wait_outcome(services, job_id, model)
     if outcome is not None and (outcome.succeeded or outcome.content_outcome):
         return json_bytes_response(completion(outcome), 200, headers)
     problem = failure_problem(outcome, job_id)
@@ -128,7 +129,12 @@ async def _stream(services: Services, job_id: str, model: str) -> AsyncIterator[
     finally:
         # Only the waiting stops: the job itself belongs to the pool and runs on.
         waiter.cancel()
-    outcome = await load_outcome(services, job_id, model)
+    finished = waiter.result()
+    outcome: JobOutcome | None
+    if finished is not None:
+        outcome = await outcome_of(services, finished, model)
+    else:
+        outcome = await load_outcome(services, job_id, model)
     if outcome is not None and (outcome.succeeded or outcome.content_outcome):
         for event in stream_events(outcome):
             yield event

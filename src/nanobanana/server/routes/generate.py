@@ -56,20 +56,25 @@ async def generate(
     job, replayed = await create_job(
         session, services, user, body, kind="seed", idempotency_key=key
     )
-    if not replayed:
-        services.job_manager.submit(job.id, user.id)
-    await services.job_manager.wait(job.id)
+    job_id = job.id
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    done = await session.get(Job, job.id, populate_existing=True)
-    images = (await images_of(session, [job.id]))[job.id]
-    await session.commit()
+    finished = await services.job_manager.wait(job_id)
+    if finished is not None:  # ran here: the record, rows and bytes are in memory
+        done: Job | None = finished.job
+        images = finished.images
+        data: list[bytes] | None = finished.data
+    else:  # a replay, or deleted meanwhile: from the database and the store
+        done = await session.get(Job, job_id, populate_existing=True)
+        images = (await images_of(session, [job_id]))[job_id]
+        await session.commit()
+        data = None
     if done is None:  # deleted by another request meanwhile
         raise not_found("generation")
     if done.status != "succeeded":
         err = job_failure(done)
         err.headers.update(headers)
         raise err
-    body_out = await seed_response(done, images, services.store)
+    body_out = await seed_response(done, images, services.store, data)
     return Response(body_out, status_code=200, headers=headers, media_type="application/json")
 
 

@@ -85,8 +85,6 @@ async def create_generation(
     job, replayed = await create_job(
         session, services, user, body, kind="async", idempotency_key=key
     )
-    if not replayed:
-        services.job_manager.submit(job.id, user.id)
     url = f"/api/generations/{job.id}"
     headers = {"Location": url}
     if replayed:

@@ -78,12 +78,15 @@ async def put_key(
     row.last4 = body.api_key[-4:]
     row.updated_at = now
     await session.commit()
+    services.key_cache.forget(user.id)  # the next generation uses the new key
     view = await _keys_view(session, services, user.id)
     return next(k for k in view.keys if k.provider == provider)
 
 
 @router.delete("/keys/{provider}", status_code=204, responses=errors(401, 404, 422))
-async def delete_key(provider: ProviderPath, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_key(
+    provider: ProviderPath, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> Response:
     """Remove your key for a provider."""
     row = await session.scalar(
         select(ProviderKey).where(ProviderKey.user_id == user.id, ProviderKey.provider == provider)
@@ -92,6 +95,7 @@ async def delete_key(provider: ProviderPath, user: CurrentUser, session: Session
         raise ApiError(404, "not_found", f"You have no {provider} key stored.")
     await session.delete(row)
     await session.commit()
+    services.key_cache.forget(user.id)
     return Response(status_code=204)
 
 
