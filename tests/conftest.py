@@ -7,7 +7,9 @@ recorded requests, generation stats and ``flaky`` counters cleared before the te
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +26,31 @@ def emulator() -> Iterator[EmulatorServer]:
 def emu(emulator: EmulatorServer) -> EmulatorServer:
     emulator.reset()
     return emulator
+
+
+#: Environment that would let a developer's own keys, servers or settings reach a test.
+LEAKY_VARS = (
+    "OPENROUTER_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_BASE_URL",
+    "GEMINI_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Every test runs without the developer's keys, settings and config files: provider key and
+    base-URL variables and every ``NANOBANANA_*`` setting are removed, and the keys and profiles
+    files point into the test's own temporary folder."""
+    for var in LEAKY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var in list(os.environ):
+        if var.startswith("NANOBANANA_"):
+            monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "config"
+    monkeypatch.setenv("NANOBANANA_KEYS_FILE", str(config / "keys.json"))
+    monkeypatch.setenv("NANOBANANA_PROFILES_FILE", str(config / "profiles.json"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config

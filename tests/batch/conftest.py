@@ -16,28 +16,6 @@ from nanobanana.client import AsyncClient
 
 OPENROUTER_CANARY = "sk-or-v1-CANARY-batch-0123456789abcdef"
 GEMINI_CANARY = "AIzaCANARY-batch-0123456789abcdefghij"
-LEAKY_VARS = (
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "GEMINI_BASE_URL",
-    "NANOBANANA_KEYS_FILE",
-    "NANOBANANA_PROFILES_FILE",
-    "NANOBANANA_TOKEN",
-    "NANOBANANA_SERVER",
-    "NANOBANANA_PROFILE",
-)
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for var in LEAKY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NANOBANANA_KEYS_FILE", str(tmp_path / "config" / "keys.json"))
-    monkeypatch.setenv("NANOBANANA_PROFILES_FILE", str(tmp_path / "config" / "profiles.json"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return tmp_path
 
 
 @pytest.fixture

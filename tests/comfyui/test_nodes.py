@@ -115,12 +115,12 @@ def test_no_key_says_where_keys_go(comfy: Executor, emu: Any) -> None:
 
 
 def test_the_keys_file_is_used_when_the_environment_has_no_key(
-    comfy: Executor, emu: Any, isolated: Any, monkeypatch: pytest.MonkeyPatch
+    comfy: Executor, emu: Any, isolated_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from nanobanana.config import KeysFile
 
     monkeypatch.setenv("OPENROUTER_BASE_URL", emu.openrouter_url)
-    KeysFile(isolated / "config" / "keys.json").set("openrouter", OPENROUTER_CANARY)
+    KeysFile(isolated_env / "keys.json").set("openrouter", OPENROUTER_CANARY)
     images = comfy.execute({"1": generate_node("a fox [emulator:size:32x32]")})["1"][0]
     assert tuple(images.shape) == (1, 32, 32, 3)
     assert [r["api_key"] for r in image_calls(emu)] == [OPENROUTER_CANARY]
@@ -151,26 +151,26 @@ def test_text_only_answer_shows_what_the_model_said(comfy: Executor, emu_env: An
     assert str(exc).startswith("No image") and "The model said:" in str(exc)
 
 
-def test_unknown_profile_is_explained(comfy: Executor, pack: Any, isolated: Any) -> None:
+def test_unknown_profile_is_explained(comfy: Executor, pack: Any, isolated_env: Any) -> None:
     from nanobanana.remote import ProfilesFile
 
-    ProfilesFile(isolated / "config" / "profiles.json").set("studio", "http://127.0.0.1:9", "t0k")
+    ProfilesFile(isolated_env / "profiles.json").set("studio", "http://127.0.0.1:9", "t0k")
     node = generate_node("a fox", server_profile="studio")
-    ProfilesFile(isolated / "config" / "profiles.json").remove("studio")
+    ProfilesFile(isolated_env / "profiles.json").remove("studio")
     with pytest.raises(errors.UsageError, match="No server profile named 'studio'"):
         comfy.mappings["NanoBananaGenerate"]().generate(**node["inputs"])
 
 
 # ------------------------------------------------------------------------ server profile
 def test_a_server_profile_runs_the_job_on_the_server(
-    comfy: Executor, emu: Any, tmp_path: Any, isolated: Any, monkeypatch: pytest.MonkeyPatch
+    comfy: Executor, emu: Any, tmp_path: Any, isolated_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from batch.support import SERVER_KEY_CANARY, live_server
     from nanobanana.remote import ProfilesFile
 
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)  # must not be used
     with live_server(tmp_path, emu) as server:
-        ProfilesFile(isolated / "config" / "profiles.json").set("studio", server.url, server.token)
+        ProfilesFile(isolated_env / "profiles.json").set("studio", server.url, server.token)
         prompt = {
             "1": RED,
             "2": generate_node(

@@ -119,10 +119,12 @@ def test_node_classes_follow_the_protocol(pack: ModuleType) -> None:
     assert edit.RETURN_TYPES[0] == "IMAGE"
 
 
-def test_profiles_appear_as_choices_without_their_tokens(pack: ModuleType, isolated: Path) -> None:
+def test_profiles_appear_as_choices_without_their_tokens(
+    pack: ModuleType, isolated_env: Path
+) -> None:
     from nanobanana.remote import ProfilesFile
 
-    ProfilesFile(isolated / "config" / "profiles.json").set(
+    ProfilesFile(isolated_env / "profiles.json").set(
         "studio", "https://images.example.com", TOKEN_CANARY
     )
     choices = pack.NODE_CLASS_MAPPINGS["NanoBananaGenerate"].INPUT_TYPES()["required"][
@@ -133,7 +135,7 @@ def test_profiles_appear_as_choices_without_their_tokens(pack: ModuleType, isola
         {k: c.INPUT_TYPES() for k, c in pack.NODE_CLASS_MAPPINGS.items()}, default=str
     )
     # An unreadable profiles file must not break the node list.
-    os.chmod(isolated / "config" / "profiles.json", 0o644)
+    os.chmod(isolated_env / "profiles.json", 0o644)
     choices = pack.NODE_CLASS_MAPPINGS["NanoBananaEdit"].INPUT_TYPES()["required"][
         "server_profile"
     ][0]
