@@ -2,28 +2,30 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-EXTRAS ?= server,postgres,comfyui,dev
+#: `make run` needs the service; `make test` also the ComfyUI nodes' CPU torch and the dev tools.
+RUN_EXTRAS  ?= server,postgres
+TEST_EXTRAS ?= server,postgres,comfyui,dev
 
-.PHONY: install run test lint fmt bench clean services browser screenshots
+.PHONY: install install-dev run test lint fmt bench clean services browser screenshots
 
-install: $(STAMP)
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-test
 
-$(STAMP): pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$(if $(filter run,$*),$(RUN_EXTRAS),$(TEST_EXTRAS))]"
+	touch $@
 
 run: install
 	$(BIN)/nanobanana serve --host 127.0.0.1 --port 8000
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-fmt: install
+fmt: install-dev
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
@@ -33,13 +35,13 @@ services:
 browser:
 	bash scripts/browser.sh
 
-test: install services browser lint
+test: install-dev services browser lint
 	$(BIN)/python -m pytest
 
-screenshots: install browser
+screenshots: install-dev browser
 	NANOBANANA_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser/test_screenshots.py -k page_screenshots -q
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/run.py
 
 clean:
