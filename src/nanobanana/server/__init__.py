@@ -32,6 +32,10 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Process-wide, so here and not in the app: no page faults on every generation's buffers.
+    from .memory import keep_buffers_mapped
+
+    keep_buffers_mapped()
     if settings.demo_enabled:
         logging.getLogger("nanobanana.server").warning(
             "Starting in DEMO MODE: images for users without a key are synthetic."

@@ -30,7 +30,8 @@ from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
 from ..types import ReferenceImage
-from .db.models import ACTIVE_STATUSES, Job, Upload, User, UserSettings, new_id
+from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
+from .defaultscache import user_defaults
 from .problems import ApiError
 from .schemas import GenerateIn
 from .services import Services
@@ -89,7 +90,7 @@ async def prepare(
     """Validate a request against the catalog, the user's keys and uploads (raises 4xx).
     ``references``: ``body.images`` after ``decode_references``."""
     catalog = services.catalog
-    defaults = await session.get(UserSettings, user.id)
+    defaults = await user_defaults(session, services.defaults_cache, user.id)
     provider: str = body.provider
     if "provider" not in body.model_fields_set and defaults is not None and defaults.provider:
         provider = defaults.provider

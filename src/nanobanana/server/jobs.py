@@ -301,6 +301,7 @@ class JobManager:
             env={},
             use_keys_file=False,
             session=self.s.http,
+            catalog=self.s.catalog,  # built once per process, not per job
             synthetic=upstream.synthetic,
             deadline=self.s.settings.job_deadline_seconds,
             retry=RetryPolicy(max_attempts=self.s.settings.retry_max_attempts),

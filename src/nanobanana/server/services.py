@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..catalog import Catalog
 from .db.models import utcnow
+from .defaultscache import DefaultsCache
 from .events import EventBus
 from .keycache import KeyCache
 from .security import KeyVault, LoginGuard, Passwords, RateLimiter
@@ -41,6 +42,8 @@ class Services:
     jobs: JobManager | None = field(default=None, repr=False)
     #: Decrypted provider keys, briefly (``keycache.KeyCache``).
     key_cache: KeyCache = field(default_factory=KeyCache, repr=False)
+    #: Users' saved generation defaults, briefly (``defaultscache.DefaultsCache``).
+    defaults_cache: DefaultsCache = field(default_factory=DefaultsCache, repr=False)
     #: The clock for expiry and idempotency windows (tests move it).
     now: Callable[[], datetime] = utcnow
 

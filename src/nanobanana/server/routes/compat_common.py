@@ -37,7 +37,8 @@ from ..compat.errors import (
     openrouter_error,
 )
 from ..compat.outcome import ImagePayload, JobOutcome
-from ..db.models import Job, StoredImage, User, UserSettings
+from ..db.models import Job, StoredImage, User
+from ..defaultscache import user_defaults
 from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
 from ..jobs import Finished
 from ..problems import ApiError
@@ -124,7 +125,7 @@ async def choose_target(
     provider's); the provider hinted (else the caller's default provider, else the first one
     that serves the model and has a key; with no key at all, the generation answers 400)."""
     catalog = services.catalog
-    defaults = await session.get(UserSettings, user_id)
+    defaults = await user_defaults(session, services.defaults_cache, user_id)
     name = model or (defaults.model if defaults else None)
     spec = catalog.get(name) if name else None
     if provider_hint:

@@ -206,4 +206,5 @@ async def put_defaults(
     row.image_size = size
     row.updated_at = services.now()
     await session.commit()
+    services.defaults_cache.forget(user.id)  # the next generation uses the new defaults
     return DefaultsOut(provider=body.provider, model=row.model, aspect_ratio=ratio, image_size=size)
