@@ -80,7 +80,8 @@ async def test_bad_keys_are_400(api: Api, bad: str) -> None:
 async def test_concurrent_requests_one_key(db_api: Api, emulator: EmulatorServer) -> None:
     h = await _user_with_key(db_api, "alice")
     marker = uuid.uuid4().hex
-    body = {"prompt": f"race {marker} [emulator:latency:0.5]"}
+    # Long enough that all 50 arrive while the first is in flight, even on a loaded machine.
+    body = {"prompt": f"race {marker} [emulator:latency:2]"}
     key = {"Idempotency-Key": marker}
     answers = await asyncio.gather(
         *(db_api.client.post(GEN, json=body, headers={**h, **key}) for _ in range(50))
