@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 
 import aiohttp
 import orjson
@@ -177,21 +177,29 @@ class OpenRouterProvider:
         )
 
     # ------------------------------------------------------------------------ protocol
-    async def generate(self, call: ProviderCall) -> ProviderResponse:
-        self._key()  # a missing key is a usage error, raised before anything else
-        payload = orjson.dumps(build_request(call, stream=False))
+    @asynccontextmanager
+    async def _post(
+        self, call: ProviderCall, *, stream: bool
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send the call; yield the response once it is known to be a 200 (else raise)."""
+        self._key()  # a missing key is a usage error, raised before anything is sent
+        payload = orjson.dumps(build_request(call, stream=stream))
         session = await self._get_session()
+        async with session.post(
+            self._chat_url,
+            data=payload,
+            headers=self._headers("text/event-stream" if stream else "application/json"),
+            timeout=self._timeout(call.read_timeout),
+            allow_redirects=False,
+        ) as resp:
+            del payload
+            if resp.status != 200:
+                raise await self._error(resp)
+            yield resp
+
+    async def generate(self, call: ProviderCall) -> ProviderResponse:
         try:
-            async with session.post(
-                self._chat_url,
-                data=payload,
-                headers=self._headers("application/json"),
-                timeout=self._timeout(call.read_timeout),
-                allow_redirects=False,
-            ) as resp:
-                del payload
-                if resp.status != 200:
-                    raise await self._error(resp)
+            async with self._post(call, stream=False) as resp:
                 request_id = resp.headers.get("X-Generation-Id")
                 body = await self._read(resp, self.max_response_bytes)
                 resp_headers = resp.headers
@@ -210,20 +218,8 @@ class OpenRouterProvider:
             del body
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[ProviderEvent]:
-        self._key()
-        payload = orjson.dumps(build_request(call, stream=True))
-        session = await self._get_session()
         try:
-            async with session.post(
-                self._chat_url,
-                data=payload,
-                headers=self._headers("text/event-stream"),
-                timeout=self._timeout(call.read_timeout),
-                allow_redirects=False,
-            ) as resp:
-                del payload
-                if resp.status != 200:
-                    raise await self._error(resp)
+            async with self._post(call, stream=True) as resp:
                 request_id = resp.headers.get("X-Generation-Id")
                 if resp.content_type == "application/json":
                     # Not a stream after all (an error-in-200 or a whole answer): parse it whole.
