@@ -532,6 +532,9 @@ class AsyncClient:
         usage = Usage()
         for o in outcomes:
             usage = usage + o.usage
+        if self.synthetic:
+            # The emulator reports made-up prices; synthetic images cost nothing.
+            usage.cost, usage.cost_is_estimate = None, False
         lead = good[0]
         provider = lead.provider or plan.chain[0]
         warnings = list(plan.warnings)

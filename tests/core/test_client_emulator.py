@@ -101,3 +101,10 @@ async def test_streaming_through_openrouter(emu):
     async with client_for(emu) as client:
         kinds = [ev.type async for ev in client.stream("a fox", provider="openrouter")]
     assert kinds.index("text") < kinds.index("image") < kinds.index("done")
+
+
+async def test_synthetic_results_cost_nothing(emu):
+    async with client_for(emu, synthetic=True) as client:
+        r = await client.generate("a fox")
+    assert r.synthetic and r.usage.cost is None and not r.usage.cost_is_estimate
+    assert r.provenance()["cost"] is None

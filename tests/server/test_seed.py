@@ -330,7 +330,9 @@ async def test_demo_mode(
         assert r.status_code == 200, r.text
         assert r.json()["synthetic"] is True
         assert r.json()["cost"] is None  # nothing was spent
-        assert read_metadata(base64.b64decode(r.json()["images"][0]))["synthetic"] is True
+        assert r.json()["usage"]["cost"] is None  # nor is the emulator's made-up price shown
+        meta = read_metadata(base64.b64decode(r.json()["images"][0]))
+        assert meta["synthetic"] is True and meta["cost"] is None
         assert upstream_requests(emulator, marker) == []  # the built-in emulator served it
         job = (await c.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
         assert job["synthetic"] is True

@@ -374,8 +374,7 @@ class JobManager:
             "failures": [asdict(f) for f in result.failures],
             "warnings": list(result.warnings),
             "usage": asdict(result.usage),
-            # Synthetic images cost nothing, whatever the emulator reports.
-            "cost": None if result.synthetic else result.usage.cost,
+            "cost": result.usage.cost,  # None for synthetic images (the client clears it)
             "cost_is_estimate": result.usage.cost_is_estimate,
             "synthetic": result.synthetic,
             "finished_at": self.s.now(),
