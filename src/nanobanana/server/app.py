@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from .. import __version__
 from ..catalog import Catalog
+from .db.direct import Transactions
 from .db.engine import create_engine, create_sessionmaker
 from .db.migrate import upgrade_database
 from .db.models import ProviderKey
@@ -90,10 +91,13 @@ async def _start(stack: AsyncExitStack, settings: Settings) -> Services:
     # calls in flight (max_concurrent_jobs); a second, hidden limit queued the rest unseen.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
     stack.push_async_callback(http.close)
+    tx = Transactions(engine)
+    stack.callback(tx.close)
     services = Services(
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
+        tx=tx,
         store=LocalImageStore(settings.images_dir),
         vault=vault,
         passwords=Passwords(settings),

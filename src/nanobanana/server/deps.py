@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -34,7 +34,9 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on
+    # every request for one attribute lookup.
     services: Services = request.app.state.services
     return services
 
@@ -71,27 +73,41 @@ async def get_auth(
         raw = request.cookies.get(SESSION_COOKIE)
     if not raw or len(raw) > MAX_TOKEN_CHARS:
         raise _unauthorized()
+    token_hash = hash_token(raw)
+    now = services.now()
+    cache = services.auth_cache
+    cached = cache.get(token_hash)
+    if cached is not None:
+        user, token = cached
+        if token.last_used_at is not None and now - token.last_used_at <= LAST_USED_RESOLUTION:
+            _check(token, user, now)
+            return Auth(user=user, token=token)
+    epoch = cache.epoch
     row = (
         await session.execute(
             select(Token, User)
             .join(User, User.id == Token.user_id)
-            .where(Token.token_hash == hash_token(raw))
+            .where(Token.token_hash == token_hash)
         )
     ).first()
-    now = services.now()
     if row is None:
         raise _unauthorized()
     token, user = row.tuple()
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
-        raise _unauthorized("The token has expired or was revoked; log in again.")
-    if not user.is_active:
-        raise ApiError(403, "account_disabled", "This account is disabled.")
+    _check(token, user, now)
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
     # End the transaction now: routes may wait a long time (a generation) and must not hold
     # a database lock meanwhile.
     await session.commit()
+    cache.put(token_hash, user, token, epoch)
     return Auth(user=user, token=token)
+
+
+def _check(token: Token, user: User, now: datetime) -> None:
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        raise _unauthorized("The token has expired or was revoked; log in again.")
+    if not user.is_active:
+        raise ApiError(403, "account_disabled", "This account is disabled.")
 
 
 AuthDep = Annotated[Auth, Depends(get_auth)]

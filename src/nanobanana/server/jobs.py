@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
@@ -42,6 +42,7 @@ INTERRUPTED_RUNNING = (
     "have billed the call."
 )
 INTERRUPTED_QUEUED = "The service stopped before this job started; nothing was sent to a provider."
+_IMAGE_COLUMNS = tuple(StoredImage.__table__.columns)
 #: Seconds without a running job before free heap memory is returned to the system.
 IDLE_TRIM_SECONDS = 2.0
 
@@ -399,23 +400,19 @@ class JobManager:
 
     async def _record(self, job_id: str, values: dict[str, Any], rows: list[StoredImage]) -> bool:
         """The job's end and its image rows in one transaction of Core statements (an UPDATE
-        and one INSERT, no read); False when the job was deleted meanwhile."""
-        async with self.s.sessionmaker() as session, session.begin():
-            res = await session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if not getattr(res, "rowcount", 0):
+        and one INSERT, no read), run in one step (``db.direct``); False when the job was
+        deleted meanwhile."""
+        image_rows = [{c.key: getattr(r, c.key) for c in _IMAGE_COLUMNS} for r in rows]
+
+        def record(conn: Connection) -> bool:
+            res = conn.execute(update(Job).where(Job.id == job_id).values(**values))
+            if not res.rowcount:
                 return False
-            if rows:
-                columns = [c.key for c in StoredImage.__table__.columns]
-                await session.execute(
-                    insert(StoredImage),
-                    [{c: getattr(r, c) for c in columns} for r in rows],
-                )
-        return True
+            if image_rows:
+                conn.execute(insert(StoredImage), image_rows)
+            return True
+
+        return await self.s.tx.run(record)
 
     async def _finish_failed(
         self,

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..catalog import Catalog
+from .authcache import AuthCache
+from .db.direct import Transactions
 from .db.models import utcnow
 from .defaultscache import DefaultsCache
 from .events import EventBus
@@ -28,6 +30,8 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    #: Short write transactions in one step (``db.direct.Transactions``).
+    tx: Transactions
     store: ImageStore
     vault: KeyVault
     passwords: Passwords
@@ -42,6 +46,8 @@ class Services:
     jobs: JobManager | None = field(default=None, repr=False)
     #: Decrypted provider keys, briefly (``keycache.KeyCache``).
     key_cache: KeyCache = field(default_factory=KeyCache, repr=False)
+    #: Who a bearer token belongs to, briefly (``authcache.AuthCache``).
+    auth_cache: AuthCache = field(default_factory=AuthCache, repr=False)
     #: Users' saved generation defaults, briefly (``defaultscache.DefaultsCache``).
     defaults_cache: DefaultsCache = field(default_factory=DefaultsCache, repr=False)
     #: The clock for expiry and idempotency windows (tests move it).

@@ -48,6 +48,7 @@ async def patch_user(
                 .values(revoked_at=services.now())
             )
     await session.commit()
+    services.auth_cache.forget_user(user.id)  # a disabled account or a new role: at once
     return user
 
 

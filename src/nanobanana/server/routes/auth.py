@@ -132,6 +132,7 @@ async def logout(auth: AuthDep, services: ServicesDep, session: SessionDep) -> R
     if token is not None and token.revoked_at is None:
         token.revoked_at = services.now()
     await session.commit()
+    services.auth_cache.forget_user(auth.user.id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -207,4 +208,5 @@ async def revoke_token(
         raise not_found("token")
     row.revoked_at = services.now()
     await session.commit()
+    services.auth_cache.forget_user(user.id)
     return Response(status_code=204)
