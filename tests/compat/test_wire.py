@@ -8,6 +8,7 @@ fixtures, so writer and reader agree on the wire format the reference documents.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from nanobanana.errors import (
 )
 from nanobanana.providers import openrouter_wire
 from nanobanana.providers.sse import SSEDecoder
-from nanobanana.server.compat import errors, models, openai_images, openrouter_response
+from nanobanana.server.compat import errors, models, openai_images, openrouter_response, splice
 from nanobanana.server.compat.errors import Problem, ProblemError
 from nanobanana.server.compat.openrouter_request import ChatRequest, parse_chat
 from nanobanana.server.compat.outcome import ImagePayload, JobOutcome
@@ -93,6 +94,54 @@ def test_splicing_writes_what_an_encoder_would() -> None:
     }
     assert json.loads(out) == expected
     assert out == orjson.dumps(expected)
+
+
+def test_large_bodies_come_in_bounded_pieces_with_the_same_bytes() -> None:
+    """A 4K-sized payload is base64ed slice by slice as it is sent: no piece is the whole
+    20 MB, the pieces join up to exactly the encoder's JSON, and the length is known first."""
+    rng = random.Random(7)
+    big = rng.randbytes(splice.ONE_PIECE_BYTES)  # base64 makes it larger than one piece
+    odd = rng.randbytes(splice.SLICE_BYTES + 1)  # a slice boundary inside a payload
+    splicer = Splicer()
+    doc = {"images": [splicer.b64(big), splicer.data_url("image/png", odd)], "n": 2}
+    body = splicer.render(doc)
+    pieces = list(body.pieces())
+    assert len(pieces) > 3
+    assert max(len(p) for p in pieces) <= 4 * splice.SLICE_BYTES // 3
+    joined = b"".join(pieces)
+    expected = {
+        "images": [
+            pybase64.b64encode(big).decode(),
+            "data:image/png;base64," + pybase64.b64encode(odd).decode(),
+        ],
+        "n": 2,
+    }
+    assert joined == orjson.dumps(expected)
+    assert body.length == len(joined)
+    # A small body is one piece.
+    small = Splicer()
+    assert len(list(small.render({"x": small.b64(b"abc")}).pieces())) == 1
+
+
+async def test_spliced_response_sends_every_piece_with_its_length() -> None:
+    splicer = Splicer()
+    payload = random.Random(3).randbytes(splice.ONE_PIECE_BYTES)
+    body = splicer.render({"b64": splicer.b64(payload)})
+    response = splice.SplicedResponse(body, 201, {"X-Job": "j1"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await response({"type": "http"}, None, send)  # type: ignore[arg-type]
+    start, *chunks = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 201 and headers[b"x-job"] == b"j1"
+    assert headers[b"content-type"] == b"application/json"
+    data = b"".join(m["body"] for m in chunks)
+    assert int(headers[b"content-length"]) == len(data) == body.length
+    assert [m["more_body"] for m in chunks] == [True] * (len(chunks) - 1) + [False]
+    assert orjson.loads(data) == {"b64": pybase64.b64encode(payload).decode()}
 
 
 def test_splicing_refuses_a_lost_placeholder() -> None:
@@ -192,7 +241,7 @@ def test_the_request_schema_is_strict_on_known_fields() -> None:
 # ----------------------------------------------------------------------- chat answers
 def test_completion_has_openrouters_shape_and_reads_back() -> None:
     out = outcome()
-    body = openrouter_response.completion(out)
+    body = openrouter_response.completion(out).to_bytes()
     doc = json.loads(body)
     assert shape(doc) == shape(_trim_usage(fixture("response_object.json")))
     assert doc["id"] == "gen-0123456789abcdef0123456789abcdef"
@@ -223,14 +272,14 @@ def test_content_filter_is_a_completion_without_images() -> None:
         error_message="blocked",
         error_details={"finish_reason": "IMAGE_SAFETY", "text": "I can't create that image."},
     )
-    doc = json.loads(openrouter_response.completion(blocked))
+    doc = json.loads(openrouter_response.completion(blocked).to_bytes())
     expected = fixture("response_content_filter.json")
     choice = doc["choices"][0]
     assert choice["finish_reason"] == "content_filter"
     assert choice["native_finish_reason"] == "IMAGE_SAFETY"
     assert choice["message"] == expected["choices"][0]["message"]
     with pytest.raises(BlockedError):
-        openrouter_wire.parse_response(openrouter_response.completion(blocked))
+        openrouter_wire.parse_response(openrouter_response.completion(blocked).to_bytes())
 
     text_only = outcome(
         status="failed",
@@ -238,11 +287,11 @@ def test_content_filter_is_a_completion_without_images() -> None:
         error_code="no_image",
         error_details={"finish_reason": "STOP", "text": "Sure! Imagine a fox."},
     )
-    doc = json.loads(openrouter_response.completion(text_only))
+    doc = json.loads(openrouter_response.completion(text_only).to_bytes())
     assert doc["choices"][0]["finish_reason"] == "stop"
     assert doc["choices"][0]["message"]["content"] == "Sure! Imagine a fox."
     with pytest.raises(NoImageError):
-        openrouter_wire.parse_response(openrouter_response.completion(text_only))
+        openrouter_wire.parse_response(openrouter_response.completion(text_only).to_bytes())
 
 
 def _events(chunks: list[bytes]) -> list[bytes]:
@@ -451,7 +500,7 @@ def test_plan_checks_n_format_and_quality() -> None:
 
 def test_images_response_b64_and_urls() -> None:
     out = outcome()
-    doc = json.loads(openai_images.images_response(out, "b64_json", "http://h:8000/"))
+    doc = json.loads(openai_images.images_response(out, "b64_json", "http://h:8000/").to_bytes())
     assert pybase64.b64decode(doc["data"][0]["b64_json"]) == out.images[0].data
     assert doc["usage"] == {
         "input_tokens": 9,
@@ -459,7 +508,7 @@ def test_images_response_b64_and_urls() -> None:
         "total_tokens": 1299,
         "cost": 0.0387,
     }
-    doc = json.loads(openai_images.images_response(out, "url", "http://h:8000/"))
+    doc = json.loads(openai_images.images_response(out, "url", "http://h:8000/").to_bytes())
     assert doc["data"] == [{"url": "http://h:8000/api/images/abc"}]
 
 

@@ -30,7 +30,7 @@ _B64_MARK = b";base64,"
 _MAX_HEAD = 256
 
 
-def _escaped(buf: bytes, i: int) -> bool:
+def _escaped(buf: bytes | bytearray, i: int) -> bool:
     """True when ``buf[i]`` is preceded by an odd number of backslashes (inside a string)."""
     n = 0
     j = i - 1
@@ -40,7 +40,7 @@ def _escaped(buf: bytes, i: int) -> bool:
     return n % 2 == 1
 
 
-def cut_payloads(body: bytes) -> tuple[bytes, list[memoryview]]:
+def cut_payloads(body: bytes | bytearray) -> tuple[bytes | bytearray, list[memoryview]]:
     """Return (skeleton, payloads): the body with each data-URL payload replaced by ``#<n>``."""
     find = body.find
     q = find(_QUOTE_DATA)
@@ -48,7 +48,7 @@ def cut_payloads(body: bytes) -> tuple[bytes, list[memoryview]]:
         return body, []
     view = memoryview(body)
     payloads: list[memoryview] = []
-    pieces: list[bytes] = []
+    pieces: list[bytes | bytearray] = []
     pos = 0
     while q >= 0:
         mark = find(_B64_MARK, q, q + _MAX_HEAD)
@@ -70,7 +70,7 @@ def cut_payloads(body: bytes) -> tuple[bytes, list[memoryview]]:
     return b"".join(pieces), payloads
 
 
-def loads_with_payloads(body: bytes) -> tuple[Any, list[memoryview]]:
+def loads_with_payloads(body: bytes | bytearray) -> tuple[Any, list[memoryview]]:
     """Parse a JSON body whose data-URL payloads are kept out of the parse when possible.
 
     Raises ``orjson.JSONDecodeError`` when the body is not JSON at all.

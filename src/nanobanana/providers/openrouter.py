@@ -136,12 +136,34 @@ class OpenRouterProvider:
 
     async def _read(
         self, resp: aiohttp.ClientResponse, cap: int, *, truncate: bool = False
-    ) -> bytes:
-        """The body, refusing (and closing the connection) past ``cap`` bytes."""
+    ) -> bytes | bytearray:
+        """The body, refusing (and closing the connection) past ``cap`` bytes.
+
+        With a ``Content-Length`` the body is copied, as it arrives, into one buffer of that
+        size: a list of chunks joined at the end would hold the body twice for a moment (40 MB
+        for a 4K image's 20 MB answer)."""
         length = resp.content_length
         if length is not None and length > cap and not truncate:
             resp.close()
             raise self._too_large(cap, resp)
+        if length is not None and length <= cap:
+            buf = bytearray(length)
+            view = memoryview(buf)
+            total = 0
+            async for chunk in resp.content.iter_any():
+                end = total + len(chunk)
+                if end > length:  # more than announced: aiohttp refuses this itself
+                    raise InvalidResponseError(
+                        f"{LABEL}'s answer is longer than its Content-Length.",
+                        provider=PROVIDER,
+                        status=resp.status,
+                    )
+                view[total:end] = chunk
+                total = end
+            view.release()
+            if total < length:
+                del buf[total:]
+            return buf  # bytearray: read like bytes, never copied again
         chunks: list[bytes] = []
         total = 0
         async for chunk in resp.content.iter_any():

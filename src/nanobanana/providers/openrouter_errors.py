@@ -34,7 +34,7 @@ _MODERATION_TYPES = frozenset({"content_policy_violation", "refusal", "moderatio
 
 def error_from_status(
     status: int,
-    body: bytes,
+    body: bytes | bytearray,
     headers: Mapping[str, str] | None = None,
     *,
     request_id: str | None = None,

@@ -78,7 +78,7 @@ def parse_usage(usage: Any) -> Usage:
 
 
 def parse_response(
-    body: bytes,
+    body: bytes | bytearray,
     *,
     request_id: str | None = None,
     headers: Mapping[str, str] | None = None,
@@ -206,7 +206,7 @@ def end_of_stream(state: StreamState) -> FinishEvent:
     )
 
 
-def parse_models(body: bytes) -> list[ModelSpec]:
+def parse_models(body: bytes | bytearray) -> list[ModelSpec]:
     """``GET /models?output_modalities=image`` -> discovered image models."""
     try:
         doc = orjson.loads(body)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .compat.splice import Splicer
+from .compat.splice import SplicedBody, Splicer
 from .db.models import Job, StoredImage
 from .problems import ApiError, job_error, status_for_code
 from .storage import ImageStore
@@ -104,7 +104,7 @@ async def seed_response(
     images: Sequence[StoredImage],
     store: ImageStore,
     data: Sequence[bytes] | None = None,
-) -> bytes:
+) -> SplicedBody:
     """The JSON body of POST /api/nano-banana/generate for a finished, successful job.
 
     ``data``: the stored bytes of ``images`` (same order) when the caller has them in memory;
@@ -119,7 +119,7 @@ async def seed_response(
         splicer.b64(payload if payload is not None else await store.get(img.storage_key))
         for img, payload in pairs
     ]
-    return splicer.dumps(
+    return splicer.render(
         {
             "id": job.id,
             "images": encoded,

@@ -31,7 +31,7 @@ from ...client import MAX_PROMPT_CHARS, MAX_SEED
 from .errors import bad_request
 from .openrouter_request import VISIBLE
 from .outcome import JobOutcome
-from .splice import Splicer
+from .splice import SplicedBody, Splicer
 
 #: The most images one request may ask for (the service's per-request limit).
 MAX_IMAGES = 4
@@ -188,7 +188,7 @@ def plan(
     )
 
 
-def images_response(outcome: JobOutcome, response_format: str, base_url: str) -> bytes:
+def images_response(outcome: JobOutcome, response_format: str, base_url: str) -> SplicedBody:
     """``{created, data: [{b64_json} | {url}], usage}`` for a succeeded job."""
     splicer = Splicer()
     root = base_url.rstrip("/")
@@ -210,4 +210,4 @@ def images_response(outcome: JobOutcome, response_format: str, base_url: str) ->
         }
         if outcome.cost is not None:
             doc["usage"]["cost"] = outcome.cost
-    return splicer.dumps(doc)
+    return splicer.render(doc)

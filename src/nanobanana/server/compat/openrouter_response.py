@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import Problem, openrouter_error
 from .outcome import JobOutcome
-from .splice import Splicer
+from .splice import SplicedBody, Splicer
 
 KEEPALIVE = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -83,7 +83,7 @@ def _envelope(outcome: JobOutcome, obj: str) -> dict[str, Any]:
     }
 
 
-def completion(outcome: JobOutcome) -> bytes:
+def completion(outcome: JobOutcome) -> SplicedBody:
     """The JSON body of a non-streaming answer (a succeeded job or a content outcome)."""
     splicer = Splicer()
     finish, native = finish_reasons(outcome)
@@ -109,7 +109,7 @@ def completion(outcome: JobOutcome) -> bytes:
         }
     ]
     doc["usage"] = usage(outcome)
-    return splicer.dumps(doc)
+    return splicer.render(doc)
 
 
 def _event(splicer: Splicer, doc: dict[str, Any]) -> bytes:

@@ -1,46 +1,100 @@
 """JSON with multi-megabyte base64 strings, without running them through a JSON encoder.
 
 A builder puts a short placeholder where an image goes, encodes the small envelope with orjson,
-and the placeholder is replaced by the base64 bytes (pybase64, SIMD) in one ``bytes.join``.
-Base64 never needs JSON escaping, so the result is the same JSON an encoder would have written,
-for the cost of one copy of the payload.
+and the placeholder is replaced by the base64 of the image (pybase64, SIMD).  Base64 never
+needs JSON escaping, so the result is the same JSON an encoder would have written.
+
+``render`` gives a ``SplicedBody``: its exact length is known at once, and its bytes come in
+pieces, the base64 made slice by slice as the pieces are sent (``SplicedResponse``).  A 4K
+image's 20 MB of base64 then never exists whole: one 4 MiB slice at a time does.  Small bodies
+(a 1K image) come as one piece, the cheapest to send.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
 import pybase64
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+#: Raw bytes per base64 slice (a multiple of 3, so the slices' base64 joins up exactly).
+SLICE_BYTES = 3 * 1024 * 1024
+#: Bodies up to this size are sent as one piece.
+ONE_PIECE_BYTES = 8 * 1024 * 1024
+
+
+class _Raw:
+    """Bytes that go into the document as their base64."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return 4 * ((len(self.data) + 2) // 3)
+
+
+_Part = bytes | _Raw
+
+
+class SplicedBody:
+    """A JSON document as parts: encoded JSON text, and raw payloads still to be base64ed."""
+
+    def __init__(self, parts: list[_Part]) -> None:
+        self.parts = parts
+        self.length = sum(len(p) for p in parts)
+
+    def pieces(self) -> Iterator[bytes]:
+        """The document's bytes, in order (one piece when it is small)."""
+        if self.length <= ONE_PIECE_BYTES:
+            yield b"".join(
+                pybase64.b64encode(p.data) if isinstance(p, _Raw) else p for p in self.parts
+            )
+            return
+        for part in self.parts:
+            if not isinstance(part, _Raw):
+                if part:
+                    yield part
+                continue
+            view = memoryview(part.data)
+            for start in range(0, len(view), SLICE_BYTES):
+                yield pybase64.b64encode(view[start : start + SLICE_BYTES])
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.pieces())
 
 
 class Splicer:
-    """Collects payloads for one JSON document; ``dumps`` writes it."""
+    """Collects payloads for one JSON document; ``render`` (or ``dumps``) writes it."""
 
     def __init__(self) -> None:
         # A random token: no text a model or a caller wrote can collide with a placeholder.
         self._token = secrets.token_hex(8)
-        self._pieces: list[tuple[bytes, tuple[bytes, ...]]] = []
+        self._pieces: list[tuple[bytes, tuple[_Part, ...]]] = []
 
-    def _add(self, *pieces: bytes) -> str:
+    def _add(self, *pieces: _Part) -> str:
         placeholder = f"@nb-splice-{self._token}-{len(self._pieces)}@"
         self._pieces.append((placeholder.encode("ascii"), pieces))
         return placeholder
 
     def b64(self, data: bytes) -> str:
         """A placeholder for ``base64(data)``."""
-        return self._add(pybase64.b64encode(data))
+        return self._add(_Raw(data))
 
     def data_url(self, mime_type: str, data: bytes) -> str:
         """A placeholder for ``data:<mime>;base64,<base64(data)>``."""
-        return self._add(f"data:{mime_type};base64,".encode("ascii"), pybase64.b64encode(data))
+        return self._add(f"data:{mime_type};base64,".encode("ascii"), _Raw(data))
 
-    def dumps(self, doc: Any) -> bytes:
-        """The JSON text of ``doc`` with every placeholder replaced by its payload."""
+    def render(self, doc: Any) -> SplicedBody:
+        """``doc`` with every placeholder replaced by its payload, as parts."""
         text = orjson.dumps(doc)
         if not self._pieces:
-            return text
+            return SplicedBody([text])
         found = []
         for placeholder, pieces in self._pieces:
             at = text.find(placeholder)
@@ -48,11 +102,43 @@ class Splicer:
                 raise ValueError("a spliced payload is missing from the document")
             found.append((at, len(placeholder), pieces))
         found.sort(key=lambda item: item[0])
-        out: list[bytes] = []
+        out: list[_Part] = []
         pos = 0
         for at, size, pieces in found:
             out.append(text[pos:at])
             out.extend(pieces)
             pos = at + size
         out.append(text[pos:])
-        return b"".join(out)
+        return SplicedBody(out)
+
+    def dumps(self, doc: Any) -> bytes:
+        """The JSON text of ``doc`` with every placeholder replaced by its payload."""
+        return self.render(doc).to_bytes()
+
+
+class SplicedResponse(Response):
+    """Sends a ``SplicedBody`` piece by piece, with its exact ``Content-Length``."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        body: SplicedBody,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.spliced = body
+        super().__init__(None, status_code, {**(headers or {}), "content-length": str(body.length)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        pending: bytes | None = None
+        for piece in self.spliced.pieces():
+            if pending is not None:
+                await send({"type": "http.response.body", "body": pending, "more_body": True})
+            pending = piece
+        await send({"type": "http.response.body", "body": pending or b"", "more_body": False})
+        if self.background is not None:
+            await self.background()

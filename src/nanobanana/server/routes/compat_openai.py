@@ -34,6 +34,7 @@ from ..compat.openai_images import (
 )
 from ..compat.openrouter_request import VISIBLE, clean_text
 from ..compat.schemas import ImagesResponse, OpenAIError, OpenAIModels, error_responses
+from ..compat.splice import SplicedResponse
 from ..db.models import User
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..services import Services
@@ -83,7 +84,7 @@ async def _run(
     outcome = await wait_outcome(services, job_id, spec.id)
     if outcome is not None and outcome.succeeded:
         data = images_response(outcome, call.response_format, str(request.base_url))
-        return json_bytes_response(data, 200, headers)
+        return SplicedResponse(data, 200, headers)
     problem = failure_problem(outcome, job_id)
     problem.headers.update(headers)
     raise ProblemError(problem)

@@ -49,6 +49,7 @@ from ..compat.schemas import (
     OpenRouterModels,
     error_responses,
 )
+from ..compat.splice import SplicedResponse
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..services import Services
 from .compat_common import (
@@ -112,7 +113,7 @@ async def chat_completions(
         )
     outcome = await wait_outcome(services, job_id, model)
     if outcome is not None and (outcome.succeeded or outcome.content_outcome):
-        return json_bytes_response(completion(outcome), 200, headers)
+        return SplicedResponse(completion(outcome), 200, headers)
     problem = failure_problem(outcome, job_id)
     problem.headers.update(headers)
     raise ProblemError(problem)

@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from ...config import PROVIDERS
+from ..compat.splice import SplicedResponse
 from ..db.models import Job
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
@@ -75,7 +76,7 @@ async def generate(
         err.headers.update(headers)
         raise err
     body_out = await seed_response(done, images, services.store, data)
-    return Response(body_out, status_code=200, headers=headers, media_type="application/json")
+    return SplicedResponse(body_out, 200, headers)
 
 
 @router.get("/models", response_model=ModelsOut, responses=errors(401, 422))
