@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from sqlalchemy import text
 
 from nanobanana.errors import UsageError
 from nanobanana.server.db.engine import create_engine
-from nanobanana.server.db.migrate import upgrade_database
+from nanobanana.server.db.migrate import HEAD_REVISION, include_object, upgrade_database
 from nanobanana.server.db.models import Base
 from nanobanana.server.settings import Settings
 from nanobanana.server.users import create_user
@@ -29,13 +31,64 @@ async def test_migrations_match_the_models(db_url: str) -> None:
         await upgrade_database(engine)  # idempotent
 
         def diff(conn: object) -> list[object]:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})  # type: ignore[arg-type]
+            ctx = MigrationContext.configure(
+                conn,  # type: ignore[arg-type]
+                opts={"compare_type": True, "include_object": include_object},
+            )
             return list(compare_metadata(ctx, Base.metadata))
 
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-            assert version == "0001"
+            assert version == HEAD_REVISION
+    finally:
+        await engine.dispose()
+
+
+def test_head_revision_constant_matches_the_scripts() -> None:
+    """``HEAD_REVISION`` lets a current database skip Alembic; a new migration must move it."""
+    from alembic.script import ScriptDirectory
+
+    from nanobanana.server.db.migrate import alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_a_current_database_starts_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    code = (
+        "import asyncio, sys\n"
+        "from nanobanana.server.db.engine import create_engine\n"
+        "from nanobanana.server.db.migrate import upgrade_database\n"
+        "async def main():\n"
+        f"    engine = create_engine({url!r})\n"
+        "    await upgrade_database(engine)\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    # The first start migrates (Alembic), the second finds the schema current.
+    assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
+
+
+@pytest.mark.postgres
+async def test_postgres_prompt_search_uses_the_trigram_index(pg_database: str) -> None:
+    engine = create_engine(pg_database)
+    try:
+        await upgrade_database(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(
+                row[0]
+                for row in await conn.execute(
+                    text("EXPLAIN SELECT id FROM jobs WHERE prompt ILIKE '%lighthouse%'")
+                )
+            )
+        assert "ix_jobs_prompt_trgm" in plan, plan
     finally:
         await engine.dispose()
 
