@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -73,6 +74,24 @@ def test_a_current_database_starts_without_alembic(tmp_path: Path) -> None:
     ]
     # The first start migrates (Alembic), the second finds the schema current.
     assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
+
+
+def test_serve_migrates_in_a_child_process(tmp_path: Path) -> None:
+    """``nanobanana serve`` migrates a new database in a child process, so the serving
+    process itself never loads Alembic (and its start-up finds the schema current)."""
+    db = tmp_path / "data" / "db.sqlite"
+    code = (
+        "import sys\n"
+        "from nanobanana.server.db.migrate import migrate_in_child\n"
+        f"ok = migrate_in_child('sqlite+aiosqlite:///{db}')\n"
+        "print(ok, 'alembic' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["True", "False"], run.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            HEAD_REVISION,
+        )
 
 
 @pytest.mark.postgres

@@ -36,6 +36,9 @@ def run(
     from .memory import keep_buffers_mapped
 
     keep_buffers_mapped()
+    from .db.migrate import migrate_in_child
+
+    migrate_in_child(settings.resolved_database_url)
     if settings.demo_enabled:
         logging.getLogger("nanobanana.server").warning(
             "Starting in DEMO MODE: images for users without a key are synthetic."

@@ -66,3 +66,45 @@ async def upgrade_database(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (a no-op when it is already there)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+#: The variable that hands the database URL to the migrating child (never its argv, where
+#: a password would show in the process list).
+_CHILD_URL_VAR = "NANOBANANA_MIGRATE_DATABASE_URL"
+
+
+def migrate_in_child(database_url: str) -> bool:
+    """Run ``upgrade_database`` in a short-lived child process (``nanobanana serve`` does this
+    before it starts serving): Alembic and its templates, about 12 MB, then never load in the
+    long-running process, whose own upgrade finds the schema current.  True when the child
+    succeeded; otherwise the caller's own upgrade runs and reports what is wrong."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, _CHILD_URL_VAR: database_url}
+    # Fixed argv: this interpreter and this module; the URL travels in the environment.
+    argv = [sys.executable, "-m", __name__]
+    done = subprocess.run(argv, env=env, capture_output=True, check=False)  # noqa: S603
+    return done.returncode == 0
+
+
+def _child_main() -> int:
+    import asyncio
+    import os
+
+    from .engine import create_engine
+
+    async def upgrade() -> None:
+        engine = create_engine(os.environ[_CHILD_URL_VAR])
+        try:
+            await upgrade_database(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(upgrade())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main())
