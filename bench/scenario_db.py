@@ -166,7 +166,10 @@ def _queries(svc: Service, n_jobs: int) -> list[tuple[str, str]]:
     out += [
         ("search, common word (20)", "/api/generations?limit=20&q=lighthouse"),
         ("search, rare word: 1% of prompts (20)", f"/api/generations?limit=20&q={RARE_WORD}"),
-        ("search, no match (SQLite scans every row)", f"/api/generations?limit=20&q={quote(NO_MATCH)}"),
+        (
+            "search, no match (SQLite scans every row)",
+            f"/api/generations?limit=20&q={quote(NO_MATCH)}",
+        ),
     ]
     return out
 
