@@ -48,5 +48,6 @@ def run(
         host=host,
         port=port,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds) + 5),
+        ws="none",  # no WebSocket routes: nothing to upgrade to, no websockets module loaded
         **uvicorn_options,
     )

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.staticfiles import StaticFiles
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 __all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "router"]
 
@@ -60,7 +62,10 @@ router = APIRouter(include_in_schema=False)
 
 @cache
 def _templates() -> Environment:
-    # Built on first use, not at import: importing the router stays free of file access.
+    # Built (and Jinja imported, ~2 MB) on the first page served: an API-only service never
+    # loads it, and importing the router stays free of file access.
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(WEB_DIR / "templates"),
         autoescape=select_autoescape(["html"]),
