@@ -85,6 +85,8 @@ def inspect_image(data: bytes, *, verify: bool = True) -> tuple[str, int, int]:
                     img.load()
         except (pil.DecompressionBombError, pil.DecompressionBombWarning) as exc:
             raise ValueError(f"image too large to decode safely: {exc}") from exc
+        except pil.UnidentifiedImageError as exc:  # its text names an in-memory object
+            raise ValueError(f"not a {'/'.join(ALLOWED_FORMATS)} image") from exc
         except (OSError, SyntaxError, struct.error, zlib.error, EOFError) as exc:
             raise ValueError(f"not a complete {'/'.join(ALLOWED_FORMATS)} image: {exc}") from exc
     return FORMAT_MIME[fmt], width, height

@@ -91,6 +91,16 @@ def test_bad_image_urls_are_invalid_responses(url: str) -> None:
         decode_data_url(doc["u"], payloads, provider="openrouter", index=0)
 
 
+def test_bytes_that_are_no_image_say_so_plainly() -> None:
+    url = "data:image/png;base64," + base64.b64encode(b"hello world").decode()
+    doc, payloads = loads_with_payloads(orjson.dumps({"u": url}))
+    with pytest.raises(InvalidResponseError) as ei:
+        decode_data_url(doc["u"], payloads, provider="openrouter", index=0)
+    assert ei.value.message == (
+        "openrouter returned image data that is not a valid image (not a PNG/JPEG/WEBP image)."
+    )
+
+
 def test_restore_puts_a_non_image_payload_back() -> None:
     doc, payloads = loads_with_payloads(orjson.dumps({"t": "data:text/plain;base64,QUJD"}))
     assert doc["t"] == "data:text/plain;base64,#0"
