@@ -26,7 +26,7 @@ from nanobanana.errors import (
 from nanobanana.imaging import b64decode
 from nanobanana.providers import GeminiProvider, create_provider
 from nanobanana.providers.base import FinishEvent, ProviderCall, ProviderResponse
-from nanobanana.providers.gemini import build_request
+from nanobanana.providers.gemini_wire import build_request
 from nanobanana.types import ImageEvent, TextDelta, UsageEvent
 
 from .helpers import GEMINI_KEY, call, reference

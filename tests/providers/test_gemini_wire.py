@@ -25,7 +25,7 @@ from nanobanana.errors import (
     UpstreamUnavailable,
 )
 from nanobanana.imaging import b64decode
-from nanobanana.providers.gemini import (
+from nanobanana.providers.gemini_wire import (
     GeminiStreamState,
     build_request,
     end_of_stream,

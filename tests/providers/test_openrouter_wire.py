@@ -19,7 +19,8 @@ from nanobanana.errors import (
     UpstreamUnavailable,
 )
 from nanobanana.imaging import b64decode
-from nanobanana.providers.openrouter import (
+from nanobanana.providers.openrouter_errors import error_from_payload, error_from_status
+from nanobanana.providers.openrouter_wire import (
     StreamState,
     build_request,
     end_of_stream,
@@ -27,7 +28,6 @@ from nanobanana.providers.openrouter import (
     parse_models,
     parse_response,
 )
-from nanobanana.providers.openrouter_errors import error_from_payload, error_from_status
 from nanobanana.providers.sse import SSEDecoder
 from nanobanana.types import ImageEvent, TextDelta, UsageEvent
 

@@ -33,33 +33,17 @@ from .common import forget_request
 from .gemini_wire import (
     LABEL,
     GeminiStreamState,
-    build_request,
     end_of_stream,
     error_from_api,
-    estimate_cost,
     parse_chunk,
     parse_models,
     parse_response,
-    parse_usage,
     sdk_request,
 )
 
 if TYPE_CHECKING:
     from google import genai
 
-__all__ = [
-    "GeminiProvider",
-    "GeminiStreamState",
-    "build_request",
-    "end_of_stream",
-    "error_from_api",
-    "estimate_cost",
-    "parse_chunk",
-    "parse_models",
-    "parse_response",
-    "parse_usage",
-    "sdk_request",
-]
 
 PROVIDER = GOOGLE
 API_VERSION = "v1beta"

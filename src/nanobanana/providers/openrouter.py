@@ -42,20 +42,8 @@ from .openrouter_wire import (
     parse_event,
     parse_models,
     parse_response,
-    parse_usage,
 )
 from .sse import MAX_LINE_BYTES, LineTooLongError, SSEDecoder, iter_sse_data
-
-__all__ = [
-    "OpenRouterProvider",
-    "StreamState",
-    "build_request",
-    "end_of_stream",
-    "parse_event",
-    "parse_models",
-    "parse_response",
-    "parse_usage",
-]
 
 PROVIDER = OPENROUTER
 #: Largest answer accepted; past it the connection is closed (a 4K PNG is ~30 MB of base64).
