@@ -9,9 +9,6 @@ API token; the tests talk to it over HTTP exactly as they would to a deployed se
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +19,8 @@ import httpx
 
 from nanobanana.server.app import create_app
 from nanobanana.server.settings import Settings
+
+from ..support import ServerThread
 
 
 def generation_calls(emu: Any) -> list[dict[str, Any]]:
@@ -73,21 +72,8 @@ def live_server(tmp_path: Path, emu: Any, **over: Any) -> Iterator[LiveServer]:
     }
     values.update(over)
     app = create_app(Settings(**values))
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "the server did not start"
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with ServerThread(app) as srv:
+        url = srv.url
         with httpx.Client(base_url=url, timeout=30) as c:
             r = c.post("/api/auth/register", json={"username": "ada", "password": PASSWORD})
             assert r.status_code == 201, r.text
@@ -105,6 +91,3 @@ def live_server(tmp_path: Path, emu: Any, **over: Any) -> Iterator[LiveServer]:
             assert r.status_code == 201, r.text
             token = r.json()["token"]
         yield LiveServer(url=url, token=token, app=app)
-    finally:
-        server.should_exit = True
-        thread.join(30)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from ..support import ServerThread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -78,40 +77,10 @@ class LiveServer:
 
 @contextlib.contextmanager
 def _serve(settings: Any) -> Iterator[str]:
-    import uvicorn
-
     from nanobanana.server.app import create_app
 
-    # Bind first and hand the socket to uvicorn: the port is ours before anyone can take it.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True
-    )
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if not thread.is_alive():
-            raise RuntimeError("the server thread died while starting; see the log above")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not answer /healthz within 30 s")
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
+    with ServerThread(create_app(settings)) as srv:
+        yield srv.url
 
 
 def _settings(

@@ -18,15 +18,6 @@ import pytest
 
 from nanobanana.cli.main import main
 
-LEAKY_VARS = (
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "GEMINI_BASE_URL",
-    "NANOBANANA_KEYS_FILE",
-    "NO_COLOR",
-)
 OPENROUTER_CANARY = "sk-or-v1-CANARY0123456789abcdef0123456789"
 GEMINI_CANARY = "AIzaCANARY0123456789abcdefghijklmnopq"
 NANOBANANA = Path(sys.executable).with_name("nanobanana")
@@ -40,12 +31,10 @@ class Run:
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for var in LEAKY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    keys = tmp_path / "config" / "keys.json"
-    monkeypatch.setenv("NANOBANANA_KEYS_FILE", str(keys))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+def isolated(isolated_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The suite's ``isolated_env`` (no developer keys or settings; the keys file in
+    ``tmp_path/config``), plain output, and a working folder of its own."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from batch.support import generation_calls as image_calls
 from nanobanana import errors
 
+from ..batch.support import generation_calls as image_calls
 from .comfy import Executor
 from .conftest import GEMINI_CANARY, OPENROUTER_CANARY, edit_node, generate_node
 
@@ -165,7 +165,7 @@ def test_unknown_profile_is_explained(comfy: Executor, pack: Any, isolated_env: 
 def test_a_server_profile_runs_the_job_on_the_server(
     comfy: Executor, emu: Any, tmp_path: Any, isolated_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batch.support import SERVER_KEY_CANARY, live_server
+    from ..batch.support import SERVER_KEY_CANARY, live_server
     from nanobanana.remote import ProfilesFile
 
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)  # must not be used

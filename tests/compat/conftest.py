@@ -9,9 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,16 +24,12 @@ from nanobanana.emulator import EmulatorConfig, EmulatorServer
 from nanobanana.server.app import create_app
 from nanobanana.server.settings import Settings
 
+from ..conftest import LEAKY_VARS
+from ..support import ServerThread
+
 OPENROUTER_CANARY = "sk-or-v1-CANARY-compat-0123456789abcdef0123456789"
 GOOGLE_CANARY = "AIzaSyCANARY-compat-0123456789abcdefghijkl"
 PASSWORD = "correct horse battery"
-LEAKY_VARS = (
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "GEMINI_BASE_URL",
-)
 
 
 @dataclass
@@ -80,8 +73,6 @@ class Live:
 
 @contextmanager
 def live_server(tmp: Path, openrouter_url: str, gemini_url: str, **over: Any) -> Iterator[Live]:
-    import uvicorn
-
     values: dict[str, Any] = {
         "data_dir": tmp / "data",
         "database_url": f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
@@ -101,30 +92,16 @@ def live_server(tmp: Path, openrouter_url: str, gemini_url: str, **over: Any) ->
     }
     values.update(over)
     with pytest.MonkeyPatch.context() as mp:
+        # Module-scoped callers set up before the per-test ``isolated_env``: clean here too.
         for var in (*LEAKY_VARS, *(v for v in os.environ if v.startswith("NANOBANANA_"))):
             mp.delenv(var, raising=False)
         app = create_app(Settings(**values))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "the server did not start"
-    live = Live(url=f"http://127.0.0.1:{port}", app=app, token="")
-    try:
+    with ServerThread(app) as srv:
+        live = Live(url=srv.url, app=app, token="")
         live.token = live.new_user(
             "ada", {"openrouter": OPENROUTER_CANARY, "google": GOOGLE_CANARY}
         )
         yield live
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -41,25 +41,6 @@ TABLES = (
     "server_config",
     "users",
 )
-LEAKY_VARS = (
-    "OPENROUTER_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "GEMINI_BASE_URL",
-)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's keys and NANOBANANA_* settings never reach a test."""
-    import os
-
-    for var in LEAKY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    for var in list(os.environ):
-        if var.startswith("NANOBANANA_"):
-            monkeypatch.delenv(var, raising=False)
 
 
 # ------------------------------------------------------------------------------ databases
@@ -275,43 +256,3 @@ def image_size(data: bytes) -> tuple[int, int]:
     with PILImage.open(io.BytesIO(data)) as img:
         img.load()
         return img.size
-
-
-# ------------------------------------------------------------------- a real server
-class ServerThread:
-    """The app served by uvicorn on a free loopback port, in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.port = 0
-        self._server: Any = None
-        self._thread: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        import socket
-        import threading
-        import time
-
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started, "the server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(30)

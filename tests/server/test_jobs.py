@@ -25,12 +25,12 @@ from nanobanana.server.app import create_app
 from nanobanana.server.db.models import Job, User, utcnow
 from nanobanana.server.settings import Settings
 
+from ..support import ServerThread
 from .conftest import (
     GOOGLE_CANARY,
     OPENROUTER_CANARY,
     PASSWORD,
     Api,
-    ServerThread,
     auth,
     running,
     upstream_requests,
