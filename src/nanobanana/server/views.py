@@ -46,16 +46,9 @@ def _error_out(job: Job) -> dict[str, Any] | None:
     return dict(body)
 
 
-def generation_out(job: Job, images: Sequence[StoredImage]) -> dict[str, Any]:
-    req = job.request or {}
+def _outcome(job: Job) -> dict[str, Any]:
+    """What ran and what it cost: shared by the history record and the seed answer."""
     return {
-        "id": job.id,
-        "status": job.status,
-        "kind": job.kind,
-        "prompt": job.prompt,
-        "negative_prompt": req.get("negative_prompt"),
-        "effective_prompt": job.effective_prompt,
-        "request": req,
         "provider": job.provider,
         "model": job.model,
         "provider_model": job.provider_model,
@@ -67,6 +60,20 @@ def generation_out(job: Job, images: Sequence[StoredImage]) -> dict[str, Any]:
         "failures": job.failures or [],
         "warnings": job.warnings or [],
         "synthetic": job.synthetic,
+    }
+
+
+def generation_out(job: Job, images: Sequence[StoredImage]) -> dict[str, Any]:
+    req = job.request or {}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "kind": job.kind,
+        "prompt": job.prompt,
+        "negative_prompt": req.get("negative_prompt"),
+        "effective_prompt": job.effective_prompt,
+        "request": req,
+        **_outcome(job),
         "error": _error_out(job),
         "images": [image_out(i) for i in sorted(images, key=lambda i: i.index)],
         "created_at": job.created_at.isoformat(),
@@ -126,16 +133,6 @@ async def seed_response(
             "mime_types": [img.mime_type for img in ordered],
             "image_urls": [image_url(img.id) for img in ordered],
             "prompt": job.prompt,
-            "model": job.model,
-            "provider": job.provider,
-            "provider_model": job.provider_model,
-            "text": job.text,
-            "usage": job.usage,
-            "cost": job.cost,
-            "cost_is_estimate": job.cost_is_estimate,
-            "fallback": job.attempts or [],
-            "failures": job.failures or [],
-            "warnings": job.warnings or [],
-            "synthetic": job.synthetic,
+            **_outcome(job),
         }
     )
