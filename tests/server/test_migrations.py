@@ -85,9 +85,14 @@ def test_serve_migrates_in_a_child_process(tmp_path: Path) -> None:
         "from nanobanana.server.db.migrate import migrate_in_child\n"
         f"ok = migrate_in_child('sqlite+aiosqlite:///{db}')\n"
         "print(ok, 'alembic' in sys.modules)\n"
+        "import subprocess\n"
+        "def refuse(*a, **k): raise AssertionError('a child for a current schema')\n"
+        "subprocess.run = refuse\n"
+        f"print(migrate_in_child('sqlite+aiosqlite:///{db}'))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.split() == ["True", "False"], run.stderr
+    # Migrated by a child, Alembic never loaded here; the next start needs no child at all.
+    assert run.stdout.split() == ["True", "False", "True"], run.stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
             HEAD_REVISION,

@@ -77,16 +77,35 @@ def migrate_in_child(database_url: str) -> bool:
     """Run ``upgrade_database`` in a short-lived child process (``nanobanana serve`` does this
     before it starts serving): Alembic and its templates, about 12 MB, then never load in the
     long-running process, whose own upgrade finds the schema current.  True when the child
-    succeeded; otherwise the caller's own upgrade runs and reports what is wrong."""
+    succeeded or had nothing to do (no child is started when the schema is current);
+    otherwise the caller's own upgrade runs and reports what is wrong."""
+    import asyncio
     import os
     import subprocess
     import sys
 
+    if asyncio.run(_revision(database_url)) == HEAD_REVISION:
+        return True
     env = {**os.environ, _CHILD_URL_VAR: database_url}
     # Fixed argv: this interpreter and this module; the URL travels in the environment.
     argv = [sys.executable, "-m", __name__]
     done = subprocess.run(argv, env=env, capture_output=True, check=False)  # noqa: S603
     return done.returncode == 0
+
+
+async def _revision(database_url: str) -> str | None:
+    """The database's revision; None when it has none or cannot be read (the upgrade that
+    follows says why)."""
+    from .engine import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(current_revision)
+    except Exception:  # noqa: BLE001 - reported by the upgrade that follows
+        return None
+    finally:
+        await engine.dispose()
 
 
 def _child_main() -> int:
