@@ -14,6 +14,7 @@ from nanobanana.config import ProviderConfig
 from nanobanana.emulator import EmulatorServer
 from nanobanana.errors import InvalidResponseError
 from nanobanana.providers import OpenRouterProvider
+from nanobanana.providers.openrouter_wire import parse_response
 
 from .helpers import OPENROUTER_KEY, call
 
@@ -77,14 +78,18 @@ def _provider(base_url: str, **kw: int) -> OpenRouterProvider:
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-async def test_both_ways_read_the_same_image(serve: Callable[[bool], str], chunked: bool) -> None:
+async def test_both_ways_read_the_same_image(
+    serve: Callable[[bool], str], answer: bytes, chunked: bool
+) -> None:
     p = _provider(serve(chunked))
     try:
         out = await p.generate(call())
     finally:
         await p.aclose()
     [img] = out.images
-    assert img.data.startswith(b"\x89PNG") and len(img.data) > 1_400_000
+    # Exactly the image the emulator put in its answer.
+    [expected] = parse_response(answer).images
+    assert img.data == expected.data and len(img.data) > 1_400_000
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
