@@ -165,8 +165,9 @@ def test_unknown_profile_is_explained(comfy: Executor, pack: Any, isolated_env: 
 def test_a_server_profile_runs_the_job_on_the_server(
     comfy: Executor, emu: Any, tmp_path: Any, isolated_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ..batch.support import SERVER_KEY_CANARY, live_server
     from nanobanana.remote import ProfilesFile
+
+    from ..batch.support import SERVER_KEY_CANARY, live_server
 
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)  # must not be used
     with live_server(tmp_path, emu) as server:
