@@ -14,7 +14,7 @@ from nanobanana.imaging import with_png_metadata
 def _png_with(meta: dict[str, object] | None) -> bytes:
     buf = io.BytesIO()
     PILImage.new("RGB", (12, 6), "teal").save(buf, format="PNG")
-    return with_png_metadata(buf.getvalue(), meta) if meta else buf.getvalue()
+    return bytes(with_png_metadata(buf.getvalue(), meta)) if meta else buf.getvalue()
 
 
 META = {

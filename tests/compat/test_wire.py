@@ -25,6 +25,7 @@ from nanobanana.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from nanobanana.imaging import Pieces
 from nanobanana.providers import openrouter_wire
 from nanobanana.providers.sse import SSEDecoder
 from nanobanana.server.compat import errors, models, openai_images, openrouter_response, splice
@@ -102,8 +103,10 @@ def test_large_bodies_come_in_bounded_pieces_with_the_same_bytes() -> None:
     rng = random.Random(7)
     big = rng.randbytes(splice.ONE_PIECE_BYTES)  # base64 makes it larger than one piece
     odd = rng.randbytes(splice.SLICE_BYTES + 1)  # a slice boundary inside a payload
+    # An image with its provenance inserted: pieces whose lengths are not multiples of 3.
+    tagged = Pieces(odd[:34], b"provenance chunk", memoryview(odd)[34:])
     splicer = Splicer()
-    doc = {"images": [splicer.b64(big), splicer.data_url("image/png", odd)], "n": 2}
+    doc = {"images": [splicer.b64(big), splicer.data_url("image/png", tagged)], "n": 2}
     body = splicer.render(doc)
     pieces = list(body.pieces())
     assert len(pieces) > 3
@@ -112,7 +115,8 @@ def test_large_bodies_come_in_bounded_pieces_with_the_same_bytes() -> None:
     expected = {
         "images": [
             pybase64.b64encode(big).decode(),
-            "data:image/png;base64," + pybase64.b64encode(odd).decode(),
+            "data:image/png;base64,"
+            + pybase64.b64encode(odd[:34] + b"provenance chunk" + odd[34:]).decode(),
         ],
         "n": 2,
     }
@@ -120,7 +124,8 @@ def test_large_bodies_come_in_bounded_pieces_with_the_same_bytes() -> None:
     assert body.length == len(joined)
     # A small body is one piece.
     small = Splicer()
-    assert len(list(small.render({"x": small.b64(b"abc")}).pieces())) == 1
+    one = small.render({"x": small.b64(b"abc"), "y": small.b64(Pieces(b"a", b"bcd"))})
+    assert list(one.pieces()) == [orjson.dumps({"x": "YWJj", "y": "YWJjZA=="})]
 
 
 async def test_spliced_response_sends_every_piece_with_its_length() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import struct
 import zlib
@@ -100,13 +101,43 @@ def test_data_url_references():
 def test_png_metadata_round_trip_keeps_pixels_and_is_readable_by_pillow():
     raw = png(16, 16)
     meta = {"prompt": "a fox ü", "model": "gemini-2.5-flash-image", "seed": 3}
-    tagged = imaging.with_png_metadata(raw, meta)
+    tagged = bytes(imaging.with_png_metadata(raw, meta))
     assert imaging.read_metadata(tagged) == meta
     img = PILImage.open(io.BytesIO(tagged))
     img.load()
     assert img.size == (16, 16)
     assert "a fox ü" in dict(imaging.iter_png_text(tagged))["parameters"]
     assert imaging.inspect_image(tagged)[1:] == (16, 16)
+
+
+def test_png_metadata_pieces_share_the_image_and_hash_and_write_like_the_joined_bytes(tmp_path):
+    raw = png(64, 64)
+    pieces = imaging.with_png_metadata(raw, {"prompt": "x" * 500})
+    joined = bytes(pieces)
+    assert len(pieces) == len(joined) > len(raw)
+    # The image after IHDR is not copied: the last piece is a view of the original bytes.
+    assert isinstance(pieces.parts[-1], memoryview) and pieces.parts[-1].obj is raw
+    assert pieces.sha256() == hashlib.sha256(joined).hexdigest()
+    target = tmp_path / "tagged.png"
+    imaging.atomic_write(target, pieces)
+    assert target.read_bytes() == joined
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.binary(max_size=40), max_size=6),
+    groups=st.integers(min_value=1, max_value=20),
+)
+def test_pieces_base64_slices_join_to_the_base64_of_the_whole(parts, groups):
+    pieces = imaging.Pieces(*parts)
+    slices = list(pieces.b64_slices(3 * groups))
+    assert b"".join(slices) == base64.b64encode(b"".join(parts))
+    assert all(0 < len(s) <= 4 * groups for s in slices)
+
+
+def test_pieces_slices_must_be_whole_base64_groups():
+    with pytest.raises(ValueError, match="multiple of 3"):
+        list(imaging.Pieces(b"abc").b64_slices(4))
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):

@@ -14,10 +14,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import UsageError
 from ..types import Image, Result
+
+if TYPE_CHECKING:
+    from ..imaging import Pieces
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 IMAGE_SUFFIXES[".webp"] = "image/webp"
@@ -102,7 +105,7 @@ def _with_real_suffix(path: Path, mime: str) -> Path:
     return path
 
 
-def _file_bytes(img: Image) -> bytes:
+def _file_bytes(img: Image) -> bytes | Pieces:
     if img.mime_type == "image/png" and img.metadata:
         from ..imaging import with_png_metadata
 
@@ -110,7 +113,7 @@ def _file_bytes(img: Image) -> bytes:
     return img.data
 
 
-def write_new_file(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
+def write_new_file(path: Path, data: bytes | Pieces, *, overwrite: bool = False) -> Path:
     """Write ``data`` atomically to ``path`` or, if it exists, to ``<stem>-2<suffix>``, ...
 
     The bytes go to a temp file in the same folder first, so no partial image is ever visible.
@@ -120,7 +123,7 @@ def write_new_file(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            _write_all(fh, data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644 & ~_umask())
@@ -133,6 +136,13 @@ def write_new_file(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
         raise UsageError(f"No free file name next to {path}; choose another -o.")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_all(fh: BinaryIO, data: bytes | Pieces) -> None:
+    if isinstance(data, bytes):
+        fh.write(data)
+    else:
+        data.write_to(fh)
 
 
 def _claim(tmp: Path, target: Path) -> bool:

@@ -14,7 +14,6 @@ sent twice.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -24,7 +23,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
-from ..imaging import with_png_metadata
+from ..imaging import Pieces, with_png_metadata
 from ..retry import RetryPolicy
 from ..types import AttemptEvent, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
@@ -50,7 +49,7 @@ IDLE_TRIM_SECONDS = 2.0
 @dataclass
 class _Files:
     index: int
-    data: bytes
+    data: Pieces
     mime_type: str
     width: int
     height: int
@@ -65,7 +64,7 @@ class Finished:
 
     job: Job
     images: list[StoredImage]
-    data: list[bytes]
+    data: list[Pieces]
 
 
 class _Waiter:
@@ -467,9 +466,10 @@ def _prepare_files(result: Result) -> list[_Files]:
     """
     out = []
     for img in result.images:
-        data = img.data
         if img.mime_type == "image/png" and img.metadata:
-            data = with_png_metadata(data, img.metadata)
+            data = with_png_metadata(img.data, img.metadata)
+        else:
+            data = Pieces(img.data)
         out.append(
             _Files(
                 index=img.index,
@@ -477,7 +477,7 @@ def _prepare_files(result: Result) -> list[_Files]:
                 mime_type=img.mime_type,
                 width=img.width,
                 height=img.height,
-                sha256=hashlib.sha256(data).hexdigest(),
+                sha256=data.sha256(),
             )
         )
     return out

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..imaging import Pieces
 from .compat.splice import SplicedBody, Splicer
 from .db.models import Job, StoredImage
 from .problems import ApiError, job_error, status_for_code
@@ -110,7 +111,7 @@ async def seed_response(
     job: Job,
     images: Sequence[StoredImage],
     store: ImageStore,
-    data: Sequence[bytes] | None = None,
+    data: Sequence[Pieces] | None = None,
 ) -> SplicedBody:
     """The JSON body of POST /api/nano-banana/generate for a finished, successful job.
 
@@ -118,7 +119,7 @@ async def seed_response(
     else they are read from the store.  The base64 images are spliced into the encoded
     envelope (``Splicer``): no ``str`` of each image and no pass through the JSON encoder (a
     4K image is ~20 MB of base64)."""
-    known: Sequence[bytes | None] = data if data is not None else [None] * len(images)
+    known: Sequence[Pieces | None] = data if data is not None else [None] * len(images)
     pairs = sorted(zip(images, known, strict=True), key=lambda p: p[0].index)
     ordered = [img for img, _ in pairs]
     splicer = Splicer()

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...imaging import Pieces
+
 #: Job statuses whose answer is a content outcome (the model ran but gave no image): OpenRouter
 #: reports those as a normal completion with a finish reason, not as an error.
 CONTENT_CODES = frozenset({"content_blocked", "no_image"})
@@ -15,7 +17,7 @@ CONTENT_CODES = frozenset({"content_blocked", "no_image"})
 class ImagePayload:
     """One stored image: its bytes and where the service serves it."""
 
-    data: bytes = field(repr=False)
+    data: bytes | Pieces = field(repr=False)
     mime_type: str
     width: int
     height: int

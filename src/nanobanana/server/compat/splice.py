@@ -17,9 +17,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
-import pybase64
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from ...imaging import Pieces
 
 #: Raw bytes per base64 slice (a multiple of 3, so the slices' base64 joins up exactly).
 SLICE_BYTES = 3 * 1024 * 1024
@@ -32,11 +33,14 @@ class _Raw:
 
     __slots__ = ("data",)
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, data: bytes | Pieces) -> None:
+        self.data = Pieces.of(data)
 
     def __len__(self) -> int:
         return 4 * ((len(self.data) + 2) // 3)
+
+    def b64(self) -> Iterator[bytes]:
+        return self.data.b64_slices(SLICE_BYTES)
 
 
 _Part = bytes | _Raw
@@ -52,18 +56,16 @@ class SplicedBody:
     def pieces(self) -> Iterator[bytes]:
         """The document's bytes, in order (one piece when it is small)."""
         if self.length <= ONE_PIECE_BYTES:
-            yield b"".join(
-                pybase64.b64encode(p.data) if isinstance(p, _Raw) else p for p in self.parts
-            )
-            return
+            yield b"".join(self._slices())
+        else:
+            yield from self._slices()
+
+    def _slices(self) -> Iterator[bytes]:
         for part in self.parts:
-            if not isinstance(part, _Raw):
-                if part:
-                    yield part
-                continue
-            view = memoryview(part.data)
-            for start in range(0, len(view), SLICE_BYTES):
-                yield pybase64.b64encode(view[start : start + SLICE_BYTES])
+            if isinstance(part, _Raw):
+                yield from part.b64()
+            elif part:
+                yield part
 
     def to_bytes(self) -> bytes:
         return b"".join(self.pieces())
@@ -82,11 +84,11 @@ class Splicer:
         self._pieces.append((placeholder.encode("ascii"), pieces))
         return placeholder
 
-    def b64(self, data: bytes) -> str:
+    def b64(self, data: bytes | Pieces) -> str:
         """A placeholder for ``base64(data)``."""
         return self._add(_Raw(data))
 
-    def data_url(self, mime_type: str, data: bytes) -> str:
+    def data_url(self, mime_type: str, data: bytes | Pieces) -> str:
         """A placeholder for ``data:<mime>;base64,<base64(data)>``."""
         return self._add(f"data:{mime_type};base64,".encode("ascii"), _Raw(data))
 

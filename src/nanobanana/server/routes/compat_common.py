@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...catalog import ModelSpec
 from ...config import OPENROUTER, PROVIDERS, canonical_provider
 from ...errors import NanobananaError
+from ...imaging import Pieces
 from ..compat.errors import (
     Problem,
     ProblemError,
@@ -192,12 +193,12 @@ async def _outcome(
     services: Services,
     job: Job,
     stored: Sequence[StoredImage],
-    data: Sequence[bytes] | None,
+    data: Sequence[Pieces] | None,
     model: str,
 ) -> JobOutcome:
     payloads: list[ImagePayload] = []
     if job.status == "succeeded":
-        known: Sequence[bytes | None] = data if data is not None else [None] * len(stored)
+        known: Sequence[Pieces | None] = data if data is not None else [None] * len(stored)
         pairs = zip(stored, known, strict=True)
         for img, payload in sorted(pairs, key=lambda p: p[0].index):
             payloads.append(

@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from ...config import PROVIDERS
+from ...imaging import Pieces
 from ..compat.splice import SplicedResponse
 from ..db.models import Job
 from ..deps import CurrentUser, ServicesDep, SessionDep
@@ -63,7 +64,7 @@ async def generate(
     if finished is not None:  # ran here: the record, rows and bytes are in memory
         done: Job | None = finished.job
         images = finished.images
-        data: list[bytes] | None = finished.data
+        data: list[Pieces] | None = finished.data
     else:  # a replay, or deleted meanwhile: from the database and the store
         done = await session.get(Job, job_id, populate_existing=True)
         images = (await images_of(session, [job_id]))[job_id]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ...imaging import Pieces
+
 
 class ImageStore(Protocol):
-    async def put(self, data: bytes, *, extension: str, sha256: str | None = None) -> str:
+    async def put(self, data: bytes | Pieces, *, extension: str, sha256: str | None = None) -> str:
         """Store ``data`` (idempotent: same bytes, same key) and return its key.  ``sha256``:
         the hex digest of ``data`` when the caller has just computed it (hashing a 4K image
         twice costs ~10-30 ms); never a value a client sent."""

@@ -7,21 +7,20 @@ leaves a partial file under a real key.  All file I/O runs in worker threads.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 from pathlib import Path
 
-from ...imaging import atomic_write
+from ...imaging import Pieces, atomic_write
 
 _KEY_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.(png|jpg|webp)$")
 _EXTENSIONS = {"png", "jpg", "webp"}
 
 
-def content_key(data: bytes, extension: str, sha256: str | None = None) -> str:
+def content_key(data: bytes | Pieces, extension: str, sha256: str | None = None) -> str:
     ext = extension.lower().lstrip(".")
     if ext not in _EXTENSIONS:
         raise ValueError(f"unsupported extension {extension!r}")
-    digest = sha256 or hashlib.sha256(data).hexdigest()
+    digest = sha256 or Pieces.of(data).sha256()
     return f"{digest[:2]}/{digest}.{ext}"
 
 
@@ -38,18 +37,18 @@ class LocalImageStore:
             raise ValueError("not a storage key")
         return path
 
-    async def put(self, data: bytes, *, extension: str, sha256: str | None = None) -> str:
+    async def put(self, data: bytes | Pieces, *, extension: str, sha256: str | None = None) -> str:
         # Hashing and path checks happen in the worker thread too: ~1 ms per 1K image, ~30 ms
         # per 4K one, that the event loop would otherwise spend blocked.
         return await asyncio.to_thread(self._put, data, extension, sha256)
 
-    def _put(self, data: bytes, extension: str, sha256: str | None) -> str:
+    def _put(self, data: bytes | Pieces, extension: str, sha256: str | None) -> str:
         key = content_key(data, extension, sha256)
         self._write(self.path_for(key), data)
         return key
 
     @staticmethod
-    def _write(path: Path, data: bytes) -> None:
+    def _write(path: Path, data: bytes | Pieces) -> None:
         if path.exists() and path.stat().st_size == len(data):
             return  # same content, same key: already stored
         atomic_write(path, data)
