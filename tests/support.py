@@ -2,10 +2,60 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+from PIL import Image as PILImage
+
+
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
+    """A solid-colour RGB PNG."""
+    buf = io.BytesIO()
+    PILImage.new("RGB", (width, height), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of an image, decoded in full (a truncated file fails here)."""
+    with PILImage.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.size
+
+
+def service_settings(
+    data_dir: Path,
+    database_url: str,
+    *,
+    openrouter_url: str | None,
+    gemini_url: str | None,
+    **over: Any,
+) -> Any:
+    """``Settings`` for a service under test: its own data folder and database, providers at
+    the given (emulator) URLs, OWASP's minimum Argon2id profile (real hashes, fast enough for
+    many logins), one attempt per call, a short shutdown.  ``over`` replaces any of these.
+    The rest comes from the environment, as in a real start."""
+    from nanobanana.server.settings import Settings
+
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "demo": False,
+        "openrouter_base_url": openrouter_url,
+        "gemini_base_url": gemini_url,
+        "argon2_time_cost": 2,
+        "argon2_memory_kib": 19456,
+        "argon2_parallelism": 1,
+        "retry_max_attempts": 1,
+        "shutdown_grace_seconds": 5.0,
+    }
+    values.update(over)
+    return Settings(**values)
 
 
 class ServerThread:

@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 
 from nanobanana.server.app import create_app
-from nanobanana.server.settings import Settings
 
-from ..support import ServerThread
+from ..support import ServerThread, service_settings
 
 
 def generation_calls(emu: Any) -> list[dict[str, Any]]:
@@ -57,21 +56,14 @@ class LiveServer:
 
 @contextmanager
 def live_server(tmp_path: Path, emu: Any, **over: Any) -> Iterator[LiveServer]:
-    values: dict[str, Any] = {
-        "data_dir": tmp_path / "server",
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'server.db'}",
-        "demo": False,
-        "openrouter_base_url": emu.openrouter_url,
-        "gemini_base_url": emu.gemini_url,
-        "argon2_time_cost": 2,
-        "argon2_memory_kib": 19456,
-        "argon2_parallelism": 1,
-        "retry_max_attempts": 1,
-        "shutdown_grace_seconds": 5.0,
-        "max_concurrent_jobs_per_user": 4,
-    }
-    values.update(over)
-    app = create_app(Settings(**values))
+    settings = service_settings(
+        tmp_path / "server",
+        f"sqlite+aiosqlite:///{tmp_path / 'server.db'}",
+        openrouter_url=emu.openrouter_url,
+        gemini_url=emu.gemini_url,
+        **{"max_concurrent_jobs_per_user": 4, **over},
+    )
+    app = create_app(settings)
     with ServerThread(app) as srv:
         url = srv.url
         with httpx.Client(base_url=url, timeout=30) as c:

@@ -7,7 +7,6 @@ canary keys for both providers and a personal API token.  Real clients (the ``op
 from __future__ import annotations
 
 import base64
-import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -18,14 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image as PILImage
 
 from nanobanana.emulator import EmulatorConfig, EmulatorServer
 from nanobanana.server.app import create_app
-from nanobanana.server.settings import Settings
 
 from ..conftest import LEAKY_VARS
-from ..support import ServerThread
+from ..support import ServerThread, service_settings
 
 OPENROUTER_CANARY = "sk-or-v1-CANARY-compat-0123456789abcdef0123456789"
 GOOGLE_CANARY = "AIzaSyCANARY-compat-0123456789abcdefghijkl"
@@ -74,28 +71,25 @@ class Live:
 @contextmanager
 def live_server(tmp: Path, openrouter_url: str, gemini_url: str, **over: Any) -> Iterator[Live]:
     values: dict[str, Any] = {
-        "data_dir": tmp / "data",
-        "database_url": f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
-        "demo": False,
-        "openrouter_base_url": openrouter_url,
-        "gemini_base_url": gemini_url,
         "openrouter_api_key": None,
         "gemini_api_key": None,
-        "argon2_time_cost": 2,
-        "argon2_memory_kib": 19456,
-        "argon2_parallelism": 1,
-        "retry_max_attempts": 1,
-        "shutdown_grace_seconds": 5.0,
         "max_concurrent_jobs_per_user": 4,
         # The tests are not about the per-user rate limit (test_security covers it).
         "generations_per_minute": 10_000,
+        **over,
     }
-    values.update(over)
     with pytest.MonkeyPatch.context() as mp:
         # Module-scoped callers set up before the per-test ``isolated_env``: clean here too.
         for var in (*LEAKY_VARS, *(v for v in os.environ if v.startswith("NANOBANANA_"))):
             mp.delenv(var, raising=False)
-        app = create_app(Settings(**values))
+        settings = service_settings(
+            tmp / "data",
+            f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
+            openrouter_url=openrouter_url,
+            gemini_url=gemini_url,
+            **values,
+        )
+        app = create_app(settings)
     with ServerThread(app) as srv:
         live = Live(url=srv.url, app=app, token="")
         live.token = live.new_user(
@@ -135,20 +129,6 @@ def live_quota(
 def tag() -> str:
     """A unique word for a prompt, to find the upstream requests a test caused."""
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-def png_bytes(
-    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)
-) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (width, height), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    with PILImage.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.size
 
 
 def decode_data_url(url: str) -> tuple[str, bytes]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import OPENROUTER_CANARY, Live, image_size
+from ..support import image_size
+from .conftest import OPENROUTER_CANARY, Live
 
 pytestmark = pytest.mark.timeout(60)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compat.md"

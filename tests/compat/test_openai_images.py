@@ -15,7 +15,8 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
-from .conftest import Live, decode_data_url, image_size, png_bytes, tag, upstream_prompts
+from ..support import image_size, png_bytes
+from .conftest import Live, decode_data_url, tag, upstream_prompts
 
 pytestmark = pytest.mark.timeout(60)
 

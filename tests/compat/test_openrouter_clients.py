@@ -22,16 +22,8 @@ from nanobanana import AsyncClient
 from nanobanana.emulator import EmulatorServer
 from nanobanana.server.routes import compat_openrouter
 
-from .conftest import (
-    GOOGLE_CANARY,
-    OPENROUTER_CANARY,
-    Live,
-    decode_data_url,
-    image_size,
-    png_bytes,
-    tag,
-    upstream_prompts,
-)
+from ..support import image_size, png_bytes
+from .conftest import GOOGLE_CANARY, OPENROUTER_CANARY, Live, decode_data_url, tag, upstream_prompts
 
 pytestmark = pytest.mark.timeout(60)
 MODEL = "google/gemini-2.5-flash-image"

@@ -34,7 +34,7 @@ from nanobanana.server.compat.openrouter_request import ChatRequest, parse_chat
 from nanobanana.server.compat.outcome import ImagePayload, JobOutcome
 from nanobanana.server.compat.splice import Splicer
 
-from .conftest import png_bytes
+from ..support import png_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openrouter"
 CATALOG = Catalog()

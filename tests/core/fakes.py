@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-
-from PIL import Image as PILImage
 
 from nanobanana.catalog import ModelSpec
 from nanobanana.config import ProviderConfig
 from nanobanana.providers.base import FinishEvent, ProviderCall, ProviderEvent, ProviderResponse
 from nanobanana.types import Image, ImageEvent, TextDelta, Usage, UsageEvent
 
-
-def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (width, height), color).save(buf, format="PNG")
-    return buf.getvalue()
+from ..support import png_bytes
 
 
 def image(width: int = 1024, height: int = 1024) -> Image:
-    return Image(data=png(width, height), mime_type="image/png", width=width, height=height)
+    return Image(data=png_bytes(width, height), mime_type="image/png", width=width, height=height)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from nanobanana import errors, imaging
 
-from .fakes import png
+from ..support import png_bytes
 
 
 def b64(data: bytes) -> bytes:
@@ -22,18 +22,18 @@ def b64(data: bytes) -> bytes:
 
 
 def test_decode_returns_a_verified_image_of_the_real_size():
-    img = imaging.decode_image(b64(png(64, 32)), provider="google")
+    img = imaging.decode_image(b64(png_bytes(64, 32)), provider="google")
     assert (img.width, img.height, img.mime_type) == (64, 32, "image/png")
 
 
 def test_decode_accepts_urlsafe_unpadded_base64():
-    raw = png(8, 8)
+    raw = png_bytes(8, 8)
     encoded = base64.urlsafe_b64encode(raw).rstrip(b"=")
     assert imaging.decode_image(encoded, provider="google").data == raw
 
 
 def test_decode_accepts_a_memoryview_slice_without_copying_to_str():
-    body = b'{"url":"data:image/png;base64,' + b64(png(8, 8)) + b'"}'
+    body = b'{"url":"data:image/png;base64,' + b64(png_bytes(8, 8)) + b'"}'
     start = body.index(b",") + 1
     end = body.rindex(b'"')
     img = imaging.decode_image(memoryview(body)[start:end], provider="openrouter")
@@ -45,9 +45,9 @@ def test_decode_accepts_a_memoryview_slice_without_copying_to_str():
     [
         b"",
         b"!!!!not base64!!!!",
-        b64(png(8, 8))[:-7] + b"*&^%$#@",  # junk characters are refused, not dropped
+        b64(png_bytes(8, 8))[:-7] + b"*&^%$#@",  # junk characters are refused, not dropped
         b64(b"<html>not an image</html>"),
-        b64(png(64, 64)[:-40]),  # truncated PNG
+        b64(png_bytes(64, 64)[:-40]),  # truncated PNG
         b64(b"GIF89a" + b"\0" * 40),  # a format we do not accept
     ],
 )
@@ -92,14 +92,14 @@ def test_reference_size_limit():
 
 
 def test_data_url_references():
-    ref = imaging.reference_from_data_url("data:image/png;base64," + b64(png(5, 7)).decode())
+    ref = imaging.reference_from_data_url("data:image/png;base64," + b64(png_bytes(5, 7)).decode())
     assert (ref.width, ref.height) == (5, 7)
     with pytest.raises(errors.ReferenceImageError):
         imaging.reference_from_data_url("data:image/png,notbase64")
 
 
 def test_png_metadata_round_trip_keeps_pixels_and_is_readable_by_pillow():
-    raw = png(16, 16)
+    raw = png_bytes(16, 16)
     meta = {"prompt": "a fox ü", "model": "gemini-2.5-flash-image", "seed": 3}
     tagged = bytes(imaging.with_png_metadata(raw, meta))
     assert imaging.read_metadata(tagged) == meta
@@ -111,7 +111,7 @@ def test_png_metadata_round_trip_keeps_pixels_and_is_readable_by_pillow():
 
 
 def test_png_metadata_pieces_share_the_image_and_hash_and_write_like_the_joined_bytes(tmp_path):
-    raw = png(64, 64)
+    raw = png_bytes(64, 64)
     pieces = imaging.with_png_metadata(raw, {"prompt": "x" * 500})
     joined = bytes(pieces)
     assert len(pieces) == len(joined) > len(raw)
@@ -148,12 +148,12 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 
 
 def test_thumbnail_is_small_webp():
-    thumb = imaging.thumbnail(png(1024, 512), max_side=128)
+    thumb = imaging.thumbnail(png_bytes(1024, 512), max_side=128)
     img = PILImage.open(io.BytesIO(thumb))
     assert img.format == "WEBP" and max(img.size) == 128
 
 
-VALID = b64(png(4, 4))
+VALID = b64(png_bytes(4, 4))
 
 
 @settings(max_examples=150, deadline=None)

@@ -46,12 +46,6 @@ def data_url_image(url: str) -> tuple[str, bytes]:
     return head[5:-7], base64.b64decode(data, validate=True)
 
 
-def image_size(raw: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(raw)) as img:
-        img.load()
-        return img.size
-
-
 def image_format(raw: bytes) -> str | None:
     with Image.open(io.BytesIO(raw)) as img:
         return img.format

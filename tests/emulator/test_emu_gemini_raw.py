@@ -10,15 +10,8 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
-from .helpers import (
-    GEMINI_HEADERS,
-    GEMINI_KEY,
-    gemini_body,
-    gen_path,
-    image_size,
-    sse_data,
-    sse_events,
-)
+from ..support import image_size
+from .helpers import GEMINI_HEADERS, GEMINI_KEY, gemini_body, gen_path, sse_data, sse_events
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"

@@ -10,7 +10,8 @@ from google.genai import errors, types
 
 from nanobanana.emulator import EmulatorServer
 
-from .helpers import GEMINI_KEY, image_size
+from ..support import image_size
+from .helpers import GEMINI_KEY
 
 
 def _client(

@@ -22,7 +22,7 @@ from nanobanana.emulator.models import (
     pixel_size,
 )
 
-from .helpers import image_size
+from ..support import image_size
 
 TABLE_1K = {
     "1:1": (1024, 1024),

@@ -9,7 +9,8 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
-from .helpers import OR_KEY, data_url_image, image_size
+from ..support import image_size
+from .helpers import OR_KEY, data_url_image
 
 MODEL = "google/gemini-2.5-flash-image"
 

@@ -12,16 +12,8 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
-from .helpers import (
-    CHAT,
-    OR_HEADERS,
-    chat_body,
-    data_url_image,
-    image_format,
-    image_size,
-    sse_data,
-    sse_events,
-)
+from ..support import image_size
+from .helpers import CHAT, OR_HEADERS, chat_body, data_url_image, image_format, sse_data, sse_events
 
 
 def post(http: httpx.Client, body: dict[str, Any], scenario: str | None = None) -> httpx.Response:

@@ -15,6 +15,8 @@ from nanobanana.imaging import reference_from_bytes
 from nanobanana.providers.base import ProviderCall
 from nanobanana.types import ReferenceImage
 
+from ..support import png_bytes
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 OPENROUTER_KEY = "sk-or-v1-CANARY0123456789abcdef0123456789abcdef"
 GEMINI_KEY = "AIzaCANARY0123456789abcdefghijklmnopqrs"
@@ -29,12 +31,6 @@ def fixture_json(name: str) -> Any:
     return json.loads(fixture_bytes(name))
 
 
-def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (width, height), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def noise_png(nbytes: int) -> bytes:
     """An incompressible PNG of about ``nbytes`` bytes (random pixels, no compression)."""
     side = max(int((nbytes / 3) ** 0.5), 1)
@@ -45,7 +41,7 @@ def noise_png(nbytes: int) -> bytes:
 
 
 def reference(width: int = 3, height: int = 2) -> ReferenceImage:
-    return reference_from_bytes(png(width, height, (10, 120, 240)))
+    return reference_from_bytes(png_bytes(width, height, (10, 120, 240)))
 
 
 def call(

@@ -15,9 +15,10 @@ from nanobanana.providers.datauri import (
     restore,
 )
 
-from .helpers import noise_png, png
+from ..support import png_bytes
+from .helpers import noise_png
 
-PNG = png(4, 3)
+PNG = png_bytes(4, 3)
 B64 = base64.b64encode(PNG).decode()
 
 

@@ -8,7 +8,6 @@ server is unreachable, the PostgreSQL tests fail: ``make test`` starts it first.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,11 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image as PILImage
 
 from nanobanana.emulator import EmulatorConfig, EmulatorServer
 from nanobanana.server.app import create_app
 from nanobanana.server.settings import Settings
+
+from ..support import service_settings
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -135,21 +135,14 @@ def upstream_requests(emu: EmulatorServer, marker: str) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------- the app
 def make_settings(tmp_path: Path, db: str, emu: EmulatorServer | None, **over: Any) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "database_url": db,
-        "demo": False,
-        "openrouter_base_url": emu.openrouter_url if emu else None,
-        "gemini_base_url": emu.gemini_url if emu else None,
-        # OWASP's minimum Argon2id profile: real hashes, fast enough for many logins.
-        "argon2_time_cost": 2,
-        "argon2_memory_kib": 19456,
-        "argon2_parallelism": 1,
-        "retry_max_attempts": 1,
-        "shutdown_grace_seconds": 5.0,
-    }
-    values.update(over)
-    return Settings(**values)
+    settings: Settings = service_settings(
+        tmp_path / "data",
+        db,
+        openrouter_url=emu.openrouter_url if emu else None,
+        gemini_url=emu.gemini_url if emu else None,
+        **over,
+    )
+    return settings
 
 
 @dataclass
@@ -241,18 +234,3 @@ async def db_api(db_url: str, settings_for: Callable[..., Settings]) -> AsyncIte
 def log_capture(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
-
-
-# -------------------------------------------------------------------------------- images
-def png_bytes(
-    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)
-) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (width, height), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    with PILImage.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.size

@@ -6,7 +6,8 @@ import base64
 
 from nanobanana.server.defaultscache import Defaults, DefaultsCache
 
-from .conftest import OPENROUTER_CANARY, Api, image_size
+from ..support import image_size
+from .conftest import OPENROUTER_CANARY, Api
 
 GEN = "/api/nano-banana/generate"
 

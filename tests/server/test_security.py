@@ -17,15 +17,8 @@ from nanobanana.server.app import create_app
 from nanobanana.server.db.models import Job
 from nanobanana.server.settings import Settings
 
-from .conftest import (
-    CANARIES,
-    GOOGLE_CANARY,
-    OPENROUTER_CANARY,
-    Api,
-    png_bytes,
-    running,
-    upstream_requests,
-)
+from ..support import png_bytes
+from .conftest import CANARIES, GOOGLE_CANARY, OPENROUTER_CANARY, Api, running, upstream_requests
 
 pytestmark = pytest.mark.timeout(90)
 GEN = "/api/nano-banana/generate"

@@ -15,15 +15,8 @@ from nanobanana.imaging import read_metadata, to_data_url
 from nanobanana.server.settings import Settings
 from nanobanana.types import ReferenceImage
 
-from .conftest import (
-    GOOGLE_CANARY,
-    OPENROUTER_CANARY,
-    Api,
-    image_size,
-    png_bytes,
-    running,
-    upstream_requests,
-)
+from ..support import image_size, png_bytes
+from .conftest import GOOGLE_CANARY, OPENROUTER_CANARY, Api, running, upstream_requests
 
 pytestmark = pytest.mark.timeout(60)
 GEN = "/api/nano-banana/generate"

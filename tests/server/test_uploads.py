@@ -14,7 +14,8 @@ from PIL import Image as PILImage
 
 from nanobanana.server.settings import Settings
 
-from .conftest import Api, png_bytes, running
+from ..support import png_bytes
+from .conftest import Api, running
 
 pytestmark = pytest.mark.timeout(60)
 UP = "/api/uploads"
