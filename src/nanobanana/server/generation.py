@@ -224,7 +224,9 @@ async def create_job(
     """(job, replayed).  A new job is committed and handed to the worker pool here (no await
     between the commit and the hand-over, so a request cancelled now cannot orphan it): as
     ``running`` when a slot is free (one transaction for the whole intake, and the job starts
-    with the keys resolved here), else as ``queued``.  A replayed job is not submitted."""
+    with the keys resolved here), else as ``queued``.  A replayed job is not submitted.
+    ``idempotency_key``: the request's header as sent (checked here)."""
+    idempotency_key = check_idempotency_key(idempotency_key)
     digest = request_hash(body, kind)
     user_id = user.id  # the session may expire ``user`` on rollback: no lazy load later
     references = await asyncio.to_thread(decode_references, body.images) if body.images else []

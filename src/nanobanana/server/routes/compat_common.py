@@ -38,9 +38,9 @@ from ..compat.errors import (
     openrouter_error,
 )
 from ..compat.outcome import ImagePayload, JobOutcome
-from ..db.models import Job, StoredImage, User
+from ..db.models import Job, StoredImage
 from ..defaultscache import user_defaults
-from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
+from ..generation import IDEMPOTENCY_HEADER
 from ..jobs import Finished
 from ..problems import ApiError
 from ..schemas import GenerateIn
@@ -149,21 +149,6 @@ def generate_in(**fields: Any) -> GenerateIn:
 
 
 # ----------------------------------------------------------------------------------- jobs
-async def start_job(
-    session: AsyncSession,
-    services: Services,
-    user: User,
-    body: GenerateIn,
-    *,
-    kind: str,
-    idempotency_key: str | None,
-) -> tuple[str, bool]:
-    """(job id, replayed): a new job submitted to the pool, or an idempotent twin's."""
-    key = check_idempotency_key(idempotency_key)
-    job, replayed = await create_job(session, services, user, body, kind=kind, idempotency_key=key)
-    return job.id, replayed
-
-
 async def wait_outcome(services: Services, job_id: str, model: str) -> JobOutcome | None:
     """Wait for the job to end; its outcome from memory when it ran here (no re-read of the
     record or the files), else from the database."""

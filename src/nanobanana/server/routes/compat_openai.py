@@ -37,6 +37,7 @@ from ..compat.schemas import ImagesResponse, OpenAIError, OpenAIModels, error_re
 from ..compat.splice import SplicedResponse
 from ..db.models import User
 from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..generation import create_job
 from ..services import Services
 from ..uploads import too_large
 from .compat_common import (
@@ -47,7 +48,6 @@ from .compat_common import (
     generate_in,
     job_headers,
     json_bytes_response,
-    start_job,
     wait_outcome,
 )
 
@@ -77,9 +77,10 @@ async def _run(
         seed=call.seed,
         images=references,
     )
-    job_id, replayed = await start_job(
+    job, replayed = await create_job(
         session, services, user, body, kind="openai", idempotency_key=idempotency_key
     )
+    job_id = job.id
     headers = job_headers(job_id, replayed)
     outcome = await wait_outcome(services, job_id, spec.id)
     if outcome is not None and outcome.succeeded:

@@ -51,6 +51,7 @@ from ..compat.schemas import (
 )
 from ..compat.splice import SplicedResponse
 from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..generation import create_job
 from ..services import Services
 from .compat_common import (
     IdempotencyKey,
@@ -62,7 +63,6 @@ from .compat_common import (
     json_bytes_response,
     load_outcome,
     outcome_of,
-    start_job,
     wait_outcome,
 )
 
@@ -101,9 +101,10 @@ async def chat_completions(
         seed=call.seed,
         images=list(call.images),
     )
-    job_id, replayed = await start_job(
+    job, replayed = await create_job(
         session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
     )
+    job_id = job.id
     model = openrouter_id(spec)
     headers = job_headers(job_id, replayed)
     if call.stream:

@@ -21,7 +21,7 @@ from ...imaging import Pieces
 from ..compat.splice import SplicedResponse
 from ..db.models import Job
 from ..deps import CurrentUser, ServicesDep, SessionDep
-from ..generation import IDEMPOTENCY_HEADER, check_idempotency_key, create_job
+from ..generation import IDEMPOTENCY_HEADER, create_job
 from ..problems import not_found
 from ..schemas import GenerateIn, ModelOut, ModelsOut, ProviderName, SeedResponse
 from ..upstream import resolve_upstream
@@ -54,9 +54,8 @@ async def generate(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Generate images and wait for them: `{images: [base64...], prompt, model, ...}`."""
-    key = check_idempotency_key(idempotency_key)
     job, replayed = await create_job(
-        session, services, user, body, kind="seed", idempotency_key=key
+        session, services, user, body, kind="seed", idempotency_key=idempotency_key
     )
     job_id = job.id
     headers = {"Idempotent-Replayed": "true"} if replayed else {}

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
-from ..generation import check_idempotency_key, create_job
+from ..generation import create_job
 from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
@@ -81,9 +81,8 @@ async def create_generation(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Start a generation and return at once; follow it with GET .../{id} or .../{id}/events."""
-    key = check_idempotency_key(idempotency_key)
     job, replayed = await create_job(
-        session, services, user, body, kind="async", idempotency_key=key
+        session, services, user, body, kind="async", idempotency_key=idempotency_key
     )
     url = f"/api/generations/{job.id}"
     headers = {"Location": url}
