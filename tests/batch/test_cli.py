@@ -117,6 +117,10 @@ def test_bad_options(tmp_path: Path, capsys: Any) -> None:
     assert cli([str(f), "--budget", "0"]) == 2
     assert cli([str(f), "-j", "0"]) == 2
     assert cli([str(f), "--emulator", "--server", "http://127.0.0.1:9"]) == 2
+    capsys.readouterr()
+    assert cli([str(f), "--emulator", "--gemini-base-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "--emulator serves its own endpoints; drop --gemini-base-url" in err
 
 
 # ------------------------------------------------------------------------- real signals

@@ -338,7 +338,7 @@ def test_on_a_terminal_the_live_line_stays_on_stderr_and_text_on_stdout(
 
 def test_emulator_option_refuses_other_endpoints(cli, isolated: Path) -> None:
     r = cli("generate", "a fox", "--emulator", "--openrouter-base-url", "http://127.0.0.1:9")
-    assert r.code == 2 and "--emulator serves its own endpoints" in r.err
+    assert r.code == 2 and "serves its own endpoints; drop --openrouter-base-url " in r.err
 
 
 def test_output_folder_that_is_a_file_is_refused_before_any_call(

@@ -25,7 +25,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, eprint, stderr_is_tty, warn
+from .common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    SYNTHETIC_NOTE,
+    client_endpoints,
+    eprint,
+    stderr_is_tty,
+    warn,
+)
 
 if TYPE_CHECKING:
     from ..batch import BatchProgress, BatchReport, BatchRow, Executor, RowReport
@@ -151,7 +160,9 @@ def _executor_factory(
     from ..catalog import Catalog
 
     _precheck_local(rows, Catalog())
-    urls, keys, env = _local_endpoints(args, stack)
+    urls, keys, env = client_endpoints(args, stack)
+    if args.emulator:
+        eprint(f"Running against the built-in emulator. {SYNTHETIC_NOTE}")
 
     async def local() -> Executor:
         from ..batch import LocalExecutor
@@ -173,27 +184,6 @@ def _executor_factory(
         return LocalExecutor(client)
 
     return local
-
-
-def _local_endpoints(
-    args: argparse.Namespace, stack: contextlib.ExitStack
-) -> tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]:
-    """Base URLs, explicit keys and environment for the client; ``--emulator`` starts one."""
-    from ..errors import UsageError
-    from .common import base_urls_from
-    from .generate import EMULATOR_KEYS, SYNTHETIC_NOTE
-
-    urls = base_urls_from(args)
-    if not args.emulator:
-        return urls, {}, None
-    if any(urls.values()):
-        raise UsageError("--emulator serves its own endpoints; drop the base URL options.")
-    from ..emulator import EmulatorServer
-
-    emu = stack.enter_context(EmulatorServer())
-    eprint(f"Emulator running at {emu.url}. {SYNTHETIC_NOTE}")
-    # An empty environment: neither real keys nor real base URLs reach the emulator run.
-    return {"openrouter": emu.openrouter_url, "google": emu.gemini_url}, dict(EMULATOR_KEYS), {}
 
 
 def _check_keys(client: Any, rows: list[BatchRow]) -> None:

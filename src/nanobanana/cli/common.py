@@ -7,6 +7,7 @@ this module loads for ``nanobanana --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TextIO
@@ -106,3 +107,39 @@ def base_urls_from(args: argparse.Namespace) -> dict[str, str | None]:
         "openrouter": getattr(args, "openrouter_base_url", None),
         "google": getattr(args, "gemini_base_url", None),
     }
+
+
+#: Keys the in-process emulator accepts; real keys are never sent to it.
+EMULATOR_KEYS = {"openrouter": "sk-or-v1-emulator", "google": "AIza-emulator"}
+SYNTHETIC_NOTE = (
+    "note: these images are synthetic, made by the built-in emulator; "
+    "no provider was called and nothing was billed."
+)
+
+
+def client_endpoints(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]:
+    """Base URLs, explicit keys and the environment the client should use.  ``--emulator``
+    starts one in this process (closed with ``stack``), with an empty environment: neither
+    real keys nor real base URLs reach it."""
+    urls = base_urls_from(args)
+    if not args.emulator:
+        return urls, {}, None
+    given = [
+        option
+        for option, attr in (
+            ("--base-url", "base_url"),
+            ("--openrouter-base-url", "openrouter_base_url"),
+            ("--gemini-base-url", "gemini_base_url"),
+        )
+        if getattr(args, attr, None)
+    ]
+    if given:
+        raise UsageError(
+            f"--emulator serves its own endpoints; drop {' and '.join(given)} (or drop --emulator)."
+        )
+    from ..emulator import EmulatorServer
+
+    emu = stack.enter_context(EmulatorServer())
+    return {"openrouter": emu.openrouter_url, "google": emu.gemini_url}, dict(EMULATOR_KEYS), {}

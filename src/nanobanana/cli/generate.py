@@ -14,10 +14,11 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NanobananaError, UsageError
+from ..errors import NanobananaError
 from .common import (
+    SYNTHETIC_NOTE,
     add_base_url_options,
-    base_urls_from,
+    client_endpoints,
     eprint,
     stderr_is_tty,
     stdout_is_tty,
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
     from ..client import AsyncClient
     from ..types import Result, StreamEvent
     from .output import OutputTarget
-
-#: Keys the in-process emulator accepts; real keys are never sent to it.
-EMULATOR_KEYS = {"openrouter": "sk-or-v1-emulator", "google": "AIza-emulator"}
-SYNTHETIC_NOTE = (
-    "note: these images are synthetic, made by the built-in emulator; "
-    "no provider was called and nothing was billed."
-)
 
 
 def register(sub: Any) -> None:
@@ -113,7 +107,7 @@ def _run(args: argparse.Namespace, prompt: str, images: list[str]) -> int:
         target = OutputTarget.parse(args.output, force=args.force)
         target.precheck(args.n)  # before anything is paid for
         with contextlib.ExitStack() as stack:
-            urls, keys, env = _endpoints(args, stack)
+            urls, keys, env = client_endpoints(args, stack)
             return asyncio.run(_generate(args, prompt, images, target, urls, keys, env))
     except NanobananaError as exc:
         if args.json:
@@ -141,29 +135,6 @@ def error_json(exc: NanobananaError) -> dict[str, Any]:
     attempts = getattr(exc, "attempts", [])
     err["attempts"] = [asdict(a) for a in attempts if is_dataclass(a) and not isinstance(a, type)]
     return {"error": err}
-
-
-def _endpoints(
-    args: argparse.Namespace, stack: contextlib.ExitStack
-) -> tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]:
-    """Base URLs, explicit keys and the environment the client should use."""
-    urls = base_urls_from(args)
-    if not args.emulator:
-        return urls, {}, None
-    if args.base_url or any(urls.values()):
-        raise UsageError(
-            "--emulator serves its own endpoints; drop --base-url, --openrouter-base-url "
-            "and --gemini-base-url (or drop --emulator)."
-        )
-    from ..emulator import EmulatorServer
-
-    emu = stack.enter_context(EmulatorServer())
-    # An empty environment: neither real keys nor real base URLs reach the emulator run.
-    return (
-        {"openrouter": emu.openrouter_url, "google": emu.gemini_url},
-        dict(EMULATOR_KEYS),
-        {},
-    )
 
 
 async def _generate(
