@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..types import Image, Result
@@ -118,12 +118,14 @@ def write_new_file(path: Path, data: bytes | Pieces, *, overwrite: bool = False)
 
     The bytes go to a temp file in the same folder first, so no partial image is ever visible.
     """
+    from ..imaging import Pieces
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".nanobanana-", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write_all(fh, data)
+            Pieces.of(data).write_to(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644 & ~_umask())
@@ -136,13 +138,6 @@ def write_new_file(path: Path, data: bytes | Pieces, *, overwrite: bool = False)
         raise UsageError(f"No free file name next to {path}; choose another -o.")
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _write_all(fh: BinaryIO, data: bytes | Pieces) -> None:
-    if isinstance(data, bytes):
-        fh.write(data)
-    else:
-        data.write_to(fh)
 
 
 def _claim(tmp: Path, target: Path) -> bool:
