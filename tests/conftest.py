@@ -3,11 +3,13 @@
 ``emulator``: one offline emulator of the OpenRouter and Gemini APIs for the session, on a free
 loopback port (``nanobanana.emulator.EmulatorServer``).  ``emu``: the same server with its
 recorded requests, generation stats and ``flaky`` counters cleared before the test.
+``closed_port``: a loopback port nothing listens on.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +56,11 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("NANOBANANA_PROFILES_FILE", str(config / "profiles.json"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     return config
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

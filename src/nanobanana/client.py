@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import retry as retry_mod
 from .catalog import Catalog, ModelSpec
@@ -46,6 +46,9 @@ from .types import (
     Usage,
     UsageEvent,
 )
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 __all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client"]
 
@@ -105,7 +108,8 @@ class AsyncClient:
     Keys: explicit ``api_keys``/``*_api_key`` -> environment -> the keys file.  ``provider`` is the
     default provider (else OpenRouter when it has a key, else Google).  ``fallbacks`` maps a
     provider to those tried when it fails without running the request (default Google ->
-    OpenRouter); ``fallback=False`` turns it off.
+    OpenRouter); ``fallback=False`` turns it off.  ``session`` (an ``aiohttp.ClientSession``) or
+    ``transport`` (``nanobanana.transport``) choose how the providers send.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class AsyncClient:
         use_keys_file: bool = True,
         catalog: Catalog | None = None,
         session: Any = None,
+        transport: Transport | None = None,
         synthetic: bool = False,
         providers: Mapping[str, Provider] | None = None,
     ) -> None:
@@ -163,6 +168,7 @@ class AsyncClient:
         self.catalog = catalog or Catalog()
         self.synthetic = synthetic
         self._session = session
+        self._transport = transport
         self._providers: dict[str, Provider] = dict(providers or {})
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -190,7 +196,9 @@ class AsyncClient:
                 raise MissingKeyError(name)
             from .providers import create_provider
 
-            self._providers[name] = create_provider(self.configs[name], session=self._session)
+            self._providers[name] = create_provider(
+                self.configs[name], session=self._session, transport=self._transport
+            )
         return self._providers[name]
 
     # ------------------------------------------------------------------------ planning

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from PIL import Image as PILImage
 
 from nanobanana.emulator import EmulatorServer
 from nanobanana.imaging import read_metadata
+from nanobanana.transport import PROXY_VARIABLES
 
 from .conftest import GEMINI_CANARY, NANOBANANA, OPENROUTER_CANARY
 
@@ -373,3 +376,55 @@ def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
     assert proc.returncode == 130
     assert err.strip().splitlines() == ["error: interrupted."]
     assert out == "" and pngs(isolated) == []
+
+
+IMPORTED_AIOHTTP = (
+    "import sys\n"
+    "from nanobanana.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('aiohttp imported:', 'aiohttp' in sys.modules)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _generate_in_python(
+    emu: EmulatorServer, env: dict[str, str], out: str
+) -> subprocess.CompletedProcess[str]:
+    argv = ["generate", "a lighthouse", "-p", "openrouter", "-o", out, *urls(emu)]
+    return subprocess.run(
+        [sys.executable, "-c", IMPORTED_AIOHTTP, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def _without_proxies() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES | {"no_proxy"}}
+
+
+def test_one_generation_sends_without_importing_aiohttp(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    # aiohttp's import alone takes longer than a local 1K generation: a one-shot command
+    # sends with the standard library when no proxy is configured.
+    r = _generate_in_python(emu, _without_proxies(), "plain.png")
+    assert r.returncode == 0, r.stderr
+    assert "aiohttp imported: False" in r.stdout
+    with PILImage.open(isolated / "plain.png") as img:
+        assert img.size == (1024, 1024)
+    assert len(generations(emu)) == 1
+
+
+def test_a_configured_proxy_is_honoured(
+    emu: EmulatorServer, keys: None, isolated: Path, closed_port: int
+) -> None:
+    # With a proxy in the environment the call goes through aiohttp, which honours it: here
+    # the proxy is a closed port, so nothing reaches the emulator.
+    env = {**_without_proxies(), "HTTP_PROXY": f"http://127.0.0.1:{closed_port}"}
+    r = _generate_in_python(emu, env, "proxied.png")
+    assert r.returncode != 0 and "Could not connect" in r.stderr
+    assert "aiohttp imported: True" in r.stdout
+    assert generations(emu) == [] and not (isolated / "proxied.png").exists()

@@ -1,4 +1,5 @@
-"""OpenRouterProvider against the emulator on loopback: every scenario, plain and streamed."""
+"""OpenRouterProvider against the emulator on loopback: every scenario, plain and streamed,
+through each transport (aiohttp, and the standard library's for one-shot processes)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from nanobanana.errors import (
 from nanobanana.imaging import b64decode
 from nanobanana.providers import OpenRouterProvider, create_provider
 from nanobanana.providers.base import FinishEvent, ProviderCall, ProviderResponse
+from nanobanana.transport import StdlibTransport, TransportError
 from nanobanana.types import ImageEvent, TextDelta, UsageEvent
 
 from .helpers import OPENROUTER_KEY, call, reference
@@ -34,8 +36,13 @@ from .helpers import OPENROUTER_KEY, call, reference
 Provider = OpenRouterProvider
 
 
+@pytest.fixture(params=["aiohttp", "stdlib"])
+def transport_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def make(emu: EmulatorServer) -> AsyncIterator[Any]:
+async def make(emu: EmulatorServer, transport_name: str) -> AsyncIterator[Any]:
     made: list[OpenRouterProvider] = []
 
     def factory(scenario: str | None = None, **kw: Any) -> OpenRouterProvider:
@@ -48,6 +55,8 @@ async def make(emu: EmulatorServer) -> AsyncIterator[Any]:
             referer="https://nanobanana.test",
             title="nanobanana tests",
         )
+        if transport_name == "stdlib" and "session" not in kw:
+            kw["transport"] = StdlibTransport()
         p = OpenRouterProvider(config, **kw)
         made.append(p)
         return p
@@ -216,7 +225,8 @@ async def test_connection_refused_is_connect_error_not_sent(
     err = ei.value
     assert err.sent is False and err.retryable and not err.may_be_billed and err.not_executed
     assert str(closed_port) in err.message and OPENROUTER_KEY not in err.message
-    assert isinstance(err.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(err.__cause__, aiohttp.ClientConnectorError | TransportError)
+    assert isinstance(err.__cause__, p.transport.errors)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -250,6 +260,7 @@ async def test_answer_over_the_size_cap_is_refused(make: Any, mode: str) -> None
     assert len(images_of(await run(p2, call(), mode))) == 1
 
 
+@pytest.mark.parametrize("transport_name", ["aiohttp"])  # an injected session: aiohttp only
 async def test_cancelled_call_releases_its_connection(make: Any) -> None:
     session = aiohttp.ClientSession()
     try:

@@ -147,6 +147,7 @@ async def _generate(
     env: dict[str, str] | None,
 ) -> int:
     from ..client import AsyncClient
+    from ..transport import one_shot_transport
     from .progress import Progress
 
     async with AsyncClient(
@@ -156,6 +157,8 @@ async def _generate(
         use_keys_file=not args.emulator,
         synthetic=args.emulator,
         fallback=not args.no_fallback,
+        # One call: the standard library sends it unless a proxy is configured (then aiohttp).
+        transport=one_shot_transport(env),
     ) as client:
         provider = args.provider
         if args.base_url:

@@ -45,10 +45,12 @@ async def _collect(args: argparse.Namespace) -> list[ModelSpec]:
     from ..client import AsyncClient
     from ..config import PROVIDERS, canonical_provider
     from ..errors import UpstreamError
+    from ..transport import one_shot_transport
 
     names = [canonical_provider(args.provider)] if args.provider else list(PROVIDERS)
     found: dict[str, ModelSpec] = {}
-    async with AsyncClient(base_urls=base_urls_from(args)) as client:
+    transport = one_shot_transport()
+    async with AsyncClient(base_urls=base_urls_from(args), transport=transport) as client:
         for name in names:
             live = not args.offline and client.has_key(name)
             try:

@@ -16,8 +16,6 @@ import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from ..catalog import ModelSpec
 from ..config import GOOGLE, ProviderConfig
 from ..errors import (
@@ -42,6 +40,7 @@ from .gemini_wire import (
 )
 
 if TYPE_CHECKING:
+    import aiohttp
     from google import genai
 
 
@@ -183,6 +182,7 @@ def _ms(seconds: float) -> int:
 def foreign_errors() -> tuple[type[BaseException], ...]:
     """Exceptions the SDK lets through: its own, aiohttp's or httpx's, timeouts, and
     ``ValueError`` for answers it cannot parse (broken JSON, invalid base64)."""
+    import aiohttp
     import httpx
     from google.genai import errors as genai_errors
 
@@ -198,6 +198,7 @@ def translate_error(
     in_band: bool = False,
 ) -> NanobananaError:
     """Any exception out of the SDK -> our tree: before the request was sent or after."""
+    import aiohttp
     import httpx
     from google.genai import errors as genai_errors
 

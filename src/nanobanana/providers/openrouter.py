@@ -1,12 +1,14 @@
-"""OpenRouter: ``POST {base}/chat/completions`` with ``modalities``, over aiohttp.
+"""OpenRouter: ``POST {base}/chat/completions`` with ``modalities``, over aiohttp by default.
 
 The encoding is pure and tested from fixtures (``build_request``, ``parse_response``,
 ``parse_event`` / ``end_of_stream`` for SSE chunks, ``parse_models``): it lives in
 ``openrouter_wire`` and is re-exported here.  ``OpenRouterProvider`` only sends.
 
 aiohttp was chosen by measurement (a 20 MB answer: ~5 ms and one buffer, against httpx's
-buffering and reference cycles).  ``Accept-Encoding: identity`` because base64 barely compresses
-(ratio ~0.76) while gzip costs ~470 ms per 20 MB on the server and again here.  The hot path never
+buffering and reference cycles).  It is reached through ``nanobanana.transport``, so that a
+one-shot process can send with the standard library instead and skip aiohttp's import.
+``Accept-Encoding: identity`` because base64 barely compresses (ratio ~0.76) while gzip costs
+~470 ms per 20 MB on the server and again here.  The hot path never
 turns an image payload into a ``str``: the data-URL payloads are cut out of the raw body and
 decoded from ``memoryview`` slices (see ``datauri``).
 """
@@ -16,8 +18,8 @@ from __future__ import annotations
 import traceback
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING
 
-import aiohttp
 import orjson
 
 from .. import __version__
@@ -45,6 +47,11 @@ from .openrouter_wire import (
 )
 from .sse import MAX_LINE_BYTES, LineTooLongError, SSEDecoder, iter_sse_data
 
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ..transport import Failure, Response, Transport
+
 PROVIDER = OPENROUTER
 #: Largest answer accepted; past it the connection is closed (a 4K PNG is ~30 MB of base64).
 DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
@@ -57,9 +64,11 @@ LIST_MODELS_READ_TIMEOUT = 60.0
 
 
 class OpenRouterProvider:
-    """Sends calls to OpenRouter; one ``aiohttp.ClientSession``, injected or created lazily."""
+    """Sends calls to OpenRouter through a transport: aiohttp on one ``ClientSession``
+    (injected, or created on first use), unless another ``transport`` is given."""
 
     name = PROVIDER
+    accepts_transport = True
 
     def __init__(
         self,
@@ -70,14 +79,18 @@ class OpenRouterProvider:
         max_line_bytes: int = MAX_LINE_BYTES,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        transport: Transport | None = None,
     ) -> None:
         self.config = config
         self.max_response_bytes = max_response_bytes
         self.max_line_bytes = max_line_bytes
         self.connect_timeout = connect_timeout
-        self.connection_limit = connection_limit
-        self._session = session
-        self._owns_session = session is None
+        if transport is None:
+            from ..transport import AiohttpTransport
+
+            transport = AiohttpTransport(session, connection_limit=connection_limit)
+        self.transport: Transport = transport
+        self._errors = transport.errors
         self._chat_url = f"{config.url}/chat/completions"
         self._models_url = f"{config.url}/models"
 
@@ -85,14 +98,6 @@ class OpenRouterProvider:
         return f"OpenRouterProvider(url={self.config.url!r})"
 
     # ------------------------------------------------------------------------ plumbing
-    async def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.connection_limit, limit_per_host=0),
-                trust_env=True,
-            )
-        return self._session
-
     def _headers(self, accept: str, *, auth: bool = True) -> dict[str, str]:
         h = {
             "Accept": accept,
@@ -116,21 +121,17 @@ class OpenRouterProvider:
             raise MissingKeyError(PROVIDER)
         return self.config.api_key
 
-    def _timeout(self, read_timeout: float) -> aiohttp.ClientTimeout:
-        # No total: the client owns the overall deadline; sock_read is the longest silence.
-        return aiohttp.ClientTimeout(
-            total=None, sock_connect=self.connect_timeout, sock_read=read_timeout
-        )
-
-    async def _read(
-        self, resp: aiohttp.ClientResponse, cap: int, *, truncate: bool = False
-    ) -> bytes | bytearray:
+    async def _read(self, resp: Response, cap: int, *, truncate: bool = False) -> bytes | bytearray:
         """The body, refusing (and closing the connection) past ``cap`` bytes.
 
         With a ``Content-Length`` the body is copied, as it arrives, into one buffer of that
         size: a list of chunks joined at the end would hold the body twice for a moment (40 MB
-        for a 4K image's 20 MB answer)."""
+        for a 4K image's 20 MB answer).  A compressed answer (sent although ``identity`` was
+        asked for) announces its compressed length: it is read piece by piece."""
         length = resp.content_length
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if length is not None and encoding != "identity":
+            length = None
         if length is not None and length > cap and not truncate:
             resp.close()
             raise self._too_large(cap, resp)
@@ -140,7 +141,7 @@ class OpenRouterProvider:
             total = 0
             async for chunk in resp.content.iter_any():
                 end = total + len(chunk)
-                if end > length:  # more than announced: aiohttp refuses this itself
+                if end > length:  # more than announced (aiohttp refuses this itself)
                     raise InvalidResponseError(
                         f"{LABEL}'s answer is longer than its Content-Length.",
                         provider=PROVIDER,
@@ -165,7 +166,7 @@ class OpenRouterProvider:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, cap: int, resp: aiohttp.ClientResponse) -> InvalidResponseError:
+    def _too_large(self, cap: int, resp: Response) -> InvalidResponseError:
         return InvalidResponseError(
             f"{LABEL}'s answer exceeds the {_size(cap)} limit; it was not read.",
             provider=PROVIDER,
@@ -173,10 +174,10 @@ class OpenRouterProvider:
             request_id=resp.headers.get("X-Generation-Id"),
         )
 
-    async def _error(self, resp: aiohttp.ClientResponse) -> NanobananaError:
+    async def _error(self, resp: Response) -> NanobananaError:
         try:
             body = await self._read(resp, MAX_ERROR_BODY_BYTES, truncate=True)
-        except (aiohttp.ClientError, TimeoutError):
+        except self._errors:
             body = b""  # the status alone says what happened; the details were lost
         return error_from_status(
             resp.status,
@@ -188,19 +189,17 @@ class OpenRouterProvider:
 
     # ------------------------------------------------------------------------ protocol
     @asynccontextmanager
-    async def _post(
-        self, call: ProviderCall, *, stream: bool
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _post(self, call: ProviderCall, *, stream: bool) -> AsyncIterator[Response]:
         """Send the call; yield the response once it is known to be a 200 (else raise)."""
         self._key()  # a missing key is a usage error, raised before anything is sent
         payload = orjson.dumps(build_request(call, stream=stream))
-        session = await self._get_session()
-        async with session.post(
+        async with self.transport.request(
+            "POST",
             self._chat_url,
             data=payload,
             headers=self._headers("text/event-stream" if stream else "application/json"),
-            timeout=self._timeout(call.read_timeout),
-            allow_redirects=False,
+            connect_timeout=self.connect_timeout,
+            read_timeout=call.read_timeout,
         ) as resp:
             del payload
             if resp.status != 200:
@@ -213,8 +212,8 @@ class OpenRouterProvider:
                 request_id = resp.headers.get("X-Generation-Id")
                 body = await self._read(resp, self.max_response_bytes)
                 resp_headers = resp.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc, self.config.url, call.read_timeout) from forget_request(exc)
+        except self._errors as exc:
+            raise self._failed(exc, call.read_timeout) from forget_request(exc)
         try:
             return parse_response(
                 body, request_id=request_id, headers=resp_headers, api_key=self.config.api_key
@@ -247,11 +246,11 @@ class OpenRouterProvider:
                 async with aclosing(self._sse_events(resp, request_id)) as events:
                     async for ev in events:
                         yield ev
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc, self.config.url, call.read_timeout) from forget_request(exc)
+        except self._errors as exc:
+            raise self._failed(exc, call.read_timeout) from forget_request(exc)
 
     async def _sse_events(
-        self, resp: aiohttp.ClientResponse, request_id: str | None
+        self, resp: Response, request_id: str | None
     ) -> AsyncGenerator[ProviderEvent, None]:
         state = StreamState(request_id=request_id)
         decoder = SSEDecoder(max_line=self.max_line_bytes)
@@ -277,27 +276,29 @@ class OpenRouterProvider:
         yield end_of_stream(state)
 
     async def list_models(self) -> list[ModelSpec]:
-        session = await self._get_session()
         try:
-            async with session.get(
+            async with self.transport.request(
+                "GET",
                 self._models_url,
                 params={"output_modalities": "image"},
                 headers=self._headers("application/json", auth=bool(self.config.api_key)),
-                timeout=self._timeout(LIST_MODELS_READ_TIMEOUT),
+                connect_timeout=self.connect_timeout,
+                read_timeout=LIST_MODELS_READ_TIMEOUT,
             ) as resp:
                 if resp.status != 200:
                     raise await self._error(resp)
                 body = await self._read(resp, self.max_response_bytes)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            err = _transport_error(exc, self.config.url, LIST_MODELS_READ_TIMEOUT)
+        except self._errors as exc:
+            err = self._failed(exc, LIST_MODELS_READ_TIMEOUT)
             err.may_be_billed = False  # listing models costs nothing
             raise err from forget_request(exc)
         return parse_models(body)
 
+    def _failed(self, exc: BaseException, read_timeout: float) -> UpstreamError:
+        return _transport_error(self.transport.classify(exc), self.config.url, read_timeout)
+
     async def aclose(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None if self._owns_session else self._session
+        await self.transport.aclose()
 
 
 def _response_events(resp: ProviderResponse) -> list[ProviderEvent]:
@@ -316,31 +317,30 @@ def _response_events(resp: ProviderResponse) -> list[ProviderEvent]:
     return events
 
 
-def _transport_error(exc: BaseException, url: str, read_timeout: float) -> UpstreamError:
-    """aiohttp failures: before the request was written (connect) or after (ambiguous)."""
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        reason = exc.os_error.strerror if isinstance(exc, aiohttp.ClientConnectorError) else None
+def _transport_error(failure: Failure, url: str, read_timeout: float) -> UpstreamError:
+    """A transport failure: before the request was written (connect) or after (ambiguous)."""
+    if failure.kind == "connect":
         return ConnectError(
-            f"Could not connect to {LABEL} at {url} ({reason or type(exc).__name__}); "
+            f"Could not connect to {LABEL} at {url} ({failure.reason or 'no connection'}); "
             "the request was not sent.",
             provider=PROVIDER,
         )
-    if isinstance(exc, aiohttp.InvalidURL):
+    if failure.kind == "invalid_url":
         return ConnectError(
             f"The {LABEL} base URL {url!r} is not a valid URL.", provider=PROVIDER, retryable=False
         )
-    if isinstance(exc, aiohttp.ClientResponseError):
+    if failure.kind == "malformed":
         return InvalidResponseError(
-            f"{LABEL} sent a malformed HTTP answer ({type(exc).__name__}).",
+            f"{LABEL} sent a malformed HTTP answer ({failure.reason or 'unreadable'}).",
             provider=PROVIDER,
-            status=exc.status or None,
+            status=failure.status,
         )
-    if isinstance(exc, TimeoutError):
+    if failure.kind == "timeout":
         what = f"no data for {read_timeout:g} s"
-    elif isinstance(exc, aiohttp.ClientPayloadError):
-        what = "the answer was cut short"
+    elif failure.kind == "payload":
+        what = "the answer was cut short or could not be decoded"
     else:
-        what = f"the connection was lost ({type(exc).__name__})"
+        what = f"the connection was lost ({failure.reason or 'no reason given'})"
     return AmbiguousError(
         f"{LABEL}: {what} after the request was sent; it may have been billed, "
         "so it is not resent.",
