@@ -49,6 +49,7 @@ async def serve(answer: bytes) -> AsyncIterator[Callable[[str], str]]:
     shapes: dict[str, str] = {}
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()  # read it all, so that closing early is a clean FIN, not a reset
         shape = shapes["shape"]
         body = gzip.compress(answer, compresslevel=1) if shape.startswith("gzip") else answer
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
