@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .config import GOOGLE, OPENROUTER
@@ -140,6 +140,22 @@ class ModelSpec:
                 allowed=list(self.providers),
             ) from None
 
+    def shutdown_note(self, today: date | None = None) -> str | None:
+        """A warning for a model with an announced shutdown date, worded for before or after it
+        (``today`` defaults to the UTC date)."""
+        if self.shutdown is None:
+            return None
+        today = today or datetime.now(UTC).date()
+        when = self.shutdown.isoformat()
+        if today >= self.shutdown:
+            return (
+                f"{self.id} is past its announced shutdown date ({when}) and may be refused "
+                "at any time" + (f"; use {self.replaced_by}." if self.replaced_by else ".")
+            )
+        return f"{self.id} has an announced shutdown date of {when}" + (
+            f"; consider {self.replaced_by}." if self.replaced_by else "."
+        )
+
     def expected_pixels(
         self, aspect_ratio: str | None, image_size: str | None
     ) -> tuple[int, int] | None:
@@ -219,7 +235,6 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         aliases=("nano-banana", "gemini-2.5-flash-image-preview"),
         shutdown=date(2026, 10, 2),
         replaced_by="gemini-3.1-flash-image",
-        recommended=True,
     ),
     ModelSpec(
         id="gemini-3-pro-image",
@@ -247,6 +262,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         pricing=_FLASH_31,
         max_input_images=14,
         aliases=("nano-banana-2", "gemini-3.1-flash-image-preview"),
+        recommended=True,
     ),
     _flux("black-forest-labs/flux.2-pro", "FLUX.2 [pro]", "Black Forest Labs, top quality."),
     _flux("black-forest-labs/flux.2-flex", "FLUX.2 [flex]", "Black Forest Labs, tunable."),
@@ -260,7 +276,9 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     _flux("microsoft/mai-image-2.5", "MAI-Image-2.5", "Microsoft's image model."),
 )
 
-DEFAULT_MODEL = "gemini-2.5-flash-image"
+#: The model used when none is chosen: Nano Banana 2, which Google names as the replacement of
+#: gemini-2.5-flash-image (earliest shutdown 2026-10-02, now past).
+DEFAULT_MODEL = "gemini-3.1-flash-image"
 
 
 class Catalog:

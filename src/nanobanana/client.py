@@ -259,11 +259,9 @@ class AsyncClient:
             for alt in self.fallbacks.get(first, ()):
                 if alt in spec.provider_ids and self.has_key(alt) and alt not in chain:
                     chain.append(alt)
-        if spec.shutdown is not None:
-            warnings.append(
-                f"{spec.id} has an announced shutdown date of {spec.shutdown.isoformat()}"
-                + (f"; consider {spec.replaced_by}." if spec.replaced_by else ".")
-            )
+        shutdown = spec.shutdown_note()
+        if shutdown:
+            warnings.append(shutdown)
         return _Plan(
             prompt=prompt,
             effective_prompt=fold_negative_prompt(prompt, negative_prompt),

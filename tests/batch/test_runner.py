@@ -19,7 +19,8 @@ from nanobanana.imaging import read_metadata
 from .conftest import run_batch
 from .support import calls_for, generation_calls
 
-PRICE = 0.0387  # the emulator's OpenRouter cost for one 1K gemini-2.5-flash-image
+PRICE = 0.0672  # the emulator's OpenRouter cost for one 1K image of the default model
+CAP = 2.5 * PRICE  # a budget under which exactly three images start
 
 
 def rows_of(*prompts: str, extra: str = "") -> list[Any]:
@@ -121,17 +122,17 @@ async def test_concurrency_limit(emu_env: Any, tmp_path: Path) -> None:
 async def test_budget_stops_starting_rows(emu_env: Any, tmp_path: Path, concurrency: int) -> None:
     rows = numbered(6)
     out = tmp_path / "out"
-    report = await run_batch(rows, out, emu_env, concurrency=concurrency, budget=0.1)
-    # 0, 0.0387 and 0.0774 are under the cap, so three rows start; then it is reached.
+    report = await run_batch(rows, out, emu_env, concurrency=concurrency, budget=CAP)
+    # 0, 1 and 2 prices are under the cap, so three rows start; then it is reached.
     assert len(generation_calls(emu_env)) == 3
     assert report.stopped == "budget"
     assert [r.status for r in report.rows] == ["done"] * 3 + ["pending"] * 3
-    assert 0.1 <= report.recorded_cost < 0.1 + PRICE
+    assert CAP <= report.recorded_cost < CAP + PRICE
     # The cap covers the whole batch: resuming with the same cap starts nothing.
-    again = await run_batch(rows, out, emu_env, budget=0.1)
+    again = await run_batch(rows, out, emu_env, budget=CAP)
     assert len(generation_calls(emu_env)) == 3 and again.stopped == "budget"
     # A larger cap continues where it stopped.
-    more = await run_batch(rows, out, emu_env, budget=0.2)
+    more = await run_batch(rows, out, emu_env, budget=5.5 * PRICE)
     assert len(generation_calls(emu_env)) == 6 and more.complete
 
 

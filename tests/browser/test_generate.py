@@ -313,6 +313,8 @@ def test_reference_images_pick_paste_drop_remove_and_reuse(
     sign_in(page, server, username, token)
     page.goto(f"{server.url}/")
     expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    # A model that takes at most 3 references, so that the limit is reached below.
+    page.get_by_label("Model", exact=True).select_option("gemini-2.5-flash-image")
     refs = page.locator("#ref-list .ref")
 
     page.locator("#ref-input").set_input_files(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from nanobanana.catalog import DEFAULT_MODEL
 from nanobanana.emulator import EmulatorServer
 from nanobanana.imaging import read_metadata
 from nanobanana.transport import PROXY_VARIABLES
@@ -50,7 +51,7 @@ def test_generate_writes_a_png_of_the_right_size_with_provenance(
         img.load()  # the whole image decodes
     meta = read_metadata(data)
     assert meta["prompt"] == "a red fox in the snow"
-    assert meta["model"] == "gemini-2.5-flash-image"
+    assert meta["model"] == DEFAULT_MODEL
     assert meta["provider"] == "openrouter"
     assert meta["aspect_ratio"] == "16:9"
     assert OPENROUTER_CANARY.encode() not in data and GEMINI_CANARY.encode() not in data
@@ -70,7 +71,9 @@ def test_generate_writes_a_png_of_the_right_size_with_provenance(
 def test_json_result_shape_has_everything_but_image_bytes(
     cli, emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:
-    r = cli("generate", "a lighthouse", "-s", "1k", "--seed", "42", "--json", *urls(emu))
+    # An old model by its alias: the answer also carries its shutdown warning.
+    argv = ["a lighthouse", "-m", "nano-banana", "-s", "1k", "--seed", "42", "--json"]
+    r = cli("generate", *argv, *urls(emu))
     assert r.code == 0, r.err
     assert len(r.out) < 10_000  # a 1K PNG is ~1 MB of base64: none of it is here
     out = json.loads(r.out)
@@ -96,8 +99,12 @@ def test_json_result_shape_has_everything_but_image_bytes(
     assert out["cost"] is not None and out["usage"]["cost"] == out["cost"]
     assert [a["status"] for a in out["attempts"]] == ["ok"]
     assert out["synthetic"] is False
+    assert out["model"] == "gemini-2.5-flash-image"
     assert any("shutdown date" in w for w in out["warnings"])
-    assert "warning: gemini-2.5-flash-image has an announced shutdown date" in r.err
+    assert (
+        "warning: gemini-2.5-flash-image is past its announced shutdown date (2026-10-02) and "
+        "may be refused at any time; use gemini-3.1-flash-image." in r.err
+    )
 
 
 def test_n3_writes_three_distinct_files(

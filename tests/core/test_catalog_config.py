@@ -2,11 +2,18 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, date, datetime
 
 import pytest
 
 from nanobanana import errors
-from nanobanana.catalog import Catalog, expected_pixels, normalize_ratio, normalize_size
+from nanobanana.catalog import (
+    DEFAULT_MODEL,
+    Catalog,
+    expected_pixels,
+    normalize_ratio,
+    normalize_size,
+)
 from nanobanana.config import KeysFile, mask_key, resolve_provider_configs
 
 
@@ -105,3 +112,31 @@ def test_keys_file_is_private(tmp_path):
 def test_mask_key_shows_only_the_end():
     masked = mask_key("sk-or-v1-CANARY-1234567890abcd")
     assert masked.endswith("abcd") and "CANARY" not in masked
+
+
+def test_the_default_model_is_not_past_an_announced_shutdown() -> None:
+    # A default that Google may already have switched off would fail every call that names no
+    # model; this fails as soon as the default's announced date passes.
+    catalog = Catalog()
+    today = datetime.now(UTC).date()
+    for spec in (
+        catalog.get(DEFAULT_MODEL),
+        *(catalog.default_for(p) for p in ("openrouter", "google")),
+    ):
+        assert spec.shutdown is None or spec.shutdown > today, spec.id
+    assert catalog.get(DEFAULT_MODEL).recommended
+
+
+def test_shutdown_note_is_worded_for_before_and_after_the_date() -> None:
+    spec = Catalog().get("gemini-2.5-flash-image")
+    assert spec.shutdown == date(2026, 10, 2)
+    assert spec.shutdown_note(date(2026, 9, 1)) == (
+        "gemini-2.5-flash-image has an announced shutdown date of 2026-10-02; "
+        "consider gemini-3.1-flash-image."
+    )
+    past = spec.shutdown_note(date(2026, 10, 2))
+    assert past == (
+        "gemini-2.5-flash-image is past its announced shutdown date (2026-10-02) and may be "
+        "refused at any time; use gemini-3.1-flash-image."
+    )
+    assert Catalog().get("gemini-3-pro-image").shutdown_note() is None

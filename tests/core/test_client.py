@@ -9,12 +9,16 @@ import random
 import pytest
 
 from nanobanana import errors
+from nanobanana.catalog import DEFAULT_MODEL, Catalog
 from nanobanana.client import NEGATIVE_PROMPT_TEMPLATE, AsyncClient, Client
 from nanobanana.imaging import read_metadata
 from nanobanana.retry import RetryPolicy
 from nanobanana.types import AttemptEvent, DoneEvent, ImageEvent, TextDelta, UsageEvent
 
 from .fakes import FakeProvider
+
+#: What a call without a model runs on OpenRouter.
+DEFAULT_ON_OPENROUTER = Catalog().get(DEFAULT_MODEL).wire_id("openrouter")
 
 KEYS = {"openrouter": "sk-or-v1-CANARY-openrouter-0000", "google": "AIzaCANARY-google-0000"}
 
@@ -43,7 +47,7 @@ def quota(**kw):
     ("kwargs", "field"),
     [
         ({"aspect_ratio": "7:3"}, "aspect_ratio"),
-        ({"image_size": "4K"}, "image_size"),  # 2.5 flash is 1K only
+        ({"model": "gemini-2.5-flash-image", "image_size": "4K"}, "image_size"),  # 1K only
         ({"n": 0}, "n"),
         ({"n": 11}, "n"),
         ({"n": True}, "n"),
@@ -101,7 +105,7 @@ async def test_model_not_on_the_chosen_provider():
 async def test_default_provider_is_openrouter_then_google():
     client, g, o, _ = make()
     r = await client.generate("a fox")
-    assert r.provider == "openrouter" and r.provider_model == "google/gemini-2.5-flash-image"
+    assert r.provider == "openrouter" and r.provider_model == DEFAULT_ON_OPENROUTER
     client, g, o, _ = make(keys={"google": "AIzaCANARY"})
     r = await client.generate("a fox")
     assert r.provider == "google" and g.calls and not o.calls
@@ -156,7 +160,7 @@ async def test_provenance_is_written_and_holds_no_secret(tmp_path):
     (path,) = r.save(tmp_path / "fox.png")
     meta = read_metadata(path.read_bytes())
     assert meta["prompt"] == "a fox" and meta["aspect_ratio"] == "16:9" and meta["seed"] == 7
-    assert meta["provider"] == "openrouter" and meta["model"] == "gemini-2.5-flash-image"
+    assert meta["provider"] == "openrouter" and meta["model"] == DEFAULT_MODEL
     raw = path.read_bytes()
     for secret in KEYS.values():
         assert secret.encode() not in raw
@@ -177,7 +181,7 @@ async def test_per_day_quota_is_not_retried_but_falls_back():
     client, _, _o, sleeps = make(google=g)
     r = await client.generate("a fox", provider="google")
     assert len(g.calls) == 1 and not sleeps
-    assert r.provider == "openrouter" and r.provider_model == "google/gemini-2.5-flash-image"
+    assert r.provider == "openrouter" and r.provider_model == DEFAULT_ON_OPENROUTER
     assert [(a.provider, a.status) for a in r.attempts] == [
         ("google", "error"),
         ("openrouter", "ok"),

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from nanobanana.catalog import DEFAULT_MODEL
 from nanobanana.emulator import EmulatorServer
 from nanobanana.imaging import read_metadata, to_data_url
 from nanobanana.server.settings import Settings
@@ -35,7 +36,7 @@ async def test_happy_path_16_9(db_api: Api, emulator: EmulatorServer) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["prompt"] == f"a fox {marker}"
-    assert body["model"] == "gemini-2.5-flash-image"
+    assert body["model"] == DEFAULT_MODEL
     assert body["provider"] == "openrouter" and body["synthetic"] is False
     assert len(body["images"]) == 1 and len(body["image_urls"]) == 1
     data = base64.b64decode(body["images"][0], validate=True)
@@ -180,7 +181,7 @@ async def test_blocked_content(db_api: Api) -> None:
     ("body", "field", "allowed"),
     [
         ({"aspect_ratio": "7:3"}, "aspect_ratio", "16:9"),
-        ({"image_size": "4K"}, "image_size", "1K"),
+        ({"model": "gemini-2.5-flash-image", "image_size": "4K"}, "image_size", "1K"),
         ({"model": "no-such-model"}, "model", "gemini-3-pro-image"),
         ({"model": "black-forest-labs/flux.2-pro", "provider": "google"}, "model", "openrouter"),
     ],
@@ -292,7 +293,7 @@ async def test_models_endpoint(api: Api) -> None:
     assert r.status_code == 200
     models = r.json()["models"]
     assert {m["provider"] for m in models} == {"openrouter", "google"}
-    nano = {m["provider"]: m for m in models if m["id"] == "gemini-2.5-flash-image"}
+    nano = {m["provider"]: m for m in models if m["id"] == DEFAULT_MODEL}
     assert nano["openrouter"]["recommended"] is True
     assert nano["google"]["recommended"] is False
     assert nano["openrouter"]["available"] is True and nano["google"]["available"] is False

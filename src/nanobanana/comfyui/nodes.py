@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nanobanana.catalog import Catalog
+from nanobanana.catalog import DEFAULT_MODEL, Catalog
 
 from .backend import LOCAL, NodeRequest, profile_choices, run_requests
 
@@ -24,7 +24,6 @@ CATEGORY = "Nano Banana"
 AUTO = "auto"
 #: The library's largest seed; ComfyUI's seed widget goes to 2**64 - 1 and is folded into range.
 MAX_SEED = 2**31 - 1
-DEFAULT_MODEL = "gemini-2.5-flash-image"
 SIZES = (AUTO, "0.5K", "1K", "2K", "4K")
 PROVIDERS = (AUTO, "openrouter", "google")
 

@@ -113,7 +113,7 @@ class ChatRequest(_Open):
 
     model: str | None = Field(
         default=None,
-        description="A catalog id, alias or OpenRouter id (`google/gemini-2.5-flash-image`); "
+        description="A catalog id, alias or OpenRouter id (`google/gemini-3.1-flash-image`); "
         "default: your saved default model.",
     )
     messages: list[Message] = Field(

@@ -111,7 +111,13 @@ function describeModel(model) {
   const price = model.price_per_image && model.price_per_image[$("#image_size").value];
   if (price) parts.push(`About ${formatCost(price)} per image.`);
   if (model.shutdown) {
-    parts.push(`Retires on ${model.shutdown}${model.replaced_by ? `; use ${model.replaced_by}` : ""}.`);
+    const instead = model.replaced_by ? `; use ${model.replaced_by}` : "";
+    const past = model.shutdown <= new Date().toISOString().slice(0, 10);
+    parts.push(
+      past
+        ? `Past its announced shutdown date (${model.shutdown}): it may be refused at any time${instead}.`
+        : `Retires on ${model.shutdown}${instead}.`,
+    );
   }
   info.textContent = parts.filter(Boolean).join(" ");
   refs.setLimit(model.accepts_images === false ? 0 : model.max_input_images || 3);
