@@ -3,8 +3,11 @@
 Hot path (a 1K image is ~1.5 MB of base64, a 4K one 15-30 MB): decoding uses pybase64 with
 ``validate=True`` (its SIMD path, and it refuses junk instead of silently dropping it) on a
 ``memoryview`` of the received bytes, so the base64 text is never copied into a ``str``.
-Verification reads the header and checks PNG chunk CRCs (``Image.verify``) rather than
-decompressing every pixel, and a truncated or non-image payload is an error, never a file.
+Verification reads the header and checks chunk CRCs rather than decompressing every pixel, and
+a truncated or non-image payload is an error, never a file.  A PNG (what the Gemini models send)
+is walked chunk by chunk here, the checks of Pillow's ``verify``: Pillow's import and its format
+plugins cost more than the check itself (about 20 ms on a one-shot command, 2 MB resident in
+the service).  JPEG and WEBP are decoded in full by Pillow.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ def b64encode(data: bytes) -> str:
 
 def inspect_image(data: bytes, *, verify: bool = True) -> tuple[str, int, int]:
     """Return (mime type, width, height) of an allowed image, or raise ``ValueError``."""
+    if data[:8] == PNG_SIGNATURE:
+        width, height = png_size(data, verify=verify)
+        return "image/png", width, height
     pil = _pil()
     with warnings.catch_warnings():
         warnings.simplefilter("error", pil.DecompressionBombWarning)
@@ -79,11 +85,7 @@ def inspect_image(data: bytes, *, verify: bool = True) -> tuple[str, int, int]:
             if width * height > MAX_PIXELS:
                 raise ValueError(f"image of {width}x{height} exceeds {MAX_PIXELS} pixels")
             if verify:
-                if fmt == "PNG":
-                    img.verify()
-                    _check_png_complete(data)
-                else:
-                    img.load()
+                img.load()  # JPEG or WEBP: decoded in full
         except (pil.DecompressionBombError, pil.DecompressionBombWarning) as exc:
             raise ValueError(f"image too large to decode safely: {exc}") from exc
         except pil.UnidentifiedImageError as exc:  # its text names an in-memory object
@@ -93,9 +95,65 @@ def inspect_image(data: bytes, *, verify: bool = True) -> tuple[str, int, int]:
     return FORMAT_MIME[fmt], width, height
 
 
-def _check_png_complete(data: bytes) -> None:
-    if not data.endswith(b"IEND\xaeB`\x82"):
-        raise ValueError("PNG has no IEND chunk (truncated)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG colour type -> the bit depths it allows (PNG specification, 11.2.2).
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_PNG_MAX_DIMENSION = 2**31 - 1
+
+
+def png_size(data: bytes | bytearray | memoryview, *, verify: bool = True) -> tuple[int, int]:
+    """(width, height) of a PNG; raise ``ValueError`` if it is not a sound, complete one.
+
+    Checked: the signature; IHDR first, 13 bytes, with sizes in range, an allowed colour type
+    and bit depth, and the only compression, filter and interlace methods; the pixel limit.
+    With ``verify``, also every chunk: its length within the data, a type of four letters, its
+    CRC; at least one IDAT; IEND last, with nothing after it.  Every byte of a PNG is under one
+    of these checks, so a change to any byte is refused.  Pixels are not decompressed."""
+    view = memoryview(data)
+    size = len(view)
+    if size < 33 or view[:8] != PNG_SIGNATURE:
+        raise ValueError("not a PNG image (no signature or no header)")
+    length, kind = struct.unpack_from(">I4s", view, 8)
+    if kind != b"IHDR" or length != 13:
+        raise ValueError("PNG does not start with a 13-byte IHDR chunk")
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack_from(
+        ">IIBBBBB", view, 16
+    )
+    if not (0 < width <= _PNG_MAX_DIMENSION and 0 < height <= _PNG_MAX_DIMENSION):
+        raise ValueError(f"PNG declares an impossible size of {width}x{height}")
+    if depth not in _PNG_DEPTHS.get(colour, ()):
+        raise ValueError(f"PNG colour type {colour} with bit depth {depth} is not allowed")
+    if compression or filtering or interlace > 1:
+        raise ValueError("PNG uses an unknown compression, filter or interlace method")
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"image of {width}x{height} exceeds {MAX_PIXELS} pixels")
+    if not verify:
+        return width, height
+    pos = 8
+    seen_data = False
+    while True:
+        if pos + 12 > size:
+            raise ValueError("PNG is truncated (it ends before its IEND chunk)")
+        length, kind = struct.unpack_from(">I4s", view, pos)
+        end = pos + 12 + length
+        if end > size:
+            raise ValueError("PNG is truncated (a chunk runs past the end)")
+        if not kind.isalpha():
+            raise ValueError(f"PNG has a chunk with an invalid type {kind!r}")
+        (crc,) = struct.unpack_from(">I", view, end - 4)
+        if zlib.crc32(view[pos + 4 : end - 4]) != crc:
+            raise ValueError(f"PNG chunk {kind.decode('ascii')} is damaged (CRC mismatch)")
+        if kind == b"IHDR" and pos != 8:
+            raise ValueError("PNG has a second IHDR chunk")
+        if kind == b"IDAT":
+            seen_data = True
+        elif kind == b"IEND":
+            if not seen_data:
+                raise ValueError("PNG has no image data (IDAT)")
+            if end != size:
+                raise ValueError("PNG has data after its IEND chunk")
+            return width, height
+        pos = end
 
 
 def decode_image(

@@ -177,3 +177,84 @@ def test_pybase64_fast_path_is_used():
     assert pybase64.b64decode(VALID, validate=True)
     with pytest.raises(ValueError):
         imaging.b64decode(b"ab$d")
+
+
+# ------------------------------------------------------------------- PNG checked without Pillow
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(*chunks: bytes, ihdr: tuple[int, ...] = (4, 3, 8, 2, 0, 0, 0)) -> bytes:
+    return (
+        imaging.PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", *ihdr)) + b"".join(chunks)
+    )
+
+
+IDAT = _chunk(b"IDAT", zlib.compress(b"\0" + b"\0" * 12))
+IEND = _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [
+        ("1", {}),
+        ("L", {}),
+        ("LA", {}),
+        ("P", {}),
+        ("RGB", {}),
+        ("RGBA", {}),
+        ("I;16", {}),
+        ("RGB", {"compress_level": 0}),  # many IDAT chunks
+    ],
+)
+def test_pngs_pillow_writes_are_accepted_with_pillows_size(mode, extra):
+    img = PILImage.frombytes("RGB", (301, 257), bytes(range(256)) * 907)
+    if mode != "RGB":
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **extra)
+    data = buf.getvalue()
+    assert imaging.inspect_image(data) == ("image/png", 301, 257)
+    tagged = bytes(imaging.with_png_metadata(data, {"prompt": "x"}))
+    assert imaging.png_size(tagged) == (301, 257)
+
+
+def test_a_change_to_any_byte_of_a_png_is_refused():
+    # Signature, lengths, types, data and CRCs: every byte is under a check.
+    good = bytes(imaging.with_png_metadata(png_bytes(5, 4), {"prompt": "a fox"}))
+    assert imaging.png_size(good) == (5, 4)
+    for pos in range(len(good)):
+        for flip in (0x01, 0x80):
+            bad = bytearray(good)
+            bad[pos] ^= flip
+            with pytest.raises(ValueError):
+                imaging.png_size(bad)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (_png(IDAT, IEND) + b"junk", "after its IEND"),
+        (_png(IEND), "no image data"),
+        (_png(IDAT), "truncated"),
+        (_png(IDAT, IEND)[:-3], "truncated"),
+        (_png(_chunk(b"IHDR", b"\0" * 13), IDAT, IEND), "second IHDR"),
+        (_png(_chunk(b"ID4T", b""), IDAT, IEND), "invalid type"),
+        (_png(IDAT, IEND, ihdr=(0, 3, 8, 2, 0, 0, 0)), "impossible size"),
+        (_png(IDAT, IEND, ihdr=(4, 3, 16, 3, 0, 0, 0)), "bit depth 16"),
+        (_png(IDAT, IEND, ihdr=(4, 3, 8, 5, 0, 0, 0)), "colour type 5"),
+        (_png(IDAT, IEND, ihdr=(4, 3, 8, 2, 1, 0, 0)), "unknown compression"),
+        (_png(IDAT, IEND, ihdr=(20000, 20000, 8, 2, 0, 0, 0)), "pixels"),
+        (imaging.PNG_SIGNATURE + IEND + IEND + IEND, "13-byte IHDR"),
+    ],
+)
+def test_unsound_pngs_are_refused_saying_why(data, says):
+    with pytest.raises(ValueError, match=says):
+        imaging.inspect_image(data)
+
+
+def test_without_verify_only_the_header_is_read():
+    # ``nanobanana info`` shows the size of a damaged file too.
+    assert imaging.inspect_image(_png(IDAT)[:40], verify=False) == ("image/png", 4, 3)
+    with pytest.raises(ValueError):
+        imaging.inspect_image(_png(IDAT)[:40])
