@@ -113,6 +113,12 @@ async def test_postgres_prompt_search_uses_the_trigram_index(pg_database: str) -
                 )
             )
         assert "ix_jobs_prompt_trgm" in plan, plan
+        # New jobs wait in a short pending list, which every search scans until it is merged.
+        async with engine.connect() as conn:
+            options = await conn.scalar(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'ix_jobs_prompt_trgm'")
+            )
+        assert options == ["gin_pending_list_limit=64"]
     finally:
         await engine.dispose()
 
