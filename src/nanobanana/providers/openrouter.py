@@ -8,9 +8,9 @@ aiohttp was chosen by measurement (a 20 MB answer: ~5 ms and one buffer, against
 buffering and reference cycles).  It is reached through ``nanobanana.transport``, so that a
 one-shot process can send with the standard library instead and skip aiohttp's import.
 ``Accept-Encoding: identity`` because base64 barely compresses (ratio ~0.76) while gzip costs
-~470 ms per 20 MB on the server and again here.  The hot path never
-turns an image payload into a ``str``: the data-URL payloads are cut out of the raw body and
-decoded from ``memoryview`` slices (see ``datauri``).
+~470 ms per 20 MB on the server and again here.  The hot path never turns an image payload
+into a ``str``: the data-URL payloads are cut out of the raw body and decoded from
+``memoryview`` slices (see ``datauri``).
 """
 
 from __future__ import annotations
