@@ -61,6 +61,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 #: Image calls are slow (10-60 s) and cheap to hold: allow many at once.
 DEFAULT_CONNECTION_LIMIT = 1000
 LIST_MODELS_READ_TIMEOUT = 60.0
+#: Request bodies below this are copied to their exact size before sending (see ``_post``).
+SMALL_BODY = 64 * 1024
 
 
 class OpenRouterProvider:
@@ -193,6 +195,10 @@ class OpenRouterProvider:
         """Send the call; yield the response once it is known to be a 200 (else raise)."""
         self._key()  # a missing key is a usage error, raised before anything is sent
         payload = orjson.dumps(build_request(call, stream=stream))
+        if len(payload) < SMALL_BODY:
+            # orjson's result keeps at least 4 KB of capacity; the body is held for as long as
+            # the upstream call waits (5-60 s, thousands at once): keep an exact-size copy.
+            payload = bytes(memoryview(payload))
         async with self.transport.request(
             "POST",
             self._chat_url,
