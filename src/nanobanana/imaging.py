@@ -341,6 +341,14 @@ def with_png_metadata(data: bytes, meta: dict[str, Any]) -> Pieces:
     return Pieces(head, memoryview(data)[ihdr_end:])
 
 
+def file_data(image: Image) -> Pieces:
+    """The bytes of ``image``'s file: a PNG with its provenance (``image.metadata``) inserted,
+    any other image as it is."""
+    if image.metadata and image.mime_type == "image/png":
+        return with_png_metadata(image.data, image.metadata)
+    return Pieces(image.data)
+
+
 def read_metadata(data: bytes) -> dict[str, Any]:
     """Provenance written by nanobanana into a PNG, or ``{}``."""
     pos = 8
@@ -381,10 +389,7 @@ def atomic_write(path: Path, data: bytes | Pieces) -> None:
 
 
 def save_image(image: Image, path: Path, *, with_metadata: bool = True) -> Path:
-    if with_metadata and image.metadata and image.mime_type == "image/png":
-        atomic_write(path, with_png_metadata(image.data, image.metadata))
-    else:
-        atomic_write(path, image.data)
+    atomic_write(path, file_data(image) if with_metadata else image.data)
     return path
 
 

@@ -84,13 +84,15 @@ class OutputTarget:
             )
 
     def save(self, images: list[Image], *, n: int, stamp: str | None = None) -> list[SavedFile]:
+        from ..imaging import file_data
+
         stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
         names = self.planned(n, stamp)
         out: list[SavedFile] = []
         for img in images:
             planned = names[img.index] if img.index < len(names) else names[-1]
             planned = _with_real_suffix(planned, img.mime_type)
-            data = _file_bytes(img)
+            data = file_data(img)
             path = write_new_file(planned, data, overwrite=self.force and self.file is not None)
             out.append(SavedFile(path, img, renamed_from=planned if path != planned else None))
         return out
@@ -103,14 +105,6 @@ def _with_real_suffix(path: Path, mime: str) -> Path:
         real = {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(mime, ".png")
         return path.with_suffix(real)
     return path
-
-
-def _file_bytes(img: Image) -> bytes | Pieces:
-    if img.mime_type == "image/png" and img.metadata:
-        from ..imaging import with_png_metadata
-
-        return with_png_metadata(img.data, img.metadata)
-    return img.data
 
 
 def write_new_file(path: Path, data: bytes | Pieces, *, overwrite: bool = False) -> Path:

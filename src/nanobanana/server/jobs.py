@@ -23,7 +23,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
-from ..imaging import Pieces, with_png_metadata
+from ..imaging import Pieces, file_data
 from ..retry import RetryPolicy
 from ..types import AttemptEvent, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
@@ -466,10 +466,7 @@ def _prepare_files(result: Result) -> list[_Files]:
     """
     out = []
     for img in result.images:
-        if img.mime_type == "image/png" and img.metadata:
-            data = with_png_metadata(img.data, img.metadata)
-        else:
-            data = Pieces(img.data)
+        data = file_data(img)
         out.append(
             _Files(
                 index=img.index,
