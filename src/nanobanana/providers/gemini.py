@@ -2,7 +2,7 @@
 
 The encoding is pure and tested from fixtures (``build_request``, ``sdk_request``,
 ``parse_response``, ``parse_chunk`` / ``end_of_stream``, ``error_from_api``, ``parse_models``): it
-lives in ``gemini_wire`` and is re-exported here.  ``GeminiProvider`` only sends.
+lives in ``gemini_wire``.  ``GeminiProvider`` only sends.
 
 The SDK is told not to retry (``HttpRetryOptions(attempts=1)``: retries and fallback are the
 client's), to use ``v1beta`` (3.x defaults to ``v1``), and sends the key only in the

@@ -92,7 +92,6 @@ class OpenRouterProvider:
 
             transport = AiohttpTransport(session, connection_limit=connection_limit)
         self.transport: Transport = transport
-        self._errors = transport.errors
         self._chat_url = f"{config.url}/chat/completions"
         self._models_url = f"{config.url}/models"
 
@@ -179,7 +178,7 @@ class OpenRouterProvider:
     async def _error(self, resp: Response) -> NanobananaError:
         try:
             body = await self._read(resp, MAX_ERROR_BODY_BYTES, truncate=True)
-        except self._errors:
+        except self.transport.errors:
             body = b""  # the status alone says what happened; the details were lost
         return error_from_status(
             resp.status,
@@ -218,7 +217,7 @@ class OpenRouterProvider:
                 request_id = resp.headers.get("X-Generation-Id")
                 body = await self._read(resp, self.max_response_bytes)
                 resp_headers = resp.headers
-        except self._errors as exc:
+        except self.transport.errors as exc:
             raise self._failed(exc, call.read_timeout) from forget_request(exc)
         try:
             return parse_response(
@@ -252,7 +251,7 @@ class OpenRouterProvider:
                 async with aclosing(self._sse_events(resp, request_id)) as events:
                     async for ev in events:
                         yield ev
-        except self._errors as exc:
+        except self.transport.errors as exc:
             raise self._failed(exc, call.read_timeout) from forget_request(exc)
 
     async def _sse_events(
@@ -294,7 +293,7 @@ class OpenRouterProvider:
                 if resp.status != 200:
                     raise await self._error(resp)
                 body = await self._read(resp, self.max_response_bytes)
-        except self._errors as exc:
+        except self.transport.errors as exc:
             err = self._failed(exc, LIST_MODELS_READ_TIMEOUT)
             err.may_be_billed = False  # listing models costs nothing
             raise err from forget_request(exc)
