@@ -289,6 +289,64 @@ def test_fallback_is_reported_as_progress_and_warning(
     assert "warning: google failed; the image came from the fallback provider." in r.err
 
 
+#: Runs the CLI with httpx unimportable: what a user's install has (google-genai 3.x depends on
+#: httpx2, not httpx; only the test tools bring httpx).
+WITHOUT_HTTPX = (
+    "import sys; sys.modules['httpx'] = None; "
+    "from nanobanana.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_google_quota_falls_back_without_httpx_installed(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_HTTPX,
+            "generate",
+            "a fox [emulator:flaky:3:429:nohttpx]",
+            "-p",
+            "google",
+            "--json",
+            *urls(emu),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["provider"] == "openrouter" and out["fallback_used"] is True
+    assert "Traceback" not in proc.stderr
+
+
+def test_google_refusal_without_httpx_is_an_error_not_a_crash(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_HTTPX,
+            "generate",
+            "a fox [emulator:flaky:3:429:nohttpx2]",
+            "-p",
+            "google",
+            "--no-fallback",
+            *urls(emu),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and "429" in proc.stderr
+
+
 def test_no_fallback_keeps_to_the_first_provider(
     cli, emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:

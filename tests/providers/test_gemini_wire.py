@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import httpx2
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from google.genai import errors as genai_errors
@@ -336,11 +337,20 @@ def _translate(exc: BaseException) -> Any:
         httpx.ConnectError("refused"),
         httpx.ConnectTimeout("slow connect"),
         httpx.PoolTimeout("no connection free"),
+        httpx2.ConnectError("refused"),
+        httpx2.ConnectTimeout("slow connect"),
         aiohttp.ClientConnectorError(
             ConnectionKey("127.0.0.1", 9, False, True, None, None, None), OSError(111, "refused")
         ),
     ],
-    ids=["httpx-connect", "httpx-connect-timeout", "httpx-pool-timeout", "aiohttp-connector"],
+    ids=[
+        "httpx-connect",
+        "httpx-connect-timeout",
+        "httpx-pool-timeout",
+        "httpx2-connect",
+        "httpx2-connect-timeout",
+        "aiohttp-connector",
+    ],
 )
 def test_failures_before_sending_are_connect_errors(exc: BaseException) -> None:
     err = _translate(exc)
@@ -353,11 +363,24 @@ def test_failures_before_sending_are_connect_errors(exc: BaseException) -> None:
         httpx.ReadTimeout("slow"),
         httpx.RemoteProtocolError("peer closed"),
         httpx.ReadError("reset"),
+        httpx2.ReadTimeout("slow"),
+        httpx2.RemoteProtocolError("peer closed"),
         aiohttp.ServerDisconnectedError(),
         aiohttp.ClientPayloadError("cut"),
         TimeoutError(),
+        RuntimeError("something nobody foresaw"),
     ],
-    ids=["read-timeout", "remote-protocol", "read-error", "disconnected", "payload", "timeout"],
+    ids=[
+        "read-timeout",
+        "remote-protocol",
+        "read-error",
+        "httpx2-read-timeout",
+        "httpx2-remote-protocol",
+        "disconnected",
+        "payload",
+        "timeout",
+        "unforeseen",
+    ],
 )
 def test_failures_after_sending_are_ambiguous(exc: BaseException) -> None:
     err = _translate(exc)
@@ -367,3 +390,22 @@ def test_failures_after_sending_are_ambiguous(exc: BaseException) -> None:
 def test_unreadable_answers_are_invalid() -> None:
     assert isinstance(_translate(ValueError("Failed to parse JSON")), InvalidResponseError)
     assert isinstance(_translate(genai_errors.UnknownApiResponseError("x")), InvalidResponseError)
+    assert isinstance(_translate(httpx2.DecodingError("bad gzip")), InvalidResponseError)
+
+
+def test_the_provider_imports_no_transport_the_sdk_may_not_bring() -> None:
+    """google-genai 3.x depends on httpx2; httpx comes only with the test tools."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['httpx'] = None; sys.modules['httpx2'] = None\n"
+        "from nanobanana.providers.gemini import translate_error\n"
+        "err = translate_error(ConnectionResetError(104, 'reset'), url='u', timeout=1)\n"
+        "print(type(err).__name__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "AmbiguousError"

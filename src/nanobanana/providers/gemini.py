@@ -12,7 +12,6 @@ timeout it sets is a *total* one: ``call.read_timeout`` therefore bounds the who
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -103,7 +102,7 @@ class GeminiProvider:
             resp = await client.aio.models.generate_content(
                 model=call.wire_model, contents=contents, config=config
             )
-        except foreign_errors() as exc:
+        except SDK_ERRORS as exc:
             raise self._error(exc, call.read_timeout, in_band=False) from forget_request(exc)
         return parse_response(resp, model=call.model, image_size=call.image_size)
 
@@ -115,7 +114,7 @@ class GeminiProvider:
             chunks = await client.aio.models.generate_content_stream(
                 model=call.wire_model, contents=contents, config=config
             )
-        except foreign_errors() as exc:
+        except SDK_ERRORS as exc:
             raise self._error(exc, call.read_timeout, in_band=False) from forget_request(exc)
         try:
             while True:
@@ -124,7 +123,7 @@ class GeminiProvider:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
-                except foreign_errors() as exc:
+                except SDK_ERRORS as exc:
                     in_band = _arrived_in_band(exc)
                     raise self._error(exc, call.read_timeout, in_band=in_band) from forget_request(
                         exc
@@ -149,7 +148,7 @@ class GeminiProvider:
         try:
             pager = await client.aio.models.list(config=config)
             models = [m async for m in pager]
-        except foreign_errors() as exc:
+        except SDK_ERRORS as exc:
             err = self._error(exc, LIST_MODELS_TIMEOUT, in_band=False)
             if isinstance(err, UpstreamError):
                 err.may_be_billed = False  # listing models costs nothing
@@ -178,15 +177,29 @@ def _ms(seconds: float) -> int:
     return max(int(seconds * 1000), 1)
 
 
-@functools.cache
-def foreign_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions the SDK lets through: its own, aiohttp's or httpx's, timeouts, and
-    ``ValueError`` for answers it cannot parse (broken JSON, invalid base64)."""
-    import aiohttp
-    import httpx
-    from google.genai import errors as genai_errors
+#: Exceptions the SDK's call lets through.  Everything: the SDK sends with aiohttp, httpx or
+#: httpx2 depending on its release and what is installed, and an exception this module failed
+#: to foresee must still become an error of our tree (a 429 must reach the fallback), never a
+#: crash.  ``translate_error`` sorts them without importing any of those transports.
+SDK_ERRORS: tuple[type[Exception], ...] = (Exception,)
 
-    return (genai_errors.APIError, aiohttp.ClientError, httpx.HTTPError, TimeoutError, ValueError)
+#: Class names (anywhere in an exception's MRO) of the transports' "not sent" and "unreadable"
+#: errors: aiohttp's, and httpx's which httpx2 copies name for name.
+_CONNECT_ERRORS = frozenset(
+    {
+        "ClientConnectorError",
+        "ConnectionTimeoutError",
+        "ConnectError",
+        "ConnectTimeout",
+        "PoolTimeout",
+    }
+)
+_UNREADABLE_ERRORS = frozenset({"ClientResponseError", "DecodingError"})
+_TIMEOUT_ERRORS = frozenset({"TimeoutException"})
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
 
 
 def translate_error(
@@ -197,36 +210,31 @@ def translate_error(
     api_key: str | None = None,
     in_band: bool = False,
 ) -> NanobananaError:
-    """Any exception out of the SDK -> our tree: before the request was sent or after."""
-    import aiohttp
-    import httpx
+    """Any exception out of the SDK -> our tree: before the request was sent or after.
+
+    Transport errors are recognised by their class names, so that no transport the SDK may or
+    may not use (httpx, httpx2) has to be importable here."""
     from google.genai import errors as genai_errors
 
     if isinstance(exc, NanobananaError):
         return exc
     if isinstance(exc, genai_errors.APIError):
         return error_from_api(exc, api_key=api_key, in_band=in_band)
-    connect_errors: tuple[type[BaseException], ...] = (
-        aiohttp.ClientConnectorError,
-        aiohttp.ConnectionTimeoutError,
-        httpx.ConnectError,
-        httpx.ConnectTimeout,
-        httpx.PoolTimeout,
-    )
-    if isinstance(exc, connect_errors):
+    names = _names(exc)
+    if names & _CONNECT_ERRORS:
         return ConnectError(
             f"Could not connect to {LABEL} at {url} ({type(exc).__name__}); "
             "the request was not sent.",
             provider=PROVIDER,
         )
-    if isinstance(exc, aiohttp.ClientResponseError | httpx.DecodingError | ValueError):
+    if names & _UNREADABLE_ERRORS or isinstance(exc, ValueError):
         return InvalidResponseError(
             f"{LABEL} sent an answer that could not be read ({type(exc).__name__}).",
             provider=PROVIDER,
         )
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError) or names & _TIMEOUT_ERRORS:
         what = f"no complete answer within {timeout:g} s"
-    elif isinstance(exc, aiohttp.ClientPayloadError):
+    elif "ClientPayloadError" in names:
         what = "the answer was cut short"
     else:
         what = f"the connection was lost ({type(exc).__name__})"
