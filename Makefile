@@ -5,22 +5,37 @@ BIN    := $(VENV)/bin
 #: `make run` needs the service; `make test` also the ComfyUI nodes' CPU torch and the dev tools.
 RUN_EXTRAS  ?= server,postgres
 TEST_EXTRAS ?= server,postgres,comfyui,dev
+#: Every install is pinned to the versions CI tested; `make lock` refreshes them.
+LOCK := constraints.txt
 
-.PHONY: install install-dev run test lint fmt bench clean services browser screenshots
+.PHONY: install install-dev run-env run test lint fmt bench clean services browser screenshots lock
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-test
 
-$(VENV)/.installed-%: pyproject.toml
+$(VENV)/.installed-%: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(if $(filter run,$*),$(RUN_EXTRAS),$(TEST_EXTRAS))]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[$(if $(filter run,$*),$(RUN_EXTRAS),$(TEST_EXTRAS))]"
+	touch $@
+
+#: A second environment with only what `make run` installs: tests/install runs the CLI and the
+#: service from it, so that a dependency the test tools happen to bring cannot hide a crash.
+RUN_ENV := .venv-run
+run-env: $(RUN_ENV)/.installed
+
+$(RUN_ENV)/.installed: pyproject.toml $(LOCK)
+	rm -rf $(RUN_ENV)
+	$(PYTHON) -m venv $(RUN_ENV)
+	$(RUN_ENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RUN_ENV)/bin/python -m pip install --quiet -c $(LOCK) -e ".[$(RUN_EXTRAS)]"
 	touch $@
 
 run: install
 	$(BIN)/nanobanana serve --host 127.0.0.1 --port 8000
 
 lint: install-dev
+	$(BIN)/deptry src
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -35,14 +50,19 @@ services:
 browser:
 	bash scripts/browser.sh
 
-test: install-dev services browser lint
+test: install-dev run-env services browser lint
 	$(BIN)/python -m pytest
 
 screenshots: install-dev browser
 	NANOBANANA_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser/test_screenshots.py -k page_screenshots -q
 
+#: Re-resolve every extra's dependencies to the newest releases and pin them in $(LOCK).
+lock: install-dev
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+		--upgrade --quiet -o $(LOCK)
+
 bench: install-dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_ENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,274 @@
+"""What a user's install does: the CLI and the service run from a second environment that holds
+only what ``make run`` installs (``RUN_EXTRAS``, pinned by ``constraints.txt``), never the test
+tools.  The suite's own environment has more (httpx, openai, torch...), which once hid a crash
+on every real install; here a module that ``src/`` imports but the run install lacks fails.
+
+The environment is made by ``make test`` (``make run-env``); the upstream is the emulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nanobanana.emulator import EmulatorServer
+
+from ..conftest import LEAKY_VARS
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_ENV = Path(os.environ.get("NANOBANANA_RUN_ENV", ROOT / ".venv-run"))
+OPENROUTER_CANARY = "sk-or-v1-CANARY-install-0123456789abcdef0123"
+GEMINI_CANARY = "AIzaCANARY-install-0123456789abcdefghijklm"
+PASSWORD = "correct horse battery"
+#: The ComfyUI nodes need torch and numpy, which only the comfyui extra brings.
+OTHER_EXTRAS = ("nanobanana.comfyui",)
+
+
+def run_env_bin(name: str) -> Path:
+    path = RUN_ENV / "bin" / name
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: the run install is made by `make run-env` (part of `make test`)."
+        )
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the developer's keys, settings or virtual environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in LEAKY_VARS and not k.startswith("NANOBANANA_") and k != "VIRTUAL_ENV"
+    }
+    env.pop("PYTHONPATH", None)
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- the environment
+def test_the_run_install_has_no_test_tools() -> None:
+    """Else this suite would prove nothing: httpx, pytest and openai come with the dev extra."""
+    python = run_env_bin("python")
+    code = (
+        "import importlib.util as u\n"
+        "print([m for m in ('httpx', 'pytest', 'openai', 'torch') if u.find_spec(m)])"
+    )
+    out = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True, env=clean_env()
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_module_imports_in_the_run_install() -> None:
+    python = run_env_bin("python")
+    code = (
+        "import importlib, pkgutil, nanobanana\n"
+        f"skip = {OTHER_EXTRAS!r}\n"
+        "names = [m.name for m in pkgutil.walk_packages(nanobanana.__path__, 'nanobanana.')]\n"
+        "names = [n for n in names if not n.startswith(skip) and not n.endswith('__main__')]\n"
+        "for n in names:\n"
+        "    importlib.import_module(n)\n"
+        "print(len(names))\n"
+    )
+    proc = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=False, env=clean_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > 50
+
+
+# ----------------------------------------------------------------------------------- the CLI
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli(tmp_path: Path, emu: EmulatorServer, *args: str) -> Run:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [
+            run_env_bin("nanobanana"),
+            *args,
+            "--openrouter-base-url",
+            emu.openrouter_url,
+            "--gemini-base-url",
+            emu.gemini_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        cwd=tmp_path,
+        env=clean_env(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local/share"),
+            OPENROUTER_API_KEY=OPENROUTER_CANARY,
+            GEMINI_API_KEY=GEMINI_CANARY,
+        ),
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("provider", ["openrouter", "google"])
+def test_cli_generates_with_each_provider(
+    tmp_path: Path, emu: EmulatorServer, provider: str
+) -> None:
+    r = cli(tmp_path, emu, "generate", "a fox in the snow", "-p", provider, "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["provider"] == provider and not out["fallback_used"]
+    files = [Path(f["path"]) for f in out["files"]]
+    assert len(files) == 1 and files[0].parent == tmp_path
+    assert files[0].read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_google_quota_falls_back_to_openrouter(tmp_path: Path, emu: EmulatorServer) -> None:
+    prompt = f"a fox [emulator:flaky:3:429:{uuid.uuid4().hex[:8]}]"
+    r = cli(tmp_path, emu, "generate", prompt, "-p", "google", "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["provider"] == "openrouter" and out["fallback_used"] is True
+    assert [a["provider"] for a in out["attempts"]] == ["google"] * 3 + ["openrouter"]
+
+
+def test_cli_google_quota_without_fallback_is_a_clear_error(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    prompt = f"a fox [emulator:flaky:3:429:{uuid.uuid4().hex[:8]}]"
+    r = cli(tmp_path, emu, "generate", prompt, "-p", "google", "--no-fallback")
+    assert r.code == 3
+    assert r.err.splitlines()[-1].startswith("error: ") and "429" in r.err
+
+
+@pytest.mark.parametrize("provider", ["openrouter", "google"])
+def test_cli_streams(tmp_path: Path, emu: EmulatorServer, provider: str) -> None:
+    r = cli(tmp_path, emu, "generate", "a fox", "-p", provider, "--stream", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["provider"] == provider
+
+
+# ------------------------------------------------------------------------------- the service
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, emu: EmulatorServer
+) -> Iterator[httpx.Client]:
+    """``nanobanana serve`` from the run install, both providers on the emulator."""
+    data = tmp_path_factory.mktemp("run-install")
+    port = free_port()
+    log = (data / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [run_env_bin("nanobanana"), "serve", "--port", str(port), "--no-demo", "--data-dir", data],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=clean_env(
+            NANOBANANA_OPENROUTER_BASE_URL=emu.openrouter_url,
+            NANOBANANA_GEMINI_BASE_URL=emu.gemini_url,
+        ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the service did not start:\n{(data / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        with httpx.Client(base_url=url, timeout=60) as client:
+            yield client
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        assert "Traceback" not in (data / "serve.log").read_text()
+
+
+def sign_up(service: httpx.Client, keys: dict[str, str]) -> dict[str, str]:
+    """A new user with ``keys`` stored; the headers of the session token the web UI gets."""
+    name = f"u{uuid.uuid4().hex[:10]}"
+    body = {"username": name, "password": PASSWORD}
+    assert service.post("/api/auth/register", json=body).status_code == 201
+    r = service.post("/api/auth/login", json=body)
+    assert r.status_code == 200, r.text
+    service.cookies.clear()
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    for provider, key in keys.items():
+        r = service.put(f"/api/settings/keys/{provider}", json={"api_key": key}, headers=headers)
+        assert r.status_code == 200, r.text
+    return headers
+
+
+def test_service_google_quota_falls_back_to_openrouter(
+    service: httpx.Client, emu: EmulatorServer
+) -> None:
+    headers = sign_up(service, {"openrouter": OPENROUTER_CANARY, "google": GEMINI_CANARY})
+    marker = uuid.uuid4().hex[:8]
+    r = service.post(
+        "/api/nano-banana/generate",
+        json={"prompt": f"a fox [emulator:flaky:3:429:{marker}]", "provider": "google"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["images"]) == 1
+    assert base64.b64decode(body["images"][0]).startswith(b"\x89PNG")
+    sent = [q for q in emu.requests() if q["method"] == "POST" and marker in json.dumps(q)]
+    assert [q["service"] for q in sent] == ["gemini"] * 3 + ["openrouter"]
+
+
+def test_service_google_quota_alone_is_a_429(service: httpx.Client) -> None:
+    headers = sign_up(service, {"google": GEMINI_CANARY})
+    r = service.post(
+        "/api/nano-banana/generate",
+        json={
+            "prompt": f"a fox [emulator:flaky:3:429:{uuid.uuid4().hex[:8]}]",
+            "provider": "google",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 429, r.text
+
+
+def test_service_key_test_says_google_refused_the_key(service: httpx.Client) -> None:
+    headers = sign_up(service, {"google": "AIza-invalid-CANARY-0123456789"})
+    r = service.post("/api/settings/keys/google/test", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is False and r.json()["message"] == "google refused the key."
+
+
+def test_service_lists_models(service: httpx.Client) -> None:
+    headers = sign_up(service, {"openrouter": OPENROUTER_CANARY})
+    r = service.get("/api/nano-banana/models", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()
