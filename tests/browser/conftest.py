@@ -230,8 +230,9 @@ def sign_in(page: Any, server: LiveServer, username: str, token: str) -> None:
     """Store a session the way the sign-in page does, without typing it (fast set-up)."""
     page.goto(f"{server.url}/login")
     page.evaluate(
-        "([token, username]) => localStorage.setItem('nanobanana.session', "
-        "JSON.stringify({token, expires_at: null, username}))",
+        "([token, username]) => { localStorage.setItem('token', token); "
+        "localStorage.setItem('nanobanana.session', "
+        "JSON.stringify({expires_at: null, username})); }",
         [token, username],
     )
 

@@ -84,7 +84,7 @@ def test_register_save_key_generate_gallery_remix(web: Browsing, server: LiveSer
 
     # The bytes behind the picture are the stored image: a real 1344x768 PNG.
     image_id = card.get_attribute("data-image-id")
-    token = page.evaluate("JSON.parse(localStorage.getItem('nanobanana.session')).token")
+    token = page.evaluate("localStorage.getItem('token')")
     with server.client(token) as c:
         r = c.get(f"/api/images/{image_id}")
     assert r.status_code == 200

@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from nanobanana.emulator import EmulatorServer
+from nanobanana.server.deps import SIGN_IN
 
 from ..support import image_size, png_bytes
 from .conftest import Live, decode_data_url, tag, upstream_prompts
@@ -172,7 +173,7 @@ def test_models_list_and_bad_token(client: openai.OpenAI, live: Live) -> None:
     ):
         bad.images.generate(prompt="x")
     assert caught.value.body == {
-        "message": "Missing or invalid bearer token.",
+        "message": f"Missing or invalid bearer token. {SIGN_IN}",
         "type": "invalid_request_error",
         "param": None,
         "code": "invalid_api_key",

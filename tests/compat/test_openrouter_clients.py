@@ -20,6 +20,7 @@ import requests
 
 from nanobanana import AsyncClient
 from nanobanana.emulator import EmulatorServer
+from nanobanana.server.deps import SIGN_IN
 from nanobanana.server.routes import compat_openrouter
 
 from ..support import image_size, png_bytes
@@ -282,7 +283,7 @@ def test_errors_have_openrouters_shape_and_real_statuses(client: openai.OpenAI, 
         bad.chat.completions.create(model=MODEL, messages=user_text("x"))  # type: ignore[arg-type]
     assert caught.value.body == {
         "code": 401,
-        "message": "Missing or invalid bearer token.",
+        "message": f"Missing or invalid bearer token. {SIGN_IN}",
         "metadata": {"error_type": "unauthorized"},
     }
     with pytest.raises(openai.BadRequestError) as caught:

@@ -58,8 +58,17 @@ class Auth:
     token: Token
 
 
-def _unauthorized(message: str = "Missing or invalid bearer token.") -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+#: What a caller without a valid token does about it (appended to every 401's message).
+SIGN_IN = (
+    "Sign in at /login (the web page keeps its token in localStorage under 'token'), or create "
+    "a personal API token on /settings, and send it as 'Authorization: Bearer <token>'."
+)
+
+
+def _unauthorized(problem: str = "Missing or invalid bearer token.") -> ApiError:
+    return ApiError(
+        401, "unauthorized", f"{problem} {SIGN_IN}", headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 async def get_auth(
@@ -71,6 +80,9 @@ async def get_auth(
     raw: str | None = credentials.credentials if credentials else None
     if raw is None and request.method in ("GET", "HEAD") and "authorization" not in request.headers:
         raw = request.cookies.get(SESSION_COOKIE)
+    if raw in ("null", "undefined"):
+        # `Bearer ${localStorage.getItem('token')}` after signing out, or before signing in.
+        raise _unauthorized(f"The bearer token is {raw!r}: this browser is not signed in.")
     if not raw or len(raw) > MAX_TOKEN_CHARS:
         raise _unauthorized()
     token_hash = hash_token(raw)
@@ -105,7 +117,7 @@ async def get_auth(
 
 def _check(token: Token, user: User, now: datetime) -> None:
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
-        raise _unauthorized("The token has expired or was revoked; log in again.")
+        raise _unauthorized("The token has expired or was revoked.")
     if not user.is_active:
         raise ApiError(403, "account_disabled", "This account is disabled.")
 

@@ -1,46 +1,62 @@
 // Talking to the JSON API: the session token, calls with a bearer header, errors that name the fix.
 //
-// The token lives in localStorage (never in the page source, a URL or a cookie) and is sent as
-// `Authorization: Bearer ...`. Images are fetched the same way and shown through blob: URLs,
-// because an <img src> cannot carry the header.
+// The session token lives in localStorage under "token", as a plain string, so that the API
+// can be called from the browser console with `localStorage.getItem('token')`; its expiry and
+// the username sit beside it under "nanobanana.session". It is never in the page source, a URL
+// or a script-readable cookie, and is sent as `Authorization: Bearer ...`. Images are fetched
+// the same way and shown through blob: URLs, because an <img src> cannot carry the header.
+//
+// localStorage is readable by any script running on this origin; the service's CSP allows only
+// its own scripts (no inline script, no other origin), which is what keeps the token safe.
 
+const TOKEN_KEY = "token";
 const SESSION_KEY = "nanobanana.session";
 
-export function getSession() {
-  let raw = null;
+function storage() {
   try {
-    raw = window.localStorage.getItem(SESSION_KEY);
+    return window.localStorage;
   } catch {
     return null; // storage disabled: behave as signed out
   }
-  if (!raw) return null;
+}
+
+export function getSession() {
+  const store = storage();
+  if (!store) return null;
+  let token = store.getItem(TOKEN_KEY);
+  let meta = {};
   try {
-    const session = JSON.parse(raw);
-    if (!session || typeof session.token !== "string") return null;
-    if (session.expires_at && Date.parse(session.expires_at) <= Date.now()) {
-      clearSession();
-      return null;
-    }
-    return session;
+    meta = JSON.parse(store.getItem(SESSION_KEY) || "{}") || {};
   } catch {
+    meta = {};
+  }
+  if (!token && typeof meta.token === "string") {
+    // A session stored before the token had a key of its own.
+    token = meta.token;
+    setSession(token, meta.expires_at, meta.username);
+  }
+  if (!token) return null;
+  if (meta.expires_at && Date.parse(meta.expires_at) <= Date.now()) {
     clearSession();
     return null;
   }
+  return { token, expires_at: meta.expires_at || null, username: meta.username || null };
 }
 
 export function setSession(token, expiresAt, username) {
-  window.localStorage.setItem(
+  const store = window.localStorage; // throws when storage is disabled: signing in cannot work
+  store.setItem(TOKEN_KEY, token);
+  store.setItem(
     SESSION_KEY,
-    JSON.stringify({ token, expires_at: expiresAt || null, username: username || null }),
+    JSON.stringify({ expires_at: expiresAt || null, username: username || null }),
   );
 }
 
 export function clearSession() {
-  try {
-    window.localStorage.removeItem(SESSION_KEY);
-  } catch {
-    /* storage disabled: nothing stored to clear */
-  }
+  const store = storage();
+  if (!store) return; // nothing stored to clear
+  store.removeItem(TOKEN_KEY);
+  store.removeItem(SESSION_KEY);
 }
 
 /** An error answered by the API (or the network), in the service's one error shape. */
