@@ -23,6 +23,8 @@ from .errors import UnknownModelError, ValidationError
 
 __all__ = [
     "ASPECT_RATIOS_1K",
+    "OPENROUTER_VARIANTS",
+    "ModelChoice",
     "ModelSpec",
     "Pricing",
     "expected_pixels",
@@ -50,6 +52,15 @@ ASPECT_RATIOS_1K: dict[str, tuple[int, int]] = {
 SIZE_SCALE: dict[str, float] = {"0.5K": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
 STANDARD_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 EXTENDED_RATIOS = ("1:4", "4:1", "1:8", "8:1")
+
+#: OpenRouter's model variants, the suffix after a colon (``google/gemini-2.5-flash-image:free``).
+#: Catalog variants (free, extended, thinking, batch) exist only for models that list them in
+#: ``/models``; routing variants (nitro, floor, exacto, online) are accepted on any model.
+OPENROUTER_VARIANTS = frozenset(
+    {"free", "extended", "thinking", "batch", "nitro", "floor", "exacto", "online"}
+)
+#: Prefixes some tools put before a model id to name the provider (LiteLLM: ``openrouter/...``).
+_PROVIDER_PREFIXES = ("openrouter/",)
 
 _SIZE_RE = re.compile(r"^\s*(0\.5|[124])\s*k\s*$", re.IGNORECASE)
 _RATIO_RE = re.compile(r"^\s*(\d{1,2})\s*[:x/]\s*(\d{1,2})\s*$")
@@ -207,6 +218,34 @@ _FLASH_31 = Pricing(
 )
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model as a caller named it: the catalog entry, an OpenRouter variant, and a note when
+    the name was an old or foreign spelling (what to write instead)."""
+
+    spec: ModelSpec
+    variant: str | None = None
+    note: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The canonical id, with the variant: ``gemini-2.5-flash-image:free``."""
+        return f"{self.spec.id}:{self.variant}" if self.variant else self.spec.id
+
+    def wire_id(self, provider: str) -> str:
+        wire = self.spec.wire_id(provider)
+        if self.variant is None:
+            return wire
+        if provider != OPENROUTER:
+            raise ValidationError(
+                f"':{self.variant}' is an OpenRouter model variant; {provider} has none. "
+                f"Use provider {OPENROUTER}, or name the model without ':{self.variant}'.",
+                field="provider",
+                allowed=[OPENROUTER],
+            )
+        return f"{wire}:{self.variant}"
+
+
 def _flux(slug: str, name: str, desc: str) -> ModelSpec:
     return ModelSpec(
         id=slug,
@@ -305,7 +344,15 @@ class Catalog:
         return len(self._models)
 
     def find(self, model: str) -> ModelSpec | None:
-        name = model.strip().lower()
+        try:
+            return self.resolve(model).spec
+        except UnknownModelError:
+            return None
+
+    def _lookup(self, name: str) -> ModelSpec | None:
+        for prefix in _PROVIDER_PREFIXES:
+            if name.startswith(prefix) and name not in self._index:
+                name = name[len(prefix) :]
         key = self._index.get(name)
         if key is None and name.startswith("google/"):
             # OpenRouter spells Google's ids and aliases with an author prefix.
@@ -313,22 +360,53 @@ class Catalog:
         return self._models.get(key) if key else None
 
     def get(self, model: str) -> ModelSpec:
-        spec = self.find(model)
+        return self.resolve(model).spec
+
+    def resolve(self, model: str) -> ModelChoice:
+        """The catalog entry for ``model`` (an id, alias, provider id, with or without an
+        OpenRouter variant suffix), or ``UnknownModelError``."""
+        name = model.strip()
+        spec, variant = self._lookup(name.lower()), None
+        base, _, suffix = name.rpartition(":")
+        base_spec = self._lookup(base.lower()) if spec is None and base else None
+        if base_spec is not None and suffix.lower() in OPENROUTER_VARIANTS:
+            spec, variant = base_spec, suffix.lower()
         if spec is None:
+            hint = ""
+            if base_spec is not None:
+                hint = (
+                    f" ':{suffix}' is not an OpenRouter variant; the variants are: "
+                    f"{', '.join(sorted(OPENROUTER_VARIANTS))}."
+                )
             raise UnknownModelError(
-                f"Unknown model {model!r}. Known models: {', '.join(self._models)}. "
+                f"Unknown model {model!r}.{hint} Known models: {', '.join(self._models)}. "
                 "Run `nanobanana models` to list what your providers offer.",
                 field="model",
                 allowed=list(self._models),
             )
-        return spec
+        return ModelChoice(spec=spec, variant=variant, note=self._note(name, spec, variant))
+
+    @staticmethod
+    def _note(name: str, spec: ModelSpec, variant: str | None) -> str | None:
+        """What to write instead of an old or foreign spelling (None for a current id)."""
+        spelled = name[: -len(variant) - 1] if variant else name
+        bare, prefixed = spelled.lower(), False
+        for prefix in _PROVIDER_PREFIXES:
+            if bare.startswith(prefix):
+                bare, prefixed = bare[len(prefix) :], True
+        current = {spec.id.lower(), *(w.lower() for w in spec.provider_ids.values())}
+        if bare not in current and "preview" in bare:
+            what = "a retired preview id"
+        elif prefixed:
+            what = "not a model id (the provider is chosen on its own)"
+        else:
+            return None
+        instead = f"{spec.id}:{variant}" if variant else spec.id
+        return f"{spelled!r} is {what}; using {spec.id!r}: write {instead!r} instead."
 
     def alias_note(self, model: str, spec: ModelSpec) -> str | None:
-        """A warning when the caller used an old alias, e.g. a retired preview id."""
-        low = model.strip().lower()
-        if low in (a.lower() for a in spec.aliases) and "preview" in low:
-            return f"{model!r} is a preview id; using {spec.id!r}."
-        return None
+        """A warning when the caller used an old or foreign spelling of a model's id."""
+        return self.resolve(model).note
 
     def default_for(self, provider: str) -> ModelSpec:
         spec = self._models[DEFAULT_MODEL]
@@ -340,7 +418,7 @@ class Catalog:
         """Add discovered models not in the catalog; returns the catalog entries + new ones."""
         out: list[ModelSpec] = []
         for d in found:
-            existing = self.find(d.provider_ids.get(provider, d.id))
+            existing = self._lookup(d.provider_ids.get(provider, d.id).lower())
             if existing is not None:
                 out.append(existing)
                 continue

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import retry as retry_mod
-from .catalog import Catalog, ModelSpec
+from .catalog import Catalog, ModelChoice, ModelSpec
 from .config import GOOGLE, OPENROUTER, PROVIDERS, ProviderConfig, canonical_provider
 from .config import resolve_provider_configs as _resolve_configs
 from .errors import (
@@ -28,6 +28,7 @@ from .errors import (
     DeadlineExceeded,
     MissingKeyError,
     NanobananaError,
+    UpstreamBadRequest,
     UpstreamError,
     ValidationError,
 )
@@ -78,7 +79,7 @@ class _Plan:
     prompt: str
     effective_prompt: str
     negative_prompt: str | None
-    spec: ModelSpec
+    choice: ModelChoice
     chain: list[str]
     aspect_ratio: str | None
     image_size: str | None
@@ -86,6 +87,10 @@ class _Plan:
     n: int
     references: tuple[Any, ...]
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.choice.spec
 
 
 @dataclass
@@ -100,6 +105,20 @@ class _ImageOutcome:
     request_id: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     error: NanobananaError | None = None
+
+
+def _explain_variant(exc: Exception, choice: ModelChoice, wire: str) -> None:
+    """OpenRouter refuses a variant a model does not list as an unknown model id; say so."""
+    if (
+        choice.variant is not None
+        and isinstance(exc, UpstreamBadRequest)
+        and "not a valid model" in exc.message
+    ):
+        base = wire.rpartition(":")[0]
+        exc.message += (
+            f". OpenRouter does not offer {base} with the ':{choice.variant}' variant; name "
+            f"the model without ':{choice.variant}' to use it as it is listed (and priced)."
+        )
 
 
 class AsyncClient:
@@ -235,15 +254,14 @@ class AsyncClient:
             raise ValidationError(f"seed must be an integer from 0 to {MAX_SEED}.", field="seed")
         warnings: list[str] = []
         model_name = model or self.default_model
-        spec = self.catalog.get(model_name) if model_name else None
-        if spec is not None and model_name:
-            note = self.catalog.alias_note(model_name, spec)
-            if note:
-                warnings.append(note)
-        first = self._first_provider(provider, spec)
-        if spec is None:
-            spec = self.catalog.default_for(first)
-        spec.wire_id(first)  # raises if the model is not on that provider
+        choice = self.catalog.resolve(model_name) if model_name else None
+        if choice is not None and choice.note:
+            warnings.append(choice.note)
+        first = self._first_provider(provider, choice)
+        if choice is None:
+            choice = ModelChoice(self.catalog.default_for(first))
+        spec = choice.spec
+        choice.wire_id(first)  # raises if the model (or its variant) is not on that provider
         if not self.has_key(first):
             raise MissingKeyError(first)
         ratio, size = self.catalog.validate(
@@ -255,7 +273,8 @@ class AsyncClient:
         refs = await resolve_references(images)
         self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
         chain = [first]
-        if self.fallback if fallback is None else fallback:
+        # A variant is OpenRouter's alone: no other provider can stand in for ":free".
+        if choice.variant is None and (self.fallback if fallback is None else fallback):
             for alt in self.fallbacks.get(first, ()):
                 if alt in spec.provider_ids and self.has_key(alt) and alt not in chain:
                     chain.append(alt)
@@ -266,7 +285,7 @@ class AsyncClient:
             prompt=prompt,
             effective_prompt=fold_negative_prompt(prompt, negative_prompt),
             negative_prompt=negative_prompt or None,
-            spec=spec,
+            choice=choice,
             chain=chain,
             aspect_ratio=ratio,
             image_size=size,
@@ -276,12 +295,14 @@ class AsyncClient:
             warnings=warnings,
         )
 
-    def _first_provider(self, provider: str | None, spec: ModelSpec | None) -> str:
+    def _first_provider(self, provider: str | None, choice: ModelChoice | None) -> str:
         if provider:
             return canonical_provider(provider)
+        if choice is not None and choice.variant is not None:
+            return OPENROUTER
         if self.default_provider:
             return self.default_provider
-        candidates = spec.providers if spec is not None else PROVIDERS
+        candidates = choice.spec.providers if choice is not None else PROVIDERS
         ordered = [p for p in PROVIDERS if p in candidates]
         for p in ordered:
             if self.has_key(p):
@@ -309,7 +330,7 @@ class AsyncClient:
                     attempt_no = 0
                     while True:
                         attempt_no += 1
-                        wire = plan.spec.wire_id(name)
+                        wire = plan.choice.wire_id(name)
                         call = ProviderCall(
                             model=plan.spec,
                             wire_model=wire,
@@ -339,6 +360,7 @@ class AsyncClient:
                                     continue
                             if pos + 1 < len(plan.chain) and retry_mod.should_fall_back(exc):
                                 break
+                            _explain_variant(exc, plan.choice, wire)
                             raise
                         in_flight = False
                         att = Attempt(
@@ -575,7 +597,7 @@ class AsyncClient:
             effective_prompt=plan.effective_prompt,
             model=plan.spec.id,
             provider=provider,
-            provider_model=lead.wire_model or plan.spec.wire_id(provider),
+            provider_model=lead.wire_model or plan.choice.wire_id(provider),
             usage=usage,
             aspect_ratio=plan.aspect_ratio,
             image_size=plan.image_size,

@@ -231,3 +231,32 @@ def test_progress_bar_shows_done_failed_and_cost(
     assert "jobs.csv" in last and "2/2" in last and "1 failed" in last
     assert re.search(r"\$0\.067\d", last)  # one image's cost so far
     assert "ETA" in last
+
+
+def test_rows_may_name_the_design_notes_model_ids(
+    emu_env: Any, tmp_path: Path, capsys: Any
+) -> None:
+    f = tmp_path / "jobs.csv"
+    f.write_text(
+        'prompt,model,provider\n"a fox",gemini-2.5-flash-image-preview,\n'
+        '"a cat",google/gemini-3-pro-image-preview,\n',
+        "utf-8",
+    )
+    assert cli([str(f), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["done"] == 2
+    models = [r["body"]["model"] for r in generation_calls(emu_env)]
+    assert sorted(models) == [
+        "google/gemini-2.5-flash-image",
+        "google/gemini-3-pro-image-preview",
+    ]
+
+
+def test_a_variant_row_with_google_is_refused_before_anything_is_paid_for(
+    emu_env: Any, tmp_path: Path, capsys: Any
+) -> None:
+    f = tmp_path / "jobs.csv"
+    f.write_text('prompt,model,provider\n"a fox",gemini-3.1-flash-image:free,google\n', "utf-8")
+    assert cli([str(f)]) == 2
+    assert "line 2: ':free' is an OpenRouter model variant" in capsys.readouterr().err
+    assert generation_calls(emu_env) == []

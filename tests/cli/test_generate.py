@@ -493,3 +493,15 @@ def test_a_configured_proxy_is_honoured(
     assert r.returncode != 0 and "Could not connect" in r.stderr
     assert "aiohttp imported: True" in r.stdout
     assert generations(emu) == [] and not (isolated / "proxied.png").exists()
+
+
+def test_the_design_notes_model_id_generates_with_a_warning(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox", "-m", "openrouter/gemini-2.5-flash-image-preview", *urls(emu))
+    assert r.code == 0, r.err
+    assert (
+        "warning: 'openrouter/gemini-2.5-flash-image-preview' is a retired preview id; using "
+        "'gemini-2.5-flash-image': write 'gemini-2.5-flash-image' instead." in r.err
+    )
+    assert len(pngs(isolated)) == 1

@@ -4,7 +4,9 @@ Loading: a folder in ``custom_nodes/`` is imported from its ``__init__.py`` unde
 name, and ``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` are read from it.
 Executing an API-format prompt (``{id: {"class_type", "inputs"}}``, links as ``[id, slot]``):
 inputs are validated against ``INPUT_TYPES`` (combo values in their list, INT within
-min/max, required inputs present), the node's ``FUNCTION`` is called with keyword arguments,
+min/max, required inputs present), except those named as parameters of the node's
+``VALIDATE_INPUTS``, which gets them instead and must return ``True`` (any other value is the
+error), the node's ``FUNCTION`` is called with keyword arguments,
 and outputs are cached: a node runs again only when its inputs, its ``IS_CHANGED`` value (if it
 has one) or an upstream node changed.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -84,9 +87,14 @@ class Executor:
         for name in types.get("required", {}):
             if name not in node["inputs"]:
                 raise ValidationFailed(f"{node_id}: required input {name} missing")
+        custom: list[str] = []
+        if hasattr(cls, "VALIDATE_INPUTS"):
+            custom = inspect.getfullargspec(cls.VALIDATE_INPUTS).args
         for name, value in node["inputs"].items():
             if name not in specs:
                 raise ValidationFailed(f"{node_id}: unknown input {name}")
+            if name in custom:
+                continue
             kind = specs[name][0]
             opts = specs[name][1] if len(specs[name]) > 1 else {}
             if isinstance(value, list):
@@ -99,6 +107,12 @@ class Executor:
                     raise ValidationFailed(f"{node_id}: {name}: {value!r} not in list")
             elif kind == "INT" and not opts.get("min", value) <= value <= opts.get("max", value):
                 raise ValidationFailed(f"{node_id}: {name} out of range")
+
+        if custom:
+            given = {k: v for k, v in node["inputs"].items() if k in custom}
+            verdict = cls.VALIDATE_INPUTS(**given)
+            if verdict is not True:
+                raise ValidationFailed(f"{node_id}: {verdict}")
 
     def _is_changed(self, prompt: dict[str, Any], node_id: str) -> Any:
         cls = self.mappings[prompt[node_id]["class_type"]]

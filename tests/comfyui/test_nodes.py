@@ -12,7 +12,7 @@ import torch
 from nanobanana import errors
 
 from ..batch.support import generation_calls as image_calls
-from .comfy import Executor
+from .comfy import Executor, ValidationFailed
 from .conftest import GEMINI_CANARY, OPENROUTER_CANARY, edit_node, generate_node
 
 RED = {"class_type": "TestImage", "inputs": {"colors": "255,0,0;0,0,255", "width": 16, "height": 8}}
@@ -192,3 +192,20 @@ def test_a_server_profile_runs_the_job_on_the_server(
     assert {r["api_key"] for r in image_calls(emu)} == {SERVER_KEY_CANARY}
     saved = json.dumps({"prompt": prompt, "outputs": [out["2"][1:], out["3"][1:]]})
     assert server.token not in saved and OPENROUTER_CANARY not in saved
+
+
+def test_a_workflow_with_the_design_notes_model_id_runs_and_warns(
+    comfy: Executor, emu_env: Any
+) -> None:
+    out = comfy.execute(
+        {"1": generate_node("a fox", model="google/gemini-2.5-flash-image-preview")}
+    )
+    meta = json.loads(out["1"][2])
+    assert meta["model"] == "gemini-2.5-flash-image"
+    assert any("retired preview id" in w for w in meta["warnings"])
+
+
+def test_an_unknown_model_is_refused_before_running(comfy: Executor, emu_env: Any) -> None:
+    with pytest.raises(ValidationFailed, match="Unknown model 'no-such-model'"):
+        comfy.execute({"1": generate_node("a fox", model="no-such-model")})
+    assert image_calls(emu_env) == []

@@ -415,3 +415,28 @@ def test_a_client_that_leaves_does_not_cancel_the_job(live: Live) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert record["status"] == "succeeded" and len(record["images"]) == 1
+
+
+def test_the_design_notes_model_ids_are_accepted(client: openai.OpenAI, live: Live) -> None:
+    marker = tag()
+    r = client.chat.completions.create(
+        model="google/gemini-2.5-flash-image-preview",
+        messages=user_text(f"a fox {marker}"),  # type: ignore[arg-type]
+        extra_body={"modalities": ["image", "text"]},
+    )
+    job_record = job(live, job_id_of(r.id))
+    assert job_record["model"] == "gemini-2.5-flash-image"
+    assert any("retired preview id" in w for w in job_record["warnings"])
+
+
+def test_a_routing_variant_reaches_openrouter(
+    client: openai.OpenAI, live: Live, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    client.chat.completions.create(
+        model="google/gemini-3.1-flash-image-preview:nitro",
+        messages=user_text(f"a fox {marker}"),  # type: ignore[arg-type]
+        extra_body={"modalities": ["image", "text"]},
+    )
+    sent = upstream_prompts(emulator, marker)
+    assert [q["body"]["model"] for q in sent] == ["google/gemini-3.1-flash-image-preview:nitro"]

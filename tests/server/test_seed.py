@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from nanobanana.catalog import DEFAULT_MODEL
+from nanobanana.catalog import DEFAULT_MODEL, Catalog
 from nanobanana.emulator import EmulatorServer
 from nanobanana.imaging import read_metadata, to_data_url
 from nanobanana.server.settings import Settings
@@ -414,3 +414,63 @@ async def test_jpeg_from_upstream_is_served_as_jpeg(api: Api) -> None:
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.content[:3] == b"\xff\xd8\xff"
     assert served.headers["content-disposition"].endswith('.jpg"')
+
+
+#: The design notes' model ids: each generates with the current model and a warning.
+NOTES_IDS = {
+    "google/gemini-2.5-flash-image-preview": "gemini-2.5-flash-image",
+    "google/gemini-3-pro-image-preview": "gemini-3-pro-image",
+    "gemini-2.5-flash-image-preview": "gemini-2.5-flash-image",
+    "openrouter/gemini-2.5-flash-image-preview": "gemini-2.5-flash-image",
+}
+
+
+@pytest.mark.parametrize("name", NOTES_IDS)
+async def test_the_design_notes_model_ids_generate(
+    api: Api, emulator: EmulatorServer, name: str
+) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    r = await api.client.post(GEN, json={"prompt": f"a fox {tag()}", "model": name}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == NOTES_IDS[name] and len(body["images"]) == 1
+    note = Catalog().resolve(name).note
+    if name != "google/gemini-3-pro-image-preview":  # OpenRouter's current id: no note
+        assert note is not None and note in body["warnings"], body["warnings"]
+    history = (await api.client.get(f"/api/generations/{body['id']}", headers=h)).json()
+    assert history["model"] == NOTES_IDS[name]
+
+
+async def test_the_free_variant_is_sent_to_openrouter_as_asked(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    marker = tag()
+    r = await api.client.post(
+        GEN,
+        json={"prompt": f"a fox {marker}", "model": "google/gemini-2.5-flash-image-preview:free"},
+        headers=h,
+    )
+    # The emulator, like OpenRouter, lists no free variant of this model: the refusal is the
+    # answer, never a paid call without ":free".
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["upstream_status"] == 400
+    assert "':free' variant" in r.json()["error"]["message"]
+    sent = upstream_requests(emulator, marker)
+    assert [q["body"]["model"] for q in sent] == ["google/gemini-2.5-flash-image:free"]
+
+
+async def test_a_variant_with_google_is_a_422_at_the_provider_field(api: Api) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    r = await api.client.post(
+        GEN,
+        json={"prompt": "a fox", "model": "gemini-3.1-flash-image:nitro", "provider": "google"},
+        headers=h,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "provider"
+    assert "OpenRouter model variant" in r.json()["error"]["message"]

@@ -208,9 +208,10 @@ def _precheck_local(rows: list[BatchRow], catalog: Any) -> None:
     problems = []
     for row in rows:
         try:
-            spec = catalog.get(row.model or DEFAULT_MODEL)
+            choice = catalog.resolve(row.model or DEFAULT_MODEL)
+            spec = choice.spec
             if row.provider:
-                spec.wire_id(canonical_provider(row.provider))
+                choice.wire_id(canonical_provider(row.provider))
             catalog.validate(
                 spec,
                 aspect_ratio=row.aspect_ratio,

@@ -77,6 +77,21 @@ def _common_inputs(default_ratio: str) -> dict[str, Any]:
     }
 
 
+def _validate_model(model: str) -> bool | str:
+    """ComfyUI's check of the ``model`` input, in place of "value not in list": a workflow may
+    name a model by an older id (``gemini-2.5-flash-image-preview``) or with an OpenRouter
+    variant (``:free``); the generation maps it and warns."""
+    from nanobanana.errors import UnknownModelError
+
+    if model in ("", AUTO):
+        return True
+    try:
+        Catalog().resolve(model)
+    except UnknownModelError as exc:
+        return exc.message
+    return True
+
+
 def _opt(value: str) -> str | None:
     return None if value in ("", AUTO) else value
 
@@ -143,6 +158,10 @@ class NanoBananaGenerate:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model: str) -> bool | str:
+        return _validate_model(model)
+
     def generate(
         self,
         prompt: str,
@@ -193,6 +212,10 @@ class NanoBananaEdit:
                 "references": ("IMAGE", {"tooltip": "Extra reference images for every edit."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model: str) -> bool | str:
+        return _validate_model(model)
 
     def edit(
         self,

@@ -29,6 +29,11 @@ _LIST_MODALITIES = frozenset({"text", "image", "audio", "embeddings"})
 _FLAKY_RETRY = 0.05
 
 
+#: Variants accepted on any model id (OpenRouter's "routing variants"). Catalog variants
+#: (``:free``, ``:extended``...) are models of their own, valid only when ``/models`` lists them.
+ROUTING_VARIANTS = ("nitro", "floor", "exacto", "online")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     model: ModelSpec
@@ -109,6 +114,9 @@ def _validate(body: dict[str, Any]) -> ChatRequest | Reply:
     if not isinstance(model_id, str) or not model_id:
         return wire.error(400, "model is required")
     model = OPENROUTER_MODELS.get(model_id)
+    base, _, variant = model_id.rpartition(":")
+    if model is None and variant in ROUTING_VARIANTS:
+        model = OPENROUTER_MODELS.get(base)
     if model is None:
         return wire.error(400, f"{model_id} is not a valid model ID")
     messages = body.get("messages")

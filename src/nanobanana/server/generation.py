@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..catalog import ModelSpec
+from ..catalog import ModelChoice, ModelSpec
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
 from ..types import ReferenceImage
@@ -49,6 +49,8 @@ class Prepared:
     request: dict[str, Any]
     #: The keys the job runs with (resolved once, handed to the job in memory).
     upstream: Upstream
+    #: The model's canonical id, with its variant (``gemini-2.5-flash-image:free``).
+    model: str
     #: Each reference, in order: an upload id, or a decoded data URL still to be stored.
     references: list[str | ReferenceImage] = field(default_factory=list)
 
@@ -96,10 +98,13 @@ async def prepare(
     if "provider" not in body.model_fields_set and defaults is not None and defaults.provider:
         provider = defaults.provider
     model = body.model or (defaults.model if defaults else None)
-    spec = catalog.get(model) if model else catalog.default_for(provider)
-    if body.model is None and provider not in spec.provider_ids:
-        spec = catalog.default_for(provider)  # a saved default model of the other provider
-    spec.wire_id(provider)
+    choice = catalog.resolve(model) if model else ModelChoice(catalog.default_for(provider))
+    if body.model is None and provider not in choice.spec.provider_ids:
+        # A saved default model of the other provider.
+        choice = ModelChoice(catalog.default_for(provider))
+        model = None
+    spec = choice.spec
+    choice.wire_id(provider)  # raises if the model (or its variant) is not on that provider
     d_ratio, d_size = _supported(
         spec, defaults.aspect_ratio if defaults else None, defaults.image_size if defaults else None
     )
@@ -118,13 +123,15 @@ async def prepare(
         "negative_prompt": body.negative_prompt,
         "n": body.num_images,
         "provider": provider,
-        "model": spec.id,
+        # As the caller spelled it: the generation resolves it again, and warns about an old
+        # spelling (a retired preview id) in its answer; a variant such as ":free" is kept.
+        "model": model or spec.id,
         "aspect_ratio": ratio,
         "image_size": size,
         "seed": body.seed,
         "images": [],
     }
-    return Prepared(request=request, upstream=upstream, references=references)
+    return Prepared(request=request, upstream=upstream, model=choice.name, references=references)
 
 
 def decode_references(items: list[str]) -> list[str | ReferenceImage]:
@@ -263,7 +270,7 @@ async def create_job(
         prompt=body.prompt,
         effective_prompt=None,
         provider=prepared.request["provider"],
-        model=prepared.request["model"],
+        model=prepared.model,
         provider_model=None,
         text=None,
         attempts=[],

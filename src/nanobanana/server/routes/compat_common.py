@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...catalog import ModelSpec
+from ...catalog import ModelChoice
 from ...config import OPENROUTER, PROVIDERS, canonical_provider
 from ...errors import NanobananaError
 from ...imaging import Pieces
@@ -121,26 +121,30 @@ async def choose_target(
     user_id: str,
     model: str | None,
     provider_hint: str | None,
-) -> tuple[ModelSpec, str]:
+) -> tuple[ModelChoice, str]:
     """(model, provider) for a call: the model asked for (else the caller's default, else the
     provider's); the provider hinted (else the caller's default provider, else the first one
     that serves the model and has a key; with no key at all, the generation answers 400)."""
     catalog = services.catalog
     defaults = await user_defaults(session, services.defaults_cache, user_id)
     name = model or (defaults.model if defaults else None)
-    spec = catalog.get(name) if name else None
+    choice = catalog.resolve(name) if name else None
+    spec = choice.spec if choice is not None else None
     if provider_hint:
         provider = canonical_provider(provider_hint)
+    elif choice is not None and choice.variant is not None:
+        provider = OPENROUTER  # a variant (":free") is OpenRouter's alone
     else:
         upstream = await resolve_upstream(session, services, user_id)
         serving = spec.providers if spec is not None else PROVIDERS
         preferred = [defaults.provider] if defaults is not None and defaults.provider else []
         order = [p for p in (*preferred, *PROVIDERS) if p in serving]
         provider = next((p for p in order if upstream.has(p)), order[0] if order else OPENROUTER)
-    if spec is None or (model is None and provider not in spec.provider_ids):
-        spec = catalog.default_for(provider)  # a saved default model of the other provider
-    spec.wire_id(provider)
-    return spec, provider
+    if choice is None or (model is None and provider not in choice.spec.provider_ids):
+        # A saved default model of the other provider.
+        choice = ModelChoice(catalog.default_for(provider))
+    choice.wire_id(provider)
+    return choice, provider
 
 
 def generate_in(**fields: Any) -> GenerateIn:

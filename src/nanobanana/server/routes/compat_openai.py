@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...catalog import ModelSpec
+from ...catalog import ModelChoice
 from ...client import MAX_PROMPT_CHARS, MAX_SEED
 from ...imaging import b64encode
 from ..compat.errors import Problem, ProblemError, bad_request
@@ -61,17 +61,20 @@ async def _run(
     services: Services,
     session: AsyncSession,
     user: User,
-    target: tuple[ModelSpec, str],
+    target: tuple[ModelChoice, str],
     call: ImagesCall,
     references: list[str],
     idempotency_key: str | None,
+    requested: str | None,
 ) -> Response:
-    spec, provider = target
+    choice, provider = target
+    spec = choice.spec
     body = generate_in(
         prompt=call.prompt,
         num_images=call.n,
         provider=provider,
-        model=spec.id,
+        # As the caller spelled it, so that the job warns about an old spelling.
+        model=requested or choice.name,
         aspect_ratio=call.aspect_ratio,
         image_size=call.image_size,
         seed=call.seed,
@@ -104,7 +107,7 @@ async def generations(
         session, services, user.id, catalog_model(body.model), body.provider
     )
     call = plan(
-        target[0],
+        target[0].spec,
         prompt=clean_text(body.prompt),
         n=body.n,
         size=body.size,
@@ -112,7 +115,17 @@ async def generations(
         response_format=body.response_format,
         seed=body.seed,
     )
-    return await _run(request, services, session, user, target, call, [], idempotency_key)
+    return await _run(
+        request,
+        services,
+        session,
+        user,
+        target,
+        call,
+        [],
+        idempotency_key,
+        catalog_model(body.model),
+    )
 
 
 FileList = Annotated[
@@ -150,7 +163,7 @@ async def edits(
     references = [await _data_url(f, services.settings.max_upload_bytes) for f in files]
     target = await choose_target(session, services, user.id, catalog_model(model), provider)
     call = plan(
-        target[0],
+        target[0].spec,
         prompt=clean_text(prompt),
         n=n,
         size=size,
@@ -158,7 +171,17 @@ async def edits(
         response_format=response_format,
         seed=seed,
     )
-    return await _run(request, services, session, user, target, call, references, idempotency_key)
+    return await _run(
+        request,
+        services,
+        session,
+        user,
+        target,
+        call,
+        references,
+        idempotency_key,
+        catalog_model(model),
+    )
 
 
 async def _data_url(upload: UploadFile, limit: int) -> str:

@@ -91,11 +91,13 @@ async def chat_completions(
     streamed (`delta.images`).  The prompt is the last user message's text; its `image_url`
     parts (data URLs) are reference images."""
     call = parse_chat(body)
-    spec, provider = await choose_target(session, services, user.id, call.model, call.provider)
+    choice, provider = await choose_target(session, services, user.id, call.model, call.provider)
+    spec = choice.spec
     request = generate_in(
         prompt=call.prompt,
         provider=provider,
-        model=spec.id,
+        # As the caller spelled it, so that the job warns about an old spelling.
+        model=call.model or choice.name,
         aspect_ratio=call.aspect_ratio,
         image_size=call.image_size,
         seed=call.seed,
