@@ -98,7 +98,7 @@ def test_invalid_size_names_the_valid_ones(client: openai.OpenAI, live: Live) ->
     assert "1024x1024" in body["message"] and "1344x768" in body["message"]
     assert err.response.json() == {"error": body}
     with pytest.raises(openai.BadRequestError) as caught:
-        client.images.generate(prompt="x", n=9)
+        client.images.generate(prompt="x", n=11)
     assert caught.value.body["param"] == "n"  # type: ignore[index]
     with live.http(live.token) as c:
         streamed = c.post("/v1/images/generations", json={"prompt": "x", "stream": True})

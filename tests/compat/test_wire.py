@@ -490,7 +490,7 @@ def test_plan_checks_n_format_and_quality() -> None:
     call = openai_images.plan(flash, **base)
     assert (call.n, call.response_format) == (1, "b64_json")
     for over, field in (
-        ({"n": 5}, "n"),
+        ({"n": 11}, "n"),
         ({"n": 0}, "n"),
         ({"quality": "ultra"}, "quality"),
         ({"response_format": "png"}, "response_format"),

@@ -203,7 +203,7 @@ async def test_bad_parameters_name_the_allowed_values(
     "body",
     [
         {"prompt": ""},
-        {"prompt": "x", "num_images": 5},
+        {"prompt": "x", "num_images": 11},
         {"prompt": "x", "num_images": 0},
         {"prompt": "x", "num_images": "2"},
         {"prompt": "x", "num_images": True},
@@ -474,3 +474,36 @@ async def test_a_variant_with_google_is_a_422_at_the_provider_field(api: Api) ->
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == "provider"
     assert "OpenRouter model variant" in r.json()["error"]["message"]
+
+
+async def test_bad_bodies_get_messages_that_say_what_to_fix(api: Api) -> None:
+    h = await api.user("alice")
+    c = api.client
+    r = await c.post(
+        GEN, content=b'{"prompt": }', headers={**h, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == (
+        "The request body is not valid JSON (Expecting value at character 11). "
+        'Send a JSON object, e.g. {"prompt": "a banana"}.'
+    )
+    r = await c.post(GEN, content=b'{"prompt": "a fox"}', headers={**h, "Content-Type": ""})
+    assert r.status_code == 422
+    assert "sent with 'Content-Type: application/json'" in r.json()["error"]["message"]
+    r = await c.post(GEN, json={"prompt": ""}, headers=h)
+    assert r.json()["error"]["message"] == "The prompt is empty: describe the image you want."
+    r = await c.post(GEN, json={}, headers=h)
+    assert r.json()["error"]["message"] == "prompt is required."
+    r = await c.post(GEN, json={"prompt": "x", "num_images": 11}, headers=h)
+    assert r.json()["error"]["message"] == (
+        "Invalid num_images: Input should be less than or equal to 10."
+    )
+
+
+async def test_a_401_says_how_to_get_a_token(api: Api) -> None:
+    r = await api.client.post(GEN, json={"prompt": "x"})
+    assert r.status_code == 401
+    message = r.json()["error"]["message"]
+    assert "Sign in at /login" in message and "/settings" in message
+    r = await api.client.post(GEN, json={"prompt": "x"}, headers={"Authorization": "Bearer null"})
+    assert "this browser is not signed in" in r.json()["error"]["message"]

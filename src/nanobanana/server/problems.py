@@ -30,6 +30,7 @@ from ..errors import (
     UpstreamError,
     ValidationError,
 )
+from .schemas import PATTERN_HINTS
 
 log = logging.getLogger("nanobanana.server")
 
@@ -180,14 +181,45 @@ async def _on_api_error(_request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
+#: An example body for messages about the body as a whole.
+_EXAMPLE_BODY = '{"prompt": "a banana"}'
+
+
+def _explain(error: dict[str, Any]) -> str:
+    """One validation error as a sentence that says what to fix."""
+    loc = error.get("loc", ())
+    kind = error.get("type")
+    ctx = error.get("ctx") or {}
+    where = ".".join(str(p) for p in loc if p != "body" and not isinstance(p, int)) or "request"
+    if kind == "json_invalid":
+        at = next((p for p in loc if isinstance(p, int)), None)
+        why = f" ({ctx['error']} at character {at})" if ctx.get("error") and at is not None else ""
+        return f"The request body is not valid JSON{why}. Send a JSON object, e.g. {_EXAMPLE_BODY}."
+    if tuple(loc) == ("body",) and kind in ("model_attributes_type", "dict_type", "missing"):
+        return (
+            "The request body must be a JSON object sent with 'Content-Type: application/json', "
+            f"e.g. {_EXAMPLE_BODY}."
+        )
+    if kind == "missing":
+        return f"{where} is required."
+    if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
+        if where == "prompt":
+            return "The prompt is empty: describe the image you want."
+        return f"{where} must not be empty."
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_HINTS:
+        label = {"api_key": "The API key", "username": "The username"}.get(where, where)
+        return f"{label} {PATTERN_HINTS[ctx['pattern']]}."
+    if kind == "extra_forbidden":
+        return f"{where} is not a field of this request; remove it."
+    return f"Invalid {where}: {str(error.get('msg', 'invalid value')).rstrip('.')}."
+
+
 async def _on_validation(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    where = ".".join(p for p in first["loc"] if p != "body") or "request"
-    return ApiError(
-        422, "validation_error", f"Invalid {where}: {first['msg']}", errors=errors
-    ).response()
+    raw = exc.errors()
+    message = _explain(raw[0]) if raw else "Invalid request."
+    return ApiError(422, "validation_error", message, errors=errors).response()
 
 
 async def _on_http(_request: Request, exc: Exception) -> Response:

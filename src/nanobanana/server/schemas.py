@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..client import MAX_PROMPT_CHARS, MAX_SEED
+from ..client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
 from ..references import MAX_REFERENCES
 
 ProviderName = Literal["openrouter", "google"]
@@ -45,11 +45,26 @@ def _integral(value: object) -> object:
 # Strict integers that also take ``2.0``; the bounds come before the validator so that the
 # JSON schema says minimum/maximum.
 Days = Annotated[int, Field(ge=1, le=3650), BeforeValidator(_integral)]
-NumImages = Annotated[int, Field(ge=1, le=4), BeforeValidator(_integral)]
+NumImages = Annotated[int, Field(ge=1, le=MAX_IMAGES_PER_REQUEST), BeforeValidator(_integral)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_integral)]
 RATIO_PATTERN = r"^[0-9]{1,2}[:x/][0-9]{1,2}$"
 SIZE_PATTERN = r"^(0\.5|[124])[kK]$"
 MODEL_PATTERN = r"^[A-Za-z0-9._:/@-]{1,200}$"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
+API_KEY_PATTERN = r"^[\x21-\x7e]{8,512}$"
+
+#: What each pattern asks for, in words: validation errors say this, not the regex.
+PATTERN_HINTS: dict[str, str] = {
+    NO_CONTROL: "must not contain control characters",
+    RATIO_PATTERN: "must be an aspect ratio such as 16:9",
+    SIZE_PATTERN: "must be 0.5K, 1K, 2K or 4K",
+    MODEL_PATTERN: "must be a model id such as gemini-3.1-flash-image",
+    USERNAME_PATTERN: "must be 3 to 64 characters: letters, digits, _ . or -",
+    API_KEY_PATTERN: (
+        "must be 8 to 512 visible ASCII characters with no spaces: paste the key exactly as "
+        "the provider shows it"
+    ),
+}
 
 
 class Input(BaseModel):
@@ -75,7 +90,7 @@ class ErrorResponse(BaseModel):
 
 
 # --------------------------------------------------------------------------------- auth
-Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,64}$")]
+Username = Annotated[str, Field(pattern=USERNAME_PATTERN)]
 Password = Annotated[Text, Field(min_length=8, max_length=1024)]
 
 
@@ -136,7 +151,7 @@ class ApiTokenList(BaseModel):
 
 # -------------------------------------------------------------------------- settings
 class KeyIn(Input):
-    api_key: Annotated[str, Field(pattern=r"^[\x21-\x7e]{8,512}$")] = Field(
+    api_key: Annotated[str, Field(pattern=API_KEY_PATTERN)] = Field(
         description="The provider's API key (8-512 printable characters, no spaces)."
     )
 

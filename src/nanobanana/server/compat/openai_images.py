@@ -13,7 +13,7 @@ Mapping:
   ``auto`` your default.
 - ``response_format``: ``b64_json`` (the default here, as for OpenAI's GPT image models) or
   ``url``: absolute ``/api/images/{id}`` URLs, fetched with the same bearer token.
-- ``n``: 1 to 4 images; what succeeds is returned even if some fail.
+- ``n``: 1 to 10 images; what succeeds is returned even if some fail.
 - Extensions: ``provider`` (``openrouter`` | ``google``) and ``seed``.
 Images come back in the format the model made (PNG, sometimes JPEG); ``output_format`` and
 ``background`` are ignored.  Masks are refused (describe the edit in the prompt).
@@ -27,14 +27,14 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...catalog import ModelSpec, expected_pixels
-from ...client import MAX_PROMPT_CHARS, MAX_SEED
+from ...client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
 from .errors import bad_request
 from .openrouter_request import VISIBLE
 from .outcome import JobOutcome
 from .splice import SplicedBody, Splicer
 
 #: The most images one request may ask for (the service's per-request limit).
-MAX_IMAGES = 4
+MAX_IMAGES = MAX_IMAGES_PER_REQUEST  # the library's limit, as everywhere
 _OPENAI_MODEL_PREFIXES = ("dall-e", "gpt-image", "chatgpt-image")
 _PREFERRED_SIZE = {
     "medium": "1K",
