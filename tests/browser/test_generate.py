@@ -7,12 +7,21 @@ import io
 import re
 import time
 import uuid
+from typing import Any
 
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from .conftest import GOOGLE_KEY, OPENROUTER_KEY, PASSWORD, Browsing, LiveServer, sign_in
+from .conftest import (
+    GOOGLE_KEY,
+    OPENROUTER_KEY,
+    PASSWORD,
+    PHONE,
+    Browsing,
+    LiveServer,
+    sign_in,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -365,3 +374,23 @@ def test_reference_images_pick_paste_drop_remove_and_reuse(
     expect(refs.first).to_have_attribute("data-status", "ready")
     expect(refs.first.locator(".ref-state")).to_have_text("1024×1024")
     expect(page.get_by_label("Prompt", exact=True)).to_be_focused()
+
+
+def test_on_a_phone_the_progress_and_results_come_into_view(
+    open_browser: Any, server: LiveServer
+) -> None:
+    b = open_browser(PHONE)
+    page = b.page
+    username, token = server.new_user("phone")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    assert page.evaluate("window.scrollY") == 0
+    page.get_by_label("Prompt", exact=True).fill("a kite on a phone")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator(".result").first).to_have_attribute("data-loaded", "true", timeout=30_000)
+    page.wait_for_function(
+        "() => { const r = document.querySelector('.result').getBoundingClientRect();"
+        " return r.top >= 0 && r.top < window.innerHeight - 120; }"
+    )

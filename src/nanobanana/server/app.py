@@ -143,8 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served by ui.docs_router, from the package instead of a CDN
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app)
@@ -180,6 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (compat_openrouter, compat_openai):
         app.include_router(module.router)
     app.include_router(ui.router)
+    if docs:
+        app.include_router(ui.docs_router)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:

@@ -20,14 +20,6 @@ PAGE_CSP = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
-    "frame-ancestors 'none'"
-)
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 
 
 class SecurityHeaders:
@@ -38,7 +30,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -50,9 +41,7 @@ class SecurityHeaders:
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
                 headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
                 if "content-security-policy" not in headers:
-                    if path in DOCS_PATHS:
-                        csp = DOCS_CSP
-                    elif headers.get("content-type", "").startswith("text/html"):
+                    if headers.get("content-type", "").startswith("text/html"):
                         csp = PAGE_CSP
                     else:
                         csp = API_CSP

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins, comma separated; empty: CORS off."
     )
-    docs_enabled: bool = Field(default=True, description="Serve /docs, /redoc and /openapi.json.")
+    docs_enabled: bool = Field(default=True, description="Serve /docs and /openapi.json.")
     allow_registration: bool = Field(
         default=True, description="Let anyone register (the first user can always register)."
     )

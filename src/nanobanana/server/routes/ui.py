@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "router"]
+__all__ = ["CONTENT_SECURITY_POLICY", "WEB_DIR", "docs_router", "router"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -146,5 +146,57 @@ async def static_file(path: str, request: Request) -> Response:
     # and answers conditional requests with 304.
     response = await _static().get_response(path, request.scope)
     response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# ---------------------------------------------------------------------------- API docs
+#: ``/docs``: Swagger UI from the installed fastapi-swagger package (no CDN: it works offline),
+#: started by our own script, so the page needs no inline script.
+docs_router = APIRouter(include_in_schema=False)
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>nanobanana API</title>
+  <link rel="icon" href="/static/img/favicon.svg">
+  <link rel="stylesheet" href="/docs-assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs-assets/swagger-ui-bundle.js"></script>
+  <script src="/static/js/swagger-init.js"></script>
+</body>
+</html>
+"""
+#: Swagger UI sets styles inline; scripts stay our own and the bundle's.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@cache
+def _swagger_assets() -> StaticFiles:
+    from importlib.resources import files
+
+    import fastapi_swagger.resources
+
+    return StaticFiles(directory=str(files(fastapi_swagger.resources)), check_dir=True)
+
+
+@docs_router.get("/docs", response_class=HTMLResponse)
+async def docs_page() -> HTMLResponse:
+    return HTMLResponse(DOCS_PAGE, headers={**PAGE_HEADERS, "Content-Security-Policy": DOCS_CSP})
+
+
+@docs_router.api_route("/docs-assets/{path:path}", methods=["GET", "HEAD"])
+async def docs_asset(path: str, request: Request) -> Response:
+    if not path.endswith((".js", ".css", ".png")):
+        return Response(status_code=404)
+    response = await _swagger_assets().get_response(path, request.scope)
+    response.headers["Cache-Control"] = "public, max-age=86400"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -145,6 +145,11 @@ function resetOutput() {
   emptyState.hidden = true;
   progress.hidden = false;
   progressLink.hidden = true;
+  // On a narrow screen the output sits below the form: bring the progress into view.
+  const box = progress.getBoundingClientRect();
+  if (box.top > window.innerHeight - 80 || box.bottom < 0) {
+    progress.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
   stateLabel.textContent = "Starting…";
   elapsedLabel.textContent = "0.0 s";
 }
@@ -198,6 +203,10 @@ function addImage(info, job) {
     el("div", { class: "result-bar" }, sizeLabel, el("span", { class: "result-actions" }, open, download, useRef)),
   );
   results.append(card);
+  if (results.children.length === 1 && card.getBoundingClientRect().top > window.innerHeight - 120) {
+    // The first result arrives below the fold (a phone): show it.
+    card.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
   const openIt = () => viewer.open(info.url, img.alt, download.download);
   card.querySelector(".result-open").addEventListener("click", openIt);
   open.addEventListener("click", openIt);

@@ -3,7 +3,18 @@
 import { api, requireSession } from "./api.js";
 import { loadModels } from "./jobs.js";
 import { ModelPicker } from "./picker.js";
-import { $, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
+import {
+  $,
+  clearError,
+  confirmAction,
+  el,
+  formatDate,
+  initHeader,
+  noteSynthetic,
+  providerName,
+  say,
+  showError,
+} from "./ui.js";
 
 const errorBox = $("#settings-error");
 
@@ -52,6 +63,19 @@ async function refreshKeys() {
   for (const card of document.querySelectorAll(".key-card")) {
     showKeyState(card.dataset.provider, entries[card.dataset.provider]);
   }
+  return entries;
+}
+
+/** The first visit's greeting, which says whether generating works already. */
+function welcomeText(me, entries) {
+  const sources = Object.values(entries).map((e) => e.effective_source);
+  if (me.demo || sources.includes("demo")) {
+    return "Welcome! This server runs in demo mode: you can generate synthetic images right away. Save an OpenRouter or Google key to get real ones.";
+  }
+  if (sources.includes("server")) {
+    return "Welcome! You can generate right away with the server's shared key, or save a key of your own.";
+  }
+  return "Welcome! Save an OpenRouter or Google key to start generating.";
 }
 
 function wireKeyCard(card) {
@@ -64,9 +88,18 @@ function wireKeyCard(card) {
     card.setAttribute("aria-busy", "true");
     try {
       await fn();
+      input.removeAttribute("aria-invalid");
+      clearError(errorBox); // an earlier failure is over once this succeeds
     } catch (err) {
-      say(message, "");
-      showError(errorBox, err);
+      if (err && err.status === 422) {
+        // A key the server refuses to store: say why at the field, where it is fixed.
+        say(message, err.message, "error");
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      } else {
+        say(message, "");
+        showError(errorBox, err);
+      }
     } finally {
       card.removeAttribute("aria-busy");
     }
@@ -228,15 +261,15 @@ async function main() {
   if (!requireSession()) return;
   initHeader();
   document.querySelectorAll(".key-card").forEach(wireKeyCard);
-  if (new URLSearchParams(window.location.search).get("welcome")) {
-    say($(`#key-openrouter-message`), "Welcome! Save an OpenRouter or Google key to start generating.", "ok");
-  }
   try {
     const me = await api("/api/auth/me");
     $("#me-name").textContent = me.username;
     $("#me-role").textContent = me.is_admin ? " (administrator)" : "";
     noteSynthetic(!!(me.demo || me.synthetic));
-    await refreshKeys();
+    const entries = await refreshKeys();
+    if (new URLSearchParams(window.location.search).get("welcome")) {
+      say($(`#key-openrouter-message`), welcomeText(me, entries), "ok");
+    }
     await initDefaults();
     await initTokens();
   } catch (err) {

@@ -230,11 +230,12 @@ export function describeError(err) {
 /** Render an error into a container (role=alert) and move focus to it. */
 export function showError(container, err, { focus = true } = {}) {
   const d = describeError(err);
-  container.replaceChildren(
+  const parts = [
     el("h2", { class: "error-title" }, d.title),
     ...d.body.map((b) => (b instanceof Node ? b : el("p", {}, b))),
-    d.fix.length ? el("p", { class: "error-fix" }, ...d.fix) : null,
-  );
+  ];
+  if (d.fix.length) parts.push(el("p", { class: "error-fix" }, ...d.fix));
+  container.replaceChildren(...parts);
   container.dataset.code = (err && err.code) || "error";
   container.hidden = false;
   if (focus) container.focus({ preventScroll: false });
