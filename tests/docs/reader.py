@@ -207,10 +207,10 @@ def reading(home: Path) -> Iterator[Reader]:
             r.stop(name)
 
 
-def api_token(username: str) -> str:
+def api_token(username: str, password: str = PASSWORD) -> str:
     """A personal API token, made the way the README says (`POST /api/tokens`)."""
     with httpx.Client(base_url=SERVICE, timeout=30) as c:
-        r = c.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+        r = c.post("/api/auth/login", json={"username": username, "password": password})
         assert r.status_code == 200, r.text
         c.cookies.clear()
         session = {"Authorization": f"Bearer {r.json()['access_token']}"}
