@@ -214,9 +214,9 @@ def service(
         assert "Traceback" not in (data / "serve.log").read_text()
 
 
-def sign_up(service: httpx.Client, keys: dict[str, str]) -> dict[str, str]:
+def sign_up(service: httpx.Client, keys: dict[str, str], name: str | None = None) -> dict[str, str]:
     """A new user with ``keys`` stored; the headers of the session token the web UI gets."""
-    name = f"u{uuid.uuid4().hex[:10]}"
+    name = name or f"u{uuid.uuid4().hex[:10]}"
     body = {"username": name, "password": PASSWORD}
     assert service.post("/api/auth/register", json=body).status_code == 201
     r = service.post("/api/auth/login", json=body)
@@ -272,3 +272,39 @@ def test_service_lists_models(service: httpx.Client) -> None:
     r = service.get("/api/nano-banana/models", headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()
+
+
+def test_cli_takes_the_design_notes_model_id(tmp_path: Path, emu: EmulatorServer) -> None:
+    r = cli(tmp_path, emu, "generate", "a fox", "-m", "gemini-2.5-flash-image-preview", "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["model"] == "gemini-2.5-flash-image"
+    assert any("retired preview id" in w for w in out["warnings"])
+
+
+def test_service_runs_the_design_notes_console_snippet(service: httpx.Client) -> None:
+    """Signed in through the page, the notes' snippet returns images (run in Chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    from ..browser.conftest import CHROMIUM, CHROMIUM_ARGS
+    from ..browser.test_console import DESIGN_NOTE_SNIPPET, run_in_console
+
+    name = f"u{uuid.uuid4().hex[:10]}"
+    sign_up(service, {"openrouter": OPENROUTER_CANARY}, name=name)
+    url = str(service.base_url).rstrip("/")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/login")
+            page.get_by_label("Username").fill(name)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{url}/")
+            answer = run_in_console(page, DESIGN_NOTE_SNIPPET)
+        finally:
+            browser.close()
+    assert len(answer["images"]) == 1
+    assert base64.b64decode(answer["images"][0]).startswith(b"\x89PNG")
