@@ -404,10 +404,6 @@ class Catalog:
         instead = f"{spec.id}:{variant}" if variant else spec.id
         return f"{spelled!r} is {what}; using {spec.id!r}: write {instead!r} instead."
 
-    def alias_note(self, model: str, spec: ModelSpec) -> str | None:
-        """A warning when the caller used an old or foreign spelling of a model's id."""
-        return self.resolve(model).note
-
     def default_for(self, provider: str) -> ModelSpec:
         spec = self._models[DEFAULT_MODEL]
         if provider in spec.provider_ids:

@@ -507,3 +507,20 @@ async def test_a_401_says_how_to_get_a_token(api: Api) -> None:
     assert "Sign in at /login" in message and "/settings" in message
     r = await api.client.post(GEN, json={"prompt": "x"}, headers={"Authorization": "Bearer null"})
     assert "this browser is not signed in" in r.json()["error"]["message"]
+
+
+async def test_a_variant_goes_to_openrouter_whatever_the_saved_default_provider(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    r = await api.client.put("/api/settings/defaults", json={"provider": "google"}, headers=h)
+    assert r.status_code == 200, r.text
+    marker = tag()
+    r = await api.client.post(
+        GEN, json={"prompt": f"a fox {marker}", "model": "gemini-3.1-flash-image:nitro"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    sent = upstream_requests(emulator, marker)
+    assert [q["body"]["model"] for q in sent] == ["google/gemini-3.1-flash-image-preview:nitro"]

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..catalog import ModelChoice, ModelSpec
+from ..config import OPENROUTER
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
 from ..types import ReferenceImage
@@ -103,6 +104,8 @@ async def prepare(
         # A saved default model of the other provider.
         choice = ModelChoice(catalog.default_for(provider))
         model = None
+    if choice.variant is not None and "provider" not in body.model_fields_set:
+        provider = OPENROUTER  # a variant (":free") is OpenRouter's alone
     spec = choice.spec
     choice.wire_id(provider)  # raises if the model (or its variant) is not on that provider
     d_ratio, d_size = _supported(
