@@ -297,54 +297,35 @@ WITHOUT_HTTPX = (
 )
 
 
-def test_google_quota_falls_back_without_httpx_installed(
-    emu: EmulatorServer, keys: None, isolated: Path
-) -> None:
+def run_without_httpx(*args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            WITHOUT_HTTPX,
-            "generate",
-            "a fox [emulator:flaky:3:429:nohttpx]",
-            "-p",
-            "google",
-            "--json",
-            *urls(emu),
-        ],
+        [sys.executable, "-c", WITHOUT_HTTPX, *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_google_quota_falls_back_without_httpx_installed(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    prompt = "a fox [emulator:flaky:3:429:nohttpx]"
+    proc = run_without_httpx("generate", prompt, "-p", "google", "--json", *urls(emu))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["provider"] == "openrouter" and out["fallback_used"] is True
-    assert "Traceback" not in proc.stderr
 
 
 def test_google_refusal_without_httpx_is_an_error_not_a_crash(
     emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            WITHOUT_HTTPX,
-            "generate",
-            "a fox [emulator:flaky:3:429:nohttpx2]",
-            "-p",
-            "google",
-            "--no-fallback",
-            *urls(emu),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    prompt = "a fox [emulator:flaky:3:429:nohttpx2]"
+    proc = run_without_httpx("generate", prompt, "-p", "google", "--no-fallback", *urls(emu))
     assert proc.returncode == 3, proc.stderr
-    assert "Traceback" not in proc.stderr and "429" in proc.stderr
+    assert "429" in proc.stderr
 
 
 def test_no_fallback_keeps_to_the_first_provider(
