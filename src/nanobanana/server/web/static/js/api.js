@@ -161,9 +161,20 @@ export function requireSession() {
 }
 
 /** Only same-site paths are followed after sign-in (no open redirect). */
-export function safeNext(value) {
-  if (typeof value === "string" && value.startsWith("/") && !value.startsWith("//")) return value;
-  return "/";
+/**
+ * Where to go after signing in: a path on this origin, else "/". Decided by the URL parser, as
+ * the browser will read it (so `/\host`, `/%09/host` or `//host` cannot leave the origin).
+ */
+export function safeNext(value, origin = window.location.origin) {
+  if (typeof value !== "string" || !value.startsWith("/")) return "/";
+  let url;
+  try {
+    url = new URL(value, origin);
+  } catch {
+    return "/";
+  }
+  if (url.origin !== origin) return "/";
+  return url.pathname + url.search + url.hash;
 }
 
 export function newIdempotencyKey() {
