@@ -49,5 +49,9 @@ def run(
         port=port,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds) + 5),
         ws="none",  # no WebSocket routes: nothing to upgrade to, no websockets module loaded
+        # Forwarded headers only from the configured proxies: uvicorn's default believes any
+        # local client, which could then pick its own address for the login limits.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         **uvicorn_options,
     )

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins, comma separated; empty: CORS off."
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (comma separated) of the reverse proxies in front of "
+        "the service, whose X-Forwarded-For and X-Forwarded-Proto are believed. Empty (the "
+        "default): those headers are ignored, and a client is known by its own address.",
+    )
     docs_enabled: bool = Field(default=True, description="Serve /docs and /openapi.json.")
     allow_registration: bool = Field(
         default=True, description="Let anyone register (the first user can always register)."
@@ -145,9 +151,9 @@ class Settings(BaseSettings):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
