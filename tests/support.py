@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +107,64 @@ class ServerThread:
             self._thread.join(30)
         if self._sock is not None:
             self._sock.close()
+
+
+# ------------------------------------------------------------------ servers in child processes
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the developer's keys, settings or virtual environment."""
+    from .conftest import LEAKY_VARS
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in LEAKY_VARS and not k.startswith("NANOBANANA_") and k != "VIRTUAL_ENV"
+    }
+    env.pop("PYTHONPATH", None)
+    return {**env, **extra}
+
+
+def wait_until_up(
+    url: str, proc: subprocess.Popen[Any] | None, log: Path, timeout: float = 90
+) -> None:
+    """Poll ``url`` until it answers 200; fail with the log if ``proc`` (when given: not for a
+    shell that started the server in the background) dies, or the time runs out."""
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            pytest.fail(f"nothing answered {url}:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+@contextmanager
+def serve_process(nanobanana: Path, data: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+    """``nanobanana serve`` in a child process on a free port until stopped; yields its URL.
+
+    Its output goes to ``data/serve.log``, which must hold no traceback when it stops."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    data.mkdir(parents=True, exist_ok=True)
+    log_path = data / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [nanobanana, "serve", "--port", str(port), "--data-dir", str(data), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(f"{url}/healthz", proc, log_path)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert "Traceback" not in log_path.read_text()

@@ -22,6 +22,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from ..support import wait_until_up
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 OPENROUTER_CANARY = "sk-or-v1-CANARY-readme-0123456789abcdef"
@@ -101,27 +103,20 @@ class Reader:
         port = int(url.rsplit(":", 1)[1])
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                pytest.fail(f"port {port} is taken: README.md's {command!r} needs it free")
-        log = (self.home / f"{name}.log").open("w")
-        proc = subprocess.Popen(
-            ["bash", "-c", command],
-            cwd=self.home,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.servers[name] = proc
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                health = "/_emulator/health" if name == "emulator" else "/healthz"
-                if httpx.get(url + health, timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"{command!r} did not answer:\n{(self.home / f'{name}.log').read_text()}")
+                pytest.fail(f"port {port} is taken: the page's {command!r} needs it free")
+        log_path = self.home / f"{name}.log"
+        with log_path.open("w") as log:
+            self.servers[name] = subprocess.Popen(
+                ["bash", "-c", command],
+                cwd=self.home,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        health = "/_emulator/health" if name == "emulator" else "/healthz"
+        # The shell may have exited already (`cmd &`): only the answer tells.
+        wait_until_up(url + health, None, log_path)
 
     def stop(self, name: str) -> None:
         proc = self.servers.pop(name, None)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
-from ..conftest import LEAKY_VARS
+from ..support import clean_env, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ENV = Path(os.environ.get("NANOBANANA_RUN_ENV", ROOT / ".venv-run"))
@@ -42,17 +40,6 @@ def run_env_bin(name: str) -> Path:
             f"{path} is missing: the run install is made by `make run-env` (part of `make test`)."
         )
     return path
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without the developer's keys, settings or virtual environment."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in LEAKY_VARS and not k.startswith("NANOBANANA_") and k != "VIRTUAL_ENV"
-    }
-    env.pop("PYTHONPATH", None)
-    return {**env, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -169,49 +156,21 @@ def test_cli_streams(tmp_path: Path, emu: EmulatorServer, provider: str) -> None
 
 
 # ------------------------------------------------------------------------------- the service
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def service(
     tmp_path_factory: pytest.TempPathFactory, emu: EmulatorServer
 ) -> Iterator[httpx.Client]:
     """``nanobanana serve`` from the run install, both providers on the emulator."""
-    data = tmp_path_factory.mktemp("run-install")
-    port = free_port()
-    log = (data / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [run_env_bin("nanobanana"), "serve", "--port", str(port), "--no-demo", "--data-dir", data],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=clean_env(
-            NANOBANANA_OPENROUTER_BASE_URL=emu.openrouter_url,
-            NANOBANANA_GEMINI_BASE_URL=emu.gemini_url,
-        ),
+    env = clean_env(
+        NANOBANANA_OPENROUTER_BASE_URL=emu.openrouter_url,
+        NANOBANANA_GEMINI_BASE_URL=emu.gemini_url,
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the service did not start:\n{(data / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=60) as client:
-            yield client
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-        assert "Traceback" not in (data / "serve.log").read_text()
+    data = tmp_path_factory.mktemp("run-install")
+    with (
+        serve_process(run_env_bin("nanobanana"), data, env, "--no-demo") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        yield client
 
 
 def sign_up(service: httpx.Client, keys: dict[str, str], name: str | None = None) -> dict[str, str]:

@@ -5,19 +5,14 @@ limits count it under."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
-from ..conftest import LEAKY_VARS
+from ..support import clean_env, serve_process
 
 NANOBANANA = Path(sys.executable).with_name("nanobanana")
 PASSWORD = "correct horse battery"
@@ -25,44 +20,13 @@ PASSWORD = "correct horse battery"
 
 @contextmanager
 def serving(tmp_path: Path, **env: str) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in LEAKY_VARS and not k.startswith("NANOBANANA_")
+    fast_hashes = {
+        "NANOBANANA_ARGON2_TIME_COST": "1",
+        "NANOBANANA_ARGON2_MEMORY_KIB": "1024",
+        "NANOBANANA_ARGON2_PARALLELISM": "1",
     }
-    clean.update(
-        NANOBANANA_ARGON2_TIME_COST="1",
-        NANOBANANA_ARGON2_MEMORY_KIB="1024",
-        NANOBANANA_ARGON2_PARALLELISM="1",
-        **env,
-    )
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [NANOBANANA, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-        env=clean,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail((tmp_path / "serve.log").read_text())
-            time.sleep(0.2)
+    with serve_process(NANOBANANA, tmp_path / "data", clean_env(**fast_hashes, **env)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def failed_logins(url: str, count: int) -> list[int]:
