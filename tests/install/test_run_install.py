@@ -150,9 +150,13 @@ def test_cli_google_quota_without_fallback_is_a_clear_error(
 
 @pytest.mark.parametrize("provider", ["openrouter", "google"])
 def test_cli_streams(tmp_path: Path, emu: EmulatorServer, provider: str) -> None:
-    r = cli(tmp_path, emu, "generate", "a fox", "-p", provider, "--stream", "--json")
+    marker = uuid.uuid4().hex[:8]
+    r = cli(tmp_path, emu, "generate", f"a fox {marker}", "-p", provider, "--stream", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["provider"] == provider
+    [sent] = [q for q in emu.requests() if q["method"] == "POST" and marker in json.dumps(q)]
+    streamed = sent["body"].get("stream") is True or "streamGenerateContent" in sent["path"]
+    assert streamed, sent["path"]
 
 
 # ------------------------------------------------------------------------------- the service
@@ -230,7 +234,9 @@ def test_service_lists_models(service: httpx.Client) -> None:
     headers = sign_up(service, {"openrouter": OPENROUTER_CANARY})
     r = service.get("/api/nano-banana/models", headers=headers)
     assert r.status_code == 200, r.text
-    assert r.json()
+    models = r.json()["models"]
+    assert {m["provider"] for m in models} == {"openrouter", "google"}
+    assert {"gemini-3.1-flash-image", "gemini-3-pro-image"} <= {m["id"] for m in models}
 
 
 def test_cli_takes_the_design_notes_model_id(tmp_path: Path, emu: EmulatorServer) -> None:
