@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -273,3 +274,12 @@ def test_service_runs_the_design_notes_console_snippet(service: httpx.Client) ->
             browser.close()
     assert len(answer["images"]) == 1
     assert base64.b64decode(answer["images"][0]).startswith(b"\x89PNG")
+
+
+def test_service_serves_its_api_docs_offline(service: httpx.Client) -> None:
+    page = service.get("/docs")
+    assert page.status_code == 200
+    for asset in re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', page.text):
+        r = service.get(asset)
+        assert r.status_code == 200 and len(r.content) > 1000, asset
+    assert "swagger-ui-bundle.js" in page.text
