@@ -396,6 +396,25 @@ def test_latency(http: httpx.Client) -> None:
     assert time.monotonic() - start >= 0.3
 
 
+def test_stagger_spaces_requests_that_carry_the_same_spec(
+    http: httpx.Client, emu: EmulatorServer
+) -> None:
+    emu.reset()
+    waited = []
+    for _ in range(3):
+        start = time.monotonic()
+        assert post(http, chat_body(), "stagger:0.15").status_code == 200
+        waited.append(time.monotonic() - start)
+    assert waited[0] < 0.15 <= waited[1] < 0.3 <= waited[2]
+    start = time.monotonic()
+    assert post(http, chat_body(), "stagger:0.1").status_code == 200  # its own count
+    assert time.monotonic() - start < 0.1
+    emu.reset()
+    start = time.monotonic()
+    assert post(http, chat_body(), "stagger:0.15").status_code == 200
+    assert time.monotonic() - start < 0.15
+
+
 def test_marker_in_prompt_selects_the_scenario(http: httpx.Client, emu: EmulatorServer) -> None:
     r = post(http, chat_body("a fox [emulator:quota:0.5,latency:0.01]"))
     assert r.status_code == 429 and r.headers["retry-after"] == "0.5"

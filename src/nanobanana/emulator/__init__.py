@@ -70,6 +70,8 @@ Transport faults (at most one):
   ``hangup``                request read, then FIN with nothing sent
 Timing:
   ``latency:S``             wait S seconds before answering (also ``EmulatorConfig.latency``)
+  ``stagger:S``             the k-th request carrying this exact spec (k = 0, 1, ...) waits
+                            k x S seconds more; counters are cleared by reset
 
 See docs/emulator.md for what each looks like to a client.
 """

@@ -56,7 +56,7 @@ PAYLOADS = frozenset(
     {"bad-base64", "not-an-image", "truncated-image", "string-images", "size", "jpeg", "oversize"}
 )
 TRANSPORTS = frozenset({"truncated", "slow-drip", "reset", "hangup"})
-TIMING = frozenset({"latency"})
+TIMING = frozenset({"latency", "stagger"})
 SERVER_ERROR_CODES = frozenset({500, 502, 503, 504})
 
 
@@ -89,6 +89,8 @@ class Plan:
     outcome: Spec | None = None
     payload: tuple[Spec, ...] = field(default=())
     transport: Spec | None = None
+    #: ``stagger:S``: the k-th request carrying it waits k x S seconds more (see the state).
+    stagger: Spec | None = None
 
     def modifier(self, name: str) -> Spec | None:
         return next((s for s in self.payload if s.name == name), None)
@@ -120,6 +122,7 @@ def _check_args(spec: Spec) -> None:
     name, args = spec.name, spec.args
     arity: dict[str, tuple[int, int]] = {
         "latency": (1, 1),
+        "stagger": (1, 1),
         "quota": (0, 1),
         "legacy-error": (0, 1),
         "server-error": (0, 1),
@@ -135,6 +138,7 @@ def _check_args(spec: Spec) -> None:
         raise ScenarioError(f"scenario {name!r} takes {low}..{high} argument(s), got {len(args)}")
     checks: dict[str, Callable[[], object]] = {
         "latency": lambda: _float(args[0], "latency seconds"),
+        "stagger": lambda: _float(args[0], "stagger seconds"),
         "quota": lambda: args and _float(args[0], "quota retry seconds", maximum=86_400),
         "legacy-error": lambda: args and _float(args[0], "retry seconds", maximum=86_400),
         "server-error": lambda: args and _status(args[0], SERVER_ERROR_CODES),
@@ -237,4 +241,5 @@ def build_plan(
         outcome=outcomes[0] if outcomes else None,
         payload=tuple(s for s in specs if s.name in PAYLOADS),
         transport=transports[0] if transports else None,
+        stagger=next((s for s in specs if s.name == "stagger"), None),
     )

@@ -91,7 +91,7 @@ class EmulatorServer:
         return self.state.requests.snapshot()
 
     def reset(self) -> None:
-        """Forget recorded requests, generation stats and ``flaky`` counters."""
+        """Forget recorded requests, generation stats and the ``flaky`` and ``stagger`` counters."""
         self.state.reset()
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import secrets
 import string
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -74,6 +74,7 @@ class EmulatorState:
         self.requests = RequestLog(config.record_limit)
         self.generations = GenerationStore(config.generation_limit)
         self._flaky: dict[str, int] = {}
+        self._staggered: dict[str, int] = {}
         self._flaky_lock = threading.Lock()
         # Image payloads are spliced into pre-serialised JSON at this token; the nonce keeps a
         # prompt that happens to contain the token from being mistaken for it.
@@ -84,6 +85,7 @@ class EmulatorState:
         self.generations.clear()
         with self._flaky_lock:
             self._flaky.clear()
+            self._staggered.clear()
 
     def flaky_should_fail(self, spec: scenarios.Spec) -> bool:
         """Count this request against ``flaky:N:...``; True while the first N are failing."""
@@ -122,13 +124,24 @@ class EmulatorState:
         return self.requests.add(entry)
 
     def plan(self, request: Request, prompt_texts: Iterable[str], service: str) -> Plan:
-        return scenarios.build_plan(
+        plan = scenarios.build_plan(
             request.headers.get(scenarios.HEADER),
             prompt_texts,
             self.config.default_scenario,
             self.config.latency,
             service=service,
         )
+        if plan.stagger is None:
+            return plan
+        return replace(plan, latency=plan.latency + self._stagger_delay(plan.stagger))
+
+    def _stagger_delay(self, spec: scenarios.Spec) -> float:
+        """``stagger:S``: requests carrying this exact spec wait 0, S, 2S... seconds in the
+        order they arrive (e.g. the ``n`` parallel calls of one request land one by one)."""
+        with self._flaky_lock:
+            seen = self._staggered.get(spec.text, 0)
+            self._staggered[spec.text] = seen + 1
+        return seen * spec.number(0, 0.0)
 
     def image_dimensions(self, plan: Plan, ratio: str, size: str) -> tuple[int, int]:
         forced = plan.modifier("size")
