@@ -46,6 +46,7 @@ from .types import (
     TextDelta,
     Usage,
     UsageEvent,
+    request_provenance,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +92,30 @@ class _Plan:
     @property
     def spec(self) -> ModelSpec:
         return self.choice.spec
+
+    def image_provenance(
+        self, image: Image, provider: str, wire_model: str, usage: Usage | None, synthetic: bool
+    ) -> dict[str, Any]:
+        """An image's provenance as it arrives, before the rest of the request is done: the
+        parameters, who served it and, once known, what it cost (nothing, when synthetic)."""
+        meta = request_provenance(
+            prompt=self.prompt,
+            effective_prompt=self.effective_prompt,
+            negative_prompt=self.negative_prompt,
+            model=self.spec.id,
+            provider=provider,
+            provider_model=wire_model,
+            aspect_ratio=self.aspect_ratio,
+            image_size=self.image_size,
+            seed=self.seed,
+            synthetic=synthetic,
+        )
+        meta["index"] = image.index
+        if synthetic:
+            meta["cost"], meta["cost_is_estimate"] = None, False
+        elif usage is not None:
+            meta["cost"], meta["cost_is_estimate"] = usage.cost, usage.cost_is_estimate
+        return meta
 
 
 @dataclass
@@ -345,7 +370,9 @@ class AsyncClient:
                         emitted = [False]
                         in_flight = True
                         try:
-                            await self._call(call, name, outcome, streaming, on_event, emitted)
+                            await self._call(
+                                plan, call, name, outcome, streaming, on_event, emitted
+                            )
                         except (UpstreamError, ContentError) as exc:
                             in_flight = False
                             att = _attempt(name, wire, index, exc, started)
@@ -399,6 +426,7 @@ class AsyncClient:
 
     async def _call(
         self,
+        plan: _Plan,
         call: ProviderCall,
         name: str,
         outcome: _ImageOutcome,
@@ -417,6 +445,9 @@ class AsyncClient:
             outcome.image, outcome.text, outcome.usage = image, resp.text, resp.usage
             outcome.finish_reason = resp.finish_reason
             outcome.request_id = resp.request_id
+            image.metadata = plan.image_provenance(
+                image, name, call.wire_model, resp.usage, self.synthetic
+            )
             await self._emit(on_event, ImageEvent(image))
             return
         texts: list[str] = []
@@ -428,6 +459,10 @@ class AsyncClient:
             elif isinstance(ev, ImageEvent):
                 if outcome.image is None:
                     ev.image.index = outcome.index
+                    # The usage comes at the end of the stream, after the image.
+                    ev.image.metadata = plan.image_provenance(
+                        ev.image, name, call.wire_model, None, self.synthetic
+                    )
                     outcome.image = ev.image
                     emitted[0] = True
                     await self._emit(on_event, ev)

@@ -147,24 +147,23 @@ class Result:
 
     def provenance(self) -> dict[str, Any]:
         """Parameters and outcome, as written into saved PNGs. Never contains a secret."""
-        from . import __version__
-
         return {
-            "prompt": self.prompt,
-            "effective_prompt": self.effective_prompt,
-            "negative_prompt": self.negative_prompt,
-            "model": self.model,
-            "provider": self.provider,
-            "provider_model": self.provider_model,
-            "aspect_ratio": self.aspect_ratio,
-            "image_size": self.image_size,
-            "seed": self.seed,
+            **request_provenance(
+                prompt=self.prompt,
+                effective_prompt=self.effective_prompt,
+                negative_prompt=self.negative_prompt,
+                model=self.model,
+                provider=self.provider,
+                provider_model=self.provider_model,
+                aspect_ratio=self.aspect_ratio,
+                image_size=self.image_size,
+                seed=self.seed,
+                synthetic=self.synthetic,
+            ),
             "cost": self.usage.cost,
             "cost_is_estimate": self.usage.cost_is_estimate,
             "elapsed_s": round(self.elapsed_s, 3),
             "fallback": [f"{a.provider}:{a.status}" for a in self.attempts],
-            "synthetic": self.synthetic,
-            "nanobanana_version": __version__,
         }
 
     def save(self, target: str | Path) -> list[Path]:
@@ -173,6 +172,38 @@ class Result:
         from .imaging import save_all
 
         return save_all(self, Path(target))
+
+
+def request_provenance(
+    *,
+    prompt: str,
+    effective_prompt: str,
+    negative_prompt: str | None,
+    model: str,
+    provider: str,
+    provider_model: str,
+    aspect_ratio: str | None,
+    image_size: str | None,
+    seed: int | None,
+    synthetic: bool,
+) -> dict[str, Any]:
+    """What was asked and who answered: the provenance an image has from the moment it
+    arrives (``Result.provenance`` adds the request's cost, time and attempts)."""
+    from . import __version__
+
+    return {
+        "prompt": prompt,
+        "effective_prompt": effective_prompt,
+        "negative_prompt": negative_prompt,
+        "model": model,
+        "provider": provider,
+        "provider_model": provider_model,
+        "aspect_ratio": aspect_ratio,
+        "image_size": image_size,
+        "seed": seed,
+        "synthetic": synthetic,
+        "nanobanana_version": __version__,
+    }
 
 
 # ------------------------------------------------------------------------------- streaming

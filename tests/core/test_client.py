@@ -279,6 +279,28 @@ async def test_stream_yields_text_image_usage_then_done():
     assert events[-1].result.first_image_s is not None
 
 
+async def test_an_image_carries_its_provenance_when_it_arrives():
+    """An image event comes with the parameters and who served it, so it can be saved (and is,
+    by the service) before the rest of the request is done; its cost once the call said it."""
+    for stream, cost in ((True, None), (False, 0.04)):
+        client, *_ = make()
+        arrived = []
+
+        def keep(ev, arrived=arrived):  # type: ignore[no-untyped-def]
+            if isinstance(ev, ImageEvent):
+                arrived.append(dict(ev.image.metadata))
+
+        await client.generate(
+            "a fox", negative_prompt="rain", aspect_ratio="16:9", n=2, on_event=keep, stream=stream
+        )
+        assert sorted(m["index"] for m in arrived) == [0, 1]
+        meta = arrived[0]
+        assert meta["prompt"] == "a fox" and meta["negative_prompt"] == "rain"
+        assert meta["aspect_ratio"] == "16:9" and meta["provider"] == "openrouter"
+        assert meta["provider_model"] and meta["synthetic"] is False
+        assert meta.get("cost") == cost
+
+
 async def test_stream_error_after_text_is_not_retried():
     err = errors.UpstreamUnavailable("mid-stream", provider="openrouter", status=502)
     err.after_text = True  # the fake raises it after the first delta

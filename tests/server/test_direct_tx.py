@@ -41,8 +41,8 @@ async def test_commits_on_return_and_rolls_back_on_error(db_api: Api) -> None:
 
 
 async def test_a_generation_is_recorded_through_it(db_api: Api) -> None:
-    """The job row (at intake) and its end with the image rows (at the end) are both written
-    in one step each; the history shows the finished job with its image."""
+    """The job row (at intake), its image (when it arrives) and its end are each written in
+    one step; the history shows the finished job with its image."""
     from .conftest import OPENROUTER_CANARY
 
     c = db_api.client
@@ -59,7 +59,7 @@ async def test_a_generation_is_recorded_through_it(db_api: Api) -> None:
     db_api.services.tx.run = counting  # type: ignore[method-assign]
     r = await c.post("/api/nano-banana/generate", json={"prompt": "a recorded cat"}, headers=h)
     assert r.status_code == 200, r.text
-    assert calls == 2
+    assert calls == 3
     job_id = r.json()["id"]
     r = await c.get(f"/api/generations/{job_id}", headers=h)
     assert r.status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from nanobanana.emulator import EmulatorServer
+from nanobanana.imaging import read_metadata
 from nanobanana.server.app import create_app
 from nanobanana.server.db.models import Job, User, utcnow
 from nanobanana.server.settings import Settings
@@ -426,6 +429,94 @@ def test_kill9_during_the_upstream_call(
     assert job["error"]["may_be_billed"] is True
     assert len(upstream_requests(emulator, marker)) == 1
     assert not list(settings.images_dir.rglob("*.png"))
+    assert OPENROUTER_CANARY not in log.read_text()
+
+
+@pytest.mark.parametrize("route", ["async", "seed"])
+def test_kill9_with_a_fan_out_half_done(
+    settings_for: Callable[..., Settings],
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    route: str,
+) -> None:
+    """A 2-image request: the first call has returned its (billed) image, the second is still
+    in flight when the service is SIGKILLed.  After a restart the image is there, with its
+    provenance, its attempt and (when the call said) its cost; nothing is sent again."""
+    settings = settings_for()
+    port = _free_port()
+    log = tmp_path / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    marker = uuid.uuid4().hex
+    # The first call answers at once, the second 60 s later.
+    body = {"prompt": f"half [emulator:stagger:60:{marker}]", "num_images": 2}
+    proc = _start_process(settings, port, log)
+    sync_call: threading.Thread | None = None
+    try:
+        httpx.post(f"{url}/api/auth/register", json={"username": "alice", "password": PASSWORD})
+        token = httpx.post(
+            f"{url}/api/auth/login", json={"username": "alice", "password": PASSWORD}
+        ).json()["access_token"]
+        h = auth(token)
+        httpx.put(
+            f"{url}/api/settings/keys/openrouter", json={"api_key": OPENROUTER_CANARY}, headers=h
+        )
+        if route == "async":
+            job_id = httpx.post(f"{url}/api/generations", json=body, headers=h).json()["id"]
+        else:  # the seed endpoint answers only when both are done: it is cut off instead
+
+            def call() -> None:
+                with contextlib.suppress(httpx.TransportError):  # cut off by the kill
+                    httpx.post(f"{url}/api/nano-banana/generate", json=body, headers=h, timeout=90)
+
+            sync_call = threading.Thread(target=call)
+            sync_call.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                items = httpx.get(f"{url}/api/generations", headers=h).json()["items"]
+                if items:
+                    break
+                time.sleep(0.02)
+            job_id = items[0]["id"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            view = httpx.get(f"{url}/api/generations/{job_id}", headers=h).json()
+            if view["images"]:
+                break
+            time.sleep(0.02)
+        assert view["status"] == "running"
+        assert len(upstream_requests(emulator, marker)) == 2  # both calls were sent
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if sync_call is not None:
+            sync_call.join(10)
+
+    async def restart() -> tuple[dict[str, Any], bytes]:
+        async with running(settings) as api:
+            r = await api.client.get(f"/api/generations/{job_id}", headers=h)
+            job = dict(r.json())
+            assert len(job["images"]) == 1, job
+            image = await api.client.get(job["images"][0]["url"], headers=h)
+            assert image.status_code == 200
+            await asyncio.sleep(0.3)
+            return job, image.content
+
+    job, data = asyncio.run(restart())
+    assert job["status"] == "interrupted"
+    assert job["error"]["may_be_billed"] is True
+    assert "kept" in job["error"]["message"]
+    assert job["provider"] == "openrouter"
+    assert [(a["index"], a["status"]) for a in job["fallback"]] == [(0, "ok")]
+    if route == "seed":  # the whole answer had come: its price is known
+        assert job["cost"] is not None and job["cost"] > 0
+    image = job["images"][0]
+    assert image["index"] == 0 and hashlib.sha256(data).hexdigest() == image["sha256"]
+    meta = read_metadata(data)
+    assert marker in meta["prompt"] and meta["provider"] == "openrouter" and meta["index"] == 0
+    assert len(upstream_requests(emulator, marker)) == 2  # nothing re-run
     assert OPENROUTER_CANARY not in log.read_text()
 
 

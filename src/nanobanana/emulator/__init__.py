@@ -70,8 +70,9 @@ Transport faults (at most one):
   ``hangup``                request read, then FIN with nothing sent
 Timing:
   ``latency:S``             wait S seconds before answering (also ``EmulatorConfig.latency``)
-  ``stagger:S``             the k-th request carrying this exact spec (k = 0, 1, ...) waits
-                            k x S seconds more; counters are cleared by reset
+  ``stagger:S[:TAG]``       the k-th request carrying this exact spec (k = 0, 1, ...) waits
+                            k x S seconds more; counters are keyed by the spec text and
+                            cleared by reset
 
 See docs/emulator.md for what each looks like to a client.
 """

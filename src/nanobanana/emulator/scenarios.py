@@ -122,7 +122,7 @@ def _check_args(spec: Spec) -> None:
     name, args = spec.name, spec.args
     arity: dict[str, tuple[int, int]] = {
         "latency": (1, 1),
-        "stagger": (1, 1),
+        "stagger": (1, 2),
         "quota": (0, 1),
         "legacy-error": (0, 1),
         "server-error": (0, 1),

@@ -25,7 +25,7 @@ from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..imaging import Pieces, file_data
 from ..retry import RetryPolicy
-from ..types import AttemptEvent, ImageEvent, Result, StreamEvent, TextDelta
+from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
 from .memory import release_free_memory
 from .problems import ApiError, error_details
@@ -38,7 +38,7 @@ log = logging.getLogger("nanobanana.server")
 
 INTERRUPTED_RUNNING = (
     "The service stopped while this job was running. It was not re-run; the provider may "
-    "have billed the call."
+    "have billed the calls still in flight. Every image that had arrived is kept."
 )
 INTERRUPTED_QUEUED = "The service stopped before this job started; nothing was sent to a provider."
 _IMAGE_COLUMNS = tuple(StoredImage.__table__.columns)
@@ -109,6 +109,101 @@ class _Relay:
                     "height": img.height,
                 },
             )
+
+
+class _Landing:
+    """Each image lands the moment it arrives: its file written and its row inserted, with the
+    attempts made so far, before anything else happens to the job.  A crash after an upstream
+    call returned its image (and was billed) then loses nothing: the restarted service shows
+    the job interrupted, with that image and what it cost.
+
+    A landing that fails (a full disk) is logged and tried again when the job ends."""
+
+    def __init__(self, services: Services, job: Job, user_id: str) -> None:
+        self.s = services
+        self.job = job
+        self.user_id = user_id
+        self.relay = _Relay(services, job.id)
+        self.attempts: list[dict[str, Any]] = []
+        self.rows: dict[int, StoredImage] = {}
+        self.data: dict[int, Pieces] = {}
+        self.costs: list[tuple[float | None, bool]] = []
+        #: The job's row was deleted while it ran: nothing more is kept.
+        self.gone = False
+
+    async def __call__(self, ev: StreamEvent) -> None:
+        self.relay(ev)
+        if isinstance(ev, AttemptEvent):
+            self.attempts.append(asdict(ev.attempt))
+        elif isinstance(ev, ImageEvent) and ev.image.index not in self.rows and not self.gone:
+            try:
+                await self.land(ev.image)
+            except Exception as exc:  # kept in memory; landed again when the job ends
+                log.error(
+                    "Image %d of job %s could not be stored when it arrived; trying again "
+                    "when the job ends.",
+                    ev.image.index,
+                    self.job.id,
+                    exc_info=exc,
+                )
+
+    async def land(self, image: Image) -> None:
+        """Write the image's file and insert its row; update the job with what is known now."""
+        f = await asyncio.to_thread(_prepare_file, image)
+        row = await _stored_row(self.s, self.job.id, self.user_id, f)
+        meta = image.metadata
+        landed = Attempt(
+            provider=meta.get("provider") or self.job.provider or "",
+            model=meta.get("provider_model") or "",
+            status="ok",
+            index=image.index,
+        )
+        self.costs.append((meta.get("cost"), bool(meta.get("cost_is_estimate"))))
+        values: dict[str, Any] = {"attempts": [*self.attempts, asdict(landed)]}
+        if not self.rows:
+            values.update(
+                provider=landed.provider,
+                model=meta.get("model") or self.job.model,
+                provider_model=landed.model,
+            )
+        if all(c is not None for c, _ in self.costs):  # unknown while streaming; None if synthetic
+            values["cost"] = sum(c for c, _ in self.costs if c is not None)
+            values["cost_is_estimate"] = any(e for _, e in self.costs)
+        image_row = {c.key: getattr(row, c.key) for c in _IMAGE_COLUMNS}
+        job_id = self.job.id
+
+        def record(conn: Connection) -> bool:
+            res = conn.execute(update(Job).where(Job.id == job_id).values(**values))
+            if not res.rowcount:
+                return False
+            conn.execute(insert(StoredImage), [image_row])
+            return True
+
+        if await self.s.tx.run(record):
+            self.rows[image.index] = row
+            self.data[image.index] = f.data
+        else:
+            self.gone = True
+
+
+async def _stored_row(services: Services, job_id: str, user_id: str, f: _Files) -> StoredImage:
+    """Write one image's file; its row, not yet inserted."""
+    ext = {"image/jpeg": "jpg", "image/webp": "webp"}.get(f.mime_type, "png")
+    key = await services.store.put(f.data, extension=ext, sha256=f.sha256)
+    return StoredImage(
+        id=new_id(),
+        job_id=job_id,
+        user_id=user_id,
+        index=f.index,
+        sha256=f.sha256,
+        mime_type=f.mime_type,
+        width=f.width,
+        height=f.height,
+        size=len(f.data),
+        storage_key=key,
+        thumb_key=None,
+        created_at=services.now(),
+    )
 
 
 class JobManager:
@@ -295,6 +390,7 @@ class JobManager:
         except NanobananaError as exc:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         req = job.request
+        landing = _Landing(self.s, job, user_id)
         client = AsyncClient(
             api_keys=upstream.api_keys,
             base_urls=upstream.base_urls,
@@ -317,7 +413,7 @@ class JobManager:
                 negative_prompt=req.get("negative_prompt"),
                 images=refs,
                 seed=req.get("seed"),
-                on_event=_Relay(self.s, job.id),
+                on_event=landing,
                 # Async jobs are watched over their event stream, so the model's text is relayed
                 # as it arrives; the synchronous routes answer once, so they skip SSE parsing.
                 stream=job.kind == "async",
@@ -336,33 +432,15 @@ class JobManager:
             )
         finally:
             await client.aclose()
-        files = await asyncio.to_thread(_prepare_files, result)
-        return await self._finish_ok(job, user_id, result, files)
+        return await self._finish_ok(job, result, landing)
 
-    async def _finish_ok(
-        self, job: Job, user_id: str, result: Result, files: list[_Files]
-    ) -> Finished | None:
-        store = self.s.store
-        rows: list[StoredImage] = []
-        for f in files:
-            ext = {"image/jpeg": "jpg", "image/webp": "webp"}.get(f.mime_type, "png")
-            key = await store.put(f.data, extension=ext, sha256=f.sha256)
-            rows.append(
-                StoredImage(
-                    id=new_id(),
-                    job_id=job.id,
-                    user_id=user_id,
-                    index=f.index,
-                    sha256=f.sha256,
-                    mime_type=f.mime_type,
-                    width=f.width,
-                    height=f.height,
-                    size=len(f.data),
-                    storage_key=key,
-                    thumb_key=None,
-                    created_at=self.s.now(),
-                )
-            )
+    async def _finish_ok(self, job: Job, result: Result, landing: _Landing) -> Finished | None:
+        for image in result.images:  # every image landed as it came, unless its landing failed
+            if image.index not in landing.rows and not landing.gone:
+                await landing.land(image)
+        if landing.gone:
+            return None  # deleted while running: keep nothing
+        rows = [landing.rows[i] for i in sorted(landing.rows)]
         values: dict[str, Any] = {
             "status": "succeeded",
             "effective_prompt": result.effective_prompt,
@@ -380,7 +458,7 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], result)
-        if not await self._record(job.id, values, rows):
+        if not await self._record(job.id, values):
             return None  # deleted while running: keep nothing
         for name, value in values.items():
             setattr(job, name, value)
@@ -395,21 +473,14 @@ class JobManager:
             " (SYNTHETIC, demo emulator)" if result.synthetic else "",
         )
         self.s.bus.publish(job.id, "done", out)
-        return Finished(job, rows, [f.data for f in files])
+        return Finished(job, rows, [landing.data[r.index] for r in rows])
 
-    async def _record(self, job_id: str, values: dict[str, Any], rows: list[StoredImage]) -> bool:
-        """The job's end and its image rows in one transaction of Core statements (an UPDATE
-        and one INSERT, no read), run in one step (``db.direct``); False when the job was
-        deleted meanwhile."""
-        image_rows = [{c.key: getattr(r, c.key) for c in _IMAGE_COLUMNS} for r in rows]
+    async def _record(self, job_id: str, values: dict[str, Any]) -> bool:
+        """The job's end in one UPDATE, run in one step (``db.direct``); False when the job
+        was deleted meanwhile.  Its images are already in (``_Landing``)."""
 
         def record(conn: Connection) -> bool:
-            res = conn.execute(update(Job).where(Job.id == job_id).values(**values))
-            if not res.rowcount:
-                return False
-            if image_rows:
-                conn.execute(insert(StoredImage), image_rows)
-            return True
+            return bool(conn.execute(update(Job).where(Job.id == job_id).values(**values)).rowcount)
 
         return await self.s.tx.run(record)
 
@@ -434,7 +505,7 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], None)
-        if not await self._record(job.id, values, []):
+        if not await self._record(job.id, values):
             return None
         for name, value in values.items():
             setattr(job, name, value)
@@ -456,7 +527,7 @@ def _timings(job: Job, finished_at: datetime, result: Result | None) -> dict[str
     return out
 
 
-def _prepare_files(result: Result) -> list[_Files]:
+def _prepare_file(image: Image) -> _Files:
     """PNG provenance and the hash (CPU work, run in a thread).
 
     No thumbnail here: it is made on its first request (``GET /api/images/{id}?thumb=1``).
@@ -464,20 +535,15 @@ def _prepare_files(result: Result) -> list[_Files]:
     service's time per 1K image, ~50 MB of pixels per 4K one), for a preview only the web UI
     asks for.
     """
-    out = []
-    for img in result.images:
-        data = file_data(img)
-        out.append(
-            _Files(
-                index=img.index,
-                data=data,
-                mime_type=img.mime_type,
-                width=img.width,
-                height=img.height,
-                sha256=data.sha256(),
-            )
-        )
-    return out
+    data = file_data(image)
+    return _Files(
+        index=image.index,
+        data=data,
+        mime_type=image.mime_type,
+        width=image.width,
+        height=image.height,
+        sha256=data.sha256(),
+    )
 
 
 async def mark_interrupted(services: Services, job_ids: list[str] | None = None) -> int:
