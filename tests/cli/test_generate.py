@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ def urls(emu: EmulatorServer) -> list[str]:
 
 
 def pngs(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.png"))
+    """The images saved (not a temporary file being written)."""
+    return sorted(p for p in folder.glob("*.png") if not p.name.startswith("."))
 
 
 def generations(emu: EmulatorServer) -> list[dict]:
@@ -422,6 +424,48 @@ def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
     assert proc.returncode == 130
     assert err.strip().splitlines() == ["error: interrupted."]
     assert out == "" and pngs(isolated) == []
+
+
+def test_ctrl_c_keeps_the_images_that_had_arrived(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    """Two images, the second 60 s behind the first: Ctrl-C once the first is in keeps it, with
+    its provenance (it was paid for)."""
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [str(NANOBANANA), "generate", f"a fox [emulator:stagger:60:{tag}]", "-n", "2", *urls(emu)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pngs(isolated):  # the first image has been saved
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "interrupted" in err
+    [saved] = pngs(isolated)  # whichever of the two calls was answered first
+    meta = read_metadata(saved.read_bytes())
+    assert tag in meta["prompt"] and meta["provider"] == "openrouter"
+    assert saved.name.endswith(f"-{meta['index'] + 1}.png")
+
+
+def test_images_saved_on_arrival_get_the_whole_provenance_at_the_end(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox", "-n", "2", *urls(emu))
+    assert r.code == 0, r.err
+    files = pngs(isolated)
+    assert len(files) == 2
+    for f in files:
+        meta = read_metadata(f.read_bytes())
+        assert meta["cost"] is not None and "elapsed_s" in meta and meta["fallback"]
 
 
 IMPORTED_AIOHTTP = (

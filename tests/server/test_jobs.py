@@ -509,13 +509,14 @@ def test_kill9_with_a_fan_out_half_done(
     assert job["error"]["may_be_billed"] is True
     assert "kept" in job["error"]["message"]
     assert job["provider"] == "openrouter"
-    assert [(a["index"], a["status"]) for a in job["fallback"]] == [(0, "ok")]
+    image = job["images"][0]  # whichever of the two calls was answered first
+    assert [(a["index"], a["status"]) for a in job["fallback"]] == [(image["index"], "ok")]
     if route == "seed":  # the whole answer had come: its price is known
         assert job["cost"] is not None and job["cost"] > 0
-    image = job["images"][0]
-    assert image["index"] == 0 and hashlib.sha256(data).hexdigest() == image["sha256"]
+    assert hashlib.sha256(data).hexdigest() == image["sha256"]
     meta = read_metadata(data)
-    assert marker in meta["prompt"] and meta["provider"] == "openrouter" and meta["index"] == 0
+    assert marker in meta["prompt"] and meta["provider"] == "openrouter"
+    assert meta["index"] == image["index"]
     assert len(upstream_requests(emulator, marker)) == 2  # nothing re-run
     assert OPENROUTER_CANARY not in log.read_text()
 

@@ -28,7 +28,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..client import AsyncClient
     from ..types import Result, StreamEvent
-    from .output import OutputTarget
+    from .output import ArrivalSaver, OutputTarget
 
 
 def register(sub: Any) -> None:
@@ -148,6 +148,8 @@ async def _generate(
 ) -> int:
     from ..client import AsyncClient
     from ..transport import one_shot_transport
+    from ..types import ImageEvent
+    from .output import ArrivalSaver
     from .progress import Progress
 
     async with AsyncClient(
@@ -168,8 +170,12 @@ async def _generate(
         progress = Progress(live=stderr_is_tty(), n=args.n, label=label)
         streamer = _TextStreamer(progress, to_stderr=args.json) if args.stream else None
 
+        saver = ArrivalSaver(target, args.n)
+
         def on_event(event: StreamEvent) -> None:
             progress.on_event(event)
+            if isinstance(event, ImageEvent):
+                saver.on_image(event.image)
             if streamer is not None:
                 streamer.on_event(event)
 
@@ -192,7 +198,7 @@ async def _generate(
             progress.stop()
             if streamer is not None:
                 streamer.finish()
-    return _finish(args, result, target, streamed=streamer is not None)
+    return _finish(args, result, saver, streamed=streamer is not None)
 
 
 def _provider_for_base_url(client: AsyncClient, args: argparse.Namespace) -> str:
@@ -242,11 +248,11 @@ class _TextStreamer:
 
 
 def _finish(
-    args: argparse.Namespace, result: Result, target: OutputTarget, *, streamed: bool
+    args: argparse.Namespace, result: Result, saver: ArrivalSaver, *, streamed: bool
 ) -> int:
     from .output import result_json, summary_lines
 
-    saved = target.save(result.images, n=args.n)
+    saved = saver.finish(result.images)
     for s in saved:
         if s.renamed_from is not None:
             warn(f"{s.renamed_from} exists; saved as {s.path} instead.")

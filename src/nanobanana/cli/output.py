@@ -84,17 +84,48 @@ class OutputTarget:
             )
 
     def save(self, images: list[Image], *, n: int, stamp: str | None = None) -> list[SavedFile]:
+        stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+        return [self.save_one(img, n=n, stamp=stamp) for img in images]
+
+    def save_one(self, img: Image, *, n: int, stamp: str) -> SavedFile:
         from ..imaging import file_data
 
-        stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
         names = self.planned(n, stamp)
-        out: list[SavedFile] = []
+        planned = names[img.index] if img.index < len(names) else names[-1]
+        planned = _with_real_suffix(planned, img.mime_type)
+        path = write_new_file(
+            planned, file_data(img), overwrite=self.force and self.file is not None
+        )
+        return SavedFile(path, img, renamed_from=planned if path != planned else None)
+
+
+class ArrivalSaver:
+    """Saves each image the moment it arrives, so a Ctrl-C (or a crash) while the other images
+    of the request are still coming loses none that was paid for; at the end each file is
+    rewritten in place with the whole request's provenance (its cost, time and attempts)."""
+
+    def __init__(self, target: OutputTarget, n: int) -> None:
+        self.target = target
+        self.n = n
+        self.stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.saved: dict[int, SavedFile] = {}
+
+    def on_image(self, img: Image) -> None:
+        if img.index not in self.saved:
+            self.saved[img.index] = self.target.save_one(img, n=self.n, stamp=self.stamp)
+
+    def finish(self, images: list[Image]) -> list[SavedFile]:
+        from ..imaging import atomic_write, file_data
+
+        out = []
         for img in images:
-            planned = names[img.index] if img.index < len(names) else names[-1]
-            planned = _with_real_suffix(planned, img.mime_type)
-            data = file_data(img)
-            path = write_new_file(planned, data, overwrite=self.force and self.file is not None)
-            out.append(SavedFile(path, img, renamed_from=planned if path != planned else None))
+            early = self.saved.get(img.index)
+            if early is None:
+                out.append(self.target.save_one(img, n=self.n, stamp=self.stamp))
+                continue
+            atomic_write(early.path, file_data(img))
+            early.image = img
+            out.append(early)
         return out
 
 
