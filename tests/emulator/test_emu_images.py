@@ -137,6 +137,47 @@ def test_text_band_depends_on_the_prompt(factory: images.ImageFactory) -> None:
     assert image_size(one) == image_size(two) == (512, 512)
 
 
+class _MeasuringFont:
+    """A font of 10-pixel glyphs that counts the characters it was asked to measure."""
+
+    def __init__(self) -> None:
+        self.measured = 0
+
+    def getlength(self, text: str) -> float:
+        self.measured += len(text)
+        return 10.0 * len(text)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "x" * 31_000,  # one word: cut to the line by bisection, not a character at a time
+        "word " * 6_200,
+        "a " + "y" * 31_000 + " b",
+        "\u0301" * 31_000,  # zero-width marks: a cap by character count, not by pixels
+    ],
+)
+def test_word_wrap_work_is_bounded_whatever_the_prompt(prompt: str) -> None:
+    font = _MeasuringFont()
+    lines = images._wrap(images._printable(prompt), font, 800, 2)  # type: ignore[arg-type]
+    assert 1 <= len(lines) <= 2
+    assert all(font.getlength(line) <= 800 for line in lines)
+    assert lines[-1].endswith("...")
+    assert font.measured < 60_000  # a character-at-a-time trim measured ~480 million
+
+
+def test_word_wrap_lays_out_short_prompts_whole() -> None:
+    font = _MeasuringFont()
+    assert images._wrap("a red fox", font, 800, 2) == ["a red fox"]  # type: ignore[arg-type]
+    assert images._wrap("aaaa bbbb cccc", font, 90, 2) == ["aaaa bbbb", "cccc"]  # type: ignore[arg-type]
+    assert images._wrap("aaaa bbbb cccc dddd", font, 90, 1) == ["aaaa b..."]  # type: ignore[arg-type]
+
+
+def test_a_huge_prompt_renders_like_a_short_one(factory: images.ImageFactory) -> None:
+    png_bytes = factory.render_png(1024, 1024, "caption", "z" * 31_000)
+    assert image_size(png_bytes) == (1024, 1024)
+
+
 def test_rendering_is_fast(factory: images.ImageFactory) -> None:
     factory.template(1024, 1024)
     times = []

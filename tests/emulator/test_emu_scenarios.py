@@ -73,3 +73,11 @@ def test_scoped_markers_apply_to_one_service_only() -> None:
     assert openrouter.outcome is None and openrouter.latency == 0.1
     both = build_plan(None, ["[emulator:safety]"], None, service="openrouter")
     assert both.outcome is not None and both.outcome.name == "safety"
+
+
+def test_a_marker_ends_at_its_bracket_and_never_spans_another() -> None:
+    """An unclosed marker does not swallow the next one (and a prompt of thousands of unclosed
+    markers is scanned once, not once per marker)."""
+    plan = build_plan(None, ["[emulator:[emulator:quota]"], None)
+    assert plan.outcome is not None and plan.outcome.name == "quota"
+    assert build_plan(None, ["[emulator:" * 3_000], None).specs == ()

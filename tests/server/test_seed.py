@@ -340,6 +340,21 @@ async def test_demo_mode(
         assert len(upstream_requests(emulator, marker)) == 1
 
 
+async def test_demo_mode_survives_a_huge_one_word_prompt(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """A 31,000-character word with four images once held a core for minutes (the emulator's
+    word wrap trimmed one character per measurement); now it is drawn like a short prompt."""
+    async with running(settings_for(demo=None)) as api:
+        h = await api.user("alice")
+        prompt = "x" * 31_000
+        r = await api.client.post(GEN, json={"prompt": prompt, "num_images": 4}, headers=h)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["images"]) == 4 and r.json()["synthetic"] is True
+        assert r.json()["prompt"] == prompt
+        assert (await api.client.get("/healthz")).status_code == 200
+
+
 async def test_server_keys_only_when_admin_allows(
     settings_for: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:

@@ -268,15 +268,42 @@ def check_size(width: int, height: int) -> None:
         )
 
 
+#: The band shows two lines of the prompt: what lies beyond this many characters is never drawn,
+#: so it is never measured either (a 31,000-character prompt costs what a 400-character one does).
+MAX_DRAWN_CHARS = 400
+_ELLIPSIS = "..."
+
+
 def _printable(text: str) -> str:
+    text = text[: MAX_DRAWN_CHARS * 4]  # whitespace runs collapse below; the rest is not drawn
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
-def _wrap(
-    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int
-) -> list[str]:
-    """Greedy word wrap to ``max_lines`` lines of at most ``width`` pixels; ellipsis if cut."""
-    words = text.split()
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def _fit(text: str, font: Font, width: int, *, suffix: str = "", keep: int = 0) -> str:
+    """The longest prefix of ``text`` (at least ``keep`` characters) that fits in ``width``
+    pixels followed by ``suffix``: a bisection, so log(n) measurements, not n."""
+    if font.getlength(text + suffix) <= width:
+        return text + suffix
+    fits, too_long = 0, len(text)
+    while too_long - fits > 1:
+        mid = (fits + too_long) // 2
+        if font.getlength(text[:mid] + suffix) <= width:
+            fits = mid
+        else:
+            too_long = mid
+    return text[: max(fits, keep)] + suffix
+
+
+def _wrap(text: str, font: Font, width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap to ``max_lines`` lines of at most ``width`` pixels; ellipsis if cut.
+
+    Bounded work whatever the prompt: only the first ``MAX_DRAWN_CHARS`` characters are laid
+    out, and a word too long for a line is cut by bisection."""
+    shown = text[:MAX_DRAWN_CHARS]
+    words = shown.split()
     lines: list[str] = []
     current = ""
     for word in words:
@@ -286,16 +313,12 @@ def _wrap(
             continue
         if current:
             lines.append(current)
-        current = word
-        while font.getlength(current) > width and len(current) > 1:
-            current = current[:-1]
+        current = _fit(word, font, width, keep=1)  # the rest of an over-long word is dropped
         if len(lines) == max_lines:
             break
     if current and len(lines) < max_lines:
         lines.append(current)
-    if len(lines) == max_lines and " ".join(lines) != " ".join(words):
-        last = lines[-1]
-        while last and font.getlength(last + "...") > width:
-            last = last[:-1]
-        lines[-1] = last + "..."
+    cut = len(text) > len(shown) or " ".join(lines) != " ".join(words)
+    if lines and cut:
+        lines[-1] = _fit(lines[-1], font, width, suffix=_ELLIPSIS)
     return lines

@@ -32,7 +32,7 @@ HEADER = "x-emulator-scenario"
 #: ``[emulator:spec]`` applies to both services; ``[emulator@gemini:spec]`` and
 #: ``[emulator@openrouter:spec]`` only to one (e.g. a Google quota that an OpenRouter fallback
 #: answers normally, with the same prompt sent to both).
-_MARKER = re.compile(r"\[emulator(?:@(gemini|openrouter))?:([^\]]*)\]")
+_MARKER = re.compile(r"\[emulator(?:@(gemini|openrouter))?:([^\[\]]*)\]")
 SERVICES = ("gemini", "openrouter")
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
