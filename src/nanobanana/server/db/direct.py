@@ -4,8 +4,8 @@ The hot path of a generation writes the job row when it is accepted, each image'
 moment the image arrives (``jobs._Landing``), and the job's end when it finishes.  Through the
 ORM session on aiosqlite, each statement makes several hops to the driver's thread and back
 (cursor, execute, fetch, close, commit), each a queue hand-over and a wake-up of the event
-loop: about a third of the event loop's database time for these transactions.  Here a transaction is a plain function of a
-SQLAlchemy ``Connection`` (Core statements only):
+loop: about a third of the event loop's database time for these transactions.  Here a
+transaction is a plain function of a SQLAlchemy ``Connection`` (Core statements only):
 
 - on SQLite it runs, BEGIN to COMMIT, in one call on a dedicated thread with its own
   synchronous connection (the same pragmas and ``BEGIN IMMEDIATE`` as ``engine.create_engine``):
