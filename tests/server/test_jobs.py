@@ -590,6 +590,48 @@ async def test_per_user_queue_limit(settings_for: Callable[..., Settings]) -> No
         assert (await api.client.post("/api/generations", json=body, headers=b)).status_code == 202
 
 
+async def test_refused_requests_do_not_use_the_generation_rate(
+    settings_for: Callable[..., Settings], fast_emulator: EmulatorServer
+) -> None:
+    """Only accepted generations count against generations_per_minute: 60 requests refused
+    with 422 or 400, and the losers of an idempotency race (409 or a replay), leave the budget
+    whole for the valid requests that follow."""
+    settings = settings_for(
+        generations_per_minute=3, openrouter_base_url=fast_emulator.openrouter_url
+    )
+    async with running(settings) as api:
+        a = await _user_with_key(api, "alice")
+        refused = [
+            *({"prompt": "x", "model": f"no-such-model-{i}"} for i in range(40)),
+            *({"prompt": "x", "aspect_ratio": "7:3"} for _ in range(10)),
+            *({"prompt": "x", "provider": "google"} for _ in range(10)),  # no Google key
+        ]
+        for body in refused:
+            r = await api.client.post("/api/generations", json=body, headers=a)
+            assert r.status_code in (400, 422), r.text
+        race = await asyncio.gather(
+            *(
+                api.client.post(
+                    "/api/generations",
+                    json={"prompt": "once [emulator:latency:0.3]"},
+                    headers={**a, "Idempotency-Key": "race-1"},
+                )
+                for _ in range(20)
+            )
+        )
+        codes = sorted(r.status_code for r in race)
+        assert codes.count(202) + codes.count(200) == len(codes) - codes.count(409)
+        assert len({r.json()["id"] for r in race if r.status_code != 409}) == 1
+        ok = [
+            await api.client.post("/api/generations", json={"prompt": f"ok {i}"}, headers=a)
+            for i in range(3)
+        ]
+        assert [r.status_code for r in ok] == [202, 202, 429]  # the race counted once
+        for r in [*race, *ok]:
+            if r.status_code in (200, 202):
+                await api.services.job_manager.wait(r.json()["id"])
+
+
 async def test_generation_rate_limit(
     settings_for: Callable[..., Settings], fast_emulator: EmulatorServer
 ) -> None:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -175,8 +175,12 @@ async def _check_owned(
             )
 
 
-def _check_rate(services: Services, user_id: str) -> None:
-    """At most ``generations_per_minute`` new generations per user (replays are free)."""
+def _check_rate(services: Services, user_id: str, *, count: bool) -> None:
+    """At most ``generations_per_minute`` new generations per user.  Only accepted ones
+    count: a request is checked on arrival (a flood is refused before any work) and counted
+    once its job row is in (``count``), in the same step as a second check, so concurrent
+    requests cannot slip past the limit.  Requests refused as invalid, and duplicates that
+    lose an idempotency race or are answered by a replay, never count."""
     limiter = services.generation_limiter
     wait = limiter.retry_after(user_id)
     if wait is not None:
@@ -188,7 +192,8 @@ def _check_rate(services: Services, user_id: str) -> None:
             headers={"Retry-After": str(seconds)},
             retry_after=seconds,
         )
-    limiter.hit(user_id)
+    if count:
+        limiter.hit(user_id)
 
 
 async def find_replay(
@@ -245,7 +250,7 @@ async def create_job(
         if found is not None:
             await session.commit()
             return found, True
-    _check_rate(services, user_id)
+    _check_rate(services, user_id, count=False)
     manager = services.job_manager
     manager.check_capacity(user_id)
     prepared = await prepare(session, services, user, body, references)
@@ -299,6 +304,11 @@ async def create_job(
             await session.commit()  # the intake's reads (cache misses, idempotency)
         # The row in one step (``db.direct``): the hot path's only write at intake.
         await services.tx.run(lambda conn: conn.execute(insert(Job), [row]))
+        try:
+            _check_rate(services, user_id, count=True)
+        except ApiError:  # others were accepted meanwhile: this one is not
+            await services.tx.run(lambda conn: conn.execute(delete(Job).where(Job.id == job.id)))
+            raise
     except IntegrityError:
         # Another request with the same key committed first.
         if started:

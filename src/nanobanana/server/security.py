@@ -168,6 +168,10 @@ class RateLimiter(Protocol):
 
     def hit(self, key: str) -> None: ...
 
+    def forget(self, key: str) -> None:
+        """Take back one hit of ``key`` (an attempt that turned out not to count)."""
+        ...
+
     def reset(self, key: str) -> None: ...
 
 
@@ -204,6 +208,13 @@ class MemoryRateLimiter:
         if len(self._hits) > 100_000:  # bound memory under a flood of distinct keys
             for k in list(self._hits)[:10_000]:
                 self._prune(k)
+
+    def forget(self, key: str) -> None:
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
 
     def reset(self, key: str) -> None:
         self._hits.pop(key, None)
