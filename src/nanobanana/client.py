@@ -32,7 +32,7 @@ from .errors import (
     UpstreamError,
     ValidationError,
 )
-from .providers.base import FinishEvent, Provider, ProviderCall
+from .providers.base import FinishEvent, KeyStatus, Provider, ProviderCall
 from .references import ReferenceInput, resolve_references
 from .types import (
     Attempt,
@@ -560,6 +560,14 @@ class AsyncClient:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    async def check_key(self, provider: str) -> KeyStatus:
+        """Check ``provider``'s key with a free call that authenticates it; raises
+        ``AuthenticationError`` when the provider refuses it (``MissingKeyError`` when unset)."""
+        name = canonical_provider(provider)
+        if not self.has_key(name):
+            raise MissingKeyError(name)
+        return await self._provider(name).key_status()
+
     async def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
         """The catalog, merged with live discovery from every provider that has a key."""
         names = [canonical_provider(provider)] if provider else list(PROVIDERS)
@@ -732,6 +740,10 @@ class Client:
     def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
         out: list[ModelSpec] = self._thread.run(self._async.models(provider, live=live))
         return out
+
+    def check_key(self, provider: str) -> KeyStatus:
+        status: KeyStatus = self._thread.run(self._async.check_key(provider))
+        return status
 
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[StreamEvent]:
         agen = self._async.stream(prompt, **kwargs)

@@ -108,3 +108,17 @@ async def test_synthetic_results_cost_nothing(emu):
         r = await client.generate("a fox")
     assert r.synthetic and r.usage.cost is None and not r.usage.cost_is_estimate
     assert r.provenance()["cost"] is None
+
+
+async def test_check_key_asks_an_endpoint_that_authenticates_it(emu):
+    async with client_for(emu) as c:
+        await c.generate("a fox", provider="openrouter")
+        status = await c.check_key("openrouter")
+        assert status.usage is not None and status.usage > 0 and status.limit is None
+        google = await c.check_key("google")
+        assert google.models and google.usage is None
+    async with client_for(emu, keys={"openrouter": "sk-or-invalid-0000"}) as c:
+        with pytest.raises(errors.AuthenticationError):
+            await c.check_key("openrouter")
+    with Client(api_keys={}, env={}, use_keys_file=False) as c, pytest.raises(errors.MissingKeyError):
+        c.check_key("google")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -225,6 +226,22 @@ def test_generation_stats(http: httpx.Client) -> None:
     assert http.get("/api/v1/generation", params={"id": gen_id}).status_code == 401
     missing = http.get("/api/v1/generation", params={"id": "gen-0-none"}, headers=OR_HEADERS)
     assert missing.status_code == 404
+
+
+def test_current_key_reports_usage_and_refuses_bad_keys(http: httpx.Client) -> None:
+    """``GET /api/v1/key`` as documented: the key's limit and usage, 401 without a good key."""
+    key = {"Authorization": f"Bearer sk-or-v1-{uuid.uuid4().hex}"}
+    before = http.get("/api/v1/key", headers=key)
+    assert before.status_code == 200
+    data = before.json()["data"]
+    assert data["usage"] == 0 and data["limit"] is None and data["limit_remaining"] is None
+    assert data["is_free_tier"] is False and key["Authorization"][7:] not in data["label"]
+    r = http.post(CHAT, json=chat_body(), headers=key)
+    after = http.get("/api/v1/key", headers=key).json()["data"]
+    assert after["usage"] == pytest.approx(r.json()["usage"]["cost"])
+    assert http.get("/api/v1/key").status_code == 401
+    refused = http.get("/api/v1/key", headers={"Authorization": "Bearer sk-or-invalid"})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == 401
 
 
 # -- streaming ------------------------------------------------------------------------------------

@@ -228,7 +228,8 @@ def test_service_key_test_says_google_refused_the_key(service: httpx.Client) -> 
     headers = sign_up(service, {"google": "AIza-invalid-CANARY-0123456789"})
     r = service.post("/api/settings/keys/google/test", headers=headers)
     assert r.status_code == 200, r.text
-    assert r.json()["ok"] is False and r.json()["message"] == "google refused the key."
+    assert r.json()["ok"] is False
+    assert r.json()["message"] == "The Google key was refused: Google does not accept it."
 
 
 def test_service_lists_models(service: httpx.Client) -> None:

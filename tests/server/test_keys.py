@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from nanobanana.emulator import EmulatorConfig, EmulatorServer
 from nanobanana.server.db.models import ProviderKey
 from nanobanana.server.security import StartupError
 from nanobanana.server.settings import Settings
@@ -96,12 +97,42 @@ async def test_key_test_endpoint(api: Api) -> None:
     await api.put_key(h, "openrouter", OPENROUTER_CANARY)
     r = await c.post("/api/settings/keys/openrouter/test", headers=h)
     assert r.status_code == 200
+    assert r.json()["ok"] is True and r.json()["credit_used"] is not None
+    assert r.json()["credit_limit"] is None and "no spending limit" in r.json()["message"]
+    # OpenRouter lists models without a key: the test asks an endpoint that checks it.
+    await api.put_key(h, "openrouter", "sk-or-v1-invalid-key-0000")
+    r = await c.post("/api/settings/keys/openrouter/test", headers=h)
+    assert r.status_code == 200
+    assert r.json()["ok"] is False and r.json()["error_code"] == "upstream_auth"
+    assert "invalid-key" not in r.text
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    r = await c.post("/api/settings/keys/google/test", headers=h)
     assert r.json()["ok"] is True and r.json()["models"] > 0
     await api.put_key(h, "google", "AIza-invalid-key-0000")
     r = await c.post("/api/settings/keys/google/test", headers=h)
     assert r.status_code == 200
     assert r.json()["ok"] is False and r.json()["error_code"] == "upstream_auth"
     assert "invalid-key" not in r.text
+
+
+async def test_key_test_shows_the_credit_left(settings_for: Callable[..., Settings]) -> None:
+    """What OpenRouter says about the key (its limit, what is left, what it spent) is shown."""
+    with EmulatorServer(EmulatorConfig(key_limit=10.0)) as upstream:
+        settings = settings_for(openrouter_base_url=upstream.openrouter_url)
+        async with running(settings) as api:
+            h = await api.user("alice")
+            await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+            r = await api.client.post("/api/nano-banana/generate", json={"prompt": "x"}, headers=h)
+            cost = r.json()["cost"]
+            r = await api.client.post("/api/settings/keys/openrouter/test", headers=h)
+    body = r.json()
+    assert body["ok"] is True and body["credit_limit"] == 10.0
+    assert body["credit_used"] == pytest.approx(cost)
+    assert body["credit_remaining"] == pytest.approx(10.0 - cost)
+    assert f"${10.0 - cost:.2f} of its $10.00 limit left" in body["message"]
+    assert body["message"].startswith("The OpenRouter key works: ")
+    # The key's label (a masked form of the key) is not passed on.
+    assert f"{OPENROUTER_CANARY[:11]}...{OPENROUTER_CANARY[-3:]}" not in r.text
 
 
 async def test_master_key_file_generated_with_mode_0600(api: Api) -> None:

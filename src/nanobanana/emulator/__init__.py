@@ -8,7 +8,7 @@ Endpoints
 ---------
 OpenRouter, under ``/api/v1``: ``POST /chat/completions`` (plain and ``stream: true``),
 ``GET /models`` (``output_modalities`` filter, default ``text``; ``all``; comma lists),
-``GET /model/{author}/{slug}``, ``GET /generation?id=gen-...``.
+``GET /model/{author}/{slug}``, ``GET /generation?id=gen-...``, ``GET /key``.
 Gemini, under ``/v1`` and ``/v1beta``: ``POST /models/{model}:generateContent``,
 ``POST /models/{model}:streamGenerateContent?alt=sse``, ``GET /models`` (``pageSize``,
 ``pageToken``), ``GET /models/{model}``.

@@ -25,6 +25,7 @@ class EmulatorConfig:
     default_scenario: str | None = None
     valid_keys: frozenset[str] | None = None
     latency: float = 0.0
+    key_limit: float | None = None
     record_limit: int = 1000
     generation_limit: int = 10_000
 

@@ -259,18 +259,17 @@ async def _generate(
     bare = plan.modifier("string-images") is not None
     build = wire.chat_stream if req.stream else wire.chat_completion
     reply = build(gen_id, model, art, token=state.splice_token, finish=finish, bare_images=bare)
-    state.generations.put(
+    stats = wire.generation_stats(
         gen_id,
-        wire.generation_stats(
-            gen_id,
-            model,
-            art,
-            finish=finish,
-            streamed=req.stream,
-            latency_ms=int((time.monotonic() - started) * 1000),
-            referer=request.headers.get("http-referer"),
-        ),
+        model,
+        art,
+        finish=finish,
+        streamed=req.stream,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        referer=request.headers.get("http-referer"),
     )
+    state.generations.put(gen_id, stats)
+    state.charge(bearer_token(request.headers.get("authorization", "")), stats["total_cost"])
     return reply
 
 
@@ -351,10 +350,24 @@ async def generation(request: Request) -> Response:
     return finish(entry, reply)
 
 
+async def current_key(request: Request) -> Response:
+    """``GET /api/v1/key``: the key's limit and usage; 401 for a key OpenRouter refuses."""
+    state = state_of(request)
+    entry = state.record(request, "openrouter", None)
+    reply = _auth_error(request, state)
+    if reply is None:
+        key = bearer_token(request.headers["authorization"]) or ""
+        reply = wire.json_reply(
+            200, {"data": wire.key_info(key, state.spent(key), state.config.key_limit)}
+        )
+    return finish(entry, reply)
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/api/v1/models", list_models, methods=["GET"]),
         Route("/api/v1/model/{author}/{slug}", get_model, methods=["GET"]),
         Route("/api/v1/generation", generation, methods=["GET"]),
+        Route("/api/v1/key", current_key, methods=["GET"]),
     ]

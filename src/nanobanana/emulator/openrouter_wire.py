@@ -408,6 +408,37 @@ def model_object(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
+def key_info(key: str, spent: float, limit: float | None) -> dict[str, Any]:
+    """The ``data`` of ``GET /api/v1/key`` (OpenRouter's API reference, "Get current API key"):
+    the label is the masked key, ``limit`` null means no limit; a key with credits is not on
+    the free tier."""
+    return {
+        "label": f"{key[:11]}...{key[-3:]}" if len(key) > 16 else "sk-or-v1-...",
+        "limit": limit,
+        "limit_remaining": None if limit is None else max(0.0, limit - spent),
+        "limit_reset": None,
+        "include_byok_in_limit": False,
+        "usage": spent,
+        "usage_daily": spent,
+        "usage_weekly": spent,
+        "usage_monthly": spent,
+        "byok_usage": 0,
+        "byok_usage_daily": 0,
+        "byok_usage_weekly": 0,
+        "byok_usage_monthly": 0,
+        "is_free_tier": False,
+        "is_management_key": False,
+        "is_provisioning_key": False,
+        "rate_limit": {
+            "requests": -1,
+            "interval": "10s",
+            "note": "This field is deprecated and safe to ignore.",
+        },
+        "expires_at": None,
+        "creator_user_id": None,
+    }
+
+
 def generation_stats(
     gen_id: str,
     model: ModelSpec,

@@ -75,6 +75,7 @@ class EmulatorState:
         self.generations = GenerationStore(config.generation_limit)
         self._flaky: dict[str, int] = {}
         self._staggered: dict[str, int] = {}
+        self._spent: dict[str, float] = {}
         self._flaky_lock = threading.Lock()
         # Image payloads are spliced into pre-serialised JSON at this token; the nonce keeps a
         # prompt that happens to contain the token from being mistaken for it.
@@ -86,6 +87,7 @@ class EmulatorState:
         with self._flaky_lock:
             self._flaky.clear()
             self._staggered.clear()
+            self._spent.clear()
 
     def flaky_should_fail(self, spec: scenarios.Spec) -> bool:
         """Count this request against ``flaky:N:...``; True while the first N are failing."""
@@ -93,6 +95,16 @@ class EmulatorState:
             seen = self._flaky.get(spec.text, 0) + 1
             self._flaky[spec.text] = seen
         return seen <= spec.integer(0, 1)
+
+    def charge(self, key: str | None, cost: float) -> None:
+        """What a key has spent, for OpenRouter's ``GET /key``."""
+        if key:
+            with self._flaky_lock:
+                self._spent[key] = self._spent.get(key, 0.0) + cost
+
+    def spent(self, key: str) -> float:
+        with self._flaky_lock:
+            return self._spent.get(key, 0.0)
 
     def record(self, request: Request, service: str, body: Any) -> dict[str, Any]:
         """Log a request for ``/_emulator/requests``: what a test may want to assert about it."""

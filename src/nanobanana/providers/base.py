@@ -59,6 +59,23 @@ class FinishEvent:
 ProviderEvent = TextDelta | ImageEvent | UsageEvent | FinishEvent
 
 
+@dataclass(frozen=True)
+class KeyStatus:
+    """What a provider says about an API key it accepted (``Provider.key_status``); ``None``
+    where the provider does not say."""
+
+    #: USD: the key's own spending limit (``None``: no limit), what is left of it, and what the
+    #: key has spent; ``limit_reset``: when the limit starts over (``daily``, ``monthly``...).
+    limit: float | None = None
+    limit_remaining: float | None = None
+    usage: float | None = None
+    limit_reset: str | None = None
+    #: A free-tier key (no credits bought): stricter rate limits, free models only.
+    free_tier: bool | None = None
+    #: Image models the key can see, where listing them is how the key is checked.
+    models: int | None = None
+
+
 class Provider(Protocol):
     name: str
     config: ProviderConfig
@@ -73,6 +90,11 @@ class Provider(Protocol):
 
     async def list_models(self) -> list[ModelSpec]:
         """Live discovery of image-output models."""
+        ...
+
+    async def key_status(self) -> KeyStatus:
+        """Check the key with a free call that authenticates it (``AuthenticationError`` when
+        it is refused) and say what the provider reports about it."""
         ...
 
     async def aclose(self) -> None: ...

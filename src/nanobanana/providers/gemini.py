@@ -25,7 +25,7 @@ from ..errors import (
     NanobananaError,
     UpstreamError,
 )
-from .base import ProviderCall, ProviderEvent, ProviderResponse
+from .base import KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
 from .common import forget_request
 from .gemini_wire import (
     LABEL,
@@ -154,6 +154,11 @@ class GeminiProvider:
                 err.may_be_billed = False  # listing models costs nothing
             raise err from forget_request(exc)
         return parse_models(models)
+
+    async def key_status(self) -> KeyStatus:
+        """Gemini answers ``models.list`` only for a valid key (400 ``API_KEY_INVALID``
+        otherwise) and reports nothing about spending: the image models it lists."""
+        return KeyStatus(models=len(await self.list_models()))
 
     async def aclose(self) -> None:
         if self._client is not None:

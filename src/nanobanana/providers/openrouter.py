@@ -34,7 +34,7 @@ from ..errors import (
     UpstreamError,
 )
 from ..types import ImageEvent, TextDelta, UsageEvent
-from .base import FinishEvent, ProviderCall, ProviderEvent, ProviderResponse
+from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
 from .common import forget_request
 from .openrouter_errors import LABEL, error_from_status
 from .openrouter_wire import (
@@ -42,6 +42,7 @@ from .openrouter_wire import (
     build_request,
     end_of_stream,
     parse_event,
+    parse_key_status,
     parse_models,
     parse_response,
 )
@@ -94,6 +95,7 @@ class OpenRouterProvider:
         self.transport: Transport = transport
         self._chat_url = f"{config.url}/chat/completions"
         self._models_url = f"{config.url}/models"
+        self._key_url = f"{config.url}/key"
 
     def __repr__(self) -> str:
         return f"OpenRouterProvider(url={self.config.url!r})"
@@ -298,6 +300,27 @@ class OpenRouterProvider:
             err.may_be_billed = False  # listing models costs nothing
             raise err from forget_request(exc)
         return parse_models(body)
+
+    async def key_status(self) -> KeyStatus:
+        """``GET /key``: answered only for a key OpenRouter accepts (401 otherwise), with the
+        key's spending limit, what is left of it and its usage.  ``/models`` needs no key, so
+        it cannot tell a refused key from a good one."""
+        try:
+            async with self.transport.request(
+                "GET",
+                self._key_url,
+                headers=self._headers("application/json"),
+                connect_timeout=self.connect_timeout,
+                read_timeout=LIST_MODELS_READ_TIMEOUT,
+            ) as resp:
+                if resp.status != 200:
+                    raise await self._error(resp)
+                body = await self._read(resp, MAX_ERROR_BODY_BYTES)
+        except self.transport.errors as exc:
+            err = self._failed(exc, LIST_MODELS_READ_TIMEOUT)
+            err.may_be_billed = False  # reading the key's status costs nothing
+            raise err from forget_request(exc)
+        return parse_key_status(body)
 
     def _failed(self, exc: BaseException, read_timeout: float) -> UpstreamError:
         return _transport_error(self.transport.classify(exc), self.config.url, read_timeout)

@@ -18,7 +18,7 @@ from ..config import OPENROUTER
 from ..errors import AmbiguousError, InvalidResponseError, NanobananaError, UpstreamUnavailable
 from ..imaging import to_data_url
 from ..types import Image, ImageEvent, TextDelta, Usage, UsageEvent
-from .base import FinishEvent, ProviderCall, ProviderEvent, ProviderResponse
+from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
 from .common import content_error, is_block_reason
 from .datauri import decode_data_url, loads_with_payloads, restore
 from .openrouter_errors import LABEL, error_from_payload
@@ -204,6 +204,36 @@ def end_of_stream(state: StreamState) -> FinishEvent:
         request_id=state.request_id,
         served_model=state.served_model,
     )
+
+
+def parse_key_status(body: bytes | bytearray) -> KeyStatus:
+    """``GET /key`` -> what OpenRouter says about the key: its limit, what is left, its usage.
+    The ``label`` (a masked form of the key itself) is not kept."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidResponseError(
+            f"{LABEL}'s key information is not JSON.", provider=PROVIDER, may_be_billed=False
+        ) from exc
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict):
+        raise InvalidResponseError(
+            f"{LABEL}'s key information has no data.", provider=PROVIDER, may_be_billed=False
+        )
+    free = data.get("is_free_tier")
+    return KeyStatus(
+        limit=_number(data.get("limit")),
+        limit_remaining=_number(data.get("limit_remaining")),
+        usage=_number(data.get("usage")),
+        limit_reset=_str(data.get("limit_reset")),
+        free_tier=free if isinstance(free, bool) else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def parse_models(body: bytes | bytearray) -> list[ModelSpec]:

@@ -180,6 +180,17 @@ class KeyTestOut(BaseModel):
     message: str
     error_code: str | None = None
     models: int | None = Field(default=None, description="Image models the key can see.")
+    credit_limit: float | None = Field(
+        default=None, description="USD the provider lets this key spend (null: no limit)."
+    )
+    credit_remaining: float | None = Field(default=None, description="USD left of that limit.")
+    credit_used: float | None = Field(default=None, description="USD this key has spent.")
+    limit_reset: str | None = Field(
+        default=None, description="When the limit starts over (`daily`, `monthly`...)."
+    )
+    free_tier: bool | None = Field(
+        default=None, description="A free-tier key: no credits bought, free models only."
+    )
 
 
 class DefaultsIn(Input):

@@ -11,6 +11,7 @@ from ...catalog import normalize_ratio, normalize_size
 from ...client import AsyncClient
 from ...config import PROVIDERS
 from ...errors import AuthenticationError, NanobananaError, ValidationError
+from ...providers.base import KeyStatus
 from ..db.models import ProviderKey, UserSettings
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..problems import ApiError, missing_key_message
@@ -103,7 +104,8 @@ async def delete_key(
 async def test_key(
     provider: ProviderPath, user: CurrentUser, services: ServicesDep, session: SessionDep
 ) -> KeyTestOut:
-    """Check your stored key with a free call (the provider's model list)."""
+    """Check your stored key with a free call that authenticates it (OpenRouter's `GET /key`,
+    which also reports the key's credit; Google's model list)."""
     row = await session.scalar(
         select(ProviderKey).where(ProviderKey.user_id == user.id, ProviderKey.provider == provider)
     )
@@ -118,24 +120,54 @@ async def test_key(
         session=services.http,
         fallback=False,
     )
+    name = _NAMES[provider]
     try:
-        models = await client.models(provider, live=True)
+        status = await client.check_key(provider)
     except AuthenticationError as exc:
         return KeyTestOut(
-            provider=provider, ok=False, message=f"{provider} refused the key.", error_code=exc.code
+            provider=provider,
+            ok=False,
+            message=f"The {name} key was refused: {name} does not accept it.",
+            error_code=exc.code,
         )
     except NanobananaError as exc:
         return KeyTestOut(
             provider=provider,
             ok=False,
-            message=f"Could not check the key: {exc.message}",
+            message=f"Could not check the {name} key: {exc.message}",
             error_code=exc.code,
         )
     finally:
         await client.aclose()
     return KeyTestOut(
-        provider=provider, ok=True, message=f"{provider} accepted the key.", models=len(models)
+        provider=provider,
+        ok=True,
+        message=_accepted(name, status),
+        models=status.models,
+        credit_limit=status.limit,
+        credit_remaining=status.limit_remaining,
+        credit_used=status.usage,
+        limit_reset=status.limit_reset,
+        free_tier=status.free_tier,
     )
+
+
+_NAMES = {"openrouter": "OpenRouter", "google": "Google"}
+
+
+def _accepted(name: str, status: KeyStatus) -> str:
+    """``The OpenRouter key works: $74.50 of its $100.00 limit left (resets monthly).``"""
+    said = []
+    if status.limit is not None and status.limit_remaining is not None:
+        reset = f" (resets {status.limit_reset})" if status.limit_reset else ""
+        said.append(f"${status.limit_remaining:.2f} of its ${status.limit:.2f} limit left{reset}")
+    elif status.usage is not None:
+        said.append(f"no spending limit on the key, ${status.usage:.2f} used so far")
+    if status.free_tier:
+        said.append("a free-tier key (free models only, lower rate limits)")
+    if status.models is not None:
+        said.append(f"{status.models} image models available")
+    return f"The {name} key works" + (f": {'; '.join(said)}." if said else ".")
 
 
 # ---------------------------------------------------------------------------- defaults

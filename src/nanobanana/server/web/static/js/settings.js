@@ -122,11 +122,9 @@ function wireKeyCard(card) {
   card.querySelector('[data-action="test"]').addEventListener("click", () =>
     run("Testing…", async () => {
       const res = (await api(`/api/settings/keys/${provider}/test`, { method: "POST" })) || {};
-      const ok = res.ok !== false && res.valid !== false;
-      const detail = res.message || res.detail || "";
-      const text = ok
-        ? `The ${name} key works.${detail ? ` ${detail}` : ""}`
-        : `The ${name} key was refused${detail ? `: ${detail}` : "."}`;
+      const ok = res.ok !== false;
+      // The service's own sentence: what the provider said, with the key's credit when known.
+      const text = res.message || (ok ? `The ${name} key works.` : `The ${name} key was refused.`);
       say(message, text, ok ? "ok" : "error");
       noteSynthetic(res.synthetic);
     }),
