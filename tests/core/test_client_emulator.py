@@ -120,6 +120,8 @@ async def test_check_key_asks_an_endpoint_that_authenticates_it(emu):
     async with client_for(emu, keys={"openrouter": "sk-or-invalid-0000"}) as c:
         with pytest.raises(errors.AuthenticationError):
             await c.check_key("openrouter")
-    with Client(api_keys={}, env={}, use_keys_file=False) as sync:
-        with pytest.raises(errors.MissingKeyError):
-            sync.check_key("google")
+    with (
+        Client(api_keys={}, env={}, use_keys_file=False) as sync,
+        pytest.raises(errors.MissingKeyError),
+    ):
+        sync.check_key("google")
