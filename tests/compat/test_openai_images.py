@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from nanobanana.emulator import EmulatorServer
 from nanobanana.server.deps import SIGN_IN
 
 from ..support import image_size, png_bytes
-from .conftest import Live, decode_data_url, tag, upstream_prompts
+from .conftest import Live, decode_data_url, live_server, tag, upstream_prompts
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,6 +71,36 @@ def test_generate_urls_and_n(client: openai.OpenAI, live: Live) -> None:
             assert got.status_code == 200 and got.headers["content-type"] == "image/png"
             assert image_size(got.content) == (1024, 1024)
     assert httpx.get(urls[0]).status_code == 401  # the same token is needed
+
+
+def test_url_links_never_follow_the_host_header(live: Live, tmp_path: Path) -> None:
+    """A client that names another Host gets links to this service, not to that host (whose
+    owner would then receive the next client's bearer token)."""
+    body = {"model": "nano-banana", "prompt": f"a lamp {tag()}", "response_format": "url"}
+    with live.http(live.token) as c:
+        r = c.post("/v1/images/generations", json=body, headers={"Host": "attacker.example"})
+        assert r.status_code == 200, r.text
+        [link] = [d["url"] for d in r.json()["data"]]
+        assert link.startswith(f"{live.url}/api/images/") and "attacker" not in link
+        assert c.get(link).status_code == 200
+
+
+def test_url_links_use_the_configured_public_url(live: Live, tmp_path: Path) -> None:
+    emu_or = live.services.settings.openrouter_base_url
+    emu_gemini = live.services.settings.gemini_base_url
+    with (
+        live_server(
+            tmp_path, str(emu_or), str(emu_gemini), public_url="https://images.example.com/"
+        ) as other,
+        other.http(other.token) as c,
+    ):
+        r = c.post(
+            "/v1/images/generations",
+            json={"model": "nano-banana", "prompt": "a lamp", "response_format": "url"},
+            headers={"Host": "attacker.example"},
+        )
+        [link] = [d["url"] for d in r.json()["data"]]
+        assert link.startswith("https://images.example.com/api/images/")
 
 
 def test_openai_model_names_and_quality(client: openai.OpenAI, live: Live) -> None:

@@ -128,6 +128,20 @@ async def test_security_headers_everywhere(api: Api) -> None:
     assert answers[7].headers["content-type"].startswith("text/html")
 
 
+async def test_no_redirect_follows_the_host_header(api: Api) -> None:
+    """A Host the client chose never ends up in a Location (Starlette's slash redirects built
+    one from it: a shared cache could keep a redirect to any host)."""
+    h = await api.user("alice")
+    evil = {**h, "Host": "attacker.example"}
+    slashed = ("/api/generations/", "/settings/", "/login/", "/docs/", "/api/nano-banana/models/")
+    for path in slashed:
+        r = await api.client.get(path, headers=evil)
+        assert "attacker" not in r.headers.get("location", ""), path
+        assert r.status_code == 404, path
+    r = await api.client.post("/api/generations", json={"prompt": "x"}, headers=evil)
+    assert r.status_code in (202, 400) and "attacker" not in r.headers.get("location", "")
+
+
 async def test_cors_off_by_default_and_configurable(
     api: Api, settings_for: Callable[..., Settings]
 ) -> None:

@@ -146,6 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by ui.docs_router, from the package instead of a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # Starlette's slash redirects build an absolute Location from the Host header: a
+        # client could make them point anywhere (and a shared cache keep that). No redirects.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
         "the service, whose X-Forwarded-For and X-Forwarded-Proto are believed. Empty (the "
         "default): those headers are ignored, and a client is known by its own address.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The address clients reach the service at (e.g. https://images.example.com), "
+        "for the absolute links it hands out (the Images API's `url` results). Unset: the "
+        "address and port the client's connection arrived on; never the request's Host header.",
+    )
     docs_enabled: bool = Field(default=True, description="Serve /docs and /openapi.json.")
     allow_registration: bool = Field(
         default=True, description="Let anyone register (the first user can always register)."
@@ -150,6 +157,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "NANOBANANA_PUBLIC_URL must be an http(s) URL without query or fragment, "
+                "e.g. https://images.example.com"
+            )
+        return value.rstrip("/")
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod

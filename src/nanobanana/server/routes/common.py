@@ -1,10 +1,13 @@
-"""Shared route helpers: documented error responses."""
+"""Shared route helpers: documented error responses, the service's public address."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import Request
+
 from ..schemas import ErrorResponse
+from ..settings import Settings
 
 _DESCRIPTIONS = {
     400: "Bad request (e.g. `missing_api_key`: add a key in the settings).",
@@ -26,3 +29,21 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
     out["4XX"] = {"model": ErrorResponse, "description": "Any other client error."}
     return out
+
+
+def public_root(request: Request, settings: Settings) -> str:
+    """Where absolute links point: ``NANOBANANA_PUBLIC_URL``, else the address and port this
+    connection arrived on (``""``, relative links, when there is none, as on a Unix socket).
+
+    Never the ``Host`` header: a client could name any host there, and a link built from it
+    would send the next client, bearer token and all, to that host."""
+    if settings.public_url:
+        return settings.public_url
+    server = request.scope.get("server")
+    if not server or server[1] is None:
+        return ""
+    host, port = server
+    host = f"[{host}]" if ":" in host else host
+    scheme = request.url.scheme  # https only from TLS or a trusted proxy's X-Forwarded-Proto
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")

@@ -40,6 +40,7 @@ from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..generation import create_job
 from ..services import Services
 from ..uploads import too_large
+from .common import public_root
 from .compat_common import (
     IdempotencyKey,
     OpenAIRoute,
@@ -87,7 +88,9 @@ async def _run(
     headers = job_headers(job_id, replayed)
     outcome = await wait_outcome(services, job_id, spec.id)
     if outcome is not None and outcome.succeeded:
-        data = images_response(outcome, call.response_format, str(request.base_url))
+        data = images_response(
+            outcome, call.response_format, public_root(request, services.settings)
+        )
         return SplicedResponse(data, 200, headers)
     problem = failure_problem(outcome, job_id)
     problem.headers.update(headers)
