@@ -84,6 +84,35 @@ async def test_session_cookie_only_for_reads(api: Api) -> None:
     c.cookies.clear()
 
 
+def _attributes(set_cookie: str) -> set[str]:
+    return {
+        a.strip().lower()
+        for a in set_cookie.split(";")[1:]
+        if not a.strip().lower().startswith(("max-age", "expires"))
+    }
+
+
+@pytest.mark.parametrize("public_url", [None, "https://images.example.com"])
+async def test_session_cookie_set_and_cleared_alike(
+    settings_for: Callable[..., Settings], public_url: str | None
+) -> None:
+    """The login and logout cookies carry the same attributes, Secure once the service is
+    known to be reached over HTTPS."""
+    async with running(settings_for(public_url=public_url)) as api:
+        c = api.client
+        await api.register("alice")
+        r = await c.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+        set_on = _attributes(r.headers["set-cookie"])
+        token = r.json()["access_token"]
+        r = await c.post("/api/auth/logout", headers=auth(token))
+        assert r.status_code == 204
+        cleared = _attributes(r.headers["set-cookie"])
+        c.cookies.clear()
+    assert set_on == cleared
+    assert {"httponly", "samesite=strict", "path=/"} <= set_on
+    assert ("secure" in set_on) is (public_url is not None)
+
+
 async def test_api_tokens_create_list_revoke(api: Api) -> None:
     c = api.client
     h = await api.user("alice")

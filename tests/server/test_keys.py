@@ -142,6 +142,27 @@ async def test_master_key_file_generated_with_mode_0600(api: Api) -> None:
     Fernet(path.read_bytes().strip())  # a valid key
 
 
+async def test_database_file_is_private(
+    settings_for: Callable[..., Settings], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SQLite file holds password hashes, token hashes and encrypted keys: 0600 when
+    created, and made so (with a warning) when an older install left it readable by others."""
+    fresh = tmp_path / "fresh" / "nanobanana.db"
+    async with running(settings_for(f"sqlite+aiosqlite:///{fresh}")) as api:
+        await api.user("alice")  # written through, WAL and all
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode) for p in fresh.parent.glob("nanobanana.db*")
+        }
+    assert modes and all(mode == 0o600 for mode in modes.values()), modes
+    old = tmp_path / "old.db"
+    old.touch(mode=0o644)
+    old.chmod(0o644)
+    async with running(settings_for(f"sqlite+aiosqlite:///{old}")):
+        pass
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert "readable by others" in caplog.text
+
+
 async def test_rotation_and_wrong_master_key(
     db_url: str, settings_for: Callable[..., Settings], tmp_path: Path
 ) -> None:

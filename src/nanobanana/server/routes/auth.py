@@ -8,6 +8,7 @@ answer after the same work (a dummy hash check).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
@@ -28,6 +29,7 @@ from ..schemas import (
     UserOut,
 )
 from ..security import hash_token, new_token
+from ..services import Services
 from ..upstream import resolve_upstream
 from .common import errors
 
@@ -113,20 +115,23 @@ async def login(
         user.password_hash = new_hash
         session.add(user)
     await session.commit()
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=ttl,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    response.set_cookie(SESSION_COOKIE, token, max_age=ttl, **_cookie(request, services))
     return TokenOut(access_token=token, expires_at=expires_at)
 
 
+def _cookie(request: Request, services: Services) -> dict[str, Any]:
+    """The session cookie's attributes, the same when it is set and when it is cleared:
+    script-proof, never sent cross-site, and ``Secure`` when the service is reached over
+    HTTPS (the connection, a trusted proxy's X-Forwarded-Proto, or an https public URL)."""
+    public = services.settings.public_url or ""
+    secure = request.url.scheme == "https" or public.startswith("https://")
+    return {"httponly": True, "samesite": "strict", "secure": secure, "path": "/"}
+
+
 @router.post("/logout", status_code=204, responses=errors(401))
-async def logout(auth: AuthDep, services: ServicesDep, session: SessionDep) -> Response:
+async def logout(
+    request: Request, auth: AuthDep, services: ServicesDep, session: SessionDep
+) -> Response:
     """Revoke the token used for this request."""
     token = await session.get(Token, auth.token.id)
     if token is not None and token.revoked_at is None:
@@ -134,7 +139,7 @@ async def logout(auth: AuthDep, services: ServicesDep, session: SessionDep) -> R
     await session.commit()
     services.auth_cache.forget_user(auth.user.id)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, **_cookie(request, services))
     return response
 
 
