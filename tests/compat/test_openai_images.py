@@ -73,6 +73,24 @@ def test_generate_urls_and_n(client: openai.OpenAI, live: Live) -> None:
     assert httpx.get(urls[0]).status_code == 401  # the same token is needed
 
 
+def test_a_nul_in_the_prompt_is_refused_as_by_the_native_api(live: Live) -> None:
+    with live.http(live.token) as c:
+        native = c.post("/api/nano-banana/generate", json={"prompt": "a\u0000 fox"})
+        images = c.post("/v1/images/generations", json={"prompt": "a\u0000 fox"})
+        chat = c.post(
+            "/api/v1/chat/completions",
+            json={
+                "model": "google/gemini-2.5-flash-image",
+                "modalities": ["image", "text"],
+                "messages": [{"role": "user", "content": "a\u0000 fox"}],
+            },
+        )
+    assert native.status_code == 422
+    for r in (images, chat):
+        assert r.status_code == 400, r.text
+        assert "U+0000" in r.json()["error"]["message"]
+
+
 def test_url_links_never_follow_the_host_header(live: Live, tmp_path: Path) -> None:
     """A client that names another Host gets links to this service, not to that host (whose
     owner would then receive the next client's bearer token)."""

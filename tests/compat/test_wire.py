@@ -566,11 +566,18 @@ def test_documented_ratios_and_sizes_are_the_catalogs() -> None:
     assert get_args(ImageSize) == tuple(SIZE_SCALE)
 
 
-def test_prompts_lose_control_characters_and_need_visible_text() -> None:
-    call = parse_chat(chat(messages=[{"role": "user", "content": "a\x00 fox\x1b\n"}]))
-    assert call.prompt == "a fox\n"
+def test_prompts_with_control_characters_are_refused_and_need_visible_text() -> None:
+    """As the native API does: a NUL (or another control character) is a 400 naming it."""
+    assert parse_chat(chat(messages=[{"role": "user", "content": "a fox\tnow\n"}])).prompt
+    for content in ("a\x00 fox", [{"type": "text", "text": "a fox\x1b"}]):
+        with pytest.raises(ProblemError) as err:
+            parse_chat(chat(messages=[{"role": "user", "content": content}]))
+        assert err.value.problem.status == 400 and err.value.problem.field_name == "prompt"
+    with pytest.raises(ProblemError) as err:
+        parse_chat(chat(messages=[{"role": "user", "content": "a\x00 fox"}]))
+    assert "U+0000 at position 2" in err.value.problem.message
     with pytest.raises(ProblemError):
-        parse_chat(chat(messages=[{"role": "user", "content": "\x01\x02"}]))
+        parse_chat(chat(messages=[{"role": "user", "content": " \n "}]))
     # The last user message *with text* is the prompt, with its own images.
     call = parse_chat(
         chat(

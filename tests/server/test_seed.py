@@ -58,6 +58,14 @@ async def test_happy_path_16_9(db_api: Api, emulator: EmulatorServer) -> None:
     thumb = await c.get(body["image_urls"][0] + "?thumb=1", headers=h)
     assert thumb.headers["content-type"] == "image/webp"
     assert max(image_size(thumb.content)) <= 384
+    # HEAD: the GET's headers, no bytes; to the owner only.
+    for url, got in ((body["image_urls"][0], served), (body["image_urls"][0] + "?thumb=1", thumb)):
+        head = await c.head(url, headers=h)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(got.content))
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["etag"] == got.headers["etag"]
+    assert (await c.head(body["image_urls"][0])).status_code == 401
 
     # One upstream call, carrying the user's key in a header, never in the URL.
     seen = upstream_requests(emulator, marker)
@@ -507,6 +515,15 @@ async def test_bad_bodies_get_messages_that_say_what_to_fix(api: Api) -> None:
     assert "sent with 'Content-Type: application/json'" in r.json()["error"]["message"]
     r = await c.post(GEN, json={"prompt": ""}, headers=h)
     assert r.json()["error"]["message"] == "The prompt is empty: describe the image you want."
+    for blank in (" ", "\n\t "):  # refused as input: no failed job is stored for it
+        r = await c.post(GEN, json={"prompt": blank}, headers=h)
+        assert r.status_code == 422
+        assert r.json()["error"]["message"] == (
+            "The prompt is blank (only spaces): describe the image you want."
+        )
+        r = await c.post("/api/generations", json={"prompt": blank}, headers=h)
+        assert r.status_code == 422
+    assert (await c.get("/api/generations", headers=h)).json()["items"] == []
     r = await c.post(GEN, json={}, headers=h)
     assert r.json()["error"]["message"] == "prompt is required."
     r = await c.post(GEN, json={"prompt": "x", "num_images": 11}, headers=h)

@@ -211,6 +211,8 @@ def _explain(error: dict[str, Any]) -> str:
         return f"{label} {PATTERN_HINTS[ctx['pattern']]}."
     if kind == "extra_forbidden":
         return f"{where} is not a field of this request; remove it."
+    if kind == "value_error" and ctx.get("error"):  # our validators: "is blank (...): ..."
+        return f"The {where} {ctx['error']}."
     return f"Invalid {where}: {str(error.get('msg', 'invalid value')).rstrip('.')}."
 
 

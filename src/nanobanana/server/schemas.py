@@ -27,7 +27,13 @@ def _no_surrogates(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("invalid unicode (lone surrogate)") from None
+        raise ValueError("is not valid Unicode (a lone surrogate); send UTF-8 text") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is blank (only spaces): describe the image you want")
     return value
 
 
@@ -220,7 +226,9 @@ class UploadOut(Output):
 
 # --------------------------------------------------------------------------- generation
 class GenerateIn(Input):
-    prompt: Annotated[Text, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    prompt: Annotated[
+        Text, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_not_blank)
+    ]
     negative_prompt: Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)] | None = Field(
         default=None, description="What to avoid; folded into the prompt."
     )

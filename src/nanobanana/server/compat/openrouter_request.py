@@ -150,11 +150,23 @@ class ChatCall:
     stream: bool
 
 
-def clean_text(text: str) -> str:
-    """Control characters and lone surrogates are dropped from prompts (they cannot be stored
-    and mean nothing to a model) rather than refused."""
-    text = _CONTROL.sub("", text)
-    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+def clean_text(text: str, field_name: str = "prompt") -> str:
+    """A prompt as sent, or a 400 naming the character to remove: NUL and other control
+    characters (tab, newline and carriage return are fine) and lone surrogates cannot be
+    stored and mean nothing to a model.  The native API refuses them the same way."""
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise bad_request(
+            f"The {field_name} contains the control character U+{ord(bad.group()):04X} at "
+            f"position {bad.start() + 1}; remove it.",
+            field_name,
+        )
+    if _has_surrogates(text):
+        raise bad_request(
+            f"The {field_name} is not valid Unicode (a lone surrogate); send it as UTF-8 text.",
+            field_name,
+        )
+    return text
 
 
 def _has_surrogates(text: str) -> bool:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ _IMAGE_CONTENT = {
 }
 
 
+@router.head("/{image_id}", response_class=Response, include_in_schema=False)
 @router.get(
     "/{image_id}",
     response_class=Response,
@@ -45,13 +46,15 @@ _IMAGE_CONTENT = {
     },
 )
 async def get_image(
+    request: Request,
     image_id: str,
     user: CurrentUser,
     services: ServicesDep,
     session: SessionDep,
     thumb: Annotated[bool, Query(description="A small WEBP preview instead.")] = False,
 ) -> Response:
-    """The image's bytes (`?thumb=1`: a WEBP thumbnail, at most 384 px a side)."""
+    """The image's bytes (`?thumb=1`: a WEBP thumbnail, at most 384 px a side); `HEAD`: the
+    same headers without the bytes."""
     if not is_object_id(image_id):
         raise not_found("image")
     img = await session.scalar(
@@ -65,21 +68,26 @@ async def get_image(
         thumb_key = img.thumb_key or await _make_thumbnail(services, session, img)
         if thumb_key is not None:
             key, mime = thumb_key, "image/webp"
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[mime]
+    headers = {
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "ETag": f'"{img.sha256}{"-t" if key != img.storage_key else ""}"',
+        "Content-Disposition": f'inline; filename="{img.id}.{ext}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.method == "HEAD" and key == img.storage_key:
+        if not await services.store.exists(key):
+            raise not_found("image file")
+        headers["Content-Length"] = str(img.size)  # the GET's, without reading the file
+        return Response(b"", media_type=mime, headers=headers)
     try:
         data = await services.store.get(key)
     except FileNotFoundError:
         raise not_found("image file") from None
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[mime]
-    return Response(
-        data,
-        media_type=mime,
-        headers={
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "ETag": f'"{img.sha256}{"-t" if key != img.storage_key else ""}"',
-            "Content-Disposition": f'inline; filename="{img.id}.{ext}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(data))
+        return Response(b"", media_type=mime, headers=headers)
+    return Response(data, media_type=mime, headers=headers)
 
 
 async def _make_thumbnail(
