@@ -203,6 +203,40 @@ def test_interrupted_run_resumes_without_paying_twice(
     assert len(list((tmp_path / "out").glob("*.png"))) == 8
 
 
+def test_sigkill_keeps_the_image_of_a_row_caught_half_done(emu_env: Any, tmp_path: Path) -> None:
+    """A 2-image row whose first image came back, killed while the second is in flight: the
+    image is on disk and in the manifest, and the next run pays for the other one only."""
+    tag = f"t{time.monotonic_ns()}"
+    f = tmp_path / "jobs.csv"
+    f.write_text(f'prompt,n\n"half {tag} [emulator:stagger:60:{tag}]",2\n', "utf-8")
+    out = tmp_path / "out"
+    child = _child(f, emu_env, tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while not list(out.glob("0001-*.png")):
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    [kept] = list(out.glob("0001-*.png"))
+    events = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    recorded = {
+        name for e in events if e.get("type") == "row" for name in e.get("files", {}).values()
+    }
+    assert kept.name in recorded
+    assert calls_for(emu_env, f"half {tag}") == 2
+
+    emu_env.reset()  # forgets the calls so far; the next call of that spec answers at once
+    resumed = _child(f, emu_env, tmp_path)
+    _, err = resumed.communicate(timeout=30)
+    assert resumed.returncode == 0, err
+    assert calls_for(emu_env, f"half {tag}") == 1  # only the missing image was asked for
+    assert len(list(out.glob("0001-*.png"))) == 2 and kept.exists()
+
+
 def test_a_missing_key_stops_the_batch_before_it_starts(
     emu: Any, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

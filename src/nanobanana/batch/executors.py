@@ -7,12 +7,12 @@ manifest, files), so the two modes cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..catalog import DEFAULT_MODEL, Catalog
-from ..types import Image
+from ..types import Image, ImageEvent, StreamEvent
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
@@ -51,8 +51,11 @@ class Executor(Protocol):
         job_id: str | None,
         idempotency_key: str,
         on_submitted: Callable[[str], None],
+        on_image: Callable[[Image], Awaitable[None]] | None = None,
     ) -> RowOutcome:
-        """Generate ``n`` images for ``row``.  ``job_id`` resumes a job submitted earlier."""
+        """Generate ``n`` images for ``row``.  ``job_id`` resumes a job submitted earlier.
+        ``on_image``: called with each image as it arrives, before the rest are done (a server
+        keeps a job's images itself, so a server executor need not call it)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -86,7 +89,12 @@ class LocalExecutor:
         job_id: str | None,
         idempotency_key: str,
         on_submitted: Callable[[str], None],
+        on_image: Callable[[Image], Awaitable[None]] | None = None,
     ) -> RowOutcome:
+        async def arrived(event: StreamEvent) -> None:
+            if on_image is not None and isinstance(event, ImageEvent):
+                await on_image(event.image)
+
         result = await self.client.generate(
             row.prompt,
             model=row.model,
@@ -97,6 +105,7 @@ class LocalExecutor:
             negative_prompt=row.negative_prompt,
             images=list(row.images),
             seed=row.seed,
+            on_event=arrived,
         )
         return RowOutcome(
             images=result.images,
@@ -135,6 +144,7 @@ class ServerExecutor:
         job_id: str | None,
         idempotency_key: str,
         on_submitted: Callable[[str], None],
+        on_image: Callable[[Image], Awaitable[None]] | None = None,
     ) -> RowOutcome:
         if job_id is None:
             request = {**row.request(), "n": n, "images": await _inline_images(row.images)}

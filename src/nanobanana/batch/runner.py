@@ -27,6 +27,7 @@ from typing import Any, Literal
 from ..errors import ContentError, NanobananaError
 from ..imaging import save_image
 from ..remote import ServerError
+from ..types import Image
 from .executors import Executor, RowOutcome
 from .manifest import Manifest, RowState
 from .rows import BatchRow
@@ -263,6 +264,7 @@ class BatchRunner:
             self.manifest.record(row.key, row.fingerprint, "running")
         self.progress.running += 1
         self._emit()
+        landing = _RowLanding(self, row, state)
         try:
             outcome = await self.executor.run(
                 row,
@@ -270,6 +272,7 @@ class BatchRunner:
                 job_id=job_id,
                 idempotency_key=self._idempotency_key(row, failures),
                 on_submitted=lambda jid: self._submitted(row, jid),
+                on_image=landing,
             )
         except ServerError as exc:
             if report.job_id is None:
@@ -279,7 +282,7 @@ class BatchRunner:
         except NanobananaError as exc:
             self._failed(row, report, exc)
         else:
-            await self._finished(row, report, outcome, state)
+            await self._finished(row, report, outcome, state, landing)
         finally:
             self.progress.running -= 1
             self._emit()
@@ -328,14 +331,20 @@ class BatchRunner:
         self.progress.failed += 1
 
     async def _finished(
-        self, row: BatchRow, report: RowReport, outcome: RowOutcome, state: RowState | None
+        self,
+        row: BatchRow,
+        report: RowReport,
+        outcome: RowOutcome,
+        state: RowState | None,
+        landing: _RowLanding,
     ) -> None:
         have = dict(state.files) if state is not None else {}
-        free = [i for i in range(row.n) if i not in have]
         new: dict[int, str] = {}
-        for idx, image in zip(free, outcome.images, strict=False):
+        for image in outcome.images:
+            # Atomic, fsynced, off the event loop; before the manifest says done.  An image
+            # saved on arrival is written again, in place, with the request's whole provenance.
+            idx = landing.slot_for(image, taken=new)
             name = row.file_name(idx, image.extension)
-            # Atomic, fsynced, off the event loop; before the manifest says done.
             await asyncio.to_thread(save_image, image, self.output_dir / name)
             new[idx] = name
         complete = len(have) + len(new) >= row.n
@@ -379,3 +388,38 @@ class BatchRunner:
     def _emit(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress)
+
+
+class _RowLanding:
+    """Each image of a row is saved, and recorded in the manifest, as it arrives: a batch
+    stopped (Ctrl-C, a crash, SIGKILL) while the other images of an ``n > 1`` row are still
+    coming keeps those already paid for, and the next run asks only for the rest.
+
+    Image ``i`` of this request goes to the ``i``-th index the row still lacks."""
+
+    def __init__(self, runner: BatchRunner, row: BatchRow, state: RowState | None) -> None:
+        self.runner = runner
+        self.row = row
+        have = state.files if state is not None else {}
+        self.free = [i for i in range(row.n) if i not in have]
+        self.saved: dict[int, int] = {}  # image index in the request -> row index
+
+    async def __call__(self, image: Image) -> None:
+        if image.index in self.saved or image.index >= len(self.free):
+            return
+        idx = self.free[image.index]
+        name = self.row.file_name(idx, image.extension)
+        await asyncio.to_thread(save_image, image, self.runner.output_dir / name)
+        self.saved[image.index] = idx
+        self.runner.manifest.record(
+            self.row.key, self.row.fingerprint, "running", files={idx: name}
+        )
+
+    def slot_for(self, image: Image, *, taken: dict[int, str]) -> int:
+        """Where ``image`` of the finished request goes: where it landed, else the first
+        index still free."""
+        landed = self.saved.get(image.index)
+        if landed is not None:
+            return landed
+        used = set(self.saved.values()) | set(taken)
+        return next(i for i in self.free if i not in used)
