@@ -158,7 +158,7 @@ class _Landing:
             status="ok",
             index=image.index,
         )
-        self.costs.append((meta.get("cost"), bool(meta.get("cost_is_estimate"))))
+        costs = [*self.costs, (meta.get("cost"), bool(meta.get("cost_is_estimate")))]
         values: dict[str, Any] = {"attempts": [*self.attempts, asdict(landed)]}
         if not self.rows:
             values.update(
@@ -166,9 +166,9 @@ class _Landing:
                 model=meta.get("model") or self.job.model,
                 provider_model=landed.model,
             )
-        if all(c is not None for c, _ in self.costs):  # unknown while streaming; None if synthetic
-            values["cost"] = sum(c for c, _ in self.costs if c is not None)
-            values["cost_is_estimate"] = any(e for _, e in self.costs)
+        if all(c is not None for c, _ in costs):  # unknown while streaming; None if synthetic
+            values["cost"] = sum(c for c, _ in costs if c is not None)
+            values["cost_is_estimate"] = any(e for _, e in costs)
         image_row = {c.key: getattr(row, c.key) for c in _IMAGE_COLUMNS}
         job_id = self.job.id
 
@@ -182,6 +182,7 @@ class _Landing:
         if await self.s.tx.run(record):
             self.rows[image.index] = row
             self.data[image.index] = f.data
+            self.costs = costs
         else:
             self.gone = True
 
