@@ -6,9 +6,10 @@ made first, the way the page itself or the README says. Example files a page sho
 CSV, JSON Lines) are the files its commands run on.
 
 Not run here: the JavaScript console snippet (tests/browser/test_console.py runs it), the
-test commands of web-ui.md and security.md (they are this suite), the ComfyUI install steps (they need a
-ComfyUI checkout; tests/comfyui loads the pack as ComfyUI does), JSON and CSV blocks that show
-a shape rather than a command (the CSV and JSON Lines of batch.md are run as batch files).
+test commands of web-ui.md and security.md (they are this suite), the ComfyUI install steps
+(they need a ComfyUI checkout; tests/comfyui loads the pack as ComfyUI does), JSON and CSV
+blocks that show a shape rather than a command (the CSV and JSON Lines of batch.md are run as
+batch files).
 """
 
 from __future__ import annotations
