@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 
 from . import retry as retry_mod
 from .catalog import Catalog, ModelChoice, ModelSpec
@@ -52,7 +54,7 @@ from .types import (
 if TYPE_CHECKING:
     from .transport import Transport
 
-__all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client"]
+__all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client", "GenerateOptions"]
 
 #: How a negative prompt is folded into the prompt (no image model takes one natively).
 NEGATIVE_PROMPT_TEMPLATE = "{prompt}\n\nAvoid the following in the image: {negative_prompt}."
@@ -63,6 +65,23 @@ MAX_SEED = 2**31 - 1
 DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {GOOGLE: (OPENROUTER,)}
 
 EventCallback = Callable[[StreamEvent], Awaitable[None] | None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class GenerateOptions(TypedDict, total=False):
+    """The keyword arguments of ``AsyncClient.generate`` that ``stream`` passes on (a test
+    keeps the two the same)."""
+
+    model: str | None
+    provider: str | None
+    aspect_ratio: str | None
+    image_size: str | None
+    n: int
+    negative_prompt: str | None
+    images: Iterable[ReferenceInput]
+    seed: int | None
+    fallback: bool | None
 
 
 def fold_negative_prompt(prompt: str, negative_prompt: str | None) -> str:
@@ -525,7 +544,7 @@ class AsyncClient:
     async def stream(
         self,
         prompt: str,
-        **kwargs: Any,
+        **options: Unpack[GenerateOptions],
     ) -> AsyncGenerator[StreamEvent, None]:
         """Like ``generate``, as events: text deltas, images, usage, attempts, then ``done``.
 
@@ -538,7 +557,7 @@ class AsyncClient:
 
         async def run() -> None:
             try:
-                result = await self.generate(prompt, on_event=push, stream=True, **kwargs)
+                result = await self.generate(prompt, on_event=push, stream=True, **options)
                 await queue.put(DoneEvent(result))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
                 await queue.put(exc)
@@ -706,9 +725,42 @@ class _LoopThread:
         self.loop.close()
 
 
-class Client:
-    """The blocking twin of ``AsyncClient``: same arguments, same methods, same results."""
+def _parameters_of(
+    source: Callable[Concatenate[Any, P], Any],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
+    """Give a ``Client`` method the parameters of the ``AsyncClient`` method it runs: one
+    signature, which type checkers enforce on both, ``help()`` shows, and a call is checked
+    against (a misspelt argument is a ``TypeError`` naming the ``Client`` method)."""
+    signature = inspect.signature(source)
 
+    def wrap(fn: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
+        name = f"Client.{fn.__name__}"
+
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> R:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{name}(): {exc}") from None
+            return fn(*args, **kwargs)
+
+        checked.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            return_annotation=inspect.signature(fn).return_annotation
+        )
+        if not fn.__doc__:
+            checked.__doc__ = source.__doc__
+        return checked
+
+    return wrap
+
+
+class Client:
+    """The blocking twin of ``AsyncClient``: same arguments, same methods, same results.
+
+    It needs no ``with``: its event loop thread and connections are closed by ``close()``, at
+    the end of a ``with`` block, or when the program exits."""
+
+    @_parameters_of(AsyncClient.__init__)
     def __init__(self, **kwargs: Any) -> None:
         self._thread = _LoopThread()
 
@@ -733,20 +785,24 @@ class Client:
         self._thread.run(self._async.aclose())
         self._thread.stop()
 
-    def generate(self, prompt: str, **kwargs: Any) -> Result:
-        result: Result = self._thread.run(self._async.generate(prompt, **kwargs))
+    @_parameters_of(AsyncClient.generate)
+    def generate(self, *args: Any, **kwargs: Any) -> Result:
+        result: Result = self._thread.run(self._async.generate(*args, **kwargs))
         return result
 
-    def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
-        out: list[ModelSpec] = self._thread.run(self._async.models(provider, live=live))
+    @_parameters_of(AsyncClient.models)
+    def models(self, *args: Any, **kwargs: Any) -> list[ModelSpec]:
+        out: list[ModelSpec] = self._thread.run(self._async.models(*args, **kwargs))
         return out
 
-    def check_key(self, provider: str) -> KeyStatus:
-        status: KeyStatus = self._thread.run(self._async.check_key(provider))
+    @_parameters_of(AsyncClient.check_key)
+    def check_key(self, *args: Any, **kwargs: Any) -> KeyStatus:
+        status: KeyStatus = self._thread.run(self._async.check_key(*args, **kwargs))
         return status
 
-    def stream(self, prompt: str, **kwargs: Any) -> Iterator[StreamEvent]:
-        agen = self._async.stream(prompt, **kwargs)
+    def stream(self, prompt: str, **options: Unpack[GenerateOptions]) -> Iterator[StreamEvent]:
+        """Like ``generate``, as events: text deltas, images, usage, attempts, then ``done``."""
+        agen = self._async.stream(prompt, **options)
         try:
             while True:
                 try:
