@@ -8,7 +8,7 @@ TEST_EXTRAS ?= server,postgres,comfyui,dev
 #: Every install is pinned to the versions CI tested; `make lock` refreshes them.
 LOCK := constraints.txt
 
-.PHONY: install install-dev run-env run test lint fmt bench clean services browser screenshots lock
+.PHONY: install install-dev run-env bare-env dist run test lint fmt bench clean services browser screenshots lock
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-test
@@ -31,6 +31,20 @@ $(RUN_ENV)/.installed: pyproject.toml $(LOCK)
 	$(RUN_ENV)/bin/python -m pip install --quiet -c $(LOCK) -e ".[$(RUN_EXTRAS)]"
 	touch $@
 
+#: The sdist and the wheel as they would be published, checked the way PyPI checks them.
+dist: install-dev
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist
+	$(BIN)/twine check --strict dist/*
+
+#: The wheel installed with no extras, as `pip install nanobanana` would: tests/install checks
+#: the library (typed), the CLI and the hint for the service from it.
+BARE_ENV := .venv-bare
+bare-env: dist
+	test -x $(BARE_ENV)/bin/python || $(PYTHON) -m venv $(BARE_ENV)
+	$(BARE_ENV)/bin/python -m pip install --quiet -c $(LOCK) dist/nanobanana-*.whl
+	$(BARE_ENV)/bin/python -m pip install --quiet --force-reinstall --no-deps dist/nanobanana-*.whl
+
 run: install
 	$(BIN)/nanobanana serve --host 127.0.0.1 --port 8000
 
@@ -50,7 +64,7 @@ services:
 browser:
 	bash scripts/browser.sh
 
-test: install-dev run-env services browser lint
+test: install-dev run-env bare-env services browser lint
 	$(BIN)/python -m pytest
 
 screenshots: install-dev browser
@@ -65,4 +79,4 @@ bench: install-dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(RUN_ENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_ENV) $(BARE_ENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -134,6 +134,19 @@ def test_the_library_section(reader: Reader) -> None:
     assert "done" in out.split() and "gemini-3.1-flash-image" in out
 
 
+def test_the_install_section(reader: Reader) -> None:
+    """In a clone, into a new virtual environment in the reader's home: the library and the
+    CLI with no extras, and a first image from the built-in emulator."""
+    block = block_with("sh", "pip install -c constraints.txt .")
+    reader.sh(f"cd {shlex.quote(str(ROOT))}\n{block.text}", timeout=600)
+    venv = reader.home / ".venvs" / "nanobanana"
+    assert (reader.home / "fox.png").is_file()
+    found = reader.sh(
+        f"{venv}/bin/python -c 'import importlib.util as u; print(u.find_spec(\"fastapi\"))'"
+    )
+    assert found.strip() == "None"  # no extras: the service's packages are not there
+
+
 def test_make_run(reader: Reader) -> None:
     block = block_with("sh", "make run")
     run = next(ln for ln in block.lines if ln.startswith("make run"))

@@ -53,8 +53,9 @@ def register(sub: Any) -> None:
 
 def _needs_server_extra(exc: ModuleNotFoundError) -> UsageError:
     return UsageError(
-        f"The web service needs packages that are not installed ({exc.name}): "
-        "pip install 'nanobanana[server]'."
+        f"The web service needs the package's server extra ({exc.name} is not installed): "
+        "install nanobanana with it, e.g. pip install '.[server]' in a clone of nanobanana, or "
+        "pip install 'nanobanana-<version>-py3-none-any.whl[server]' from a built wheel."
     )
 
 
