@@ -17,11 +17,13 @@ __all__ = [
     "Usage",
     "__version__",
     "errors",
+    "read_provenance",
 ]
 
 if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client
+    from .imaging import read_provenance
     from .types import Image, Result, Usage
 
 _LAZY = {
@@ -30,7 +32,13 @@ _LAZY = {
     "Image": ("types", "Image"),
     "Result": ("types", "Result"),
     "Usage": ("types", "Usage"),
+    "read_provenance": ("imaging", "read_provenance"),
 }
+
+
+def __dir__() -> list[str]:
+    """The public names too (they load on first use), for completion in a REPL or notebook."""
+    return sorted({*globals(), *__all__})
 
 
 def __getattr__(name: str) -> Any:

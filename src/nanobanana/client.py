@@ -16,6 +16,7 @@ import functools
 import inspect
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
@@ -725,6 +726,15 @@ class _LoopThread:
         self.loop.close()
 
 
+def _close(thread: _LoopThread, client: AsyncClient) -> None:
+    if thread.loop.is_closed():
+        return
+    try:
+        thread.run(client.aclose())
+    finally:
+        thread.stop()
+
+
 def _parameters_of(
     source: Callable[Concatenate[Any, P], Any],
 ) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
@@ -768,6 +778,8 @@ class Client:
             return AsyncClient(**kwargs)
 
         self._async: AsyncClient = self._thread.run(make())
+        # Closed when collected or at exit, if not before: no "Unclosed client session".
+        self._closer = weakref.finalize(self, _close, self._thread, self._async)
 
     @property
     def aio(self) -> AsyncClient:
@@ -780,10 +792,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        if self._thread.loop.is_closed():
-            return
-        self._thread.run(self._async.aclose())
-        self._thread.stop()
+        """Close the connections and the event loop thread (once; later calls do nothing)."""
+        self._closer()
 
     @_parameters_of(AsyncClient.generate)
     def generate(self, *args: Any, **kwargs: Any) -> Result:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pybase64
 
-from .errors import InvalidResponseError, ReferenceImageError
+from .errors import InvalidResponseError, ReferenceImageError, UsageError
 from .types import Image, ReferenceImage
 
 if TYPE_CHECKING:
@@ -349,6 +349,13 @@ def file_data(image: Image) -> Pieces:
     return Pieces(image.data)
 
 
+def read_provenance(source: str | os.PathLike[str] | bytes) -> dict[str, Any]:
+    """The provenance nanobanana wrote into a PNG (a file's path or its bytes): prompt, model,
+    provider, parameters, cost, attempts...; ``{}`` when it has none."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    return read_metadata(data)
+
+
 def read_metadata(data: bytes) -> dict[str, Any]:
     """Provenance written by nanobanana into a PNG, or ``{}``."""
     pos = 8
@@ -373,11 +380,15 @@ def read_metadata(data: bytes) -> dict[str, Any]:
     return {}
 
 
-def atomic_write(path: Path, data: bytes | Pieces) -> None:
-    """Write to a temp file in the same folder, fsync, rename: no partial file is ever visible."""
+def atomic_write(path: Path, data: bytes | Pieces, *, mode: int = 0o600) -> None:
+    """Write to a temp file in the same folder, fsync, rename: no partial file is ever visible.
+    ``mode``: the file's permissions (private by default; ``user_file_mode()`` for a file the
+    user asked for)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
+        if mode != 0o600:  # mkstemp's
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             Pieces.of(data).write_to(fh)
             fh.flush()
@@ -388,19 +399,93 @@ def atomic_write(path: Path, data: bytes | Pieces) -> None:
         raise
 
 
-def save_image(image: Image, path: Path, *, with_metadata: bool = True) -> Path:
-    atomic_write(path, file_data(image) if with_metadata else image.data)
-    return path
+def user_file_mode() -> int:
+    """The permissions ``open()`` gives a new file: 0o666 less the umask.  Read from
+    ``/proc`` where there is one (setting the umask to read it would change it, for a moment,
+    for every thread of the process)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
-def save_all(result: Result, target: Path) -> list[Path]:
+#: How many ``<stem>-<k>`` names are tried before giving up.
+MAX_ALTERNATES = 1000
+
+
+def write_new_file(path: Path, data: bytes | Pieces, *, overwrite: bool = False) -> Path:
+    """Write ``data`` atomically to ``path`` or, if a file is there, to ``<stem>-2<suffix>``,
+    ``<stem>-3<suffix>``...; return where it went.  Nothing is replaced unless ``overwrite``.
+
+    The bytes go to a temp file in the same folder first, so no partial image is ever visible;
+    the name is claimed with ``os.link``, which fails instead of replacing, so a file that
+    appears meanwhile is kept.  The file gets the permissions ``open()`` would give it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".nanobanana-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, user_file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            Pieces.of(data).write_to(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        for candidate in _candidates(path):
+            if _claim(tmp, candidate):
+                return candidate
+        raise UsageError(f"No free file name next to {path}; choose another name.")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _claim(tmp: Path, target: Path) -> bool:
+    """Link ``tmp`` to ``target`` unless ``target`` exists (atomic on POSIX filesystems)."""
+    try:
+        os.link(tmp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        # Filesystems without hard links: check, then rename (a small race, but no silent
+        # overwrite of a file that was there before we looked).
+        if target.exists():
+            return False
+        os.replace(tmp, target)
+        return True
+
+
+def _candidates(path: Path) -> Iterator[Path]:
+    yield path
+    for k in range(2, MAX_ALTERNATES):
+        yield path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+def save_image(
+    image: Image, path: Path, *, with_metadata: bool = True, overwrite: bool = False
+) -> Path:
+    """Save ``image`` at ``path`` (or the next free name, unless ``overwrite``): see
+    ``write_new_file``.  Returns where it went."""
+    data = file_data(image) if with_metadata else image.data
+    return write_new_file(path, data, overwrite=overwrite)
+
+
+def save_all(result: Result, target: Path, *, overwrite: bool = False) -> list[Path]:
     images = result.images
     if len(images) == 1 and target.suffix and not target.is_dir():
-        path = target if target.suffix else target.with_suffix(images[0].extension)
-        return [save_image(images[0], path)]
+        return [save_image(images[0], target, overwrite=overwrite)]
     stem = target.stem if target.suffix else "image"
     folder = target.parent if target.suffix else target
-    return [save_image(img, folder / f"{stem}-{img.index + 1}{img.extension}") for img in images]
+    return [
+        save_image(img, folder / f"{stem}-{img.index + 1}{img.extension}", overwrite=overwrite)
+        for img in images
+    ]
 
 
 def open_image(data: bytes) -> PILImage:

@@ -40,11 +40,13 @@ class Image:
     def extension(self) -> str:
         return {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(self.mime_type, ".png")
 
-    def save(self, path: str | Path, *, metadata: bool = True) -> Path:
-        """Write the image; PNGs carry their parameters as text chunks unless ``metadata=False``."""
+    def save(self, path: str | Path, *, metadata: bool = True, overwrite: bool = False) -> Path:
+        """Write the image and return where it went: ``path``, or when a file is there the next
+        free name (``fox-2.png``) unless ``overwrite``.  PNGs carry their parameters as text
+        chunks unless ``metadata=False``.  The file gets the permissions ``open()`` gives."""
         from .imaging import save_image
 
-        return save_image(self, Path(path), with_metadata=metadata)
+        return save_image(self, Path(path), with_metadata=metadata, overwrite=overwrite)
 
     def to_pil(self) -> PILImage:
         from .imaging import open_image
@@ -139,7 +141,13 @@ class Result:
 
     @property
     def cost(self) -> float | None:
+        """USD (``usage.cost``): OpenRouter's figure, or for Google an estimate."""
         return self.usage.cost
+
+    @property
+    def cost_is_estimate(self) -> bool:
+        """True when ``cost`` is estimated from catalog prices (``usage.cost_is_estimate``)."""
+        return self.usage.cost_is_estimate
 
     @property
     def fallback_used(self) -> bool:
@@ -166,12 +174,14 @@ class Result:
             "fallback": [f"{a.provider}:{a.status}" for a in self.attempts],
         }
 
-    def save(self, target: str | Path) -> list[Path]:
-        """Save every image: to ``target`` if it is a file name and there is one image, else
-        into the folder ``target`` as ``image-<i>.<ext>``."""
+    def save(self, target: str | Path, *, overwrite: bool = False) -> list[Path]:
+        """Save every image and return where they went: to ``target`` if it is a file name and
+        there is one image, else into the folder ``target`` as ``image-<i>.<ext>``.  A name
+        already taken gets the next free one (``image-1-2.png``) unless ``overwrite``: a second
+        run never replaces the first run's images."""
         from .imaging import save_all
 
-        return save_all(self, Path(target))
+        return save_all(self, Path(target), overwrite=overwrite)
 
 
 def request_provenance(

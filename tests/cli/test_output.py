@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from nanobanana.cli.output import OutputTarget, write_new_file
+from nanobanana.cli.output import OutputTarget
 from nanobanana.errors import UsageError
-from nanobanana.imaging import read_metadata
+from nanobanana.imaging import read_metadata, write_new_file
 from nanobanana.types import Image
 
 
@@ -94,4 +94,4 @@ def test_write_leaves_no_temp_files_and_normal_permissions(isolated: Path) -> No
     assert [p.name for p in isolated.iterdir()] == ["a.png"]
     mask = os.umask(0)
     os.umask(mask)
-    assert path.stat().st_mode & 0o777 == 0o644 & ~mask
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # what open() gives

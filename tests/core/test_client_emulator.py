@@ -125,3 +125,27 @@ async def test_check_key_asks_an_endpoint_that_authenticates_it(emu):
         pytest.raises(errors.MissingKeyError),
     ):
         sync.check_key("google")
+
+
+def test_a_client_used_without_with_closes_itself_quietly(emu):
+    """As with OpenAI(): no close() needed, and no "Unclosed client session" at exit."""
+    import subprocess
+    import sys
+
+    script = (
+        "from nanobanana import Client\n"
+        f"c = Client(api_keys={KEYS!r}, env={{}}, use_keys_file=False, base_urls="
+        f"{{'openrouter': {emu.openrouter_url!r}, 'google': {emu.gemini_url!r}}})\n"
+        "a, b = c.generate('a fox'), c.generate('a fox', provider='google')\n"
+        "print(len(a.images), len(b.images))\n"
+        "Client(api_keys={}, env={}, use_keys_file=False)  # collected at once\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1", "1"]
+    assert "Unclosed" not in run.stderr and run.stderr == ""

@@ -7,6 +7,7 @@ misspelt argument of either client is an error.
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,31 @@ def test_a_misspelt_argument_names_the_client_method_at_run_time() -> None:
         pytest.raises(TypeError, match=r"^Client.generate\(\): .*'aspect'"),
     ):
         client.generate("a fox", aspect="16:9")  # type: ignore[call-arg]
+
+
+def test_dir_shows_the_public_names() -> None:
+    assert {"Client", "AsyncClient", "Result", "read_provenance", "errors"} <= set(dir(nanobanana))
+
+
+def test_every_attribute_the_readme_names_exists() -> None:
+    """The README's paragraphs on results and errors name attributes: each one is where the
+    README says (a name in the ``images (...)`` aside on ``Image``, the others on ``Result``)."""
+    from nanobanana import Image, Result, Usage, errors
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("A `Result` holds")
+    paragraph = readme[start : readme.index("\n\n", readme.index("Errors form one tree"))]
+    opens = paragraph.index("`images` (") + len("`images` (")
+    aside = paragraph[opens : paragraph.index(")", paragraph.index("`to_pil()`") + 9)]
+    on_image = set(re.findall(r"`([a-z_]+)(?:\(\))?`", aside))
+    names = re.findall(r"`([A-Za-z_][\w.]*)(?:\(\))?`", paragraph)
+    assert len(names) > 20 and {"data", "width", "to_pil"} <= on_image
+    owners = {"nanobanana": nanobanana, "result": Result, "image": Image, "usage": Usage}
+    for name in names:
+        owner, _, attr = name.rpartition(".")
+        if name[0].isupper():
+            assert name == "Result" or hasattr(errors, name), name
+        elif owner:
+            assert hasattr(owners[owner], attr), name
+        else:
+            assert hasattr(Image if name in on_image else Result, name), name

@@ -345,7 +345,7 @@ class BatchRunner:
             # saved on arrival is written again, in place, with the request's whole provenance.
             idx = landing.slot_for(image, taken=new)
             name = row.file_name(idx, image.extension)
-            await asyncio.to_thread(save_image, image, self.output_dir / name)
+            await asyncio.to_thread(save_image, image, self.output_dir / name, overwrite=True)
             new[idx] = name
         complete = len(have) + len(new) >= row.n
         error = None
@@ -409,7 +409,7 @@ class _RowLanding:
             return
         idx = self.free[image.index]
         name = self.row.file_name(idx, image.extension)
-        await asyncio.to_thread(save_image, image, self.runner.output_dir / name)
+        await asyncio.to_thread(save_image, image, self.runner.output_dir / name, overwrite=True)
         self.saved[image.index] = idx
         self.runner.manifest.record(
             self.row.key, self.row.fingerprint, "running", files={idx: name}

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import UsageError
 from ..types import Image, Result
 
-if TYPE_CHECKING:
-    from ..imaging import Pieces
-
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 IMAGE_SUFFIXES[".webp"] = "image/webp"
-MAX_ALTERNATES = 1000
 
 
 @dataclass
@@ -88,7 +83,7 @@ class OutputTarget:
         return [self.save_one(img, n=n, stamp=stamp) for img in images]
 
     def save_one(self, img: Image, *, n: int, stamp: str) -> SavedFile:
-        from ..imaging import file_data
+        from ..imaging import file_data, write_new_file
 
         names = self.planned(n, stamp)
         planned = names[img.index] if img.index < len(names) else names[-1]
@@ -115,7 +110,7 @@ class ArrivalSaver:
             self.saved[img.index] = self.target.save_one(img, n=self.n, stamp=self.stamp)
 
     def finish(self, images: list[Image]) -> list[SavedFile]:
-        from ..imaging import atomic_write, file_data
+        from ..imaging import atomic_write, file_data, user_file_mode
 
         out = []
         for img in images:
@@ -123,7 +118,7 @@ class ArrivalSaver:
             if early is None:
                 out.append(self.target.save_one(img, n=self.n, stamp=self.stamp))
                 continue
-            atomic_write(early.path, file_data(img))
+            atomic_write(early.path, file_data(img), mode=user_file_mode())
             early.image = img
             out.append(early)
         return out
@@ -136,61 +131,6 @@ def _with_real_suffix(path: Path, mime: str) -> Path:
         real = {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(mime, ".png")
         return path.with_suffix(real)
     return path
-
-
-def write_new_file(path: Path, data: bytes | Pieces, *, overwrite: bool = False) -> Path:
-    """Write ``data`` atomically to ``path`` or, if it exists, to ``<stem>-2<suffix>``, ...
-
-    The bytes go to a temp file in the same folder first, so no partial image is ever visible.
-    """
-    from ..imaging import Pieces
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".nanobanana-", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Pieces.of(data).write_to(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        if overwrite:
-            os.replace(tmp, path)
-            return path
-        for candidate in _candidates(path):
-            if _claim(tmp, candidate):
-                return candidate
-        raise UsageError(f"No free file name next to {path}; choose another -o.")
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _claim(tmp: Path, target: Path) -> bool:
-    """Link ``tmp`` to ``target`` unless ``target`` exists (atomic on POSIX filesystems)."""
-    try:
-        os.link(tmp, target)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:
-        # Filesystems without hard links: check, then rename (a small race, but no silent
-        # overwrite of a file that was there before we looked).
-        if target.exists():
-            return False
-        os.replace(tmp, target)
-        return True
-
-
-def _candidates(path: Path) -> Any:
-    yield path
-    for k in range(2, MAX_ALTERNATES):
-        yield path.with_name(f"{path.stem}-{k}{path.suffix}")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ------------------------------------------------------------------------------- reporting
