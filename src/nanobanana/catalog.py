@@ -362,6 +362,20 @@ class Catalog:
     def get(self, model: str) -> ModelSpec:
         return self.resolve(model).spec
 
+    def closest(self, name: str, n: int = 2) -> list[str]:
+        """The ids and aliases nearest to a misspelt ``name`` (at most ``n``), for a
+        "did you mean"."""
+        import difflib
+
+        spelled = {s.id: s.id for s in self._models.values()}
+        for spec in self._models.values():
+            for alias in spec.aliases:
+                if "preview" not in alias:  # retired spellings are not suggested
+                    spelled.setdefault(alias, alias)
+        lowered = {k.lower(): v for k, v in spelled.items()}
+        found = difflib.get_close_matches(name.strip().lower(), list(lowered), n=n, cutoff=0.75)
+        return [lowered[f] for f in found]
+
     def resolve(self, model: str) -> ModelChoice:
         """The catalog entry for ``model`` (an id, alias, provider id, with or without an
         OpenRouter variant suffix), or ``UnknownModelError``."""
@@ -378,8 +392,14 @@ class Catalog:
                     f" ':{suffix}' is not an OpenRouter variant; the variants are: "
                     f"{', '.join(sorted(OPENROUTER_VARIANTS))}."
                 )
+            close = self.closest(base if base_spec is not None else name)
+            known = (
+                f" Did you mean {' or '.join(repr(c) for c in close)}?"
+                if close and not hint
+                else f" Known models: {', '.join(self._models)}."
+            )
             raise UnknownModelError(
-                f"Unknown model {model!r}.{hint} Known models: {', '.join(self._models)}. "
+                f"Unknown model {model!r}.{hint}{known} "
                 "Run `nanobanana models` to list what your providers offer.",
                 field="model",
                 allowed=list(self._models),

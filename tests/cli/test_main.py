@@ -58,6 +58,30 @@ def test_no_command_and_bad_option_are_usage_errors(cli) -> None:
     assert "invalid int value" in r.err
 
 
+def test_mistakes_typed_at_a_terminal_get_the_nearest_fix(cli) -> None:
+    """As a person types them: a misspelt option, an unquoted prompt, a misspelt model id."""
+    r = cli("generate", "a fox", "--emulater")
+    assert r.code == 2
+    assert r.err.splitlines() == [
+        "nanobanana generate: error: generate has no option '--emulater'. "
+        "Did you mean '--emulator'?",
+        "Run 'nanobanana generate --help' for its options.",
+    ]
+    r = cli("generate", "a", "fox", "--emulator", "--sead", "3")
+    assert r.code == 2
+    assert "unexpected argument 'fox' (quote a value that has spaces)" in r.err
+    assert "Did you mean '--seed'?" in r.err and "'3'" not in r.err  # 3 was --sead's value
+    r = cli("models", "--provder", "google")
+    assert r.code == 2 and "Did you mean '--provider'?" in r.err
+    r = cli("generate", "a fox", "--emulator", "-m", "gemini-3-pro-imag")
+    assert r.code == 2
+    assert "Did you mean 'gemini-3-pro-image'?" in r.err and "recraft" not in r.err
+    r = cli("generate", "a fox", "--emulator", "-m", "nano-banan")
+    assert "'nano-banana' or 'nano-banana-2'" in r.err
+    r = cli("generate", "a fox", "--emulator", "-m", "something-else-entirely")
+    assert "Known models: gemini-2.5-flash-image" in r.err  # nothing near: the whole list
+
+
 def test_validation_error_is_one_line_exit_2_before_any_call(cli, monkeypatch) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-CANARYnotused0000")
     # An unreachable base URL: a request would fail with exit 3, validation stops it first.

@@ -21,6 +21,10 @@ def test_offline_table_lists_the_catalog(cli) -> None:
         assert spec.id in r.out
     row = next(line for line in r.out.splitlines() if "gemini-2.5-flash-image" in line)
     assert "2026-10-02" in row and "$0.039" in row and "google, openrouter" in row
+    # The names people type are beside each id; retired preview ids are not offered.
+    for alias in ("nano-banana", "nano-banana-pro", "nano-banana-2"):
+        assert f"also: {alias}" in r.out
+    assert "preview" not in r.out
 
 
 def test_json_lists_capabilities(cli) -> None:

@@ -60,12 +60,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> int:
+    """What argparse would say ("unrecognized arguments", with the top-level usage), said
+    about the command that was run: the nearest options it has, and where its help is."""
+    import difflib
+
+    sub = _subparser(parser, command)
+    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    lines = []
+    after_option = False
+    for word in extra:
+        name = word.split("=", 1)[0]
+        if not name.startswith("-"):
+            if not after_option:  # else the value of the unknown option just reported
+                lines.append(f"unexpected argument {word!r} (quote a value that has spaces).")
+            after_option = False
+            continue
+        after_option = "=" not in word
+        close = difflib.get_close_matches(name, options, n=2, cutoff=0.8)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        lines.append(f"{command} has no option {name!r}.{hint}")
+    for line in lines:
+        print(f"{parser.prog} {command}: error: {line}", file=sys.stderr)
+    print(f"Run '{parser.prog} {command} --help' for its options.", file=sys.stderr)
+    return 2
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors: argparse's own exit code
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if extra:
+        return _unrecognized(parser, args.command, extra)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -99,6 +99,9 @@ def _print_table(specs: list[ModelSpec]) -> None:
         ident = spec.id + (" (live)" if spec.discovered else "")
         if spec.recommended:
             ident += " ★"
+        typed = [a for a in spec.aliases if "preview" not in a]  # not the retired spellings
+        if typed:
+            ident += "\n[dim]also: " + ", ".join(typed) + "[/dim]"
         shutdown = "—"
         if spec.shutdown is not None:
             shutdown = spec.shutdown.isoformat()
