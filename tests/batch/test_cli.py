@@ -105,6 +105,34 @@ def test_rows_are_checked_before_anything_is_paid_for(
     assert not (tmp_path / "jobs-images").exists()
 
 
+def test_every_problem_of_every_row_is_reported_in_one_run(
+    emu_env: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """An unknown column, an empty prompt, a ratio the model lacks, a misspelt model and a bad
+    n: one run names them all, one line each, and nothing is sent."""
+    from nanobanana.cli.main import main
+
+    f = tmp_path / "jobs.csv"
+    f.write_text(
+        "prompt,colour,aspect_ratio,model,n\n"
+        '"",red,,,\n'
+        '"a fox",,7:3,gemini-3-pro-imag,\n'
+        '"a cat",,7:3,,two\n'
+        '"fine",,1:1,,\n',
+        "utf-8",
+    )
+    assert main(["batch", str(f)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: jobs.csv has 5 problems; nothing was sent:"
+    assert err[1].startswith("jobs.csv line 1: unknown column 'colour'.")
+    assert err[2] == "jobs.csv line 2: the prompt is empty."
+    assert err[3].startswith("jobs.csv line 3: Unknown model 'gemini-3-pro-imag'. Did you mean")
+    assert err[4] == "jobs.csv line 4: n must be a whole number, not 'two'."
+    assert err[5].startswith("jobs.csv line 4: Aspect ratio '7:3' is not supported")
+    assert len(err) == 6
+    assert generation_calls(emu_env) == []
+
+
 def test_emulator_flag_needs_no_key(tmp_path: Path, capsys: Any) -> None:
     f = write_csv(tmp_path / "jobs.csv", ["a test card"])
     assert cli([str(f), "--emulator", "--json"]) == 0

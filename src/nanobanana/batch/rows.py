@@ -19,14 +19,16 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import UsageError
 
 __all__ = ["BatchRow", "RowDefaults", "parse_rows", "read_rows"]
+
+T = TypeVar("T")
 
 COLUMN_ALIASES: dict[str, str] = {
     "prompt": "prompt",
@@ -147,8 +149,13 @@ def slugify(text: str, limit: int = SLUG_CHARS) -> str:
     return out or (words[0][:limit] if words else "")
 
 
-def read_rows(path: Path, defaults: RowDefaults | None = None) -> list[BatchRow]:
-    """Read and check every row of a CSV / JSON Lines file; raise ``UsageError`` on any fault."""
+def read_rows(
+    path: Path,
+    defaults: RowDefaults | None = None,
+    check: Callable[[BatchRow], list[str]] | None = None,
+) -> list[BatchRow]:
+    """Read and check every row of a CSV / JSON Lines file; raise ``UsageError`` naming every
+    problem of every row (``check``: more problems of a well-formed row, e.g. its model)."""
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
@@ -158,7 +165,12 @@ def read_rows(path: Path, defaults: RowDefaults | None = None) -> list[BatchRow]
     except OSError as exc:
         raise UsageError(f"Cannot read batch file {path}: {exc.strerror}.") from exc
     return parse_rows(
-        text, name=path.name, base_dir=path.parent, fmt=_format_of(path, text), defaults=defaults
+        text,
+        name=path.name,
+        base_dir=path.parent,
+        fmt=_format_of(path, text),
+        defaults=defaults,
+        check=check,
     )
 
 
@@ -171,6 +183,10 @@ def _format_of(path: Path, text: str) -> str:
     return "jsonl" if text.lstrip().startswith(("{", "[")) else "csv"
 
 
+#: Problems listed before "(and N more)".
+MAX_PROBLEMS_SHOWN = 50
+
+
 def parse_rows(
     text: str,
     *,
@@ -178,33 +194,50 @@ def parse_rows(
     base_dir: Path | None = None,
     fmt: str = "csv",
     defaults: RowDefaults | None = None,
+    check: Callable[[BatchRow], list[str]] | None = None,
 ) -> list[BatchRow]:
-    raw = list(_csv_records(text, name) if fmt == "csv" else _jsonl_records(text, name))
-    if not raw:
+    """The rows of ``text``, or a ``UsageError`` listing every problem found, one line each
+    (an unknown column, and every fault of every row), so that one run shows them all."""
+    problems: list[tuple[int, str]] = []
+    raw = list(
+        _csv_records(text, name, problems) if fmt == "csv" else _jsonl_records(text, name, problems)
+    )
+    if not raw and not problems:
         raise UsageError(f"{name} has no rows.")
     defaults = defaults or RowDefaults()
     rows: list[BatchRow] = []
-    errors: list[str] = []
     for pos, (line, record) in enumerate(raw, start=1):
-        try:
-            rows.append(_row(pos, line, record, defaults, base_dir))
-        except UsageError as exc:
-            errors.append(f"{name} line {line}: {exc.message}")
+        row, faults = _row(pos, line, record, defaults, base_dir)
+        if check is not None:
+            faults += check(row)
+        problems += [(line, fault) for fault in faults]
+        if not faults:
+            rows.append(row)
     seen: dict[str, int] = {}
     for row in rows:
         if row.key in seen:
-            errors.append(
-                f"{name} line {row.line}: the name {row.key!r} is already used on line "
-                f"{seen[row.key]}; names must be unique (they name the output files)."
+            problems.append(
+                (
+                    row.line,
+                    f"the name {row.key!r} is already used on line {seen[row.key]}; names must "
+                    "be unique (they name the output files).",
+                )
             )
         seen.setdefault(row.key, row.line)
-    if errors:
-        more = f"\n(and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        raise UsageError("\n".join(errors[:10]) + more)
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        lines = [f"{name} line {line}: {message}" for line, message in problems]
+        shown = lines[:MAX_PROBLEMS_SHOWN]
+        if len(lines) > len(shown):
+            shown.append(f"(and {len(lines) - len(shown)} more)")
+        count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
+        raise UsageError(f"{name} has {count}; nothing was sent:\n" + "\n".join(shown))
     return rows
 
 
-def _csv_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]:
+def _csv_records(
+    text: str, name: str, problems: list[tuple[int, str]]
+) -> Iterable[tuple[int, dict[str, Any]]]:
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -212,7 +245,7 @@ def _csv_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]:
         return
     except csv.Error as exc:
         raise UsageError(f"{name} is not valid CSV: {exc}.") from exc
-    columns = [_column(h, name, 1) for h in header]
+    columns = [_column(h, 1, problems) for h in header]
     line = reader.line_num
     try:
         for cells in reader:
@@ -220,15 +253,19 @@ def _csv_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]:
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) > len(columns):
-                raise UsageError(
-                    f"{name} line {start}: {len(cells)} cells but the header has {len(columns)}."
-                )
-            yield start, {c: v for c, v in zip(columns, cells, strict=False) if v.strip()}
+                problems.append((start, f"{len(cells)} cells but the header has {len(columns)}."))
+                continue
+            yield (
+                start,
+                {c: v for c, v in zip(columns, cells, strict=False) if c is not None and v.strip()},
+            )
     except csv.Error as exc:
         raise UsageError(f"{name} line {reader.line_num}: not valid CSV: {exc}.") from exc
 
 
-def _jsonl_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]:
+def _jsonl_records(
+    text: str, name: str, problems: list[tuple[int, str]]
+) -> Iterable[tuple[int, dict[str, Any]]]:
     stripped = text.lstrip()
     if stripped.startswith("["):  # a plain JSON array of objects is accepted too
         try:
@@ -236,7 +273,9 @@ def _jsonl_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]
         except ValueError as exc:
             raise UsageError(f"{name} is not valid JSON: {exc}.") from exc
         for i, item in enumerate(items, start=1):
-            yield i, _json_object(item, name, i)
+            record = _json_object(item, i, problems)
+            if record is not None:
+                yield i, record
         return
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -244,30 +283,34 @@ def _jsonl_records(text: str, name: str) -> Iterable[tuple[int, dict[str, Any]]]
         try:
             item = json.loads(line)
         except ValueError as exc:
-            raise UsageError(f"{name} line {lineno}: not valid JSON ({exc.args[0]}).") from exc
-        yield lineno, _json_object(item, name, lineno)
+            problems.append((lineno, f"not valid JSON ({exc.args[0]})."))
+            continue
+        record = _json_object(item, lineno, problems)
+        if record is not None:
+            yield lineno, record
 
 
-def _json_object(item: Any, name: str, line: int) -> dict[str, Any]:
+def _json_object(item: Any, line: int, problems: list[tuple[int, str]]) -> dict[str, Any] | None:
     if not isinstance(item, dict):
-        raise UsageError(f"{name} line {line}: each row must be a JSON object.")
+        problems.append((line, "each row must be a JSON object."))
+        return None
     out = {}
     for k, v in item.items():
         if v is None or (isinstance(v, str) and not v.strip()):
             continue
-        out[_column(str(k), name, line)] = v
+        column = _column(str(k), line, problems)
+        if column is not None:
+            out[column] = v
     return out
 
 
-def _column(header: str, name: str, line: int) -> str:
+def _column(header: str, line: int, problems: list[tuple[int, str]]) -> str | None:
     norm = re.sub(r"[\s-]+", "_", header.strip().lower())
-    try:
-        return COLUMN_ALIASES[norm]
-    except KeyError:
+    column = COLUMN_ALIASES.get(norm)
+    if column is None:
         known = ", ".join(sorted(set(COLUMN_ALIASES.values())))
-        raise UsageError(
-            f"{name} line {line}: unknown column {header!r}. Known columns: {known}."
-        ) from None
+        problems.append((line, f"unknown column {header!r}. Known columns: {known}."))
+    return column
 
 
 def _row(
@@ -276,26 +319,46 @@ def _row(
     record: Mapping[str, Any],
     defaults: RowDefaults,
     base_dir: Path | None,
-) -> BatchRow:
+) -> tuple[BatchRow, list[str]]:
+    """The row and every problem it has (not only the first)."""
+    problems: list[str] = []
+
+    def read_field(read: Callable[..., T], *args: Any) -> T | None:
+        try:
+            return read(*args)
+        except UsageError as exc:
+            problems.append(exc.message)
+            return None
+
     prompt = record.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise UsageError("the prompt is empty.")
-    images = _images(record.get("images"), base_dir)
-    return BatchRow(
+        problems.append("the prompt is empty.")
+    images = read_field(_images, record.get("images"), base_dir) or []
+    name = read_field(_name, record.get("name"))
+    texts = {
+        key: read_field(_text, record, key)
+        for key in ("model", "provider", "aspect_ratio", "image_size", "negative_prompt")
+    }
+    n = read_field(_int, record, "n", 1, 10) if "n" in record else defaults.n
+    seed = read_field(_int, record, "seed", 0, MAX_SEED) if "seed" in record else defaults.seed
+    # Built even with problems (a field that failed takes its default), so that the catalog
+    # check can name the row's other problems too; only a row without any is run.
+    row = BatchRow(
         index=index,
         line=line,
-        prompt=prompt.strip(),
-        name=_name(record.get("name")),
-        model=_text(record, "model") or defaults.model,
-        provider=_text(record, "provider") or defaults.provider,
-        aspect_ratio=_text(record, "aspect_ratio") or defaults.aspect_ratio,
-        image_size=_text(record, "image_size") or defaults.image_size,
-        n=_int(record, "n", 1, 10) if "n" in record else defaults.n,
-        negative_prompt=_text(record, "negative_prompt") or defaults.negative_prompt,
-        seed=_int(record, "seed", 0, MAX_SEED) if "seed" in record else defaults.seed,
+        prompt=prompt.strip() if isinstance(prompt, str) else "",
+        name=name,
+        model=texts["model"] or defaults.model,
+        provider=texts["provider"] or defaults.provider,
+        aspect_ratio=texts["aspect_ratio"] or defaults.aspect_ratio,
+        image_size=texts["image_size"] or defaults.image_size,
+        n=n if n is not None else defaults.n,
+        negative_prompt=texts["negative_prompt"] or defaults.negative_prompt,
+        seed=seed,
         images=tuple(path for path, _ in images),
         image_ids=tuple(ident for _, ident in images),
     )
+    return row, problems
 
 
 def _text(record: Mapping[str, Any], key: str) -> str | None:

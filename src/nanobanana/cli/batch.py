@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import sys
@@ -37,7 +38,10 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..batch import BatchProgress, BatchReport, BatchRow, Executor, RowReport
+    from ..catalog import Catalog
 
 __all__ = ["add_parser", "run"]
 
@@ -126,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         negative_prompt=args.negative,
         seed=args.seed,
     )
-    rows = read_rows(args.file, defaults)  # every row checked before anything is paid for
+    # Every problem of every row, before anything is paid for; a local run also checks each
+    # row against the catalog (a server checks against its own).
+    local = not (args.server or args.profile)
+    rows = read_rows(args.file, defaults, check=_catalog_problems if local else None)
     output = args.output or args.file.parent / f"{args.file.stem}-images"
     with contextlib.ExitStack() as stack:
         executor_factory = _executor_factory(args, rows, stack)
@@ -157,9 +164,6 @@ def _executor_factory(
 
         return remote
 
-    from ..catalog import Catalog
-
-    _precheck_local(rows, Catalog())
     urls, keys, env = client_endpoints(args, stack)
     if args.emulator:
         eprint(f"Running against the built-in emulator. {SYNTHETIC_NOTE}")
@@ -199,32 +203,44 @@ def _check_keys(client: Any, rows: list[BatchRow]) -> None:
         raise MissingKeyError(missing[0] if missing else OPENROUTER)
 
 
-def _precheck_local(rows: list[BatchRow], catalog: Any) -> None:
-    """Model, ratio, size and provider of every row against the catalog, before any call."""
+def _catalog_problems(row: BatchRow) -> list[str]:
+    """Each problem of ``row`` against the catalog: its model, its provider, its ratio, its
+    size and its references, one message each."""
     from ..catalog import DEFAULT_MODEL
     from ..config import canonical_provider
     from ..errors import UsageError
 
+    catalog = _catalog()
+    try:
+        choice = catalog.resolve(row.model or DEFAULT_MODEL)
+    except UsageError as exc:
+        return [exc.message]
     problems = []
-    for row in rows:
+    checks: list[Callable[[], object]] = [
+        lambda: choice.wire_id(canonical_provider(row.provider)) if row.provider else None,
+        lambda: catalog.validate(
+            choice.spec, aspect_ratio=row.aspect_ratio, image_size=None, n_images=0
+        ),
+        lambda: catalog.validate(
+            choice.spec, aspect_ratio=None, image_size=row.image_size, n_images=0
+        ),
+        lambda: catalog.validate(
+            choice.spec, aspect_ratio=None, image_size=None, n_images=len(row.images)
+        ),
+    ]
+    for check in checks:
         try:
-            choice = catalog.resolve(row.model or DEFAULT_MODEL)
-            spec = choice.spec
-            if row.provider:
-                choice.wire_id(canonical_provider(row.provider))
-            catalog.validate(
-                spec,
-                aspect_ratio=row.aspect_ratio,
-                image_size=row.image_size,
-                n_images=len(row.images),
-            )
+            check()
         except UsageError as exc:
-            problems.append(f"line {row.line}: {exc.message}")
-    if problems:
-        more = f"\n(and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise UsageError(
-            "the batch file has rows that cannot be sent:\n" + "\n".join(problems[:10]) + more
-        )
+            problems.append(exc.message)
+    return problems
+
+
+@functools.cache
+def _catalog() -> Catalog:
+    from ..catalog import Catalog
+
+    return Catalog()
 
 
 async def _run_batch(

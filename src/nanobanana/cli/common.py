@@ -36,10 +36,11 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def error_message(exc: NanobananaError) -> str:
-    """The exception's message on one line, with the block reason when the message lacks it."""
+    """The exception's message, each of its lines on one line (a message listing several
+    problems keeps one per line), with the block reason when the message lacks it."""
     if isinstance(exc, MissingKeyError):
         return missing_key_message(exc)
-    msg = " ".join(str(exc).split())
+    msg = "\n".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
     if isinstance(exc, ContentError) and exc.reason and exc.reason.lower() not in msg.lower():
         msg = f"{msg} (reason: {exc.reason})"
     return msg
