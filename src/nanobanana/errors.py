@@ -101,6 +101,10 @@ class ReferenceImageError(ValidationError):
     code = "invalid_reference_image"
 
 
+#: The client's argument that takes each provider's key (``AsyncClient``, ``Client``).
+KEY_ARGUMENTS = {"openrouter": "openrouter_api_key", "google": "google_api_key"}
+
+
 class MissingKeyError(UsageError):
     code = "missing_api_key"
 
@@ -108,11 +112,12 @@ class MissingKeyError(UsageError):
         from .config import KEY_ENV_VARS  # local: config imports nothing from here
 
         envs = " or ".join(KEY_ENV_VARS.get(provider, ()))
+        argument = KEY_ARGUMENTS.get(provider, "api_keys")
         super().__init__(
             message
             or (
-                f"No {provider} API key configured. Set {envs}, pass api_key=..., "
-                f"or run `nanobanana keys set {provider}`."
+                f"No {provider} API key configured. Set {envs}, pass {argument}=... to the "
+                f"client, or run `nanobanana keys set {provider}`."
             )
         )
         self.provider = provider

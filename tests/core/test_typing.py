@@ -131,3 +131,20 @@ def test_every_attribute_the_readme_names_exists() -> None:
             assert hasattr(owners[owner], attr), name
         else:
             assert hasattr(Image if name in on_image else Result, name), name
+
+
+def test_every_client_argument_a_message_or_the_docs_name_exists() -> None:
+    """The missing-key message and the README name arguments to pass: the client takes each."""
+    from nanobanana.config import PROVIDERS
+    from nanobanana.errors import MissingKeyError
+
+    root = Path(__file__).resolve().parents[2]
+    texts = [str(MissingKeyError(p)) for p in PROVIDERS]
+    texts += [(root / "README.md").read_text(), *(p.read_text() for p in root.glob("docs/*.md"))]
+    named = {arg for text in texts for arg in re.findall(r"(?:Client\(|pass )(\w+)=", text)}
+    assert {"openrouter_api_key", "google_api_key"} <= named
+    parameters = inspect.signature(AsyncClient.__init__).parameters
+    for arg in named:
+        assert arg in parameters, arg
+    with Client(openrouter_api_key="sk-or-v1-x", google_api_key="AIza-x", env={}) as client:
+        assert client.aio.has_key("openrouter") and client.aio.has_key("google")

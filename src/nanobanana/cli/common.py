@@ -47,7 +47,7 @@ def error_message(exc: NanobananaError) -> str:
 
 
 def missing_key_message(exc: MissingKeyError) -> str:
-    """The library's message speaks of ``api_key=``; at the terminal the fixes are these."""
+    """The library's message names the client's arguments; at the terminal the fixes are these."""
     from ..config import KEY_ENV_VARS
 
     envs = " or ".join(KEY_ENV_VARS.get(exc.provider, ()))
