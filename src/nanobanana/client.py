@@ -326,6 +326,11 @@ class AsyncClient:
         shutdown = spec.shutdown_note()
         if shutdown:
             warnings.append(shutdown)
+        if seed is not None and not spec.supports_seed:
+            warnings.append(
+                f"{spec.id} does not document a seed: it was sent, but the same seed may not "
+                "give the same image."
+            )
         return _Plan(
             prompt=prompt,
             effective_prompt=fold_negative_prompt(prompt, negative_prompt),

@@ -401,6 +401,16 @@ def test_output_folder_that_is_a_file_is_refused_before_any_call(
     assert generations(emu) == []
 
 
+def test_output_that_cannot_be_written_is_refused_before_the_call(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox", "-o", "/proc/fox.png", *urls(emu))
+    assert r.code == 2 and r.err.startswith("error: Cannot create a file in /proc")
+    r = cli("generate", "a fox", "-o", "fox.jpg", *urls(emu))
+    assert r.code == 2 and "name a .png file" in r.err
+    assert generations(emu) == [] and pngs(isolated) == []
+
+
 def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
     emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:

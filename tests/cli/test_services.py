@@ -119,6 +119,29 @@ def test_users_create_then_duplicate(cli_proc, tmp_path: Path) -> None:
     assert again.err.strip().splitlines() == ["error: The username 'Alice' is taken."]
 
 
+def test_serve_says_what_stops_it_in_one_line(cli_proc, tmp_path: Path) -> None:
+    """A port in use and a bad master key: one "error:" line naming the fix, exit 2, nothing
+    set up (uvicorn printed its errno or a traceback and exited 3, the upstream code)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        data = tmp_path / "data"
+        r = cli_proc(["serve", "--port", str(port), "--data-dir", str(data)])
+    assert r.code == 2
+    assert r.err.strip().splitlines()[-1] == (
+        f"error: Port {port} on 127.0.0.1 is already in use (another nanobanana serve?): stop "
+        "what holds it, or choose another --port."
+    )
+    assert not data.exists()
+    r = cli_proc(
+        ["serve", "--port", str(free_port()), "--data-dir", str(data)],
+        env={"NANOBANANA_MASTER_KEYS": "not-a-key"},
+    )
+    assert r.code == 2 and "Traceback" not in r.err
+    assert r.err.strip().splitlines()[-1].startswith("error: Master key #1 is not a valid")
+
+
 def test_users_create_without_a_terminal_needs_password_stdin(cli_proc, tmp_path: Path) -> None:
     r = cli_proc(["users", "create", "bob", "--data-dir", str(tmp_path / "d")], input="")
     assert r.code == 2

@@ -344,3 +344,12 @@ def test_sync_client_shares_the_implementation():
         assert isinstance(events[-1], DoneEvent)
         with pytest.raises(errors.ValidationError):
             c.generate("a fox", aspect_ratio="9:9")
+
+
+async def test_a_seed_the_model_does_not_document_is_sent_with_a_warning():
+    client, _g, o, _ = make()
+    r = await client.generate("a fox", model="gemini-3-pro-image", provider="openrouter", seed=7)
+    assert o.calls[-1].seed == 7
+    assert any("does not document a seed" in w for w in r.warnings)
+    r = await client.generate("a fox", model="black-forest-labs/flux.2-pro", seed=7)
+    assert not any("seed" in w for w in r.warnings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,8 +69,19 @@ class OutputTarget:
             raise UsageError(
                 f"Cannot create {self.folder} ({exc.strerror}); choose another -o."
             ) from exc
-        if not os.access(self.folder, os.W_OK):
-            raise UsageError(f"{self.folder} is not writable; choose another -o.")
+        try:  # a real write: access() says yes to root, also where nothing can be created
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".nanobanana-check-"):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot create a file in {self.folder} ({exc.strerror}); choose another -o."
+            ) from None
+        if self.file is not None and self.file.suffix.lower() != ".png":
+            raise UsageError(
+                f"-o {self.file.name}: images are saved as the model sends them (PNG for the "
+                "Gemini models), with their provenance inside; name a .png file (and convert it "
+                f"afterwards if you need {self.file.suffix}), or end a folder name with /."
+            )
         if self.file is None or self.force:
             return
         taken = [p for p in self.planned(n, "") if p.exists()]

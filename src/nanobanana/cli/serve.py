@@ -11,7 +11,7 @@ import getpass
 import sys
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import NanobananaError, UsageError
 
 
 def register(sub: Any) -> None:
@@ -82,9 +82,17 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..server import run
 
     try:
+        from ..server.security import StartupError
+
         run(settings, args.host, args.port)
     except ModuleNotFoundError as exc:  # fastapi & co. are imported when the app is built
         raise _needs_server_extra(exc) from exc
+    except StartupError as exc:  # a port in use, a bad master key: one line, not a traceback
+        raise UsageError(str(exc)) from None
+    except SystemExit as exc:
+        if exc.code == 3:  # uvicorn's "startup failed": its log above says why
+            raise NanobananaError("The service could not start; see the messages above.") from None
+        raise
     return 0
 
 

@@ -13,13 +13,39 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
-__all__ = ["create_app", "run"]
+__all__ = ["check_port", "create_app", "run"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     from .app import create_app as factory
 
     return factory(settings)
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` for a moment, as uvicorn will (``StartupError`` saying what to do
+    when it cannot): a port in use is found before anything is set up."""
+    import errno
+    import socket
+
+    from .security import StartupError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"Port {port} on {host} is already in use (another nanobanana serve?): stop "
+                    "what holds it, or choose another --port."
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise StartupError(
+                    f"Port {port} needs privileges this user lacks; choose --port 1024 or above."
+                ) from None
+            raise StartupError(f"Cannot listen on {host}:{port} ({exc.strerror}).") from None
 
 
 def run(
@@ -36,6 +62,10 @@ def run(
     from .memory import keep_buffers_mapped
 
     keep_buffers_mapped()
+    check_port(host, port)
+    from .security import KeyVault, load_master_keys
+
+    KeyVault(load_master_keys(settings))  # a bad master key stops here, not inside uvicorn
     from .db.migrate import migrate_in_child
 
     migrate_in_child(settings.resolved_database_url)
