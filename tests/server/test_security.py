@@ -4,6 +4,7 @@ security headers, CORS and the route inventory (H1), the error shape."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,27 @@ async def test_security_headers_everywhere(api: Api) -> None:
     assert answers[4].json()["error"]["code"] == "method_not_allowed"
     assert answers[0].headers["content-security-policy"].startswith("default-src 'none'")
     assert answers[7].headers["content-type"].startswith("text/html")
+
+
+async def test_a_405_allows_every_method_of_its_path(api: Api) -> None:
+    """Allow names every method of the path, also when several routes serve it (GET in one,
+    PUT in another): Starlette named only the first route's."""
+    paths = api.app.openapi()["paths"]
+    h = await api.user("alice")
+    shared = 0
+    for path, ops in paths.items():
+        allowed = {m.upper() for m in ops}
+        if path == "/api/images/{image_id}":
+            allowed.add("HEAD")  # the GET's headers; not an operation of its own
+        url = re.sub(r"\{[^}]+\}", lambda m: "openrouter" if "provider" in m[0] else "0" * 32, path)
+        wrong = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in allowed)
+        r = await api.client.request(wrong, url, headers=h)
+        assert r.status_code == 405, (wrong, url)
+        assert set(r.headers["allow"].split(", ")) == allowed, url
+        assert r.json()["error"]["code"] == "method_not_allowed"
+        assert f"{wrong} is not allowed here" in r.json()["error"]["message"]
+        shared += len(allowed - {"HEAD"}) > 1
+    assert shared >= 6  # /api/settings/defaults, /api/generations/{job_id}... have several
 
 
 async def test_no_redirect_follows_the_host_header(api: Api) -> None:

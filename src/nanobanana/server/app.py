@@ -30,7 +30,7 @@ from .deps import reject_unknown_query
 from .events import EventBus
 from .jobs import JobManager, mark_interrupted
 from .middleware import BodyLimit, SecurityHeaders
-from .problems import install_error_handlers
+from .problems import install_error_handlers, route_methods
 from .security import (
     KeyVault,
     LoginGuard,
@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from .routes import settings as settings_routes
 
     strict = [Depends(reject_unknown_query)]
+    routers = []
     for module in (
         health,
         auth,
@@ -180,11 +181,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin,
     ):
         app.include_router(module.router, dependencies=strict)
+        routers.append(module.router)
     for module in (compat_openrouter, compat_openai):
         app.include_router(module.router)
+        routers.append(module.router)
     app.include_router(ui.router)
+    routers.append(ui.router)
     if docs:
         app.include_router(ui.docs_router)
+        routers.append(ui.docs_router)
+    # What a 405's Allow names: every method of a path, across the routes that serve it.
+    app.state.route_methods = route_methods([r for router in routers for r in router.routes])
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from ..errors import (
     ContentError,
@@ -224,11 +228,38 @@ async def _on_validation(_request: Request, exc: Exception) -> Response:
     return ApiError(422, "validation_error", message, errors=errors).response()
 
 
-async def _on_http(_request: Request, exc: Exception) -> Response:
+async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return ApiError(exc.status_code, code, message, headers=dict(exc.headers or {})).response()
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path; a path served
+        # by several routes (GET here, PUT there) allows all of theirs.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {' or '.join(allowed)}."
+    return ApiError(exc.status_code, code, message, headers=headers).response()
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def route_methods(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Each route's path pattern and methods, for ``_allowed_methods``."""
+    return [
+        (route.path_regex, frozenset(route.methods))
+        for route in routes
+        if isinstance(route, Route | APIRoute) and route.methods
+    ]
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    table = getattr(request.app.state, "route_methods", ())
+    methods = {m for regex, allowed in table if regex.match(request.url.path) for m in allowed}
+    order = _METHOD_ORDER
+    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
 
 async def _on_library(_request: Request, exc: Exception) -> Response:
