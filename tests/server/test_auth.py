@@ -284,3 +284,48 @@ async def test_password_hash_is_argon2id_and_rehashed(api: Api) -> None:
         user = await s.scalar(select(User).where(User.username_key == "alice"))
         assert user is not None
         assert "m=19456,t=2,p=1" in user.password_hash
+
+
+async def test_tokens_are_capped_and_listed_in_pages(settings_for: Callable[..., Settings]) -> None:
+    """A user cannot pile up tokens (5,351 once came back in one 960 KB answer): live API
+    tokens are capped, old sign-in sessions end, and the list comes in pages."""
+    settings = settings_for(max_api_tokens_per_user=5, max_sessions_per_user=3)
+    async with running(settings) as api:
+        c = api.client
+        h = await api.user("alice")
+        made = []
+        for i in range(4):  # and the sign-in session: 5 live tokens, 4 of them API tokens
+            r = await c.post("/api/tokens", json={"name": f"script {i}"}, headers=h)
+            assert r.status_code == 201
+            made.append(r.json()["id"])
+        r = await c.post("/api/tokens", json={"name": "fifth"}, headers=h)
+        assert r.status_code == 201
+        r = await c.post("/api/tokens", json={"name": "sixth"}, headers=h)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "too_many_tokens"
+        assert "revoke" in r.json()["error"]["message"]
+        assert (await c.delete(f"/api/tokens/{made[0]}", headers=h)).status_code == 204
+        assert (await c.post("/api/tokens", json={"name": "sixth"}, headers=h)).status_code == 201
+
+        pages, cursor = [], None
+        while True:
+            params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+            body = (await c.get("/api/tokens", params=params, headers=h)).json()
+            pages.append([t["name"] for t in body["tokens"]])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        names = [n for page in pages for n in page]
+        assert [len(p) for p in pages] == [2, 2, 2]  # 5 API tokens and the session
+        assert names[0] == "sixth" and "script 0" not in names and len(set(names)) == 6
+        only_api = (await c.get("/api/tokens", params={"kind": "api"}, headers=h)).json()
+        assert {t["kind"] for t in only_api["tokens"]} == {"api"} and len(only_api["tokens"]) == 5
+        bad = await c.get("/api/tokens", params={"cursor": "nope"}, headers=h)
+        assert bad.status_code == 422
+
+        first = h
+        for _ in range(3):  # three more sign-ins: the first session is the oldest of four
+            latest = auth(await api.login("alice"))
+        assert (await c.get("/api/auth/me", headers=first)).status_code == 401
+        sessions = (await c.get("/api/tokens", params={"kind": "session"}, headers=latest)).json()
+        assert len(sessions["tokens"]) == 3
+        assert (await c.get("/api/auth/me", headers=latest)).status_code == 200

@@ -43,6 +43,8 @@ CROSS_FIELD = {
     "PUT /api/settings/defaults",
     "POST /api/uploads",
     "GET /api/generations",  # `cursor` is an opaque token only the API makes
+    "GET /api/auth/tokens",  # the same
+    "GET /api/tokens",
 }
 #: The OpenRouter- and OpenAI-compatible endpoints answer parameter errors with 400, as the
 #: dialects they speak do (``invalid_request_error``); positive_data_acceptance expects 422.

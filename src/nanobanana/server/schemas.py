@@ -153,6 +153,9 @@ class ApiTokenCreated(ApiTokenOut):
 
 class ApiTokenList(BaseModel):
     tokens: list[ApiTokenOut]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last."
+    )
 
 
 # -------------------------------------------------------------------------- settings

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
 
     # ---------------------------------------------------------------------- accounts
     token_ttl_seconds: int = Field(default=7 * DAY, ge=60)
+    max_api_tokens_per_user: int = Field(
+        default=100, ge=1, description="Live personal API tokens a user may have."
+    )
+    max_sessions_per_user: int = Field(
+        default=50, ge=1, description="Live sign-in sessions per user; the oldest end first."
+    )
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=10, ge=1)
     login_window_seconds: float = Field(default=300.0, gt=0)

@@ -7,11 +7,11 @@ answer after the same work (a dummy hash check).
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
-from sqlalchemy import func, select
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.models import Token, User, is_object_id
@@ -31,7 +31,9 @@ from ..schemas import (
 from ..security import hash_token, new_token
 from ..services import Services
 from ..upstream import resolve_upstream
-from .common import errors
+from .common import decode_cursor, encode_cursor, errors
+
+TokenKind = Literal["api", "session"]
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -114,7 +116,22 @@ async def login(
     if new_hash is not None:  # Argon2 parameters rose since this hash was made
         user.password_hash = new_hash
         session.add(user)
+    await session.flush()
+    # At most max_sessions_per_user live sign-ins: a script that logs in on every run ends its
+    # oldest sessions instead of piling up tokens.
+    ended = (
+        await session.scalars(
+            select(Token.id)
+            .where(Token.user_id == user.id, Token.kind == "session", *_live(now))
+            .order_by(Token.created_at.desc(), Token.id.desc())
+            .offset(services.settings.max_sessions_per_user)
+        )
+    ).all()
+    if ended:
+        await session.execute(update(Token).where(Token.id.in_(ended)).values(revoked_at=now))
     await session.commit()
+    if ended:
+        services.auth_cache.forget_user(user.id)
     response.set_cookie(SESSION_COOKIE, token, max_age=ttl, **_cookie(request, services))
     return TokenOut(access_token=token, expires_at=expires_at)
 
@@ -158,8 +175,22 @@ async def create_token(
     body: ApiTokenIn, user: CurrentUser, services: ServicesDep, session: SessionDep
 ) -> ApiTokenCreated:
     """A long-lived token for scripts; its value is shown only in this answer."""
-    value = new_token()
     now = services.now()
+    live = await session.scalar(
+        select(func.count())
+        .select_from(Token)
+        .where(Token.user_id == user.id, Token.kind == "api", *_live(now))
+    )
+    limit = services.settings.max_api_tokens_per_user
+    if (live or 0) >= limit:
+        await session.commit()
+        raise ApiError(
+            409,
+            "too_many_tokens",
+            f"You have {live} personal API tokens, the most one account may have ({limit}); "
+            "revoke ones you no longer use (DELETE /api/tokens/{id}) and try again.",
+        )
+    value = new_token()
     expires = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     row = Token(
         user_id=user.id,
@@ -176,26 +207,42 @@ async def create_token(
     )
 
 
-@router.get("/tokens", response_model=ApiTokenList, responses=errors(401))
-async def list_tokens(auth: AuthDep, services: ServicesDep, session: SessionDep) -> ApiTokenList:
-    """Your tokens that are neither revoked nor expired (values are never shown again)."""
-    now = services.now()
-    rows = (
-        await session.scalars(
-            select(Token)
-            .where(Token.user_id == auth.user.id, Token.revoked_at.is_(None))
-            .order_by(Token.created_at.desc())
+@router.get("/tokens", response_model=ApiTokenList, responses=errors(401, 422))
+async def list_tokens(
+    auth: AuthDep,
+    services: ServicesDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[TokenKind | None, Query(description="`api`, `session`; unset: both")] = None,
+) -> ApiTokenList:
+    """Your tokens that are neither revoked nor expired (values are never shown again), newest
+    first, `limit` per page."""
+    stmt = select(Token).where(Token.user_id == auth.user.id, *_live(services.now()))
+    if kind is not None:
+        stmt = stmt.where(Token.kind == kind)
+    if cursor:
+        stamp, last_id = decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(Token.created_at < stamp, and_(Token.created_at == stamp, Token.id < last_id))
         )
-    ).all()
+    stmt = stmt.order_by(Token.created_at.desc(), Token.id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(stmt)).all())
     await session.commit()
+    more, rows = len(rows) > limit, rows[:limit]
     out = []
     for row in rows:
-        if row.expires_at is not None and row.expires_at <= now:
-            continue
         item = ApiTokenOut.model_validate(row)
         item.current = row.id == auth.token.id
         out.append(item)
-    return ApiTokenList(tokens=out)
+    last = rows[-1] if more and rows else None
+    return ApiTokenList(
+        tokens=out, next_cursor=encode_cursor(last.created_at, last.id) if last else None
+    )
+
+
+def _live(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (Token.revoked_at.is_(None), or_(Token.expires_at.is_(None), Token.expires_at > now))
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses=errors(401, 404))

@@ -1,11 +1,17 @@
-"""Shared route helpers: documented error responses, the service's public address."""
+"""Shared route helpers: documented error responses, the service's public address, paging
+cursors."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 
+from ..db.models import is_object_id
+from ..problems import ApiError
 from ..schemas import ErrorResponse
 from ..settings import Settings
 
@@ -47,3 +53,21 @@ def public_root(request: Request, settings: Settings) -> str:
     scheme = request.url.scheme  # https only from TLS or a trusted proxy's X-Forwarded-Proto
     default = {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    """An opaque paging cursor: the last row's creation time and id (keyset paging)."""
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, row_id = raw.split("|", 1)
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None or not is_object_id(row_id):
+            raise ValueError("not a cursor")
+        return when, row_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(422, "invalid_cursor", "The cursor is not one this API gave out.") from exc

@@ -7,10 +7,7 @@ does not exist.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -27,7 +24,7 @@ from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
 from ..views import generation_out, images_of
-from .common import errors
+from .common import decode_cursor, encode_cursor, errors
 from .generate import IdempotencyKey
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
@@ -92,23 +89,6 @@ async def create_generation(
     return json_response(out, 202, headers)
 
 
-def _encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, job_id = raw.split("|", 1)
-        when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not is_object_id(job_id):
-            raise ValueError("not a cursor")
-        return when, job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(422, "invalid_cursor", "The cursor is not one this API gave out.") from exc
-
-
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -132,7 +112,7 @@ async def list_generations(
     if status:
         stmt = stmt.where(Job.status == status)
     if cursor:
-        stamp, last_id = _decode_cursor(cursor)
+        stamp, last_id = decode_cursor(cursor)
         stmt = stmt.where(
             or_(Job.created_at < stamp, and_(Job.created_at == stamp, Job.id < last_id))
         )
@@ -143,7 +123,7 @@ async def list_generations(
     images = await images_of(session, [j.id for j in jobs])
     await session.commit()
     items = [generation_out(j, images[j.id]) for j in jobs]
-    next_cursor = _encode_cursor(jobs[-1]) if more and jobs else None
+    next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].id) if more and jobs else None
     return json_response({"items": items, "next_cursor": next_cursor})
 
 

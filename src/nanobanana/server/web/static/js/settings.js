@@ -201,9 +201,15 @@ function tokenRow(t) {
 }
 
 async function refreshTokens() {
-  const body = (await api("/api/auth/tokens")) || {};
-  // Sign-in sessions are listed by the API too; this table is for personal API tokens.
-  const tokens = (body.tokens || []).filter((t) => t.kind === "api");
+  // Personal API tokens only (sign-in sessions are listed by the API too), every page of them.
+  const tokens = [];
+  let cursor = "";
+  do {
+    const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    const body = (await api(`/api/auth/tokens?kind=api&limit=200${query}`)) || {};
+    tokens.push(...(body.tokens || []));
+    cursor = body.next_cursor || "";
+  } while (cursor);
   const rows = tokens.map(tokenRow);
   $("#tokens-body").replaceChildren(
     ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "5", class: "hint" }, "No API tokens yet."))]),
