@@ -201,6 +201,33 @@ def test_edit_refusals(client: openai.OpenAI) -> None:
     assert caught.value.body["param"] == "image"  # type: ignore[index]
 
 
+def test_fields_of_the_wrong_kind_get_plain_errors(live: Live) -> None:
+    """A mask or image sent as text says it must be a file (no Python type names); a stream
+    flag must be a JSON boolean, as the request is strict elsewhere (0 is not false)."""
+    png = png_bytes()
+    with live.http(live.token) as c:
+        r = c.post(
+            "/v1/images/edits",
+            data={"prompt": "x", "mask": "not a file"},
+            files={"image": ("p.png", png, "image/png")},
+        )
+        assert r.status_code == 400
+        message = r.json()["error"]["message"]
+        assert "must be a file" in message and "class" not in message and "<" not in message
+        r = c.post("/v1/images/edits", data={"prompt": "x", "image": "some text"})
+        assert r.status_code == 400 and "class" not in r.json()["error"]["message"]
+        for stream in (0, 1, "false", True):
+            r = c.post("/v1/images/generations", json={"prompt": "x", "stream": stream})
+            assert r.status_code == 400, stream
+            assert r.json()["error"]["param"] == "stream"
+        chat = {
+            "model": "google/gemini-2.5-flash-image",
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        r = c.post("/api/v1/chat/completions", json={**chat, "n": True})
+        assert r.status_code == 400
+
+
 def test_content_block_is_content_policy_violation(client: openai.OpenAI, live: Live) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.generate(prompt=f"forbidden {tag()} [emulator:safety]")

@@ -20,6 +20,7 @@ automatic retries never pay twice.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -194,10 +195,22 @@ def from_api(
     )
 
 
+_NOT_A_FILE = re.compile(r"Expected UploadFile, received: <class '\w+'>")
+
+
+def _readable(message: str) -> str:
+    """Pydantic's message, without a Python type name (``<class 'str'>``) or its prefix."""
+    message = _NOT_A_FILE.sub(
+        "this field must be a file (a multipart file part), not text", message
+    )
+    return message.removeprefix("Value error, ")
+
+
 def from_validation(errors: Iterable[Mapping[str, Any]]) -> Problem:
     """The problem for request validation errors (pydantic's list), without echoing input."""
     items = [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in errors
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": _readable(str(e.get("msg", "")))}
+        for e in errors
     ]
     first = items[0] if items else {"loc": [], "msg": "invalid request"}
     raw = list(next(iter(errors), {}).get("loc", ()))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ...catalog import ModelSpec, expected_pixels
 from ...client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
@@ -58,6 +58,13 @@ Count = Annotated[int, Field(ge=1, le=MAX_IMAGES)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
+def _no_stream(value: bool) -> bool:
+    # A JSON boolean only (the model is strict: 0 is not false), and only false.
+    if value:
+        raise ValueError("streaming is not offered by the Images API; stream chat completions")
+    return value
+
+
 class ImagesRequest(BaseModel):
     """OpenAI's image generation request, as far as this service reads it."""
 
@@ -76,7 +83,7 @@ class ImagesRequest(BaseModel):
         default=None, description="Extension: which provider to use first."
     )
     seed: Seed | None = Field(default=None, description="Extension, best effort.")
-    stream: Literal[False] | None = Field(
+    stream: Annotated[bool, AfterValidator(_no_stream)] | None = Field(
         default=None, description="Not offered here: stream with chat completions."
     )
 

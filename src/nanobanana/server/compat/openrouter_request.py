@@ -132,7 +132,9 @@ class ChatRequest(_Open):
     )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     stream: bool = False
-    n: Literal[1] | None = Field(default=None, description="Only 1: one image per completion.")
+    n: Annotated[int, Field(ge=1, le=1)] | None = Field(
+        default=None, description="Only 1: one image per completion."
+    )
 
 
 @dataclass(frozen=True)
