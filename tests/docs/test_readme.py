@@ -140,7 +140,7 @@ def test_the_install_section(reader: Reader) -> None:
     block = block_with("sh", "pip install -c constraints.txt .")
     reader.sh(f"cd {shlex.quote(str(ROOT))}\n{block.text}", timeout=600)
     venv = reader.home / ".venvs" / "nanobanana"
-    assert (reader.home / "fox.png").is_file()
+    assert (reader.home / "red-fox.png").is_file()
     found = reader.sh(
         f"{venv}/bin/python -c 'import importlib.util as u; print(u.find_spec(\"fastapi\"))'"
     )

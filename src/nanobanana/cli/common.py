@@ -36,11 +36,13 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def error_message(exc: NanobananaError) -> str:
-    """The exception's message, each of its lines on one line (a message listing several
-    problems keeps one per line), with the block reason when the message lacks it."""
+    """The exception's message on one line (a usage error listing several problems, such as
+    a batch file's, keeps one line per problem), with the block reason when the message lacks
+    it.  A provider's message is always one line, whatever line breaks it came with."""
     if isinstance(exc, MissingKeyError):
         return missing_key_message(exc)
-    msg = "\n".join(" ".join(line.split()) for line in str(exc).splitlines() if line.strip())
+    lines = str(exc).splitlines() if isinstance(exc, UsageError) else [str(exc)]
+    msg = "\n".join(" ".join(line.split()) for line in lines if line.strip())
     if isinstance(exc, ContentError) and exc.reason and exc.reason.lower() not in msg.lower():
         msg = f"{msg} (reason: {exc.reason})"
     return msg
