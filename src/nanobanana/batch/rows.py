@@ -155,7 +155,7 @@ def read_rows(
     check: Callable[[BatchRow], list[str]] | None = None,
 ) -> list[BatchRow]:
     """Read and check every row of a CSV / JSON Lines file; raise ``UsageError`` naming every
-    problem of every row (``check``: more problems of a well-formed row, e.g. its model)."""
+    problem of every row (``check``: more problems of each row, e.g. its model)."""
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
