@@ -405,3 +405,28 @@ def test_models_list_keeps_image_models_with_their_capabilities() -> None:
 def test_models_list_that_is_not_a_list_is_invalid() -> None:
     with pytest.raises(InvalidResponseError):
         parse_models(b'{"error":"nope"}')
+
+
+def test_key_status_is_read_from_get_key_and_drops_the_label() -> None:
+    from nanobanana.providers.openrouter_wire import parse_key_status
+
+    body = {
+        "data": {
+            "label": "sk-or-v1-abc...xyz",
+            "limit": 100,
+            "limit_remaining": 74.5,
+            "limit_reset": "monthly",
+            "usage": 25.5,
+            "is_free_tier": False,
+            "rate_limit": {"requests": -1, "interval": "10s"},
+        }
+    }
+    status = parse_key_status(orjson.dumps(body))
+    assert (status.limit, status.limit_remaining, status.usage) == (100.0, 74.5, 25.5)
+    assert status.limit_reset == "monthly" and status.free_tier is False
+    assert "sk-or" not in repr(status)
+    unlimited = parse_key_status(b'{"data": {"limit": null, "usage": true}}')
+    assert unlimited.limit is None and unlimited.usage is None  # a boolean is not a number
+    for bad, why in ((b"<html>", "is not JSON"), (b'{"data": []}', "has no data")):
+        with pytest.raises(InvalidResponseError, match=f"key information {why}"):
+            parse_key_status(bad)

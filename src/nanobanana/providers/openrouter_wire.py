@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -22,6 +22,8 @@ from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderR
 from .common import content_error, is_block_reason
 from .datauri import decode_data_url, loads_with_payloads, restore
 from .openrouter_errors import LABEL, error_from_payload
+
+D = TypeVar("D", dict[str, Any], list[Any])
 
 __all__ = [
     "StreamState",
@@ -206,20 +208,27 @@ def end_of_stream(state: StreamState) -> FinishEvent:
     )
 
 
-def parse_key_status(body: bytes | bytearray) -> KeyStatus:
-    """``GET /key`` -> what OpenRouter says about the key: its limit, what is left, its usage.
-    The ``label`` (a masked form of the key itself) is not kept."""
+def _data_of(body: bytes | bytearray, what: str, kind: type[D]) -> D:
+    """The ``data`` member of an OpenRouter ``{"data": ...}`` answer (``InvalidResponseError``
+    naming ``what`` when the body is not JSON or has no ``data`` of that kind)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidResponseError(
-            f"{LABEL}'s key information is not JSON.", provider=PROVIDER, may_be_billed=False
+            f"{LABEL}'s {what} is not JSON.", provider=PROVIDER, may_be_billed=False
         ) from exc
     data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, dict):
+    if not isinstance(data, kind):
         raise InvalidResponseError(
-            f"{LABEL}'s key information has no data.", provider=PROVIDER, may_be_billed=False
+            f"{LABEL}'s {what} has no data.", provider=PROVIDER, may_be_billed=False
         )
+    return data
+
+
+def parse_key_status(body: bytes | bytearray) -> KeyStatus:
+    """``GET /key`` -> what OpenRouter says about the key: its limit, what is left, its usage.
+    The ``label`` (a masked form of the key itself) is not kept."""
+    data = _data_of(body, "key information", dict)
     free = data.get("is_free_tier")
     return KeyStatus(
         limit=_number(data.get("limit")),
@@ -238,17 +247,7 @@ def _number(value: Any) -> float | None:
 
 def parse_models(body: bytes | bytearray) -> list[ModelSpec]:
     """``GET /models?output_modalities=image`` -> discovered image models."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidResponseError(
-            f"{LABEL}'s model list is not JSON.", provider=PROVIDER, may_be_billed=False
-        ) from exc
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, list):
-        raise InvalidResponseError(
-            f"{LABEL}'s model list has no data.", provider=PROVIDER, may_be_billed=False
-        )
+    data = _data_of(body, "model list", list)
     out: list[ModelSpec] = []
     for m in data:
         if not isinstance(m, dict) or not _str(m.get("id")):
