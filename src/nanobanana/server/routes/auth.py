@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.models import Token, User, is_object_id
@@ -31,7 +31,7 @@ from ..schemas import (
 from ..security import hash_token, new_token
 from ..services import Services
 from ..upstream import resolve_upstream
-from .common import decode_cursor, encode_cursor, errors
+from .common import after_cursor, encode_cursor, errors
 
 TokenKind = Literal["api", "session"]
 
@@ -222,10 +222,7 @@ async def list_tokens(
     if kind is not None:
         stmt = stmt.where(Token.kind == kind)
     if cursor:
-        stamp, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(Token.created_at < stamp, and_(Token.created_at == stamp, Token.id < last_id))
-        )
+        stmt = stmt.where(after_cursor(Token.created_at, Token.id, cursor))
     stmt = stmt.order_by(Token.created_at.desc(), Token.id.desc()).limit(limit + 1)
     rows = list((await session.scalars(stmt)).all())
     await session.commit()

@@ -8,6 +8,8 @@ import binascii
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
 from starlette.requests import Request
 
 from ..db.models import is_object_id
@@ -53,6 +55,14 @@ def public_root(request: Request, settings: Settings) -> str:
     scheme = request.url.scheme  # https only from TLS or a trusted proxy's X-Forwarded-Proto
     default = {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
+def after_cursor(
+    created_at: InstrumentedAttribute[datetime], row_id: InstrumentedAttribute[str], cursor: str
+) -> ColumnElement[bool]:
+    """Rows after ``cursor`` in newest-first order (``created_at`` then ``id``, descending)."""
+    stamp, last_id = decode_cursor(cursor)
+    return or_(created_at < stamp, and_(created_at == stamp, row_id < last_id))
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
@@ -24,7 +24,7 @@ from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
 from ..views import generation_out, images_of
-from .common import decode_cursor, encode_cursor, errors
+from .common import after_cursor, encode_cursor, errors
 from .generate import IdempotencyKey
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
@@ -112,10 +112,7 @@ async def list_generations(
     if status:
         stmt = stmt.where(Job.status == status)
     if cursor:
-        stamp, last_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(Job.created_at < stamp, and_(Job.created_at == stamp, Job.id < last_id))
-        )
+        stmt = stmt.where(after_cursor(Job.created_at, Job.id, cursor))
     stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     jobs = list((await session.scalars(stmt)).all())
     more = len(jobs) > limit
