@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -411,18 +412,14 @@ def test_output_that_cannot_be_written_is_refused_before_the_call(
     assert generations(emu) == [] and pngs(isolated) == []
 
 
-def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
-    emu: EmulatorServer, keys: None, isolated: Path
-) -> None:
+def ctrl_c_when(args: list[str], ready: Callable[[], bool]) -> tuple[int, str, str]:
+    """Run ``nanobanana ARGS``, press Ctrl-C once ``ready()``; (exit code, stdout, stderr)."""
     proc = subprocess.Popen(
-        [str(NANOBANANA), "generate", "a fox [emulator:latency:20]", *urls(emu)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [str(NANOBANANA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 30
-        while not generations(emu):  # the request is in flight
+        while not ready():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -431,7 +428,17 @@ def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_while_waiting_exits_130_without_a_traceback(
+    emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    code, out, err = ctrl_c_when(
+        ["generate", "a fox [emulator:latency:20]", *urls(emu)],
+        lambda: bool(generations(emu)),  # the request is in flight
+    )
+    assert code == 130
     assert err.strip().splitlines() == ["error: interrupted."]
     assert out == "" and pngs(isolated) == []
 
@@ -442,24 +449,11 @@ def test_ctrl_c_keeps_the_images_that_had_arrived(
     """Two images, the second 60 s behind the first: Ctrl-C once the first is in keeps it, with
     its provenance (it was paid for)."""
     tag = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        [str(NANOBANANA), "generate", f"a fox [emulator:stagger:60:{tag}]", "-n", "2", *urls(emu)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, _out, err = ctrl_c_when(
+        ["generate", f"a fox [emulator:stagger:60:{tag}]", "-n", "2", *urls(emu)],
+        lambda: bool(pngs(isolated)),  # the first image has been saved
     )
-    try:
-        deadline = time.monotonic() + 30
-        while not pngs(isolated):  # the first image has been saved
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "interrupted" in err
+    assert code == 130 and "interrupted" in err
     [saved] = pngs(isolated)  # whichever of the two calls was answered first
     meta = read_metadata(saved.read_bytes())
     assert tag in meta["prompt"] and meta["provider"] == "openrouter"

@@ -381,6 +381,15 @@ def _start_process(settings: Settings, port: int, log: Path) -> subprocess.Popen
     raise AssertionError(log.read_text())
 
 
+def _sign_up_with_key(url: str) -> dict[str, str]:
+    """A user on the service at ``url``, with an OpenRouter key; their Authorization header."""
+    account = {"username": "alice", "password": PASSWORD}
+    httpx.post(f"{url}/api/auth/register", json=account)
+    h = auth(httpx.post(f"{url}/api/auth/login", json=account).json()["access_token"])
+    httpx.put(f"{url}/api/settings/keys/openrouter", json={"api_key": OPENROUTER_CANARY}, headers=h)
+    return h
+
+
 def test_kill9_during_the_upstream_call(
     settings_for: Callable[..., Settings], emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -393,14 +402,7 @@ def test_kill9_during_the_upstream_call(
     marker = uuid.uuid4().hex
     proc = _start_process(settings, port, log)
     try:
-        httpx.post(f"{url}/api/auth/register", json={"username": "alice", "password": PASSWORD})
-        token = httpx.post(
-            f"{url}/api/auth/login", json={"username": "alice", "password": PASSWORD}
-        ).json()["access_token"]
-        h = auth(token)
-        httpx.put(
-            f"{url}/api/settings/keys/openrouter", json={"api_key": OPENROUTER_CANARY}, headers=h
-        )
+        h = _sign_up_with_key(url)
         r = httpx.post(
             f"{url}/api/generations",
             json={"prompt": f"kill {marker} [emulator:latency:2]"},
@@ -452,14 +454,7 @@ def test_kill9_with_a_fan_out_half_done(
     proc = _start_process(settings, port, log)
     sync_call: threading.Thread | None = None
     try:
-        httpx.post(f"{url}/api/auth/register", json={"username": "alice", "password": PASSWORD})
-        token = httpx.post(
-            f"{url}/api/auth/login", json={"username": "alice", "password": PASSWORD}
-        ).json()["access_token"]
-        h = auth(token)
-        httpx.put(
-            f"{url}/api/settings/keys/openrouter", json={"api_key": OPENROUTER_CANARY}, headers=h
-        )
+        h = _sign_up_with_key(url)
         if route == "async":
             job_id = httpx.post(f"{url}/api/generations", json=body, headers=h).json()["id"]
         else:  # the seed endpoint answers only when both are done: it is cut off instead
