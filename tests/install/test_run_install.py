@@ -232,6 +232,48 @@ def test_service_key_test_says_google_refused_the_key(service: httpx.Client) -> 
     assert r.json()["message"] == "The Google key was refused: Google does not accept it."
 
 
+def test_service_key_test_asks_openrouter_for_the_key(service: httpx.Client) -> None:
+    """GET /key from the run install: a refused key is reported refused (GET /models would
+    have said "accepted"), a good one with what OpenRouter says it has spent."""
+    refused = sign_up(service, {"openrouter": "sk-or-v1-invalid-CANARY-0123456789"})
+    r = service.post("/api/settings/keys/openrouter/test", headers=refused)
+    assert r.status_code == 200 and r.json()["ok"] is False, r.text
+    assert r.json()["error_code"] == "upstream_auth" and "CANARY" not in r.text
+    good = sign_up(service, {"openrouter": OPENROUTER_CANARY})
+    r = service.post("/api/settings/keys/openrouter/test", headers=good)
+    assert r.json()["ok"] is True and r.json()["credit_used"] is not None, r.text
+    assert r.json()["message"].startswith("The OpenRouter key works: ")
+
+
+def test_service_keeps_every_image_of_a_fan_out(service: httpx.Client) -> None:
+    """Two images land one by one (file and row as each arrives) and are both served."""
+    headers = sign_up(service, {"openrouter": OPENROUTER_CANARY})
+    r = service.post(
+        "/api/nano-banana/generate", json={"prompt": "two foxes", "num_images": 2}, headers=headers
+    )
+    assert r.status_code == 200 and len(r.json()["images"]) == 2, r.text
+    job = service.get(f"/api/generations/{r.json()['id']}", headers=headers).json()
+    assert sorted(i["index"] for i in job["images"]) == [0, 1]
+    for image in job["images"]:
+        head = service.head(image["url"], headers=headers)
+        assert head.status_code == 200 and int(head.headers["content-length"]) == image["size"]
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(service: httpx.Client, tmp_path: Path) -> None:
+    port = str(service.base_url.port)
+    r = subprocess.run(
+        [run_env_bin("nanobanana"), "serve", "--port", port, "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: Port {port} on 127.0.0.1 is")
+    assert not (tmp_path / "d").exists()
+
+
 def test_service_lists_models(service: httpx.Client) -> None:
     headers = sign_up(service, {"openrouter": OPENROUTER_CANARY})
     r = service.get("/api/nano-banana/models", headers=headers)
