@@ -166,6 +166,16 @@ def _explain_variant(exc: Exception, choice: ModelChoice, wire: str) -> None:
         )
 
 
+_Guard = AsyncGenerator[None, None]
+
+
+async def _closed_with_loop(client: AsyncClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client._close_providers()
+
+
 class AsyncClient:
     """Generate images through OpenRouter or Google, with validation, retries and fallback.
 
@@ -235,6 +245,8 @@ class AsyncClient:
         self._transport = transport
         self._providers: dict[str, Provider] = dict(providers or {})
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        #: Closes the providers when the event loop that made them shuts down (see ``_provider``).
+        self._loop_guard: tuple[weakref.ref[asyncio.AbstractEventLoop], _Guard] | None = None
 
     # ------------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncClient:
@@ -244,6 +256,13 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the providers' connections (the client stays usable: a later call reopens)."""
+        await self._close_providers()
+        if self._loop_guard is not None:
+            guard, self._loop_guard = self._loop_guard[1], None
+            await guard.aclose()
+
+    async def _close_providers(self) -> None:
         for p in list(self._providers.values()):
             await p.aclose()
         self._providers.clear()
@@ -254,16 +273,28 @@ class AsyncClient:
     def available_providers(self) -> list[str]:
         return [p for p in PROVIDERS if self.has_key(p)]
 
-    def _provider(self, name: str) -> Provider:
+    async def _provider(self, name: str) -> Provider:
         if name not in self._providers:
             if not self.has_key(name):
                 raise MissingKeyError(name)
             from .providers import create_provider
 
+            await self._close_with_loop()
             self._providers[name] = create_provider(
                 self.configs[name], session=self._session, transport=self._transport
             )
         return self._providers[name]
+
+    async def _close_with_loop(self) -> None:
+        """Like ``OpenAI()``, a client needs no ``async with``: its connections are closed when
+        the event loop shuts down.  ``asyncio.run`` closes the async generators still open on
+        its loop; this one, started here, closes the providers then."""
+        loop = asyncio.get_running_loop()
+        if self._loop_guard is not None and self._loop_guard[0]() is loop:
+            return
+        guard = _closed_with_loop(self)
+        await anext(guard)
+        self._loop_guard = (weakref.ref(loop), guard)
 
     # ------------------------------------------------------------------------ planning
     async def _plan(
@@ -459,7 +490,7 @@ class AsyncClient:
         on_event: EventCallback | None,
         emitted: list[bool],
     ) -> None:
-        provider = self._provider(name)
+        provider = await self._provider(name)
         outcome.provider, outcome.wire_model = name, call.wire_model
         if not streaming:
             resp = await provider.generate(call)
@@ -591,7 +622,7 @@ class AsyncClient:
         name = canonical_provider(provider)
         if not self.has_key(name):
             raise MissingKeyError(name)
-        return await self._provider(name).key_status()
+        return await (await self._provider(name)).key_status()
 
     async def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
         """The catalog, merged with live discovery from every provider that has a key."""
@@ -604,7 +635,7 @@ class AsyncClient:
             for name in names:
                 if not self.has_key(name):
                     continue
-                discovered = await self._provider(name).list_models()
+                discovered = await (await self._provider(name)).list_models()
                 for spec in self.catalog.merge_discovered(name, discovered):
                     found.setdefault(spec.id, spec)
         return list(found.values())

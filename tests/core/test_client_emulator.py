@@ -127,11 +127,24 @@ async def test_check_key_asks_an_endpoint_that_authenticates_it(emu):
         sync.check_key("google")
 
 
-def test_a_client_used_without_with_closes_itself_quietly(emu):
-    """As with OpenAI(): no close() needed, and no "Unclosed client session" at exit."""
+def _run_quietly(script: str) -> list[str]:
+    """Run ``script`` in a fresh interpreter where a ResourceWarning is an error; its output."""
     import subprocess
     import sys
 
+    run = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Unclosed" not in run.stderr and run.stderr == ""
+    return run.stdout.split()
+
+
+def test_a_client_used_without_with_closes_itself_quietly(emu):
+    """As with OpenAI(): no close() needed, and no "Unclosed client session" at exit."""
     script = (
         "from nanobanana import Client\n"
         f"c = Client(api_keys={KEYS!r}, env={{}}, use_keys_file=False, base_urls="
@@ -140,12 +153,28 @@ def test_a_client_used_without_with_closes_itself_quietly(emu):
         "print(len(a.images), len(b.images))\n"
         "Client(api_keys={}, env={}, use_keys_file=False)  # collected at once\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-W", "error::ResourceWarning", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    assert _run_quietly(script) == ["1", "1"]
+
+
+def test_an_async_client_used_without_async_with_closes_with_its_loop(emu):
+    """As with AsyncOpenAI(): asyncio.run ends quietly, also across two runs and for a client
+    dropped while its loop still runs."""
+    script = (
+        "import asyncio, gc\n"
+        "from nanobanana import AsyncClient\n"
+        f"kw = dict(api_keys={KEYS!r}, env={{}}, use_keys_file=False, base_urls="
+        f"{{'openrouter': {emu.openrouter_url!r}, 'google': {emu.gemini_url!r}}})\n"
+        "c = AsyncClient(**kw)\n"
+        "async def main():\n"
+        "    a = await c.generate('a fox')\n"
+        "    b = await c.generate('a fox', provider='google')\n"
+        "    print(len(a.images), len(b.images))\n"
+        "    dropped = AsyncClient(**kw)\n"
+        "    await dropped.generate('a fox', provider='google')\n"
+        "    del dropped\n"
+        "    gc.collect()\n"
+        "    await asyncio.sleep(0.1)\n"
+        "asyncio.run(main())\n"
+        "asyncio.run(main())  # the same client on a second loop\n"
     )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["1", "1"]
-    assert "Unclosed" not in run.stderr and run.stderr == ""
+    assert _run_quietly(script) == ["1", "1", "1", "1"]
