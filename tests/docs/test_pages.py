@@ -131,7 +131,7 @@ def test_compat_page(reader: Reader) -> None:
     assert (reader.home / "owl.png").read_bytes()[:4] == b"\x89PNG"
 
     out = reader.python(block_in(page, "python", '/api/v1", api_key').text)
-    provider, cost = out.split()  # print(r.model_extra["provider"], r.usage.model_extra["cost"])
+    provider, cost = out.split()  # print(body["provider"], body["usage"]["cost"])
     assert provider and float(cost) > 0
     with Image.open(reader.home / "lighthouse.png") as img:
         assert img.width * 4 == img.height  # 1:4
@@ -187,7 +187,7 @@ def test_providers_page_signatures_are_the_real_ones() -> None:
     from nanobanana.providers.gemini import GeminiProvider
     from nanobanana.providers.openrouter import OpenRouterProvider
 
-    text = block_in("docs/providers.md", "python", "OpenRouterProvider(").text
+    text = block_in("docs/providers.md", "text", "OpenRouterProvider(").text
     text = re.sub(r"(\d+) MiB", r"\1 * 2**20", text)
     # Written as calls; read as the definitions they show.
     text = re.sub(r"(?ms)^(\w+)\((.*?)\)$", r"def \1(\2): ...", text)

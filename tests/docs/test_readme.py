@@ -102,20 +102,18 @@ def test_the_web_service_curl_section(reader: Reader) -> None:
 
 def test_the_openai_and_openrouter_client_section(reader: Reader) -> None:
     reader.env["NB_TOKEN"] = api_token("alice")
-    preamble = "import os\nNB_TOKEN = os.environ['NB_TOKEN']\n"
     sdk = block_with("python", "from openai import OpenAI")
     streaming = block_with("python", "stream=True")
     # The streaming example goes on with the `client` of the one before it.
-    out = reader.python(sdk.text + "\n" + streaming.text, preamble=preamble)
+    out = reader.python(sdk.text + "\n" + streaming.text)
     assert out.strip().splitlines()[0].startswith("data:image/png;base64,")
 
     for name in ("fox-0.png", "fox.png"):
         (reader.home / name).unlink(missing_ok=True)
     reader.python(
         block_with(
-            "python", 'import base64, requests\nr = requests.post("http://127.0.0.1:8000'
-        ).text,
-        preamble=preamble,
+            "python", 'import base64, os, requests\nr = requests.post("http://127.0.0.1:8000'
+        ).text
     )
     assert (reader.home / "fox-0.png").read_bytes()[:4] == b"\x89PNG"
     reader.sh(block_with("sh", "$NB_TOKEN").text)
