@@ -3,7 +3,11 @@
 Each generated case is sent three times: with a valid token (a user who has keys, upstream =
 the emulator), with another user's token, and with no token.  Every check schemathesis runs by
 default is on (no server error, status codes, content types, headers and bodies conform to the
-schema, negative data rejected, auth not ignored, use after free...).
+schema, negative data rejected, auth not ignored, use after free...), and two of ours: no stored
+key in any answer, and a 405's ``Allow`` names every method of the path.  Two phases: fuzzing
+(``test_every_operation``) and coverage (``test_the_coverage_phase``: boundary and invalid
+values one parameter at a time, wrong content types, and the methods a path does not take,
+which is the only phase where the ``unsupported_method`` check runs).
 
 Settings that differ from production, and why: login rate limits are raised (every case comes
 from one address, and hundreds of generated bad logins would otherwise lock out the fresh
@@ -130,6 +134,19 @@ def no_secret(ctx: Any, response: Any, case: Any) -> bool:
     return True
 
 
+def allow_names_every_method(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 405's ``Allow`` names every method the schema documents for the path (schemathesis'
+    own ``unsupported_method`` check only asks that there is one)."""
+    if response.status_code != 405:
+        return None
+    allow = ",".join(response.headers.get("allow", []))
+    allowed = {m.strip() for m in allow.split(",") if m.strip()}
+    documented = {m.upper() for m in case.operation.schema.raw_schema["paths"][case.path]}
+    missing = documented - allowed
+    assert not missing, f"405 on {case.method} {case.path}: Allow {allow!r} lacks {missing}"
+    return True
+
+
 def _operations() -> list[Any]:
     """(operation, mode) pairs, read from the schema at collection time (building the app does
     no I/O).  Negative data only where there is input to break.
@@ -174,7 +191,48 @@ def test_every_operation(
         for token in (main, other, None):
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             case.call_and_validate(
-                headers=headers, excluded_checks=excluded, additional_checks=[no_secret]
+                headers=headers,
+                excluded_checks=excluded,
+                additional_checks=[no_secret, allow_names_every_method],
             )
 
     run()
+
+
+def _labels() -> list[str]:
+    paths = create_app(Settings(demo=False)).openapi()["paths"]
+    return [f"{method.upper()} {path}" for path, ops in paths.items() for method in ops]
+
+
+@pytest.mark.parametrize("label", _labels())
+def test_the_coverage_phase(label: str, st_schema: Any, tokens: dict[str, Any]) -> None:
+    """Schemathesis' coverage phase: each parameter's boundary and invalid values, one at a
+    time, the wrong content types, and every HTTP method the path does not take (answered
+    405 with an ``Allow`` header naming all the methods it does: the ``unsupported_method``
+    check runs only here)."""
+    operation = st_schema.find_operation_by_label(label)
+    cases = list(
+        st_schema.iter_coverage_cases(
+            operation,
+            generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+            generation_config=st_schema.config.generation_for(
+                operation=operation, phase="coverage"
+            ),
+        )
+    )
+    assert cases
+    lenient = label in CROSS_FIELD or label.startswith(COMPAT_PREFIXES)
+    excluded = [positive_data_acceptance] if lenient else []
+    if label in NEEDS_KEYS:
+        tokens["restore_keys"]()
+    for case in cases:
+        main, other = tokens["main"], tokens["other"]
+        if case.path == "/api/auth/logout":
+            main, other = tokens["fresh"]("owner"), tokens["fresh"]("intruder")
+        for token in (main, other, None):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            case.call_and_validate(
+                headers=headers,
+                excluded_checks=excluded,
+                additional_checks=[no_secret, allow_names_every_method],
+            )

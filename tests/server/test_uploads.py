@@ -161,6 +161,23 @@ async def test_other_content_types(api: Api) -> None:
     assert r.status_code == 422
 
 
+async def test_a_form_field_besides_file_is_refused_by_name(api: Api) -> None:
+    """The schema says the form has `file` and nothing else: an extra field is a mistake to
+    point out (a misspelt option, say), not something to ignore; nothing is stored."""
+    h = await api.user("alice")
+    r = await api.client.post(
+        UP,
+        files={"file": ("a.png", png_bytes(), "image/png")},
+        data={"purpose": "reference", "aspect": "16:9"},
+        headers=h,
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == (
+        "The form takes only a `file` field; remove `aspect`, `purpose`."
+    )
+    assert not any(api.settings.images_dir.rglob("*.*"))
+
+
 @pytest.mark.parametrize(
     "name", ["../../x.png", "..\\..\\x.png", "/etc/passwd", "a\x00b.png", "%2e%2e/%2e%2e/x.png"]
 )

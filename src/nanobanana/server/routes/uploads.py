@@ -69,6 +69,12 @@ async def _file_bytes(request: Request, limit: int) -> bytes:
     except MultiPartException as exc:
         raise ApiError(422, "invalid_multipart", exc.message) from exc
     try:
+        unknown = sorted({name for name in form if name != "file"})
+        if unknown:
+            names = ", ".join(f"`{name}`" for name in unknown)
+            raise ApiError(
+                422, "validation_error", f"The form takes only a `file` field; remove {names}."
+            )
         part = form.get("file")
         if not isinstance(part, UploadFile):
             raise ApiError(422, "validation_error", "The form needs a `file` field.")
