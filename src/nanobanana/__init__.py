@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncClient",
     "Client",
+    "GenerationRequest",
     "Image",
     "Result",
     "Usage",
@@ -24,11 +25,13 @@ if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client
     from .imaging import read_provenance
+    from .request import GenerationRequest
     from .types import Image, Result, Usage
 
 _LAZY = {
     "AsyncClient": ("client", "AsyncClient"),
     "Client": ("client", "Client"),
+    "GenerationRequest": ("request", "GenerationRequest"),
     "Image": ("types", "Image"),
     "Result": ("types", "Result"),
     "Usage": ("types", "Usage"),

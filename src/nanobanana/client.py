@@ -37,6 +37,7 @@ from .errors import (
 )
 from .providers.base import FinishEvent, KeyStatus, Provider, ProviderCall
 from .references import ReferenceInput, resolve_references
+from .request import GenerationRequest, resolve_target
 from .types import (
     Attempt,
     AttemptEvent,
@@ -179,8 +180,9 @@ async def _closed_with_loop(client: AsyncClient) -> AsyncGenerator[None, None]:
 class AsyncClient:
     """Generate images through OpenRouter or Google, with validation, retries and fallback.
 
-    Keys: explicit ``api_keys``/``*_api_key`` -> environment -> the keys file.  ``provider`` is the
-    default provider (else OpenRouter when it has a key, else Google).  ``fallbacks`` maps a
+    Keys: explicit ``api_keys``/``*_api_key`` -> environment -> the keys file.  ``provider`` and
+    ``model`` are defaults, applied by ``nanobanana.request.resolve_target`` (the provider when
+    it serves the model; without one, the first provider with a key).  ``fallbacks`` maps a
     provider to those tried when it fails without running the request (default Google ->
     OpenRouter); ``fallback=False`` turns it off.  ``session`` (an ``aiohttp.ClientSession``) or
     ``transport`` (``nanobanana.transport``) choose how the providers send.
@@ -297,20 +299,8 @@ class AsyncClient:
         self._loop_guard = (weakref.ref(loop), guard)
 
     # ------------------------------------------------------------------------ planning
-    async def _plan(
-        self,
-        prompt: str,
-        *,
-        model: str | None,
-        provider: str | None,
-        aspect_ratio: str | None,
-        image_size: str | None,
-        n: int,
-        negative_prompt: str | None,
-        images: Iterable[ReferenceInput],
-        seed: int | None,
-        fallback: bool | None,
-    ) -> _Plan:
+    async def _plan(self, request: GenerationRequest) -> _Plan:
+        prompt, n, seed = request.prompt, request.n, request.seed
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValidationError(
                 "The prompt is empty: describe the image you want.", field="prompt"
@@ -328,29 +318,30 @@ class AsyncClient:
             isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
         ):
             raise ValidationError(f"seed must be an integer from 0 to {MAX_SEED}.", field="seed")
-        warnings: list[str] = []
-        model_name = model or self.default_model
-        choice = self.catalog.resolve(model_name) if model_name else None
-        if choice is not None and choice.note:
-            warnings.append(choice.note)
-        first = self._first_provider(provider, choice)
-        if choice is None:
-            choice = ModelChoice(self.catalog.default_for(first))
-        spec = choice.spec
-        choice.wire_id(first)  # raises if the model (or its variant) is not on that provider
+        target = resolve_target(
+            self.catalog,
+            request.model,
+            request.provider,
+            default_model=self.default_model,
+            default_provider=self.default_provider,
+            has_key=self.has_key,
+        )
+        choice, first, spec = target.choice, target.provider, target.spec
+        warnings: list[str] = [choice.note] if choice.note else []
         if not self.has_key(first):
             raise MissingKeyError(first)
         ratio, size = self.catalog.validate(
             spec,
-            aspect_ratio=aspect_ratio,
-            image_size=image_size,
-            n_images=len(images) if isinstance(images, list | tuple) else 0,
+            aspect_ratio=request.aspect_ratio,
+            image_size=request.image_size,
+            n_images=len(request.images),
         )
-        refs = await resolve_references(images)
+        refs = await resolve_references(request.images)
         self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
         chain = [first]
         # A variant is OpenRouter's alone: no other provider can stand in for ":free".
-        if choice.variant is None and (self.fallback if fallback is None else fallback):
+        fallback = self.fallback if request.fallback is None else request.fallback
+        if choice.variant is None and fallback:
             for alt in self.fallbacks.get(first, ()):
                 if alt in spec.provider_ids and self.has_key(alt) and alt not in chain:
                     chain.append(alt)
@@ -364,8 +355,8 @@ class AsyncClient:
             )
         return _Plan(
             prompt=prompt,
-            effective_prompt=fold_negative_prompt(prompt, negative_prompt),
-            negative_prompt=negative_prompt or None,
+            effective_prompt=fold_negative_prompt(prompt, request.negative_prompt),
+            negative_prompt=request.negative_prompt or None,
             choice=choice,
             chain=chain,
             aspect_ratio=ratio,
@@ -375,20 +366,6 @@ class AsyncClient:
             references=refs,
             warnings=warnings,
         )
-
-    def _first_provider(self, provider: str | None, choice: ModelChoice | None) -> str:
-        if provider:
-            return canonical_provider(provider)
-        if choice is not None and choice.variant is not None:
-            return OPENROUTER
-        if self.default_provider:
-            return self.default_provider
-        candidates = choice.spec.providers if choice is not None else PROVIDERS
-        ordered = [p for p in PROVIDERS if p in candidates]
-        for p in ordered:
-            if self.has_key(p):
-                return p
-        raise MissingKeyError(ordered[0] if ordered else OPENROUTER)
 
     # ------------------------------------------------------------------------ calling
     async def _emit(self, cb: EventCallback | None, event: StreamEvent) -> None:
@@ -550,20 +527,31 @@ class AsyncClient:
         stream: bool = False,
     ) -> Result:
         """Generate ``n`` images; raise if none came back, else return what did."""
-        started = time.monotonic()
-        images = list(images)
-        plan = await self._plan(
-            prompt,
+        request = GenerationRequest(
+            prompt=prompt,
             model=model,
             provider=provider,
             aspect_ratio=aspect_ratio,
             image_size=image_size,
             n=n,
             negative_prompt=negative_prompt,
-            images=images,
+            images=tuple(images),
             seed=seed,
             fallback=fallback,
         )
+        return await self.run(request, on_event=on_event, stream=stream)
+
+    async def run(
+        self,
+        request: GenerationRequest,
+        *,
+        on_event: EventCallback | None = None,
+        stream: bool = False,
+    ) -> Result:
+        """``generate`` for a request already made: what the CLI, batch runs, ComfyUI and the
+        service's jobs call."""
+        started = time.monotonic()
+        plan = await self._plan(request)
         first_image_at: list[float] = []
 
         async def tracking(ev: StreamEvent) -> None:
@@ -834,6 +822,11 @@ class Client:
     @_parameters_of(AsyncClient.generate)
     def generate(self, *args: Any, **kwargs: Any) -> Result:
         result: Result = self._thread.run(self._async.generate(*args, **kwargs))
+        return result
+
+    @_parameters_of(AsyncClient.run)
+    def run(self, *args: Any, **kwargs: Any) -> Result:
+        result: Result = self._thread.run(self._async.run(*args, **kwargs))
         return result
 
     @_parameters_of(AsyncClient.models)

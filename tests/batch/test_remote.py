@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from PIL import Image as PILImage
 
-from nanobanana import errors
+from nanobanana import GenerationRequest, errors
 from nanobanana.remote import (
     Job,
     ProfilesFile,
@@ -156,9 +156,13 @@ async def test_server_errors_become_the_librarys(server: LiveServer) -> None:
             await client.generate("a fox [emulator:safety]")
         assert blocked.value.reason == "IMAGE_SAFETY"
         with pytest.raises(errors.ValidationError, match="Aspect ratio '7:3'"):
-            await client.create_generation({"prompt": "x", "aspect_ratio": "7:3"})
-        first = await client.create_generation({"prompt": "once"}, idempotency_key="k-1")
-        again = await client.create_generation({"prompt": "once"}, idempotency_key="k-1")
+            await client.create_generation(GenerationRequest(prompt="x", aspect_ratio="7:3"))
+        first = await client.create_generation(
+            GenerationRequest(prompt="once"), idempotency_key="k-1"
+        )
+        again = await client.create_generation(
+            GenerationRequest(prompt="once"), idempotency_key="k-1"
+        )
         assert again.id == first.id  # replayed, not run twice
     async with ServerClient(server.url, TOKEN) as bad:
         with pytest.raises(ServerError, match="refused the token") as refused:

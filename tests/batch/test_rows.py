@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 
 from nanobanana.batch import RowDefaults, parse_rows, read_rows
-from nanobanana.batch.rows import slugify
+from nanobanana.batch.rows import BatchRow, slugify
 from nanobanana.errors import UsageError
 
 
@@ -145,3 +145,22 @@ def test_fingerprint_follows_what_is_paid_for(tmp_path: Path) -> None:
     (moved / "b.csv").write_text(base, "utf-8")
     png(moved / "ref.png")
     assert read_rows(moved / "b.csv")[0].fingerprint == first
+
+
+def test_fingerprints_of_finished_rows_survive_upgrades() -> None:
+    """Manifests keep fingerprints: the same row must keep its fingerprint across versions, or
+    every finished row of every batch would be paid for again.  Values from the first
+    manifests' format."""
+    row = BatchRow(
+        index=1,
+        line=2,
+        prompt="a fox",
+        model="nano-banana-2",
+        aspect_ratio="16:9",
+        n=2,
+        seed=3,
+        images=("/x.png",),
+        image_ids=("abc",),
+    )
+    assert row.fingerprint == "2af8e41607777537"
+    assert BatchRow(index=1, line=2, prompt="a fox").fingerprint == "6011f328cd611ed9"

@@ -97,6 +97,23 @@ def test_seed_flow_through_the_sync_client(emu, tmp_path):
     assert all(k.encode() not in raw for k in KEYS.values())
 
 
+async def test_a_request_object_runs_as_generate_does(emu):
+    from nanobanana import GenerationRequest
+
+    request = GenerationRequest(prompt="a fox", provider="google", aspect_ratio="16:9", n=2)
+    async with client_for(emu) as client:
+        result = await client.run(request)
+    assert result.provider == "google" and len(result.images) == 2
+    assert all(img.width > img.height for img in result.images) and not result.warnings
+    with Client(
+        api_keys=KEYS,
+        base_urls={"openrouter": emu.openrouter_url, "google": emu.gemini_url},
+        env={},
+        use_keys_file=False,
+    ) as sync:
+        assert sync.run(request.with_(n=1)).provider == "google"
+
+
 async def test_streaming_through_openrouter(emu):
     async with client_for(emu) as client:
         kinds = [ev.type async for ev in client.stream("a fox", provider="openrouter")]

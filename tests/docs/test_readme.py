@@ -121,12 +121,14 @@ def test_the_openai_and_openrouter_client_section(reader: Reader) -> None:
 
 
 def test_the_library_section(reader: Reader) -> None:
-    first = block_with("python", "from nanobanana import Client")
+    first = block_with("python", "from nanobanana import Client\n\nwith")
     out = reader.python(first.text)
     lines = out.strip().splitlines()
     assert lines[:2] == ["2688 1536 image/png"] * 2
     assert lines[2].startswith("openrouter gemini-3-pro-image ")
-    # The second example goes on with a client, as the first one made it.
+    out = reader.python(block_with("python", "GenerationRequest(").text)
+    assert out.split() == ["1344", "768"]  # 16:9 then 9:16, at 1K
+    # The next example goes on with a client, as the first one made it.
     second = block_with("python", "client.stream(")
     out = reader.python(second.text, preamble="from nanobanana import Client\nclient = Client()\n")
     assert "done" in out.split() and "gemini-3.1-flash-image" in out

@@ -95,18 +95,7 @@ class LocalExecutor:
             if on_image is not None and isinstance(event, ImageEvent):
                 await on_image(event.image)
 
-        result = await self.client.generate(
-            row.prompt,
-            model=row.model,
-            provider=row.provider,
-            aspect_ratio=row.aspect_ratio,
-            image_size=row.image_size,
-            n=n,
-            negative_prompt=row.negative_prompt,
-            images=list(row.images),
-            seed=row.seed,
-            on_event=arrived,
-        )
+        result = await self.client.run(row.request().with_(n=n), on_event=arrived)
         return RowOutcome(
             images=result.images,
             # Synthetic images (the built-in emulator) cost nothing, whatever it reports.
@@ -147,7 +136,8 @@ class ServerExecutor:
         on_image: Callable[[Image], Awaitable[None]] | None = None,
     ) -> RowOutcome:
         if job_id is None:
-            request = {**row.request(), "n": n, "images": await _inline_images(row.images)}
+            inline = await _inline_images(row.images)
+            request = row.request().with_(n=n, images=tuple(inline))
             job = await self.server.create_generation(request, idempotency_key=idempotency_key)
             job_id = job.id
             on_submitted(job_id)

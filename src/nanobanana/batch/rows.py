@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import UsageError
+from ..request import GenerationRequest
 
 __all__ = ["BatchRow", "RowDefaults", "parse_rows", "read_rows"]
 
@@ -56,6 +57,12 @@ MAX_SEED = 2**31 - 1
 MAX_NAME_CHARS = 80
 SLUG_CHARS = 40
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+#: The request fields every fingerprint has held from the first manifests on.
+_FINGERPRINTED = frozenset(
+    ("prompt", "model", "provider", "aspect_ratio", "image_size", "n", "negative_prompt", "seed")
+)
 
 
 @dataclass(frozen=True)
@@ -113,25 +120,29 @@ class BatchRow:
             return f"{self.stem}{extension}"
         return f"{self.stem}-{image_index + 1}{extension}"
 
-    def request(self) -> dict[str, Any]:
-        """The generation parameters, as sent (``name`` is not one of them)."""
-        return {
-            "prompt": self.prompt,
-            "model": self.model,
-            "provider": self.provider,
-            "aspect_ratio": self.aspect_ratio,
-            "image_size": self.image_size,
-            "n": self.n,
-            "negative_prompt": self.negative_prompt,
-            "seed": self.seed,
-            "images": list(self.images),
-        }
+    def request(self) -> GenerationRequest:
+        """The generation request (``name`` is not part of it)."""
+        return GenerationRequest(
+            prompt=self.prompt,
+            model=self.model,
+            provider=self.provider,
+            aspect_ratio=self.aspect_ratio,
+            image_size=self.image_size,
+            n=self.n,
+            negative_prompt=self.negative_prompt,
+            seed=self.seed,
+            images=self.images,
+        )
 
     @property
     def fingerprint(self) -> str:
         """Changes when anything that is paid for changes: a done row whose fingerprint
-        differs from the manifest's is generated again."""
-        params = {**self.request(), "images": list(self.image_ids)}
+        differs from the manifest's is generated again.  A request field added later counts
+        only when set, so that an upgrade does not redo every finished row."""
+        params = {
+            k: v for k, v in self.request().record().items() if k in _FINGERPRINTED or v is not None
+        }
+        params["images"] = list(self.image_ids)
         blob = json.dumps(params, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 

@@ -27,6 +27,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
+    from ..request import GenerationRequest
     from ..types import Result, StreamEvent
     from .output import ArrivalSaver, OutputTarget
 
@@ -101,14 +102,26 @@ def _run(args: argparse.Namespace, prompt: str, images: list[str]) -> int:
     import asyncio
 
     from ..errors import ContentError
+    from ..request import GenerationRequest
     from .output import OutputTarget
 
+    request = GenerationRequest(
+        prompt=prompt,
+        model=args.model,
+        provider=args.provider,
+        aspect_ratio=args.aspect_ratio,
+        image_size=args.size,
+        n=args.n,
+        negative_prompt=args.negative,
+        images=tuple(images),
+        seed=args.seed,
+    )
     try:
         target = OutputTarget.parse(args.output, force=args.force)
         target.precheck(args.n)  # before anything is paid for
         with contextlib.ExitStack() as stack:
             urls, keys, env = client_endpoints(args, stack)
-            return asyncio.run(_generate(args, prompt, images, target, urls, keys, env))
+            return asyncio.run(_generate(args, request, target, urls, keys, env))
     except NanobananaError as exc:
         if args.json:
             print(json.dumps(error_json(exc), indent=2, ensure_ascii=False))
@@ -139,8 +152,7 @@ def error_json(exc: NanobananaError) -> dict[str, Any]:
 
 async def _generate(
     args: argparse.Namespace,
-    prompt: str,
-    images: list[str],
+    request: GenerationRequest,
     target: OutputTarget,
     urls: dict[str, str | None],
     keys: dict[str, str | None],
@@ -162,10 +174,10 @@ async def _generate(
         # One call: the standard library sends it unless a proxy is configured (then aiohttp).
         transport=one_shot_transport(env),
     ) as client:
-        provider = args.provider
         if args.base_url:
             provider = _provider_for_base_url(client, args)
             client.configs[provider] = _with_base_url(client, provider, args.base_url)
+            request = request.with_(provider=provider)
         label = f"Generating {args.n} image{'s' if args.n > 1 else ''}"
         progress = Progress(live=stderr_is_tty(), n=args.n, label=label)
         streamer = _TextStreamer(progress, to_stderr=args.json) if args.stream else None
@@ -181,19 +193,7 @@ async def _generate(
 
         progress.start()
         try:
-            result = await client.generate(
-                prompt,
-                model=args.model,
-                provider=provider,
-                aspect_ratio=args.aspect_ratio,
-                image_size=args.size,
-                n=args.n,
-                negative_prompt=args.negative,
-                images=images,
-                seed=args.seed,
-                on_event=on_event,
-                stream=args.stream,
-            )
+            result = await client.run(request, on_event=on_event, stream=args.stream)
         finally:
             progress.stop()
             if streamer is not None:

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nanobanana.errors import (
@@ -25,28 +25,15 @@ from nanobanana.errors import (
     NanobananaError,
     QuotaError,
 )
+from nanobanana.request import GenerationRequest
 
-__all__ = ["LOCAL", "NodeRequest", "NodeResult", "explain", "profile_choices", "run_requests"]
+__all__ = ["LOCAL", "NodeResult", "explain", "profile_choices", "run_requests"]
 
 log = logging.getLogger("nanobanana.comfyui")
 
 #: The server-profile choice meaning "run here, with keys from the environment or keys file".
 LOCAL = "(local keys)"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class NodeRequest:
-    prompt: str
-    model: str | None = None
-    provider: str | None = None
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    n: int = 1
-    negative_prompt: str | None = None
-    seed: int | None = None
-    #: Reference images, encoded (PNG, or JPEG when the PNG would be too large).
-    references: tuple[bytes, ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -71,7 +58,7 @@ def profile_choices(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def run_requests(
-    requests: list[NodeRequest], *, profile: str, env: Mapping[str, str] | None = None
+    requests: list[GenerationRequest], *, profile: str, env: Mapping[str, str] | None = None
 ) -> list[NodeResult]:
     """Run the requests concurrently; all must succeed (a node has no partial output)."""
     env = dict(os.environ) if env is None else env
@@ -89,23 +76,13 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _local(requests: list[NodeRequest], env: Mapping[str, str]) -> list[NodeResult]:
+async def _local(requests: list[GenerationRequest], env: Mapping[str, str]) -> list[NodeResult]:
     from nanobanana.client import AsyncClient
 
     async with AsyncClient(env=env) as client:
 
-        async def one(req: NodeRequest) -> NodeResult:
-            result = await client.generate(
-                req.prompt,
-                model=req.model,
-                provider=req.provider,
-                aspect_ratio=req.aspect_ratio,
-                image_size=req.image_size,
-                n=req.n,
-                negative_prompt=req.negative_prompt,
-                images=list(req.references),
-                seed=req.seed,
-            )
+        async def one(req: GenerationRequest) -> NodeResult:
+            result = await client.run(req)
             info = {
                 **result.provenance(),
                 "where": "local",
@@ -119,26 +96,19 @@ async def _local(requests: list[NodeRequest], env: Mapping[str, str]) -> list[No
 
 
 async def _remote(
-    requests: list[NodeRequest], profile: str, env: Mapping[str, str]
+    requests: list[GenerationRequest], profile: str, env: Mapping[str, str]
 ) -> list[NodeResult]:
-    from nanobanana.imaging import reference_from_bytes, to_data_url
+    from nanobanana.imaging import to_data_url
+    from nanobanana.references import resolve_references
     from nanobanana.remote import ServerClient, resolve_server
 
     server = resolve_server(profile=profile, env=env)
     async with ServerClient.from_profile(server) as client:
 
-        async def one(req: NodeRequest) -> NodeResult:
-            job, images = await client.generate(
-                req.prompt,
-                model=req.model,
-                provider=req.provider,
-                aspect_ratio=req.aspect_ratio,
-                image_size=req.image_size,
-                n=req.n,
-                negative_prompt=req.negative_prompt,
-                seed=req.seed,
-                images=[to_data_url(reference_from_bytes(r)) for r in req.references],
-            )
+        async def one(req: GenerationRequest) -> NodeResult:
+            # The server reads no files of this machine: references go inline.
+            refs = tuple(to_data_url(r) for r in await resolve_references(req.images))
+            job, images = await client.run(req.with_(images=refs))
             info = {
                 "where": "server",
                 "server": server.url,

@@ -15,8 +15,9 @@ import json
 from typing import Any
 
 from nanobanana.catalog import DEFAULT_MODEL, Catalog
+from nanobanana.request import GenerationRequest
 
-from .backend import LOCAL, NodeRequest, profile_choices, run_requests
+from .backend import LOCAL, profile_choices, run_requests
 
 __all__ = ["NanoBananaEdit", "NanoBananaGenerate"]
 
@@ -104,8 +105,8 @@ def _encode(tensor: Any) -> list[bytes]:
     return tensor_to_png_list(tensor, max_bytes=MAX_REFERENCE_BYTES)
 
 
-def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> NodeRequest:
-    return NodeRequest(
+def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> GenerationRequest:
+    return GenerationRequest(
         prompt=prompt,
         model=_opt(kw["model"]),
         provider=_opt(kw["provider"]),
@@ -114,7 +115,7 @@ def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> NodeReq
         n=n,
         negative_prompt=(kw.get("negative_prompt") or "").strip() or None,
         seed=int(kw["seed"]) % (MAX_SEED + 1),
-        references=refs,
+        images=refs,
     )
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .. import errors as _errors
 from ..errors import NanobananaError
+from ..request import GenerationRequest
 from ..types import Image
 from .jobs import SERVER, Job, ServerError, error_from_payload
 from .profiles import ServerProfile, normalize_url
@@ -90,12 +91,14 @@ class ServerClient:
 
     # ----------------------------------------------------------------------------- API
     async def create_generation(
-        self, request: Mapping[str, Any], *, idempotency_key: str | None = None
+        self, request: GenerationRequest, *, idempotency_key: str | None = None
     ) -> Job:
         """Submit a job; returns it as accepted (usually ``queued``).
 
-        ``request`` uses the library's names (``n``, ``images`` as data URLs or upload ids)."""
-        body = {WIRE_NAMES.get(k, k): v for k, v in request.items() if v is not None and v != []}
+        ``request.images``: data URLs or upload ids (the server reads no files of this
+        machine)."""
+        fields = {**request.record(), "images": list(request.images)}
+        body = {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v is not None and v != []}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout
@@ -178,12 +181,20 @@ class ServerClient:
             )
         return data
 
-    async def generate(self, prompt: str, **params: Any) -> tuple[Job, list[Image]]:
-        """Submit, wait and download: the server-side twin of ``AsyncClient.generate``."""
-        idem = params.pop("idempotency_key", None)
-        job = await self.create_generation({"prompt": prompt, **params}, idempotency_key=idem)
+    async def run(
+        self, request: GenerationRequest, *, idempotency_key: str | None = None
+    ) -> tuple[Job, list[Image]]:
+        """Submit, wait and download: the server-side twin of ``AsyncClient.run``."""
+        job = await self.create_generation(request, idempotency_key=idempotency_key)
         job = await self.wait(job.id)
         return job, await self.fetch_images(job)
+
+    async def generate(
+        self, prompt: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> tuple[Job, list[Image]]:
+        """``run`` with the request's fields as arguments, as ``AsyncClient.generate``."""
+        request = GenerationRequest(prompt=prompt, **params)
+        return await self.run(request, idempotency_key=idempotency_key)
 
     # ----------------------------------------------------------------------------- HTTP
     async def _request(

@@ -26,10 +26,10 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..catalog import ModelChoice, ModelSpec
-from ..config import OPENROUTER
+from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
+from ..request import GenerationRequest, resolve_target
 from ..types import ReferenceImage
 from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
 from .defaultscache import user_defaults
@@ -95,19 +95,16 @@ async def prepare(
     ``references``: ``body.images`` after ``decode_references``."""
     catalog = services.catalog
     defaults = await user_defaults(session, services.defaults_cache, user.id)
-    provider: str = body.provider
-    if "provider" not in body.model_fields_set and defaults is not None and defaults.provider:
-        provider = defaults.provider
-    model = body.model or (defaults.model if defaults else None)
-    choice = catalog.resolve(model) if model else ModelChoice(catalog.default_for(provider))
-    if body.model is None and provider not in choice.spec.provider_ids:
-        # A saved default model of the other provider.
-        choice = ModelChoice(catalog.default_for(provider))
-        model = None
-    if choice.variant is not None and "provider" not in body.model_fields_set:
-        provider = OPENROUTER  # a variant (":free") is OpenRouter's alone
-    spec = choice.spec
-    choice.wire_id(provider)  # raises if the model (or its variant) is not on that provider
+    upstream = await resolve_upstream(session, services, user.id)
+    target = resolve_target(
+        catalog,
+        body.model,
+        body.provider if "provider" in body.model_fields_set else None,
+        default_model=defaults.model if defaults else None,
+        default_provider=defaults.provider if defaults else None,
+        has_key=upstream.has,
+    )
+    choice, provider, spec = target.choice, target.provider, target.spec
     d_ratio, d_size = _supported(
         spec, defaults.aspect_ratio if defaults else None, defaults.image_size if defaults else None
     )
@@ -117,24 +114,25 @@ async def prepare(
         image_size=body.image_size or d_size,
         n_images=len(body.images),
     )
-    upstream = await resolve_upstream(session, services, user.id)
     if not upstream.has(provider):
         raise MissingKeyError(provider)
     await _check_owned(session, user, references)
-    request: dict[str, Any] = {
-        "prompt": body.prompt,
-        "negative_prompt": body.negative_prompt,
-        "n": body.num_images,
-        "provider": provider,
-        # As the caller spelled it: the generation resolves it again, and warns about an old
-        # spelling (a retired preview id) in its answer; a variant such as ":free" is kept.
-        "model": model or spec.id,
-        "aspect_ratio": ratio,
-        "image_size": size,
-        "seed": body.seed,
-        "images": [],
-    }
-    return Prepared(request=request, upstream=upstream, model=choice.name, references=references)
+    # The model as the caller spelled it (a saved default counts as spelled): the generation
+    # resolves it again and warns about an old spelling in its answer; a variant is kept.
+    spelled = body.model or (defaults.model if defaults else None)
+    model = spelled if spelled and catalog.resolve(spelled).spec is spec else choice.name
+    request = GenerationRequest(
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        n=body.num_images,
+        provider=provider,
+        model=model,
+        aspect_ratio=ratio,
+        image_size=size,
+        seed=body.seed,
+    )
+    record = {**request.record(), "images": []}  # upload ids, once the references are stored
+    return Prepared(request=record, upstream=upstream, model=choice.name, references=references)
 
 
 def decode_references(items: list[str]) -> list[str | ReferenceImage]:

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, insert, select, update
 from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..imaging import Pieces, file_data
+from ..request import GenerationRequest
 from ..retry import RetryPolicy
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
@@ -390,7 +391,6 @@ class JobManager:
             refs = await self._references(job, user_id)
         except NanobananaError as exc:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
-        req = job.request
         landing = _Landing(self.s, job, user_id)
         client = AsyncClient(
             api_keys=upstream.api_keys,
@@ -404,16 +404,8 @@ class JobManager:
             retry=RetryPolicy(max_attempts=self.s.settings.retry_max_attempts),
         )
         try:
-            result = await client.generate(
-                req["prompt"],
-                model=req.get("model"),
-                provider=req.get("provider"),
-                aspect_ratio=req.get("aspect_ratio"),
-                image_size=req.get("image_size"),
-                n=int(req.get("n") or 1),
-                negative_prompt=req.get("negative_prompt"),
-                images=refs,
-                seed=req.get("seed"),
+            result = await client.run(
+                GenerationRequest.from_record(job.request, images=refs),
                 on_event=landing,
                 # Async jobs are watched over their event stream, so the model's text is relayed
                 # as it arrives; the synchronous routes answer once, so they skip SSE parsing.

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...catalog import ModelChoice
-from ...config import OPENROUTER, PROVIDERS, canonical_provider
 from ...errors import NanobananaError
 from ...imaging import Pieces
+from ...request import resolve_target
 from ..compat.errors import (
     Problem,
     ProblemError,
@@ -122,29 +122,19 @@ async def choose_target(
     model: str | None,
     provider_hint: str | None,
 ) -> tuple[ModelChoice, str]:
-    """(model, provider) for a call: the model asked for (else the caller's default, else the
-    provider's); the provider hinted (else the caller's default provider, else the first one
-    that serves the model and has a key; with no key at all, the generation answers 400)."""
-    catalog = services.catalog
+    """(model, provider) for a call, by ``nanobanana.request.resolve_target`` with the user's
+    saved defaults and keys (with no key for the provider, the generation answers 400)."""
     defaults = await user_defaults(session, services.defaults_cache, user_id)
-    name = model or (defaults.model if defaults else None)
-    choice = catalog.resolve(name) if name else None
-    spec = choice.spec if choice is not None else None
-    if provider_hint:
-        provider = canonical_provider(provider_hint)
-    elif choice is not None and choice.variant is not None:
-        provider = OPENROUTER  # a variant (":free") is OpenRouter's alone
-    else:
-        upstream = await resolve_upstream(session, services, user_id)
-        serving = spec.providers if spec is not None else PROVIDERS
-        preferred = [defaults.provider] if defaults is not None and defaults.provider else []
-        order = [p for p in (*preferred, *PROVIDERS) if p in serving]
-        provider = next((p for p in order if upstream.has(p)), order[0] if order else OPENROUTER)
-    if choice is None or (model is None and provider not in choice.spec.provider_ids):
-        # A saved default model of the other provider.
-        choice = ModelChoice(catalog.default_for(provider))
-    choice.wire_id(provider)
-    return choice, provider
+    upstream = await resolve_upstream(session, services, user_id)
+    target = resolve_target(
+        services.catalog,
+        model,
+        provider_hint,
+        default_model=defaults.model if defaults else None,
+        default_provider=defaults.provider if defaults else None,
+        has_key=upstream.has,
+    )
+    return target.choice, target.provider
 
 
 def generate_in(**fields: Any) -> GenerateIn:

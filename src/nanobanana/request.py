@@ -1,0 +1,117 @@
+"""One generation request, as every face fills it, and one rule for the model and provider.
+
+The library's ``generate()`` arguments, a CLI command line, a batch row, a ComfyUI node's
+inputs, a job of the service and the compatible endpoints' bodies all become a
+``GenerationRequest``; ``resolve_target`` decides which model and which provider serve it, the
+same way for all of them.  A new generation parameter is a field here, then one mapping per
+face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .catalog import Catalog, ModelChoice, ModelSpec
+from .config import OPENROUTER, PROVIDERS, canonical_provider
+from .references import ReferenceInput
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerationRequest:
+    """What to generate.  ``None`` leaves the choice to the client's or the user's defaults."""
+
+    prompt: str
+    model: str | None = None
+    provider: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    #: How many images: that many parallel calls (1-10).
+    n: int = 1
+    #: Folded into the prompt by one documented template (no image model takes one).
+    negative_prompt: str | None = None
+    #: Reference images, in order: paths, bytes, PIL images, ``data:`` or http(s) URLs.
+    images: tuple[ReferenceInput, ...] = field(default=(), repr=False)
+    seed: int | None = None
+    #: Whether a failed provider may hand over to another (``None``: the client's setting).
+    fallback: bool | None = None
+
+    def with_(self, **changes: Any) -> GenerationRequest:
+        """A copy with ``changes`` (a field name that does not exist is a ``TypeError``)."""
+        return replace(self, **changes)
+
+    def record(self) -> dict[str, Any]:
+        """The request as JSON-ready data, without its images (stored apart, by reference)."""
+        data = asdict(self)
+        del data["images"]
+        return data
+
+    @classmethod
+    def from_record(
+        cls, data: Mapping[str, Any], images: Iterable[ReferenceInput] = ()
+    ) -> GenerationRequest:
+        """Back from ``record()`` (keys it does not know are left out: older records)."""
+        known = {f.name for f in fields(cls)} - {"images"}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("n") is None:
+            values.pop("n", None)
+        return cls(**values, images=tuple(images))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The model (as named, with its variant and note) and the provider a call goes to."""
+
+    choice: ModelChoice
+    provider: str
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.choice.spec
+
+    @property
+    def wire_model(self) -> str:
+        return self.choice.wire_id(self.provider)
+
+
+def resolve_target(
+    catalog: Catalog,
+    model: str | None,
+    provider: str | None = None,
+    *,
+    default_model: str | None = None,
+    default_provider: str | None = None,
+    has_key: Callable[[str], bool] | None = None,
+) -> Target:
+    """The model and provider for a call, by one rule for every face.
+
+    Model: the one asked for, else the caller's default, else the chosen provider's default; a
+    default model the chosen provider does not serve gives way to that provider's default.
+    Provider: the one asked for; else OpenRouter for a variant (``:free`` is OpenRouter's
+    alone); else the caller's default provider when it serves the model; else the first of
+    OpenRouter and Google that serves it and (with ``has_key``) has a key, or the first that
+    serves it when none has.  Whether the provider has a key is the caller's next check.
+
+    Raises ``UnknownModelError`` for a name the catalog does not know and ``ValidationError``
+    for a model (or variant) the provider does not serve."""
+    asked = catalog.resolve(model) if model else None
+    choice = asked or (catalog.resolve(default_model) if default_model else None)
+    if provider:
+        name = canonical_provider(provider)
+    elif choice is not None and choice.variant is not None:
+        name = OPENROUTER
+    else:
+        serving = choice.spec.providers if choice is not None else PROVIDERS
+        preferred = canonical_provider(default_provider) if default_provider else None
+        order = [p for p in dict.fromkeys((preferred, *PROVIDERS)) if p in serving]
+        if preferred is not None and order and order[0] == preferred:
+            name = preferred
+        elif has_key is not None:
+            name = next((p for p in order if has_key(p)), order[0] if order else OPENROUTER)
+        else:
+            name = order[0] if order else OPENROUTER
+    if choice is None or (asked is None and name not in choice.spec.provider_ids):
+        choice = ModelChoice(catalog.default_for(name))
+    choice.wire_id(name)  # raises if the model (or its variant) is not on that provider
+    return Target(choice, name)
