@@ -33,7 +33,12 @@ from ..request import GenerationRequest, resolve_target
 from ..types import ReferenceImage
 from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
 from .defaultscache import user_defaults
-from .problems import ApiError
+from .errors import (
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    RateLimited,
+)
 from .schemas import GenerateIn
 from .services import Services
 from .uploads import store_upload
@@ -60,11 +65,7 @@ def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not _IDEMPOTENCY_KEY.match(value):
-        raise ApiError(
-            400,
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-255 printable ASCII characters.",
-        )
+        raise InvalidIdempotencyKey("Idempotency-Key must be 1-255 printable ASCII characters.")
     return value
 
 
@@ -183,13 +184,7 @@ def _check_rate(services: Services, user_id: str, *, count: bool) -> None:
     wait = limiter.retry_after(user_id)
     if wait is not None:
         seconds = max(1, math.ceil(wait))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"Too many generations; try again in {seconds} s.",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
-        )
+        raise RateLimited(f"Too many generations; try again in {seconds} s.", retry_after=seconds)
     if count:
         limiter.hit(user_id)
 
@@ -209,17 +204,13 @@ async def find_replay(
         await session.flush()
         return None
     if job.request_hash != digest:
-        raise ApiError(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used with a different request body; use a new key.",
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body; use a new key."
         )
     if job.status in ACTIVE_STATUSES:
-        raise ApiError(
-            409,
-            "idempotency_in_flight",
+        raise IdempotencyInFlight(
             "A request with this Idempotency-Key is still running; retry in a moment.",
-            headers={"Retry-After": "1"},
+            retry_after=1,
             job_id=job.id,
         )
     return job
@@ -304,7 +295,7 @@ async def create_job(
         await services.tx.run(lambda conn: conn.execute(insert(Job), [row]))
         try:
             _check_rate(services, user_id, count=True)
-        except ApiError:  # others were accepted meanwhile: this one is not
+        except RateLimited:  # others were accepted meanwhile: this one is not
             await services.tx.run(lambda conn: conn.execute(delete(Job).where(Job.id == job.id)))
             raise
     except IntegrityError:
@@ -316,9 +307,7 @@ async def create_job(
             raise
         found = await find_replay(session, services, user_id, idempotency_key, digest)
         if found is None:
-            raise ApiError(
-                409, "idempotency_in_flight", "Retry in a moment.", headers={"Retry-After": "1"}
-            ) from None
+            raise IdempotencyInFlight("Retry in a moment.", retry_after=1) from None
         await session.commit()
         return found, True
     except BaseException:

@@ -28,8 +28,9 @@ from ..request import GenerationRequest
 from ..retry import RetryPolicy
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
+from .errors import ShuttingDown, TooManyJobs
 from .memory import release_free_memory
-from .problems import ApiError, error_details
+from .reports import error_details
 from .services import Services
 from .slots import Slots
 from .upstream import Upstream, resolve_upstream
@@ -225,14 +226,12 @@ class JobManager:
 
     def check_capacity(self, user_id: str) -> None:
         if self._closing:
-            raise ApiError(503, "shutting_down", "The service is shutting down; try again soon.")
+            raise ShuttingDown("The service is shutting down; try again soon.")
         if self.active_jobs(user_id) >= self.s.settings.max_queued_jobs_per_user:
-            raise ApiError(
-                429,
-                "too_many_jobs",
+            raise TooManyJobs(
                 f"You have {self.active_jobs(user_id)} generations queued or running; wait for "
                 "some to finish.",
-                headers={"Retry-After": "5"},
+                retry_after=5,
             )
 
     def reserve(self, user_id: str) -> bool:

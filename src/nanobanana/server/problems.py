@@ -7,13 +7,13 @@
 ``code`` is stable and machine-readable; ``message`` is for people; details depend on the code
 (``field`` and ``allowed`` for bad parameters, ``job_id``, ``provider``, ``reason``,
 ``retry_after``...).  FastAPI's own 422, 404 and 405 answers are rewritten to the same shape.
-Library errors (``nanobanana.errors``) map to statuses in ``status_for_code``.
+Library and service errors (``nanobanana.errors``, ``server/errors.py``) are reported as
+``server/reports.py`` says.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -26,20 +26,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import (
-    ContentError,
-    MissingKeyError,
-    NanobananaError,
-    QuotaError,
-    UpstreamError,
-    ValidationError,
-)
+from ..errors import NanobananaError
+from .reports import Report, report, report_of
 from .schemas import PATTERN_HINTS
 
 log = logging.getLogger("nanobanana.server")
-
-#: Retry-After when a quota error carries no hint.
-DEFAULT_QUOTA_RETRY_AFTER = 60
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -98,72 +89,17 @@ def not_found(what: str = "resource") -> ApiError:
 
 
 # --------------------------------------------------------------------- library errors
-def missing_key_message(provider: str) -> str:
-    return (
-        f"No {provider} API key is configured for your account. Add one on the settings page "
-        f'or with PUT /api/settings/keys/{provider} {{"api_key": "..."}}.'
-    )
-
-
-def status_for_code(code: str) -> tuple[int, str]:
-    """(HTTP status, public code) for a library error code stored on a job."""
-    if code == MissingKeyError.code:
-        return 400, code
-    if code == QuotaError.code:
-        return 429, code
-    if code in ("content_blocked", "no_image"):
-        return 422, code
-    if code in ("invalid_parameter", "unknown_model", "invalid_reference_image", "invalid_request"):
-        return 422, code
-    if code == "interrupted":
-        return 503, "job_interrupted"
-    if code == "internal_error":
-        return 500, code
-    return 503, "upstream_failed"
-
-
-def error_details(exc: NanobananaError) -> dict[str, Any]:
-    """What is safe and useful to keep about a library error (no secret can be in it)."""
-    out: dict[str, Any] = {}
-    if isinstance(exc, ValidationError):
-        out["field"] = exc.field
-        if exc.allowed is not None:
-            out["allowed"] = list(exc.allowed)
-    if isinstance(exc, MissingKeyError):
-        out["provider"] = exc.provider
-    if isinstance(exc, UpstreamError):
-        out["provider"] = exc.provider
-        out["upstream_status"] = exc.status
-        out["may_be_billed"] = exc.may_be_billed
-        if exc.retry_after is not None:
-            out["retry_after"] = exc.retry_after
-    if isinstance(exc, QuotaError):
-        out["per_day"] = exc.per_day
-    if isinstance(exc, ContentError):
-        out["provider"] = exc.provider
-        out["reason"] = exc.reason
-        out["text"] = exc.text
-        out["finish_reason"] = exc.finish_reason
-    return out
-
-
 def job_error(code: str, message: str, details: dict[str, Any] | None, **extra: Any) -> ApiError:
-    """The answer for a job that ended with a library error (also used for replays)."""
-    status, public = status_for_code(code)
-    details = dict(details or {})
-    headers: dict[str, str] = {}
-    if status == 429:
-        wait = details.get("retry_after") or DEFAULT_QUOTA_RETRY_AFTER
-        headers["Retry-After"] = str(max(1, math.ceil(float(wait))))
-    if code == MissingKeyError.code and details.get("provider"):
-        message = missing_key_message(str(details["provider"]))
-    if public != code:
-        details.setdefault("reason", code)
-    return ApiError(status, public, message, headers=headers, **details, **extra)
+    """The answer for an error code (raised, or stored on a job that ended with it)."""
+    return from_report(report(code, message, details, **extra))
+
+
+def from_report(r: Report) -> ApiError:
+    return ApiError(r.status, r.code, r.message, headers=r.headers, **r.details)
 
 
 def from_library(exc: NanobananaError, **extra: Any) -> ApiError:
-    return job_error(exc.code, exc.message, error_details(exc), **extra)
+    return from_report(report_of(exc, **extra))
 
 
 # ------------------------------------------------------------------------- handlers

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..imaging import ALLOWED_FORMATS, inspect_image
 from ..types import ReferenceImage
 from .db.models import Upload, new_id
-from .problems import ApiError
+from .errors import ImageTooLarge, InvalidImage, UploadTooLarge
 from .services import Services
 
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -26,12 +26,9 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 MULTIPART_OVERHEAD = 16 * 1024
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        "payload_too_large",
-        f"The upload is larger than {limit // 1024 // 1024} MB.",
-        limit_bytes=limit,
+def too_large(limit: int) -> UploadTooLarge:
+    return UploadTooLarge(
+        f"The upload is larger than {limit // 1024 // 1024} MB.", limit_bytes=limit
     )
 
 
@@ -45,11 +42,11 @@ async def read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
 
 
 def check_image(data: bytes, max_pixels: int) -> ReferenceImage:
-    """(mime, width, height) of an allowed, complete image, or a 413/422."""
+    """The allowed, complete image, or an ``UploadError`` that says what is wrong."""
     from PIL import Image as PILImage
 
     if not data:
-        raise ApiError(422, "invalid_image", "The upload is empty.")
+        raise InvalidImage("The upload is empty.")
     with warnings.catch_warnings():
         warnings.simplefilter("error", PILImage.DecompressionBombWarning)
         try:
@@ -58,33 +55,22 @@ def check_image(data: bytes, max_pixels: int) -> ReferenceImage:
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
             raise _bomb(max_pixels) from exc
         except (OSError, SyntaxError, ValueError) as exc:
-            raise ApiError(
-                422,
-                "invalid_image",
-                "Not a PNG, JPEG or WEBP image.",
-                allowed=["png", "jpeg", "webp"],
+            raise InvalidImage(
+                "Not a PNG, JPEG or WEBP image.", allowed=["png", "jpeg", "webp"]
             ) from exc
     if width * height > max_pixels:
         raise _bomb(max_pixels)
     try:
         mime, width, height = inspect_image(data)
     except ValueError as exc:
-        raise ApiError(
-            422,
-            "invalid_image",
-            "The image is damaged or incomplete.",
-            allowed=["png", "jpeg", "webp"],
+        raise InvalidImage(
+            "The image is damaged or incomplete.", allowed=["png", "jpeg", "webp"]
         ) from exc
     return ReferenceImage(data=data, mime_type=mime, width=width, height=height)
 
 
-def _bomb(max_pixels: int) -> ApiError:
-    return ApiError(
-        413,
-        "image_too_large",
-        f"The image has more than {max_pixels:,} pixels.",
-        max_pixels=max_pixels,
-    )
+def _bomb(max_pixels: int) -> ImageTooLarge:
+    return ImageTooLarge(f"The image has more than {max_pixels:,} pixels.", max_pixels=max_pixels)
 
 
 async def store_upload(

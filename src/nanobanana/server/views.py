@@ -12,11 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..imaging import Pieces
-from .compat.splice import SplicedBody, Splicer
 from .db.models import Job, StoredImage
-from .problems import ApiError, job_error, status_for_code
-from .storage import ImageStore
+from .reports import report
 
 
 def image_url(image_id: str) -> str:
@@ -41,13 +38,11 @@ def image_out(img: StoredImage) -> dict[str, Any]:
 def _error_out(job: Job) -> dict[str, Any] | None:
     if not job.error_code:
         return None
-    err = job_error(job.error_code, job.error_message or "", job.error_details)
-    body = err.body()["error"]
-    body["status"] = status_for_code(job.error_code)[0]
-    return dict(body)
+    r = report(job.error_code, job.error_message or "", job.error_details)
+    return {**r.body()["error"], "status": r.status}
 
 
-def _outcome(job: Job) -> dict[str, Any]:
+def outcome_out(job: Job) -> dict[str, Any]:
     """What ran and what it cost: shared by the history record and the seed answer."""
     return {
         "provider": job.provider,
@@ -74,7 +69,7 @@ def generation_out(job: Job, images: Sequence[StoredImage]) -> dict[str, Any]:
         "negative_prompt": req.get("negative_prompt"),
         "effective_prompt": job.effective_prompt,
         "request": req,
-        **_outcome(job),
+        **outcome_out(job),
         "error": _error_out(job),
         "images": [image_out(i) for i in sorted(images, key=lambda i: i.index)],
         "created_at": job.created_at.isoformat(),
@@ -93,47 +88,3 @@ async def images_of(session: AsyncSession, job_ids: Sequence[str]) -> dict[str, 
     for img in rows:
         out[img.job_id].append(img)
     return out
-
-
-def job_failure(job: Job) -> ApiError:
-    """The error answer of a job that did not succeed (the same on a replay)."""
-    code = job.error_code or "internal_error"
-    return job_error(
-        code,
-        job.error_message or "The generation failed.",
-        job.error_details,
-        job_id=job.id,
-        fallback=job.attempts or [],
-    )
-
-
-async def seed_response(
-    job: Job,
-    images: Sequence[StoredImage],
-    store: ImageStore,
-    data: Sequence[Pieces] | None = None,
-) -> SplicedBody:
-    """The JSON body of POST /api/nano-banana/generate for a finished, successful job.
-
-    ``data``: the stored bytes of ``images`` (same order) when the caller has them in memory;
-    else they are read from the store.  The base64 images are spliced into the encoded
-    envelope (``Splicer``): no ``str`` of each image and no pass through the JSON encoder (a
-    4K image is ~20 MB of base64)."""
-    known: Sequence[Pieces | None] = data if data is not None else [None] * len(images)
-    pairs = sorted(zip(images, known, strict=True), key=lambda p: p[0].index)
-    ordered = [img for img, _ in pairs]
-    splicer = Splicer()
-    encoded = [
-        splicer.b64(payload if payload is not None else await store.get(img.storage_key))
-        for img, payload in pairs
-    ]
-    return splicer.render(
-        {
-            "id": job.id,
-            "images": encoded,
-            "mime_types": [img.mime_type for img in ordered],
-            "image_urls": [image_url(img.id) for img in ordered],
-            "prompt": job.prompt,
-            **_outcome(job),
-        }
-    )

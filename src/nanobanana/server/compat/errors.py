@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ...errors import MissingKeyError, NanobananaError
-from ..problems import DEFAULT_QUOTA_RETRY_AFTER, error_details, missing_key_message
+from ..errors import ServiceError
+from ..reports import DEFAULT_QUOTA_RETRY_AFTER, error_details, missing_key_message, report_of
 
 Flavour = Literal["openrouter", "openai"]
 
@@ -169,6 +170,9 @@ def from_job(code: str, message: str, details: Mapping[str, Any] | None = None) 
 
 
 def from_library(exc: NanobananaError) -> Problem:
+    if isinstance(exc, ServiceError):  # the service's own refusal, not a job's outcome
+        r = report_of(exc)
+        return from_api(r.status, r.code, r.message, r.details, r.headers)
     return from_job(exc.code, exc.message, error_details(exc))
 
 

@@ -12,20 +12,22 @@ request, not the service, is at fault; ``reason`` and the model's ``text`` are i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
 from ...config import PROVIDERS
 from ...imaging import Pieces
-from ..compat.splice import SplicedResponse
-from ..db.models import Job
+from ..compat.splice import SplicedBody, SplicedResponse, Splicer
+from ..db.models import Job, StoredImage
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..generation import IDEMPOTENCY_HEADER, create_job
-from ..problems import not_found
+from ..problems import ApiError, job_error, not_found
 from ..schemas import GenerateIn, ModelOut, ModelsOut, ProviderName, SeedResponse
+from ..storage import ImageStore
 from ..upstream import resolve_upstream
-from ..views import images_of, job_failure, seed_response
+from ..views import image_url, images_of, outcome_out
 from .common import errors
 
 router = APIRouter(prefix="/api/nano-banana", tags=["seed API"])
@@ -121,3 +123,47 @@ async def models(
                 )
             )
     return ModelsOut(models=out)
+
+
+def job_failure(job: Job) -> ApiError:
+    """The error answer of a job that did not succeed (the same on a replay)."""
+    code = job.error_code or "internal_error"
+    return job_error(
+        code,
+        job.error_message or "The generation failed.",
+        job.error_details,
+        job_id=job.id,
+        fallback=job.attempts or [],
+    )
+
+
+async def seed_response(
+    job: Job,
+    images: Sequence[StoredImage],
+    store: ImageStore,
+    data: Sequence[Pieces] | None = None,
+) -> SplicedBody:
+    """The JSON body of POST /api/nano-banana/generate for a finished, successful job.
+
+    ``data``: the stored bytes of ``images`` (same order) when the caller has them in memory;
+    else they are read from the store.  The base64 images are spliced into the encoded
+    envelope (``Splicer``): no ``str`` of each image and no pass through the JSON encoder (a
+    4K image is ~20 MB of base64)."""
+    known: Sequence[Pieces | None] = data if data is not None else [None] * len(images)
+    pairs = sorted(zip(images, known, strict=True), key=lambda p: p[0].index)
+    ordered = [img for img, _ in pairs]
+    splicer = Splicer()
+    encoded = [
+        splicer.b64(payload if payload is not None else await store.get(img.storage_key))
+        for img, payload in pairs
+    ]
+    return splicer.render(
+        {
+            "id": job.id,
+            "images": encoded,
+            "mime_types": [img.mime_type for img in ordered],
+            "image_urls": [image_url(img.id) for img in ordered],
+            "prompt": job.prompt,
+            **outcome_out(job),
+        }
+    )

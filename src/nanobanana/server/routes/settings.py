@@ -14,7 +14,8 @@ from ...errors import AuthenticationError, NanobananaError, ValidationError
 from ...providers.base import KeyStatus
 from ..db.models import ProviderKey, UserSettings
 from ..deps import CurrentUser, ServicesDep, SessionDep
-from ..problems import ApiError, missing_key_message
+from ..problems import ApiError
+from ..reports import missing_key_message
 from ..schemas import DefaultsIn, DefaultsOut, KeyIn, KeyOut, KeysOut, KeyTestOut, ProviderName
 from ..upstream import resolve_upstream
 from .common import errors

@@ -1,0 +1,79 @@
+"""What the service refuses on its own, as errors of the one tree.
+
+::
+
+    NanobananaError                    (nanobanana.errors: the library's errors)
+    └── ServiceError                   the service will not take the request now or as it is
+        │                              (.details, .retry_after in seconds)
+        ├── RateLimited                too many generations this minute
+        ├── TooManyJobs                too many generations queued or running
+        ├── ShuttingDown               the service is stopping
+        ├── InvalidIdempotencyKey      not 1-255 printable ASCII characters
+        ├── IdempotencyKeyReused       the same key with another request
+        ├── IdempotencyInFlight        the first request with this key still runs
+        └── UploadError                a reference image refused as it arrived
+            ├── UploadTooLarge         more bytes than the limit
+            ├── ImageTooLarge          more pixels than the limit
+            └── InvalidImage           empty, damaged, or not PNG, JPEG or WEBP
+
+These know nothing of HTTP: the service (jobs, generation, uploads) raises them and each face
+renders them (``problems.py`` for the service's own API, ``compat/errors.py`` for the
+OpenRouter and OpenAI dialects), so a worker runs jobs with no web framework loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NanobananaError
+
+
+class ServiceError(NanobananaError):
+    code = "service_error"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **details: Any) -> None:
+        super().__init__(message)
+        #: Seconds after which trying again makes sense (``None``: no advice).
+        self.retry_after = retry_after
+        #: What a client may see besides the message (never a secret).
+        self.details = details if retry_after is None else {**details, "retry_after": retry_after}
+
+
+class RateLimited(ServiceError):
+    code = "rate_limited"
+
+
+class TooManyJobs(ServiceError):
+    code = "too_many_jobs"
+
+
+class ShuttingDown(ServiceError):
+    code = "shutting_down"
+
+
+class InvalidIdempotencyKey(ServiceError):
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(ServiceError):
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInFlight(ServiceError):
+    code = "idempotency_in_flight"
+
+
+class UploadError(ServiceError):
+    code = "invalid_upload"
+
+
+class UploadTooLarge(UploadError):
+    code = "payload_too_large"
+
+
+class ImageTooLarge(UploadError):
+    code = "image_too_large"
+
+
+class InvalidImage(UploadError):
+    code = "invalid_image"
