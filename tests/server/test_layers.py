@@ -23,6 +23,8 @@ SERVICE_MODULES = [
     "nanobanana.server.generation",
     "nanobanana.server.jobs",
     "nanobanana.server.uploads",
+    "nanobanana.server.accounts",
+    "nanobanana.server.keytest",
     "nanobanana.server.views",
     "nanobanana.server.events",
     "nanobanana.server.storage",

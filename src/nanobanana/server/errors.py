@@ -8,6 +8,11 @@
         ├── RateLimited                too many generations this minute
         ├── TooManyJobs                too many generations queued or running
         ├── ShuttingDown               the service is stopping
+        ├── RegistrationClosed         sign-up is off and this is not the first account
+        ├── UsernameTaken
+        ├── InvalidCredentials         a wrong username or password (never which)
+        ├── TooManyAttempts            too many failed logins for the account or address
+        ├── TooManyApiTokens           the account has as many live API tokens as it may
         ├── InvalidIdempotencyKey      not 1-255 printable ASCII characters
         ├── IdempotencyKeyReused       the same key with another request
         ├── IdempotencyInFlight        the first request with this key still runs
@@ -49,6 +54,26 @@ class TooManyJobs(ServiceError):
 
 class ShuttingDown(ServiceError):
     code = "shutting_down"
+
+
+class RegistrationClosed(ServiceError):
+    code = "registration_closed"
+
+
+class UsernameTaken(ServiceError):
+    code = "username_taken"
+
+
+class InvalidCredentials(ServiceError):
+    code = "invalid_credentials"
+
+
+class TooManyAttempts(ServiceError):
+    code = "too_many_attempts"
+
+
+class TooManyApiTokens(ServiceError):
+    code = "too_many_tokens"
 
 
 class InvalidIdempotencyKey(ServiceError):

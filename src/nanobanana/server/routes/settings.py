@@ -8,14 +8,12 @@ from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from ...catalog import normalize_ratio, normalize_size
-from ...client import AsyncClient
 from ...config import PROVIDERS
-from ...errors import AuthenticationError, NanobananaError, ValidationError
-from ...providers.base import KeyStatus
+from ...errors import ValidationError
+from .. import keytest
 from ..db.models import ProviderKey, UserSettings
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..problems import ApiError
-from ..reports import missing_key_message
 from ..schemas import DefaultsIn, DefaultsOut, KeyIn, KeyOut, KeysOut, KeyTestOut, ProviderName
 from ..upstream import resolve_upstream
 from .common import errors
@@ -107,68 +105,20 @@ async def test_key(
 ) -> KeyTestOut:
     """Check your stored key with a free call that authenticates it (OpenRouter's `GET /key`,
     which also reports the key's credit; Google's model list)."""
-    row = await session.scalar(
-        select(ProviderKey).where(ProviderKey.user_id == user.id, ProviderKey.provider == provider)
-    )
-    await session.commit()
-    if row is None:
-        raise ApiError(400, "missing_api_key", missing_key_message(provider), provider=provider)
-    client = AsyncClient(
-        api_keys={provider: services.vault.decrypt(row.ciphertext)},
-        base_urls=services.settings.base_urls(),
-        env={},
-        use_keys_file=False,
-        session=services.http,
-        fallback=False,
-    )
-    name = _NAMES[provider]
-    try:
-        status = await client.check_key(provider)
-    except AuthenticationError as exc:
-        return KeyTestOut(
-            provider=provider,
-            ok=False,
-            message=f"The {name} key was refused: {name} does not accept it.",
-            error_code=exc.code,
-        )
-    except NanobananaError as exc:
-        return KeyTestOut(
-            provider=provider,
-            ok=False,
-            message=f"Could not check the {name} key: {exc.message}",
-            error_code=exc.code,
-        )
-    finally:
-        await client.aclose()
+    verdict = await keytest.check_stored_key(session, services, user.id, provider)
+    status = verdict.status
     return KeyTestOut(
         provider=provider,
-        ok=True,
-        message=_accepted(name, status),
-        models=status.models,
-        credit_limit=status.limit,
-        credit_remaining=status.limit_remaining,
-        credit_used=status.usage,
-        limit_reset=status.limit_reset,
-        free_tier=status.free_tier,
+        ok=verdict.ok,
+        message=verdict.message,
+        error_code=verdict.error_code,
+        models=status.models if status else None,
+        credit_limit=status.limit if status else None,
+        credit_remaining=status.limit_remaining if status else None,
+        credit_used=status.usage if status else None,
+        limit_reset=status.limit_reset if status else None,
+        free_tier=status.free_tier if status else None,
     )
-
-
-_NAMES = {"openrouter": "OpenRouter", "google": "Google"}
-
-
-def _accepted(name: str, status: KeyStatus) -> str:
-    """``The OpenRouter key works: $74.50 of its $100.00 limit left (resets monthly).``"""
-    said = []
-    if status.limit is not None and status.limit_remaining is not None:
-        reset = f" (resets {status.limit_reset})" if status.limit_reset else ""
-        said.append(f"${status.limit_remaining:.2f} of its ${status.limit:.2f} limit left{reset}")
-    elif status.usage is not None:
-        said.append(f"no spending limit on the key, ${status.usage:.2f} used so far")
-    if status.free_tier:
-        said.append("a free-tier key (free models only, lower rate limits)")
-    if status.models is not None:
-        said.append(f"{status.models} image models available")
-    return f"The {name} key works" + (f": {'; '.join(said)}." if said else ".")
 
 
 # ---------------------------------------------------------------------------- defaults
