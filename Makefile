@@ -50,6 +50,7 @@ run: install
 
 lint: install-dev
 	$(BIN)/deptry src
+	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
