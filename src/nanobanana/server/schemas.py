@@ -238,7 +238,9 @@ class GenerateIn(Input):
     num_images: NumImages = 1
     provider: ProviderName = Field(
         default="openrouter",
-        description="Default: your saved default provider, else `openrouter`.",
+        description="Default: your saved default provider when it serves the model, else the "
+        "first of `openrouter` and `google` that serves it and has a key (`openrouter` when "
+        "none has).",
     )
     model: Annotated[str, Field(pattern=MODEL_PATTERN)] | None = Field(
         default=None,
