@@ -24,7 +24,7 @@ __all__ = [
 if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client
-    from .imaging import read_provenance
+    from .files import read_provenance
     from .request import GenerationRequest
     from .types import Image, Result, Usage
 
@@ -35,7 +35,7 @@ _LAZY = {
     "Image": ("types", "Image"),
     "Result": ("types", "Result"),
     "Usage": ("types", "Usage"),
-    "read_provenance": ("imaging", "read_provenance"),
+    "read_provenance": ("files", "read_provenance"),
 }
 
 

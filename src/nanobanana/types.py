@@ -33,7 +33,7 @@ class Image:
     height: int
     #: Position within the request (0..n-1).
     index: int = 0
-    #: Provenance written into the file by ``save`` (see ``imaging.write_metadata``).
+    #: Provenance written into the file by ``save`` (see ``files.with_png_metadata``).
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -44,12 +44,12 @@ class Image:
         """Write the image and return where it went: ``path``, or when a file is there the next
         free name (``fox-2.png``) unless ``overwrite``.  PNGs carry their parameters as text
         chunks unless ``metadata=False``.  The file gets the permissions ``open()`` gives."""
-        from .imaging import save_image
+        from .files import save_image
 
         return save_image(self, Path(path), with_metadata=metadata, overwrite=overwrite)
 
     def to_pil(self) -> PILImage:
-        from .imaging import open_image
+        from .files import open_image
 
         return open_image(self.data)
 
@@ -179,7 +179,7 @@ class Result:
         there is one image, else into the folder ``target`` as ``image-<i>.<ext>``.  A name
         already taken gets the next free one (``image-1-2.png``) unless ``overwrite``: a second
         run never replaces the first run's images."""
-        from .imaging import save_all
+        from .files import save_all
 
         return save_all(self, Path(target), overwrite=overwrite)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from nanobanana.batch import MANIFEST_NAME, Manifest, parse_rows
-from nanobanana.imaging import read_metadata
+from nanobanana.files import read_metadata
 
 from .conftest import run_batch
 from .support import calls_for, generation_calls

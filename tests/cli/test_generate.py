@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 
 from nanobanana.catalog import DEFAULT_MODEL
 from nanobanana.emulator import EmulatorServer
-from nanobanana.imaging import read_metadata
+from nanobanana.files import read_metadata
 from nanobanana.transport import PROXY_VARIABLES
 
 from .conftest import GEMINI_CANARY, NANOBANANA, OPENROUTER_CANARY

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from nanobanana.imaging import with_png_metadata
+from nanobanana.files import with_png_metadata
 
 
 def _png_with(meta: dict[str, object] | None) -> bytes:

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 
 from nanobanana.cli.output import OutputTarget
 from nanobanana.errors import UsageError
-from nanobanana.imaging import read_metadata, write_new_file
+from nanobanana.files import read_metadata, write_new_file
 from nanobanana.types import Image
 
 

@@ -25,7 +25,7 @@ from nanobanana.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from nanobanana.imaging import Pieces
+from nanobanana.files import Pieces
 from nanobanana.providers import openrouter_wire
 from nanobanana.providers.sse import SSEDecoder
 from nanobanana.server.compat import errors, models, openai_images, openrouter_response, splice

@@ -11,7 +11,7 @@ import pytest
 from nanobanana import errors
 from nanobanana.catalog import DEFAULT_MODEL, Catalog
 from nanobanana.client import NEGATIVE_PROMPT_TEMPLATE, AsyncClient, Client
-from nanobanana.imaging import read_metadata
+from nanobanana.files import read_metadata
 from nanobanana.retry import RetryPolicy
 from nanobanana.types import AttemptEvent, DoneEvent, ImageEvent, TextDelta, UsageEvent
 

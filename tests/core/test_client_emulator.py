@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nanobanana import AsyncClient, Client, errors
-from nanobanana.imaging import read_metadata
+from nanobanana.files import read_metadata
 
 KEYS = {"openrouter": "sk-or-v1-CANARY-e2e-0001", "google": "AIzaCANARY-e2e-0001"}
 

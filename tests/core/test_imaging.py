@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
-from nanobanana import errors, imaging
+from nanobanana import errors, files, imaging
 
 from ..support import png_bytes
 
@@ -101,8 +101,8 @@ def test_data_url_references():
 def test_png_metadata_round_trip_keeps_pixels_and_is_readable_by_pillow():
     raw = png_bytes(16, 16)
     meta = {"prompt": "a fox ü", "model": "gemini-2.5-flash-image", "seed": 3}
-    tagged = bytes(imaging.with_png_metadata(raw, meta))
-    assert imaging.read_metadata(tagged) == meta
+    tagged = bytes(files.with_png_metadata(raw, meta))
+    assert files.read_metadata(tagged) == meta
     img = PILImage.open(io.BytesIO(tagged))
     img.load()
     assert img.size == (16, 16)
@@ -112,14 +112,14 @@ def test_png_metadata_round_trip_keeps_pixels_and_is_readable_by_pillow():
 
 def test_png_metadata_pieces_share_the_image_and_hash_and_write_like_the_joined_bytes(tmp_path):
     raw = png_bytes(64, 64)
-    pieces = imaging.with_png_metadata(raw, {"prompt": "x" * 500})
+    pieces = files.with_png_metadata(raw, {"prompt": "x" * 500})
     joined = bytes(pieces)
     assert len(pieces) == len(joined) > len(raw)
     # The image after IHDR is not copied: the last piece is a view of the original bytes.
     assert isinstance(pieces.parts[-1], memoryview) and pieces.parts[-1].obj is raw
     assert pieces.sha256() == hashlib.sha256(joined).hexdigest()
     target = tmp_path / "tagged.png"
-    imaging.atomic_write(target, pieces)
+    files.atomic_write(target, pieces)
     assert target.read_bytes() == joined
 
 
@@ -129,7 +129,7 @@ def test_png_metadata_pieces_share_the_image_and_hash_and_write_like_the_joined_
     groups=st.integers(min_value=1, max_value=20),
 )
 def test_pieces_base64_slices_join_to_the_base64_of_the_whole(parts, groups):
-    pieces = imaging.Pieces(*parts)
+    pieces = files.Pieces(*parts)
     slices = list(pieces.b64_slices(3 * groups))
     assert b"".join(slices) == base64.b64encode(b"".join(parts))
     assert all(0 < len(s) <= 4 * groups for s in slices)
@@ -137,12 +137,12 @@ def test_pieces_base64_slices_join_to_the_base64_of_the_whole(parts, groups):
 
 def test_pieces_slices_must_be_whole_base64_groups():
     with pytest.raises(ValueError, match="multiple of 3"):
-        list(imaging.Pieces(b"abc").b64_slices(4))
+        list(files.Pieces(b"abc").b64_slices(4))
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "a" / "x.png"
-    imaging.atomic_write(target, b"data")
+    files.atomic_write(target, b"data")
     assert target.read_bytes() == b"data"
     assert [p.name for p in target.parent.iterdir()] == ["x.png"]
 
@@ -215,13 +215,13 @@ def test_pngs_pillow_writes_are_accepted_with_pillows_size(mode, extra):
     img.save(buf, format="PNG", **extra)
     data = buf.getvalue()
     assert imaging.inspect_image(data) == ("image/png", 301, 257)
-    tagged = bytes(imaging.with_png_metadata(data, {"prompt": "x"}))
+    tagged = bytes(files.with_png_metadata(data, {"prompt": "x"}))
     assert imaging.png_size(tagged) == (301, 257)
 
 
 def test_a_change_to_any_byte_of_a_png_is_refused():
     # Signature, lengths, types, data and CRCs: every byte is under a check.
-    good = bytes(imaging.with_png_metadata(png_bytes(5, 4), {"prompt": "a fox"}))
+    good = bytes(files.with_png_metadata(png_bytes(5, 4), {"prompt": "a fox"}))
     assert imaging.png_size(good) == (5, 4)
     for pos in range(len(good)):
         for flip in (0x01, 0x80):

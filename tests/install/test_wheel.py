@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nanobanana import __version__
-from nanobanana.imaging import read_metadata
+from nanobanana.files import read_metadata
 
 from ..core.test_typing import MISSPELT, RIGHT
 from ..support import clean_env

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from nanobanana.emulator import EmulatorServer
-from nanobanana.imaging import read_metadata
+from nanobanana.files import read_metadata
 from nanobanana.server.app import create_app
 from nanobanana.server.db.models import Job, User, utcnow
 from nanobanana.server.settings import Settings

@@ -12,7 +12,8 @@ import pytest
 
 from nanobanana.catalog import DEFAULT_MODEL, Catalog
 from nanobanana.emulator import EmulatorServer
-from nanobanana.imaging import read_metadata, to_data_url
+from nanobanana.files import read_metadata
+from nanobanana.imaging import to_data_url
 from nanobanana.server.settings import Settings
 from nanobanana.types import ReferenceImage
 

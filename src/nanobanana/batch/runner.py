@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ContentError, NanobananaError
-from ..imaging import save_image
+from ..files import save_image
 from ..remote import ServerError
 from ..types import Image
 from .executors import Executor, RowOutcome

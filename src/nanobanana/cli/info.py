@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..imaging import inspect_image, read_metadata
+    from ..files import read_metadata
+    from ..imaging import inspect_image
 
     path = Path(args.file).expanduser()
     try:

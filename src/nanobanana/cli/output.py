@@ -95,7 +95,7 @@ class OutputTarget:
         return [self.save_one(img, n=n, stamp=stamp) for img in images]
 
     def save_one(self, img: Image, *, n: int, stamp: str) -> SavedFile:
-        from ..imaging import file_data, write_new_file
+        from ..files import file_data, write_new_file
 
         names = self.planned(n, stamp)
         planned = names[img.index] if img.index < len(names) else names[-1]
@@ -122,7 +122,7 @@ class ArrivalSaver:
             self.saved[img.index] = self.target.save_one(img, n=self.n, stamp=self.stamp)
 
     def finish(self, images: list[Image]) -> list[SavedFile]:
-        from ..imaging import atomic_write, file_data, user_file_mode
+        from ..files import atomic_write, file_data, user_file_mode
 
         out = []
         for img in images:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
-from ..imaging import Pieces, file_data
+from ..files import Pieces, file_data
 from ..request import GenerationRequest
 from ..retry import RetryPolicy
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...imaging import Pieces
+from ...files import Pieces
 
 #: Job statuses whose answer is a content outcome (the model ran but gave no image): OpenRouter
 #: reports those as a normal completion with a finish reason, not as an error.

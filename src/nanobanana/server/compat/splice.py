@@ -20,7 +20,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ...imaging import Pieces
+from ...files import Pieces
 
 #: Raw bytes per base64 slice (a multiple of 3, so the slices' base64 joins up exactly).
 SLICE_BYTES = 3 * 1024 * 1024

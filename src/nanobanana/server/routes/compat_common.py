@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...catalog import ModelChoice
 from ...errors import NanobananaError
-from ...imaging import Pieces
+from ...files import Pieces
 from ...request import resolve_target
 from ..compat.errors import (
     Problem,

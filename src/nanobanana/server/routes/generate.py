@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from ...config import PROVIDERS
-from ...imaging import Pieces
+from ...files import Pieces
 from ..compat.splice import SplicedBody, SplicedResponse, Splicer
 from ..db.models import Job, StoredImage
 from ..deps import CurrentUser, ServicesDep, SessionDep

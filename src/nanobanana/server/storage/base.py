@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ...imaging import Pieces
+from ...files import Pieces
 
 
 class ImageStore(Protocol):

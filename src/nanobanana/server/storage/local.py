@@ -10,7 +10,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from ...imaging import Pieces, atomic_write
+from ...files import Pieces, atomic_write
 
 _KEY_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.(png|jpg|webp)$")
 _EXTENSIONS = {"png", "jpg", "webp"}
