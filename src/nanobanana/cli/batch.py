@@ -33,6 +33,7 @@ from .common import (
     SYNTHETIC_NOTE,
     client_endpoints,
     eprint,
+    generation_options,
     stderr_is_tty,
     warn,
 )
@@ -121,15 +122,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--budget must be a positive amount of USD.")
     if (args.server or args.profile) and args.emulator:
         raise UsageError("--emulator runs locally; it cannot be combined with --server.")
-    defaults = RowDefaults(
-        model=args.model,
-        provider=args.provider,
-        aspect_ratio=args.aspect_ratio,
-        image_size=args.size,
-        n=args.n,
-        negative_prompt=args.negative,
-        seed=args.seed,
-    )
+    defaults = RowDefaults(**generation_options(args))
     # Every problem of every row, before anything is paid for; a local run also checks each
     # row against the catalog (a server checks against its own).
     local = not (args.server or args.profile)

@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..errors import ContentError, MissingKeyError, NanobananaError, UpstreamError, UsageError
 
@@ -88,6 +88,20 @@ def _isatty(stream: TextIO) -> bool:
 
 def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
+
+
+def generation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation parameters on the command line, by the request's field names: the
+    options ``generate``, ``edit`` and ``batch`` share (-m -p -a -s -n --negative --seed)."""
+    return {
+        "model": args.model,
+        "provider": args.provider,
+        "aspect_ratio": args.aspect_ratio,
+        "image_size": args.size,
+        "n": args.n,
+        "negative_prompt": args.negative,
+        "seed": args.seed,
+    }
 
 
 def add_base_url_options(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from .common import (
     add_base_url_options,
     client_endpoints,
     eprint,
+    generation_options,
     stderr_is_tty,
     stdout_is_tty,
     warn,
@@ -105,17 +106,7 @@ def _run(args: argparse.Namespace, prompt: str, images: list[str]) -> int:
     from ..request import GenerationRequest
     from .output import OutputTarget
 
-    request = GenerationRequest(
-        prompt=prompt,
-        model=args.model,
-        provider=args.provider,
-        aspect_ratio=args.aspect_ratio,
-        image_size=args.size,
-        n=args.n,
-        negative_prompt=args.negative,
-        images=tuple(images),
-        seed=args.seed,
-    )
+    request = GenerationRequest(prompt=prompt, images=tuple(images), **generation_options(args))
     try:
         target = OutputTarget.parse(args.output, force=args.force)
         target.precheck(args.n)  # before anything is paid for
