@@ -65,6 +65,9 @@ class Target:
 
     choice: ModelChoice
     provider: str
+    #: The name the model was chosen by, as spelled (asked for, or the caller's default);
+    #: ``None`` when it is the provider's default.
+    named: str | None = None
 
     @property
     def spec(self) -> ModelSpec:
@@ -111,7 +114,8 @@ def resolve_target(
             name = next((p for p in order if has_key(p)), order[0] if order else OPENROUTER)
         else:
             name = order[0] if order else OPENROUTER
+    named = model if asked else default_model
     if choice is None or (asked is None and name not in choice.spec.provider_ids):
-        choice = ModelChoice(catalog.default_for(name))
+        choice, named = ModelChoice(catalog.default_for(name)), None
     choice.wire_id(name)  # raises if the model (or its variant) is not on that provider
-    return Target(choice, name)
+    return Target(choice, name, named)

@@ -67,6 +67,17 @@ def test_without_a_default_the_first_provider_with_a_key() -> None:
     assert target("gemini-3-pro-image")[1] == "openrouter"
 
 
+def test_the_target_keeps_the_name_it_was_chosen_by() -> None:
+    """As spelled, so that the generation can warn about an old spelling."""
+    spelled = "gemini-2.5-flash-image-preview"
+    assert resolve_target(CATALOG, spelled).named == spelled
+    assert resolve_target(CATALOG, None, default_model="nano-banana-pro").named == (
+        "nano-banana-pro"
+    )
+    assert resolve_target(CATALOG, None, "google", default_model=FLUX).named is None
+    assert resolve_target(CATALOG, None).named is None
+
+
 def test_a_default_model_gives_way_to_the_providers_default() -> None:
     # A saved default model of the other provider does not block the provider asked for.
     assert target(None, "google", default_model=FLUX) == ("gemini-3.1-flash-image", "google")

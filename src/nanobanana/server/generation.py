@@ -120,8 +120,7 @@ async def prepare(
     await _check_owned(session, user, references)
     # The model as the caller spelled it (a saved default counts as spelled): the generation
     # resolves it again and warns about an old spelling in its answer; a variant is kept.
-    spelled = body.model or (defaults.model if defaults else None)
-    model = spelled if spelled and catalog.resolve(spelled).spec is spec else choice.name
+    model = target.named or choice.name
     request = GenerationRequest(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
