@@ -41,6 +41,18 @@ def live(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (Token.revoked_at.is_(None), or_(Token.expires_at.is_(None), Token.expires_at > now))
 
 
+def new_user(username: str, password_hash: str, *, is_admin: bool, now: datetime) -> User:
+    """An account's row: the name as typed, and its case-folded key for unique look-ups."""
+    return User(
+        username=username,
+        username_key=username.lower(),
+        password_hash=password_hash,
+        is_admin=is_admin,
+        is_active=True,
+        created_at=now,
+    )
+
+
 async def register(session: AsyncSession, services: Services, username: str, password: str) -> User:
     """A new account (the first one is admin); committed."""
     # Hash first: no database lock is held during the ~0.1 s of Argon2.
@@ -48,14 +60,7 @@ async def register(session: AsyncSession, services: Services, username: str, pas
     first = not await session.scalar(select(func.count()).select_from(User))
     if not first and not services.settings.allow_registration:
         raise RegistrationClosed("Registration is closed; ask an admin.")
-    user = User(
-        username=username,
-        username_key=username.lower(),
-        password_hash=password_hash,
-        is_admin=first,
-        is_active=True,
-        created_at=services.now(),
-    )
+    user = new_user(username, password_hash, is_admin=first, now=services.now())
     session.add(user)
     try:
         await session.commit()

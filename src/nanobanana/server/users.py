@@ -7,9 +7,10 @@ import asyncio
 from sqlalchemy import select
 
 from ..errors import UsageError
+from .accounts import new_user
 from .db.engine import create_engine, create_sessionmaker
 from .db.migrate import upgrade_database
-from .db.models import User
+from .db.models import User, utcnow
 from .schemas import RegisterIn
 from .security import Passwords
 from .settings import Settings
@@ -36,13 +37,7 @@ async def acreate_user(
             )
             if taken:
                 raise UsageError(f"The username {username!r} is taken.")
-            user = User(
-                username=username,
-                username_key=username.lower(),
-                password_hash=password_hash,
-                is_admin=admin,
-                is_active=True,
-            )
+            user = new_user(username, password_hash, is_admin=admin, now=utcnow())
             session.add(user)
             await session.flush()
             return user.id
