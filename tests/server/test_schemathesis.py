@@ -180,23 +180,29 @@ def test_every_operation(
         database=None,
     )
     def run(case: Any) -> None:
-        main, other = tokens["main"], tokens["other"]
-        if case.path == "/api/auth/logout":
-            # Logging out must not revoke the tokens the other cases use.
-            main, other = tokens["fresh"]("owner"), tokens["fresh"]("intruder")
         if label in NEEDS_KEYS:
             tokens["restore_keys"]()
-        lenient = label in CROSS_FIELD or label.startswith(COMPAT_PREFIXES)
-        excluded = [positive_data_acceptance] if lenient else []
-        for token in (main, other, None):
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            case.call_and_validate(
-                headers=headers,
-                excluded_checks=excluded,
-                additional_checks=[no_secret, allow_names_every_method],
-            )
+        validate_as_everyone(case, label, tokens)
 
     run()
+
+
+def validate_as_everyone(case: Any, label: str, tokens: dict[str, Any]) -> None:
+    """Send ``case`` as its owner, as another user and with no token; every check runs on
+    each answer (``positive_data_acceptance`` aside where ``CROSS_FIELD`` or a dialect says)."""
+    main, other = tokens["main"], tokens["other"]
+    if case.path == "/api/auth/logout":
+        # Logging out must not revoke the tokens the other cases use.
+        main, other = tokens["fresh"]("owner"), tokens["fresh"]("intruder")
+    lenient = label in CROSS_FIELD or label.startswith(COMPAT_PREFIXES)
+    excluded = [positive_data_acceptance] if lenient else []
+    for token in (main, other, None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        case.call_and_validate(
+            headers=headers,
+            excluded_checks=excluded,
+            additional_checks=[no_secret, allow_names_every_method],
+        )
 
 
 def _labels() -> list[str]:
@@ -221,18 +227,7 @@ def test_the_coverage_phase(label: str, st_schema: Any, tokens: dict[str, Any]) 
         )
     )
     assert cases
-    lenient = label in CROSS_FIELD or label.startswith(COMPAT_PREFIXES)
-    excluded = [positive_data_acceptance] if lenient else []
     if label in NEEDS_KEYS:
         tokens["restore_keys"]()
     for case in cases:
-        main, other = tokens["main"], tokens["other"]
-        if case.path == "/api/auth/logout":
-            main, other = tokens["fresh"]("owner"), tokens["fresh"]("intruder")
-        for token in (main, other, None):
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            case.call_and_validate(
-                headers=headers,
-                excluded_checks=excluded,
-                additional_checks=[no_secret, allow_names_every_method],
-            )
+        validate_as_everyone(case, label, tokens)
