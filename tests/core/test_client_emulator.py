@@ -144,13 +144,13 @@ async def test_check_key_asks_an_endpoint_that_authenticates_it(emu):
         sync.check_key("google")
 
 
-def _run_quietly(script: str) -> list[str]:
+def run_quietly(script: str, python: str | None = None) -> list[str]:
     """Run ``script`` in a fresh interpreter where a ResourceWarning is an error; its output."""
     import subprocess
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-W", "error::ResourceWarning", "-c", script],
+        [python or sys.executable, "-W", "error::ResourceWarning", "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
@@ -170,13 +170,12 @@ def test_a_client_used_without_with_closes_itself_quietly(emu):
         "print(len(a.images), len(b.images))\n"
         "Client(api_keys={}, env={}, use_keys_file=False)  # collected at once\n"
     )
-    assert _run_quietly(script) == ["1", "1"]
+    assert run_quietly(script) == ["1", "1"]
 
 
-def test_an_async_client_used_without_async_with_closes_with_its_loop(emu):
-    """As with AsyncOpenAI(): asyncio.run ends quietly, also across two runs and for a client
-    dropped while its loop still runs."""
-    script = (
+def async_client_without_with(emu) -> str:
+    """A script that uses an AsyncClient as AsyncOpenAI() is used: never closed."""
+    return (
         "import asyncio, gc\n"
         "from nanobanana import AsyncClient\n"
         f"kw = dict(api_keys={KEYS!r}, env={{}}, use_keys_file=False, base_urls="
@@ -194,4 +193,9 @@ def test_an_async_client_used_without_async_with_closes_with_its_loop(emu):
         "asyncio.run(main())\n"
         "asyncio.run(main())  # the same client on a second loop\n"
     )
-    assert _run_quietly(script) == ["1", "1", "1", "1"]
+
+
+def test_an_async_client_used_without_async_with_closes_with_its_loop(emu):
+    """As with AsyncOpenAI(): asyncio.run ends quietly, also across two runs and for a client
+    dropped while its loop still runs."""
+    assert run_quietly(async_client_without_with(emu)) == ["1", "1", "1", "1"]

@@ -30,6 +30,10 @@ RUN_ENV = Path(os.environ.get("NANOBANANA_RUN_ENV", ROOT / ".venv-run"))
 OPENROUTER_CANARY = "sk-or-v1-CANARY-install-0123456789abcdef0123"
 GEMINI_CANARY = "AIzaCANARY-install-0123456789abcdefghijklm"
 PASSWORD = "correct horse battery"
+#: A 1x1 PNG.
+PNG_1PX = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
 #: The ComfyUI nodes need torch and numpy, which only the comfyui extra brings.
 OTHER_EXTRAS = ("nanobanana.comfyui",)
 
@@ -257,6 +261,42 @@ def test_service_keeps_every_image_of_a_fan_out(service: httpx.Client) -> None:
     for image in job["images"]:
         head = service.head(image["url"], headers=headers)
         assert head.status_code == 200 and int(head.headers["content-length"]) == image["size"]
+
+
+def test_service_picks_the_provider_with_a_key_on_every_face(service: httpx.Client) -> None:
+    """One rule for the seed endpoint and the compatible ones: with only a Google key and no
+    provider named, Google serves; the history says so."""
+    headers = sign_up(service, {"google": GEMINI_CANARY})
+    chat = {"messages": [{"role": "user", "content": "a fox"}], "modalities": ["image", "text"]}
+    for path, body in (
+        ("/api/nano-banana/generate", {"prompt": "a fox"}),
+        ("/api/v1/chat/completions", chat),
+    ):
+        r = service.post(path, json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        latest = service.get("/api/generations", params={"limit": 1}, headers=headers).json()
+        assert latest["items"][0]["provider"] == "google", path
+
+
+def test_service_reports_its_own_refusals(service: httpx.Client) -> None:
+    """The service's errors (accounts, uploads, idempotency) rendered by each face, in the
+    install users run: status, code and a message that says what to fix."""
+    headers = sign_up(service, {"openrouter": OPENROUTER_CANARY}, name="refusals")
+    r = service.post("/api/auth/login", json={"username": "refusals", "password": "wrong pw!"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials"
+    r = service.post(
+        "/api/uploads",
+        files={"file": ("a.png", base64.b64decode(PNG_1PX), "image/png")},
+        data={"purpose": "x"},
+        headers=headers,
+    )
+    assert r.status_code == 422 and "remove `purpose`" in r.json()["error"]["message"], r.text
+    r = service.post(
+        "/api/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "a fox"}], "modalities": ["image"]},
+        headers={**headers, "Idempotency-Key": "tab\there"},
+    )
+    assert r.status_code == 400 and "Idempotency-Key" in r.json()["error"]["message"], r.text
 
 
 def test_serve_refuses_a_port_in_use_in_one_line(service: httpx.Client, tmp_path: Path) -> None:

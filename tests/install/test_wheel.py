@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from nanobanana import __version__
+from nanobanana.emulator import EmulatorServer
 from nanobanana.files import read_metadata
 
+from ..core.test_client_emulator import async_client_without_with, run_quietly
 from ..core.test_typing import MISSPELT, RIGHT
 from ..support import clean_env
 
@@ -75,6 +77,13 @@ def test_the_cli_generates_from_the_wheel(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     meta = read_metadata((tmp_path / "fox.png").read_bytes())
     assert meta["prompt"] == "a red fox" and meta["synthetic"] is True
+
+
+def test_a_library_client_needs_no_close_in_the_wheel(emu: EmulatorServer) -> None:
+    """An AsyncClient never closed, from the wheel with no extras: no unclosed session at
+    exit (aiohttp's warnings are errors in that interpreter)."""
+    python = str(bare_bin("python"))
+    assert run_quietly(async_client_without_with(emu), python) == ["1", "1", "1", "1"]
 
 
 def test_serve_says_how_to_add_the_service(tmp_path: Path) -> None:
