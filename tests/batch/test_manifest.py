@@ -54,3 +54,25 @@ def test_a_torn_last_line_is_ignored_but_damage_elsewhere_is_not(tmp_path: Path)
     path.write_text("\n".join([text[0], "garbage", *text[1:]]) + "\n")
     with pytest.raises(UsageError, match="line 2 is damaged"):
         Manifest.open(tmp_path, source="a.csv")
+
+
+def test_an_image_is_logged_before_it_shows_under_its_name(tmp_path: Path) -> None:
+    with Manifest.open(tmp_path, source="a.csv") as m:
+        m.stage("k-1.png", b"first")
+        assert not (tmp_path / "k-1.png").exists()  # staged, not yet logged
+        state = m.land("k", "f", "running", {0: "k-1.png"})
+        assert state.files == {0: "k-1.png"}
+        assert (tmp_path / "k-1.png").read_bytes() == b"first"
+        assert {p.name for p in tmp_path.iterdir()} == {MANIFEST_NAME, "k-1.png"}
+
+
+def test_an_image_logged_but_not_yet_renamed_is_put_in_place_on_open(tmp_path: Path) -> None:
+    """A run killed between the log line and the rename: the paid image is kept."""
+    with Manifest.open(tmp_path, source="a.csv") as m:
+        m.stage("k-2.png", b"paid for")
+        m.record("k", "f", "running", files={1: "k-2.png"})  # what land() does before renaming
+    assert not (tmp_path / "k-2.png").exists()
+    with Manifest.open(tmp_path, source="a.csv") as m:
+        assert m.states["k"].files == {1: "k-2.png"}
+    assert (tmp_path / "k-2.png").read_bytes() == b"paid for"
+    assert {p.name for p in tmp_path.iterdir()} == {MANIFEST_NAME, "k-2.png"}

@@ -4,10 +4,13 @@ Each line is one event about one row (``running``, ``submitted``, ``done``, ``fa
 state is its last event.  Appending (with ``fsync``) instead of rewriting one JSON document means
 a run killed at any moment leaves every earlier event intact; a torn last line is ignored.
 
-Order of writes for a finished row: the image files first (atomically), then the ``done`` line.
-So a ``done`` row always has its files, and a row interrupted before ``done`` is simply run
-again.  In server mode the job id is logged as ``submitted`` as soon as the server accepts it,
-so a resumed run waits for that job instead of paying for a new one.
+Images land write-ahead (``stage``, then ``land``): each is written in full and fsynced under a
+hidden staging name, then the event naming it is logged, then it is renamed into place.  So a
+file visible under its final name is always in the log, and an image logged by a run killed
+before the rename is put in place when the manifest is next opened: an image paid for is never
+asked for again.  A row interrupted before ``done`` runs again for the images it still lacks.
+In server mode the job id is logged as ``submitted`` as soon as the server accepts it, so a
+resumed run waits for that job instead of paying for a new one.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from ..errors import UsageError
+from ..files import Pieces, atomic_write, user_file_mode
 
 __all__ = ["MANIFEST_NAME", "Manifest", "RowState"]
 
@@ -51,6 +55,11 @@ class RowState:
         return self.status == "running"
 
 
+def staging_name(name: str) -> str:
+    """Where an image waits, complete, until the event naming it is logged."""
+    return f".{name}.landing"
+
+
 class Manifest:
     """Load the log, answer "what is this row's state", append events."""
 
@@ -69,6 +78,7 @@ class Manifest:
         manifest = cls(folder / MANIFEST_NAME)
         manifest._load()
         manifest._drop_torn_tail()
+        manifest._finish_landings()
         new = not manifest.path.exists() or manifest.path.stat().st_size == 0
         manifest._fh = manifest.path.open("a", encoding="utf-8")
         if new:
@@ -148,7 +158,32 @@ class Manifest:
             self.recorded_cost += float(event.get("cost") or 0.0)
         self.states[key] = state
 
+    def _finish_landings(self) -> None:
+        """Rename into place each logged image a run stopped before renaming."""
+        folder = self.path.parent
+        for state in self.states.values():
+            for name in state.files.values():
+                staged = folder / staging_name(name)
+                if staged.exists() and not (folder / name).exists():
+                    os.replace(staged, folder / name)
+
     # --------------------------------------------------------------------------- writing
+    def stage(self, name: str, data: bytes | Pieces) -> None:
+        """Write an image, complete and fsynced, under its hidden staging name; ``land`` logs
+        it and moves it into place.  Touches only that file, so it may run in a thread."""
+        atomic_write(self.path.parent / staging_name(name), data, mode=user_file_mode())
+
+    def land(
+        self, key: str, fingerprint: str, status: Status, files: Mapping[int, str], **fields: Any
+    ) -> RowState:
+        """Log the staged ``files`` (image index -> file name) with one event, then rename
+        them into place: an image is never visible under its name before it is logged."""
+        state = self.record(key, fingerprint, status, files=dict(files), **fields)
+        folder = self.path.parent
+        for name in files.values():
+            os.replace(folder / staging_name(name), folder / name)
+        return state
+
     def record(self, key: str, fingerprint: str, status: Status, **fields: Any) -> RowState:
         """Append one event and apply it; returns the row's new state."""
         event: dict[str, Any] = {

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ContentError, NanobananaError
-from ..files import save_image
+from ..files import file_data
 from ..remote import ServerError
 from ..types import Image
 from .executors import Executor, RowOutcome
@@ -341,11 +341,11 @@ class BatchRunner:
         have = dict(state.files) if state is not None else {}
         new: dict[int, str] = {}
         for image in outcome.images:
-            # Atomic, fsynced, off the event loop; before the manifest says done.  An image
+            # Staged off the event loop, logged, then moved into place (Manifest.land).  An image
             # saved on arrival is written again, in place, with the request's whole provenance.
             idx = landing.slot_for(image, taken=new)
             name = row.file_name(idx, image.extension)
-            await asyncio.to_thread(save_image, image, self.output_dir / name, overwrite=True)
+            await asyncio.to_thread(self.manifest.stage, name, file_data(image))
             new[idx] = name
         complete = len(have) + len(new) >= row.n
         error = None
@@ -353,11 +353,11 @@ class BatchRunner:
             missing = row.n - len(have) - len(new)
             detail = f": {outcome.failures[0]}" if outcome.failures else ""
             error = f"{missing} of {row.n} images did not come back{detail}"
-        self.manifest.record(
+        self.manifest.land(
             row.key,
             row.fingerprint,
             "done" if complete else "failed",
-            files=new,
+            new,
             cost=outcome.cost,
             provider=outcome.provider,
             model=outcome.model,
@@ -409,11 +409,10 @@ class _RowLanding:
             return
         idx = self.free[image.index]
         name = self.row.file_name(idx, image.extension)
-        await asyncio.to_thread(save_image, image, self.runner.output_dir / name, overwrite=True)
+        manifest = self.runner.manifest
+        await asyncio.to_thread(manifest.stage, name, file_data(image))
         self.saved[image.index] = idx
-        self.runner.manifest.record(
-            self.row.key, self.row.fingerprint, "running", files={idx: name}
-        )
+        manifest.land(self.row.key, self.row.fingerprint, "running", {idx: name})
 
     def slot_for(self, image: Image, *, taken: dict[int, str]) -> int:
         """Where ``image`` of the finished request goes: where it landed, else the first
