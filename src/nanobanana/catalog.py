@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .config import GOOGLE, OPENROUTER
 from .errors import UnknownModelError, ValidationError
 
 __all__ = [
     "ASPECT_RATIOS_1K",
     "OPENROUTER_VARIANTS",
+    "VARIANT_PROVIDER",
     "ModelChoice",
     "ModelSpec",
     "Pricing",
@@ -53,6 +53,8 @@ SIZE_SCALE: dict[str, float] = {"0.5K": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
 STANDARD_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 EXTENDED_RATIOS = ("1:4", "4:1", "1:8", "8:1")
 
+#: The provider whose model ids take variants.
+VARIANT_PROVIDER = "openrouter"
 #: OpenRouter's model variants, the suffix after a colon (``google/gemini-2.5-flash-image:free``).
 #: Catalog variants (free, extended, thinking, batch) exist only for models that list them in
 #: ``/models``; routing variants (nitro, floor, exacto, online) are accepted on any model.
@@ -236,12 +238,12 @@ class ModelChoice:
         wire = self.spec.wire_id(provider)
         if self.variant is None:
             return wire
-        if provider != OPENROUTER:
+        if provider != VARIANT_PROVIDER:
             raise ValidationError(
                 f"':{self.variant}' is an OpenRouter model variant; {provider} has none. "
-                f"Use provider {OPENROUTER}, or name the model without ':{self.variant}'.",
+                f"Use provider {VARIANT_PROVIDER}, or name the model without ':{self.variant}'.",
                 field="provider",
-                allowed=[OPENROUTER],
+                allowed=[VARIANT_PROVIDER],
             )
         return f"{wire}:{self.variant}"
 
@@ -251,7 +253,7 @@ def _flux(slug: str, name: str, desc: str) -> ModelSpec:
         id=slug,
         name=name,
         description=desc,
-        provider_ids={OPENROUTER: slug},
+        provider_ids={"openrouter": slug},
         sizes=("1K", "2K", "4K"),
         outputs_text=False,
         gemini_sizes=False,
@@ -266,8 +268,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         name="Nano Banana (Gemini 2.5 Flash Image)",
         description="Google's fast image model: generation and editing at 1K.",
         provider_ids={
-            GOOGLE: "gemini-2.5-flash-image",
-            OPENROUTER: "google/gemini-2.5-flash-image",
+            "google": "gemini-2.5-flash-image",
+            "openrouter": "google/gemini-2.5-flash-image",
         },
         sizes=("1K",),
         pricing=_FLASH_25,
@@ -280,8 +282,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         name="Nano Banana Pro (Gemini 3 Pro Image)",
         description="Google's highest-quality image model: 1K, 2K and 4K, up to 14 references.",
         provider_ids={
-            GOOGLE: "gemini-3-pro-image",
-            OPENROUTER: "google/gemini-3-pro-image-preview",
+            "google": "gemini-3-pro-image",
+            "openrouter": "google/gemini-3-pro-image-preview",
         },
         sizes=("1K", "2K", "4K"),
         pricing=_PRO_3,
@@ -293,8 +295,8 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         name="Nano Banana 2 (Gemini 3.1 Flash Image)",
         description="Fast and cheap, 0.5K to 4K, extended aspect ratios (1:4 to 8:1).",
         provider_ids={
-            GOOGLE: "gemini-3.1-flash-image",
-            OPENROUTER: "google/gemini-3.1-flash-image-preview",
+            "google": "gemini-3.1-flash-image",
+            "openrouter": "google/gemini-3.1-flash-image-preview",
         },
         aspect_ratios=STANDARD_RATIOS + EXTENDED_RATIOS,
         sizes=("0.5K", "1K", "2K", "4K"),

@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 
 from . import retry as retry_mod
 from .catalog import Catalog, ModelChoice, ModelSpec
-from .config import GOOGLE, OPENROUTER, PROVIDERS, ProviderConfig, canonical_provider
-from .config import resolve_provider_configs as _resolve_configs
+from .config import ProviderConfig
 from .errors import (
     AmbiguousError,
     ContentError,
     DeadlineExceeded,
-    MissingKeyError,
     NanobananaError,
     UpstreamBadRequest,
     UpstreamError,
     ValidationError,
 )
+from .providers import INFOS, PROVIDERS, canonical_provider, missing_key
+from .providers import resolve_provider_configs as _resolve_configs
 from .providers.base import FinishEvent, KeyStatus, Provider, ProviderCall
 from .references import ReferenceInput, resolve_references
 from .request import GenerationRequest, resolve_target
@@ -63,8 +63,10 @@ NEGATIVE_PROMPT_TEMPLATE = "{prompt}\n\nAvoid the following in the image: {negat
 MAX_PROMPT_CHARS = 32_000
 MAX_IMAGES_PER_REQUEST = 10
 MAX_SEED = 2**31 - 1
-#: Default fallback chain: Google's quota errors go to OpenRouter.
-DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {GOOGLE: (OPENROUTER,)}
+#: Default fallback chains, as the providers declare them: Google's quota errors go to OpenRouter.
+DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {
+    name: info.quota_fallbacks for name, info in INFOS.items() if info.quota_fallbacks
+}
 
 EventCallback = Callable[[StreamEvent], Awaitable[None] | None]
 P = ParamSpec("P")
@@ -215,16 +217,19 @@ class AsyncClient:
         synthetic: bool = False,
         providers: Mapping[str, Provider] | None = None,
     ) -> None:
+        named = {
+            "openrouter_api_key": openrouter_api_key,
+            "google_api_key": google_api_key,
+            "openrouter_base_url": openrouter_base_url,
+            "gemini_base_url": gemini_base_url,
+        }
         keys = dict(api_keys or {})
-        if openrouter_api_key:
-            keys[OPENROUTER] = openrouter_api_key
-        if google_api_key:
-            keys[GOOGLE] = google_api_key
         urls = dict(base_urls or {})
-        if openrouter_base_url:
-            urls[OPENROUTER] = openrouter_base_url
-        if gemini_base_url:
-            urls[GOOGLE] = gemini_base_url
+        for name, info in INFOS.items():
+            if named.get(info.key_argument):
+                keys[name] = named[info.key_argument]
+            if named.get(info.base_url_argument):
+                urls[name] = named[info.base_url_argument]
         self.configs: dict[str, ProviderConfig] = _resolve_configs(
             api_keys=keys,
             base_urls=urls,
@@ -278,7 +283,7 @@ class AsyncClient:
     async def _provider(self, name: str) -> Provider:
         if name not in self._providers:
             if not self.has_key(name):
-                raise MissingKeyError(name)
+                raise missing_key(name)
             from .providers import create_provider
 
             await self._close_with_loop()
@@ -329,7 +334,7 @@ class AsyncClient:
         choice, first, spec = target.choice, target.provider, target.spec
         warnings: list[str] = [choice.note] if choice.note else []
         if not self.has_key(first):
-            raise MissingKeyError(first)
+            raise missing_key(first)
         ratio, size = self.catalog.validate(
             spec,
             aspect_ratio=request.aspect_ratio,
@@ -609,7 +614,7 @@ class AsyncClient:
         ``AuthenticationError`` when the provider refuses it (``MissingKeyError`` when unset)."""
         name = canonical_provider(provider)
         if not self.has_key(name):
-            raise MissingKeyError(name)
+            raise missing_key(name)
         return await (await self._provider(name)).key_status()
 
     async def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:

@@ -1,4 +1,5 @@
-"""Where keys and base URLs come from, resolved once at the edge and passed inward.
+"""What a provider is called with (``ProviderConfig``) and the keys file; resolved once at the
+edge (``nanobanana.providers.resolve_provider_configs``) and passed inward.
 
 Order for a key: explicit argument -> environment -> the keys file (``nanobanana keys set``).
 Nothing here runs at import time; callers ask for a ``ProviderConfig`` when they build a client.
@@ -14,22 +15,8 @@ from pathlib import Path
 
 from platformdirs import user_config_path
 
-OPENROUTER = "openrouter"
-GOOGLE = "google"
-PROVIDERS: tuple[str, ...] = (OPENROUTER, GOOGLE)
+from .errors import UsageError
 
-DEFAULT_BASE_URLS: dict[str, str] = {
-    OPENROUTER: "https://openrouter.ai/api/v1",
-    GOOGLE: "https://generativelanguage.googleapis.com",
-}
-KEY_ENV_VARS: dict[str, tuple[str, ...]] = {
-    OPENROUTER: ("OPENROUTER_API_KEY",),
-    GOOGLE: ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
-BASE_URL_ENV_VARS: dict[str, str] = {
-    OPENROUTER: "OPENROUTER_BASE_URL",
-    GOOGLE: "GEMINI_BASE_URL",
-}
 KEYS_FILE_ENV = "NANOBANANA_KEYS_FILE"
 
 
@@ -39,22 +26,6 @@ def keys_file_path(env: Mapping[str, str] | None = None) -> Path:
     if env.get(KEYS_FILE_ENV):
         return Path(env[KEYS_FILE_ENV])
     return user_config_path("nanobanana", appauthor=False) / "keys.json"
-
-
-def canonical_provider(name: str) -> str:
-    """Accept ``google``/``gemini`` and ``openrouter`` in any case; refuse anything else."""
-    from .errors import ValidationError
-
-    n = name.strip().lower()
-    if n == "gemini":
-        n = GOOGLE
-    if n not in PROVIDERS:
-        raise ValidationError(
-            f"Unknown provider {name!r}. Use one of: {', '.join(PROVIDERS)}.",
-            field="provider",
-            allowed=PROVIDERS,
-        )
-    return n
 
 
 class KeysFile:
@@ -69,8 +40,6 @@ class KeysFile:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            from .errors import UsageError
-
             raise UsageError(
                 f"The keys file {self.path} cannot be read ({type(exc).__name__}); "
                 "fix or delete it, then run `nanobanana keys set`."
@@ -78,13 +47,14 @@ class KeysFile:
         return {k: v for k, v in data.items() if isinstance(v, str) and v}
 
     def set(self, provider: str, key: str) -> None:
+        """Store ``key`` under ``provider`` (its canonical name)."""
         data = self.load()
-        data[canonical_provider(provider)] = key
+        data[provider] = key
         self._write(data)
 
     def remove(self, provider: str) -> bool:
         data = self.load()
-        found = data.pop(canonical_provider(provider), None) is not None
+        found = data.pop(provider, None) is not None
         if found:
             self._write(data)
         return found
@@ -112,49 +82,10 @@ class ProviderConfig:
 
     name: str
     api_key: str | None = field(default=None, repr=False)
+    #: ``None``: the provider's own (``ProviderInfo.base_url``).
     base_url: str | None = None
     #: Extra headers sent on every call (e.g. emulator scenarios in tests).
     headers: Mapping[str, str] = field(default_factory=dict)
     #: OpenRouter attribution headers.
     referer: str | None = None
     title: str | None = None
-
-    @property
-    def url(self) -> str:
-        return (self.base_url or DEFAULT_BASE_URLS[self.name]).rstrip("/")
-
-
-def resolve_provider_configs(
-    *,
-    api_keys: Mapping[str, str | None] | None = None,
-    base_urls: Mapping[str, str | None] | None = None,
-    env: Mapping[str, str] | None = None,
-    use_keys_file: bool = True,
-    headers: Mapping[str, str] | None = None,
-    referer: str | None = None,
-    title: str | None = None,
-) -> dict[str, ProviderConfig]:
-    """Resolve every provider's config: explicit values, then env, then the keys file."""
-    env = os.environ if env is None else env
-    api_keys = api_keys or {}
-    base_urls = base_urls or {}
-    stored: dict[str, str] | None = None
-    out: dict[str, ProviderConfig] = {}
-    for p in PROVIDERS:
-        key = api_keys.get(p)
-        if not key:
-            key = next((env[v] for v in KEY_ENV_VARS[p] if env.get(v)), None)
-        if not key and use_keys_file:
-            if stored is None:
-                stored = KeysFile(keys_file_path(env)).load()
-            key = stored.get(p)
-        base = base_urls.get(p) or env.get(BASE_URL_ENV_VARS[p]) or None
-        out[p] = ProviderConfig(
-            name=p,
-            api_key=key or None,
-            base_url=base,
-            headers=dict(headers or {}),
-            referer=referer,
-            title=title,
-        )
-    return out

@@ -101,25 +101,14 @@ class ReferenceImageError(ValidationError):
     code = "invalid_reference_image"
 
 
-#: The client's argument that takes each provider's key (``AsyncClient``, ``Client``).
-KEY_ARGUMENTS = {"openrouter": "openrouter_api_key", "google": "google_api_key"}
-
-
 class MissingKeyError(UsageError):
+    """A call to a provider that has no key (``nanobanana.providers.missing_key`` says every
+    way to give one)."""
+
     code = "missing_api_key"
 
     def __init__(self, provider: str, message: str | None = None) -> None:
-        from .config import KEY_ENV_VARS  # local: config imports nothing from here
-
-        envs = " or ".join(KEY_ENV_VARS.get(provider, ()))
-        argument = KEY_ARGUMENTS.get(provider, "api_keys")
-        super().__init__(
-            message
-            or (
-                f"No {provider} API key configured. Set {envs}, pass {argument}=... to the "
-                f"client, or run `nanobanana keys set {provider}`."
-            )
-        )
+        super().__init__(message or f"No {provider} API key configured.")
         self.provider = provider
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .catalog import Catalog, ModelChoice, ModelSpec
-from .config import OPENROUTER, PROVIDERS, canonical_provider
+from .catalog import VARIANT_PROVIDER, Catalog, ModelChoice, ModelSpec
+from .providers import PROVIDERS, canonical_provider
 from .references import ReferenceInput
 
 
@@ -103,7 +103,7 @@ def resolve_target(
     if provider:
         name = canonical_provider(provider)
     elif choice is not None and choice.variant is not None:
-        name = OPENROUTER
+        name = VARIANT_PROVIDER
     else:
         serving = choice.spec.providers if choice is not None else PROVIDERS
         preferred = canonical_provider(default_provider) if default_provider else None
@@ -111,9 +111,9 @@ def resolve_target(
         if preferred is not None and order and order[0] == preferred:
             name = preferred
         elif has_key is not None:
-            name = next((p for p in order if has_key(p)), order[0] if order else OPENROUTER)
+            name = next((p for p in order if has_key(p)), order[0] if order else PROVIDERS[0])
         else:
-            name = order[0] if order else OPENROUTER
+            name = order[0] if order else PROVIDERS[0]
     named = model if asked else default_model
     if choice is None or (asked is None and name not in choice.spec.provider_ids):
         choice, named = ModelChoice(catalog.default_for(name)), None

@@ -102,7 +102,7 @@ def test_unknown_provider_is_a_usage_error(cli) -> None:
 
 
 def test_stored_key_is_used_by_the_client(cli, keys_path: Path) -> None:
-    from nanobanana.config import resolve_provider_configs
+    from nanobanana.providers import resolve_provider_configs
 
     cli("keys", "set", "openrouter", OPENROUTER_CANARY)
     configs = resolve_provider_configs(env={"NANOBANANA_KEYS_FILE": str(keys_path)})

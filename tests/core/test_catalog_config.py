@@ -14,7 +14,8 @@ from nanobanana.catalog import (
     normalize_ratio,
     normalize_size,
 )
-from nanobanana.config import KeysFile, mask_key, resolve_provider_configs
+from nanobanana.config import KeysFile, mask_key
+from nanobanana.providers import INFOS, canonical_provider, resolve_provider_configs
 
 
 @pytest.mark.parametrize(
@@ -93,20 +94,20 @@ def test_key_resolution_order(tmp_path):
     cfg = resolve_provider_configs(env=env)
     assert cfg["openrouter"].api_key == "sk-or-FROMENV"
     assert cfg["google"].api_key == "AIzaFROMFILE"
-    assert cfg["google"].url == "http://127.0.0.1:9"
-    assert cfg["openrouter"].url == "https://openrouter.ai/api/v1"
+    assert INFOS["google"].url(cfg["google"]) == "http://127.0.0.1:9"
+    assert INFOS["openrouter"].url(cfg["openrouter"]) == "https://openrouter.ai/api/v1"
     assert "FROMENV" not in repr(cfg["openrouter"])  # keys are kept out of reprs
 
 
 def test_keys_file_is_private(tmp_path):
     keys = KeysFile(tmp_path / "sub" / "keys.json")
-    keys.set("gemini", "AIzaCANARY")
+    keys.set(canonical_provider("gemini"), "AIzaCANARY")
     mode = stat.S_IMODE(os.stat(keys.path).st_mode)
     assert mode == 0o600
     assert keys.load() == {"google": "AIzaCANARY"}
     assert keys.remove("google") and keys.load() == {}
-    with pytest.raises(errors.ValidationError):
-        keys.set("dalle", "x")
+    with pytest.raises(errors.ValidationError, match="Use one of: openrouter, google"):
+        canonical_provider("dalle")
 
 
 def test_mask_key_shows_only_the_end():

@@ -135,11 +135,10 @@ def test_every_attribute_the_readme_names_exists() -> None:
 
 def test_every_client_argument_a_message_or_the_docs_name_exists() -> None:
     """The missing-key message and the README name arguments to pass: the client takes each."""
-    from nanobanana.config import PROVIDERS
-    from nanobanana.errors import MissingKeyError
+    from nanobanana.providers import PROVIDERS, missing_key
 
     root = Path(__file__).resolve().parents[2]
-    texts = [str(MissingKeyError(p)) for p in PROVIDERS]
+    texts = [str(missing_key(p)) for p in PROVIDERS]
     texts += [(root / "README.md").read_text(), *(p.read_text() for p in root.glob("docs/*.md"))]
     named = {arg for text in texts for arg in re.findall(r"(?:Client\(|pass )(\w+)=", text)}
     assert {"openrouter_api_key", "google_api_key"} <= named

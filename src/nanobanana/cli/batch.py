@@ -186,22 +186,21 @@ def _executor_factory(
 def _check_keys(client: Any, rows: list[BatchRow]) -> None:
     """A provider a row names, or any provider at all, without a key: refuse before starting
     rather than fail every row."""
-    from ..config import OPENROUTER, canonical_provider
-    from ..errors import MissingKeyError
+    from ..providers import PROVIDERS, canonical_provider, missing_key
 
     available = client.available_providers()
     named = {canonical_provider(r.provider) for r in rows if r.provider}
     missing = sorted(p for p in named if p not in available)
     if missing or not available:
-        raise MissingKeyError(missing[0] if missing else OPENROUTER)
+        raise missing_key(missing[0] if missing else PROVIDERS[0])
 
 
 def _catalog_problems(row: BatchRow) -> list[str]:
     """Each problem of ``row`` against the catalog: its model, its provider, its ratio, its
     size and its references, one message each."""
     from ..catalog import DEFAULT_MODEL
-    from ..config import canonical_provider
     from ..errors import UsageError
+    from ..providers import canonical_provider
 
     catalog = _catalog()
     try:

@@ -50,9 +50,9 @@ def error_message(exc: NanobananaError) -> str:
 
 def missing_key_message(exc: MissingKeyError) -> str:
     """The library's message names the client's arguments; at the terminal the fixes are these."""
-    from ..config import KEY_ENV_VARS
+    from ..providers import INFOS
 
-    envs = " or ".join(KEY_ENV_VARS.get(exc.provider, ()))
+    envs = " or ".join(INFOS[exc.provider].key_env_vars)
     return (
         f"No {exc.provider} API key. Set {envs}, or run `nanobanana keys set {exc.provider}` "
         "(or add --emulator for synthetic images without a key)."
@@ -105,6 +105,8 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_base_url_options(parser: argparse.ArgumentParser) -> None:
+    # Spelled out, not read from the providers' INFO: `--help` imports no provider.  A test
+    # holds them to each provider's ``base_url_argument``.
     group = parser.add_argument_group("endpoints")
     group.add_argument(
         "--openrouter-base-url",
@@ -120,14 +122,11 @@ def add_base_url_options(parser: argparse.ArgumentParser) -> None:
 
 
 def base_urls_from(args: argparse.Namespace) -> dict[str, str | None]:
-    return {
-        "openrouter": getattr(args, "openrouter_base_url", None),
-        "google": getattr(args, "gemini_base_url", None),
-    }
+    from ..providers import INFOS
+
+    return {name: getattr(args, i.base_url_argument, None) for name, i in INFOS.items()}
 
 
-#: Keys the in-process emulator accepts; real keys are never sent to it.
-EMULATOR_KEYS = {"openrouter": "sk-or-v1-emulator", "google": "AIza-emulator"}
 SYNTHETIC_NOTE = (
     "note: these images are synthetic, made by the built-in emulator; "
     "no provider was called and nothing was billed."
@@ -157,6 +156,9 @@ def client_endpoints(
             f"--emulator serves its own endpoints; drop {' and '.join(given)} (or drop --emulator)."
         )
     from ..emulator import EmulatorServer
+    from ..providers import INFOS
 
     emu = stack.enter_context(EmulatorServer())
-    return {"openrouter": emu.openrouter_url, "google": emu.gemini_url}, dict(EMULATOR_KEYS), {}
+    # Keys the emulator accepts: real keys are never sent to it.
+    keys: dict[str, str | None] = {name: i.emulator_key for name, i in INFOS.items()}
+    return {"openrouter": emu.openrouter_url, "google": emu.gemini_url}, keys, {}

@@ -194,8 +194,7 @@ async def _generate(
 
 def _provider_for_base_url(client: AsyncClient, args: argparse.Namespace) -> str:
     """``--base-url`` needs one provider: ``-p``, else the one the client would call first."""
-    from ..config import PROVIDERS, canonical_provider
-    from ..errors import MissingKeyError
+    from ..providers import PROVIDERS, canonical_provider, missing_key
 
     if args.provider:
         return canonical_provider(args.provider)
@@ -204,7 +203,7 @@ def _provider_for_base_url(client: AsyncClient, args: argparse.Namespace) -> str
     for p in candidates:
         if client.has_key(p):
             return p
-    raise MissingKeyError(candidates[0] if candidates else PROVIDERS[0])
+    raise missing_key(candidates[0] if candidates else PROVIDERS[0])
 
 
 def _with_base_url(client: AsyncClient, provider: str, url: str) -> Any:

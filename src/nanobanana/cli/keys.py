@@ -57,7 +57,8 @@ def _read_key(provider: str) -> str:
 
 
 def run_set(args: argparse.Namespace) -> int:
-    from ..config import canonical_provider, mask_key
+    from ..config import mask_key
+    from ..providers import canonical_provider
 
     provider = canonical_provider(args.provider)
     key = args.key if args.key is not None else _read_key(provider)
@@ -78,14 +79,15 @@ def run_set(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..config import KEY_ENV_VARS, PROVIDERS, mask_key
+    from ..config import mask_key
+    from ..providers import INFOS
 
     store = _keys_file()
     stored = store.load()
     print(f"Keys file: {store.path}{'' if store.path.exists() else ' (none yet)'}")
-    for provider in PROVIDERS:
+    for provider, info in INFOS.items():
         rows = []
-        for var in KEY_ENV_VARS[provider]:
+        for var in info.key_env_vars:
             if os.environ.get(var):
                 rows.append(f"{mask_key(os.environ[var])}  (environment ${var})")
         if stored.get(provider):
@@ -100,14 +102,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from ..config import KEY_ENV_VARS, canonical_provider
+    from ..providers import INFOS, canonical_provider
 
     provider = canonical_provider(args.provider)
     store = _keys_file()
     if not store.remove(provider):
         raise UsageError(f"No {provider} key is stored in {store.path}.")
     print(f"Removed the {provider} key from {store.path}.")
-    still = [v for v in KEY_ENV_VARS[provider] if os.environ.get(v)]
+    still = [v for v in INFOS[provider].key_env_vars if os.environ.get(v)]
     if still:
         eprint(f"note: ${still[0]} still provides a {provider} key.")
     return 0

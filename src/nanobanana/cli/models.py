@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _collect(args: argparse.Namespace) -> list[ModelSpec]:
     from ..client import AsyncClient
-    from ..config import PROVIDERS, canonical_provider
     from ..errors import UpstreamError
+    from ..providers import PROVIDERS, canonical_provider
     from ..transport import one_shot_transport
 
     names = [canonical_provider(args.provider)] if args.provider else list(PROVIDERS)

@@ -131,9 +131,9 @@ def explain(exc: NanobananaError, *, profile: str) -> None:
     """Reword the error for someone looking at a ComfyUI error dialog (type is kept)."""
     message = " ".join(str(exc).split())
     if isinstance(exc, MissingKeyError):
-        from nanobanana.config import KEY_ENV_VARS
+        from nanobanana.providers import INFOS
 
-        envs = " or ".join(KEY_ENV_VARS.get(exc.provider, ()))
+        envs = " or ".join(INFOS[exc.provider].key_env_vars)
         message = (
             f"No {exc.provider} API key. Keys never go in a node (they would be saved in the "
             f"workflow): set {envs} in the environment ComfyUI starts from, run "

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from nanobanana.catalog import DEFAULT_MODEL, Catalog
+from nanobanana.providers import PROVIDERS
 from nanobanana.request import GenerationRequest
 
 from .backend import LOCAL, profile_choices, run_requests
@@ -26,7 +27,7 @@ AUTO = "auto"
 #: The library's largest seed; ComfyUI's seed widget goes to 2**64 - 1 and is folded into range.
 MAX_SEED = 2**31 - 1
 SIZES = (AUTO, "0.5K", "1K", "2K", "4K")
-PROVIDERS = (AUTO, "openrouter", "google")
+PROVIDER_CHOICES = (AUTO, *PROVIDERS)
 
 
 def _models() -> list[str]:
@@ -64,7 +65,7 @@ def _common_inputs(default_ratio: str) -> dict[str, Any]:
             },
         ),
         "provider": (
-            list(PROVIDERS),
+            list(PROVIDER_CHOICES),
             {"default": AUTO, "tooltip": "auto: OpenRouter if it has a key, else Google."},
         ),
         "server_profile": (

@@ -16,7 +16,52 @@ from typing import Protocol
 
 from ..catalog import ModelSpec
 from ..config import ProviderConfig
+from ..errors import MissingKeyError
 from ..types import Image, ImageEvent, ReferenceImage, TextDelta, Usage, UsageEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderInfo:
+    """What a provider says about itself, so that nothing outside its module spells it out:
+    where its key and base URL come from, how the client, the CLI, the keys file and the
+    service name it, and which provider answers for it when it runs out of quota."""
+
+    #: The name used everywhere (``provider=``, the keys file, ``{"provider": ...}``).
+    name: str
+    #: For people: the settings page, key checks, messages.
+    label: str
+    #: Other names accepted for it, in any case (``gemini`` for ``google``).
+    aliases: tuple[str, ...] = ()
+    #: Environment variables read for its key, in order.
+    key_env_vars: tuple[str, ...]
+    #: The ``AsyncClient``/``Client`` argument that takes its key.
+    key_argument: str
+    #: Where to get a key, and what a key looks like, for the settings page.
+    key_hint: str
+    key_placeholder: str
+    base_url: str
+    #: The environment variable that replaces ``base_url``.
+    base_url_env_var: str
+    #: The client argument (and, with dashes, the CLI flag) that replaces ``base_url``.
+    base_url_argument: str
+    #: Providers tried, in order, when this one answers that its quota is used up.
+    quota_fallbacks: tuple[str, ...] = ()
+    #: Whether the service offers it as the choice for people who have no preference.
+    recommended: bool = False
+    #: The key a client sends to the built-in emulator.
+    emulator_key: str
+
+    def url(self, config: ProviderConfig) -> str:
+        """The base URL ``config`` names, else this provider's own; no trailing slash."""
+        return (config.base_url or self.base_url).rstrip("/")
+
+    def missing_key(self) -> MissingKeyError:
+        """The error for a call without a key: every way to give one."""
+        return MissingKeyError(
+            self.name,
+            f"No {self.name} API key configured. Set {' or '.join(self.key_env_vars)}, pass "
+            f"{self.key_argument}=... to the client, or run `nanobanana keys set {self.name}`.",
+        )
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,19 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from ..catalog import ModelSpec
-from ..config import GOOGLE, ProviderConfig
+from ..config import ProviderConfig
 from ..errors import (
     AmbiguousError,
     ConnectError,
     InvalidResponseError,
-    MissingKeyError,
     NanobananaError,
     UpstreamError,
 )
-from .base import KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
+from .base import KeyStatus, ProviderCall, ProviderEvent, ProviderInfo, ProviderResponse
 from .common import forget_request
 from .gemini_wire import (
     LABEL,
+    PROVIDER,
     GeminiStreamState,
     end_of_stream,
     error_from_api,
@@ -43,7 +43,20 @@ if TYPE_CHECKING:
     from google import genai
 
 
-PROVIDER = GOOGLE
+INFO = ProviderInfo(
+    name=PROVIDER,
+    label="Google",
+    aliases=("gemini",),
+    key_env_vars=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    key_argument="google_api_key",
+    key_hint="From Google AI Studio (aistudio.google.com/apikey). Serves the Gemini models.",
+    key_placeholder="AIza…",
+    base_url="https://generativelanguage.googleapis.com",
+    base_url_env_var="GEMINI_BASE_URL",
+    base_url_argument="gemini_base_url",
+    quota_fallbacks=("openrouter",),
+    emulator_key="AIza-emulator",
+)
 API_VERSION = "v1beta"
 LIST_MODELS_TIMEOUT = 60.0
 
@@ -52,6 +65,7 @@ class GeminiProvider:
     """Sends calls to the Gemini API; one ``genai.Client``, created on first use."""
 
     name = PROVIDER
+    info = INFO
 
     def __init__(
         self,
@@ -67,12 +81,12 @@ class GeminiProvider:
         self._client: genai.Client | None = None
 
     def __repr__(self) -> str:
-        return f"GeminiProvider(url={self.config.url!r})"
+        return f"GeminiProvider(url={INFO.url(self.config)!r})"
 
     def _sdk(self) -> genai.Client:
         if self._client is None:
             if not self.config.api_key:
-                raise MissingKeyError(PROVIDER)
+                raise INFO.missing_key()
             from google import genai
             from google.genai import types
 
@@ -81,7 +95,7 @@ class GeminiProvider:
                 api_key=self.config.api_key,
                 vertexai=False,
                 http_options=types.HttpOptions(
-                    base_url=self.config.url,
+                    base_url=INFO.url(self.config),
                     api_version=self.api_version,
                     headers=headers,
                     retry_options=types.HttpRetryOptions(attempts=1),
@@ -92,7 +106,11 @@ class GeminiProvider:
 
     def _error(self, exc: BaseException, timeout: float, *, in_band: bool) -> NanobananaError:
         return translate_error(
-            exc, url=self.config.url, timeout=timeout, api_key=self.config.api_key, in_band=in_band
+            exc,
+            url=INFO.url(self.config),
+            timeout=timeout,
+            api_key=self.config.api_key,
+            in_band=in_band,
         )
 
     async def generate(self, call: ProviderCall) -> ProviderResponse:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import EXTENDED_RATIOS, STANDARD_RATIOS, ModelSpec
-from ..config import GOOGLE
 from ..errors import (
     AmbiguousError,
     AuthenticationError,
@@ -57,7 +56,7 @@ __all__ = [
     "sdk_request",
 ]
 
-PROVIDER = GOOGLE
+PROVIDER = "google"
 LABEL = "Gemini"
 
 

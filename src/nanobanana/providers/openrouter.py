@@ -24,19 +24,25 @@ import orjson
 
 from .. import __version__
 from ..catalog import ModelSpec
-from ..config import OPENROUTER, ProviderConfig
+from ..config import ProviderConfig
 from ..errors import (
     AmbiguousError,
     ConnectError,
     InvalidResponseError,
-    MissingKeyError,
     NanobananaError,
     UpstreamError,
 )
 from ..types import ImageEvent, TextDelta, UsageEvent
-from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
+from .base import (
+    FinishEvent,
+    KeyStatus,
+    ProviderCall,
+    ProviderEvent,
+    ProviderInfo,
+    ProviderResponse,
+)
 from .common import forget_request
-from .openrouter_errors import LABEL, error_from_status
+from .openrouter_errors import LABEL, PROVIDER, error_from_status
 from .openrouter_wire import (
     StreamState,
     build_request,
@@ -53,7 +59,19 @@ if TYPE_CHECKING:
 
     from ..transport import Failure, Response, Transport
 
-PROVIDER = OPENROUTER
+INFO = ProviderInfo(
+    name=PROVIDER,
+    label=LABEL,
+    key_env_vars=("OPENROUTER_API_KEY",),
+    key_argument="openrouter_api_key",
+    key_hint="From openrouter.ai/keys. Serves Gemini and the other image models.",
+    key_placeholder="sk-or-v1-…",
+    base_url="https://openrouter.ai/api/v1",
+    base_url_env_var="OPENROUTER_BASE_URL",
+    base_url_argument="openrouter_base_url",
+    recommended=True,
+    emulator_key="sk-or-v1-emulator",
+)
 #: Largest answer accepted; past it the connection is closed (a 4K PNG is ~30 MB of base64).
 DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 #: Error bodies are small; anything past this is not read.
@@ -71,6 +89,7 @@ class OpenRouterProvider:
     (injected, or created on first use), unless another ``transport`` is given."""
 
     name = PROVIDER
+    info = INFO
     accepts_transport = True
 
     def __init__(
@@ -93,12 +112,13 @@ class OpenRouterProvider:
 
             transport = AiohttpTransport(session, connection_limit=connection_limit)
         self.transport: Transport = transport
-        self._chat_url = f"{config.url}/chat/completions"
-        self._models_url = f"{config.url}/models"
-        self._key_url = f"{config.url}/key"
+        self.url = INFO.url(config)
+        self._chat_url = f"{self.url}/chat/completions"
+        self._models_url = f"{self.url}/models"
+        self._key_url = f"{self.url}/key"
 
     def __repr__(self) -> str:
-        return f"OpenRouterProvider(url={self.config.url!r})"
+        return f"OpenRouterProvider(url={self.url!r})"
 
     # ------------------------------------------------------------------------ plumbing
     def _headers(self, accept: str, *, auth: bool = True) -> dict[str, str]:
@@ -121,7 +141,7 @@ class OpenRouterProvider:
 
     def _key(self) -> str:
         if not self.config.api_key:
-            raise MissingKeyError(PROVIDER)
+            raise INFO.missing_key()
         return self.config.api_key
 
     async def _read(self, resp: Response, cap: int, *, truncate: bool = False) -> bytes | bytearray:
@@ -323,7 +343,7 @@ class OpenRouterProvider:
         return parse_key_status(body)
 
     def _failed(self, exc: BaseException, read_timeout: float) -> UpstreamError:
-        return _transport_error(self.transport.classify(exc), self.config.url, read_timeout)
+        return _transport_error(self.transport.classify(exc), self.url, read_timeout)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

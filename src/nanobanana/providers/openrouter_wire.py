@@ -14,14 +14,13 @@ from typing import Any, TypeVar
 import orjson
 
 from ..catalog import EXTENDED_RATIOS, STANDARD_RATIOS, ModelSpec, Pricing
-from ..config import OPENROUTER
 from ..errors import AmbiguousError, InvalidResponseError, NanobananaError, UpstreamUnavailable
 from ..imaging import to_data_url
 from ..types import Image, ImageEvent, TextDelta, Usage, UsageEvent
 from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
 from .common import content_error, is_block_reason
 from .datauri import decode_data_url, loads_with_payloads, restore
-from .openrouter_errors import LABEL, error_from_payload
+from .openrouter_errors import LABEL, PROVIDER, error_from_payload
 
 D = TypeVar("D", dict[str, Any], list[Any])
 
@@ -34,8 +33,6 @@ __all__ = [
     "parse_response",
     "parse_usage",
 ]
-
-PROVIDER = OPENROUTER
 
 
 def build_request(call: ProviderCall, *, stream: bool = False) -> dict[str, Any]:

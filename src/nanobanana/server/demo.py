@@ -10,8 +10,6 @@ import asyncio
 import logging
 from typing import Any
 
-from ..config import GOOGLE, OPENROUTER
-
 log = logging.getLogger("nanobanana.server")
 
 
@@ -27,7 +25,7 @@ class DemoUpstream:
         # Starting binds a socket and waits for the server thread: keep the event loop free.
         await asyncio.to_thread(server.__enter__)
         self._server = server
-        self.base_urls = {OPENROUTER: server.openrouter_url, GOOGLE: server.gemini_url}
+        self.base_urls = {"openrouter": server.openrouter_url, "google": server.gemini_url}
         log.warning(
             "DEMO MODE: users without an API key of their own get SYNTHETIC images from the "
             "built-in emulator (%s), not from a real model. Add a key on the settings page, or "

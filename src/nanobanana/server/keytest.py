@@ -10,11 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..client import AsyncClient
 from ..errors import AuthenticationError, MissingKeyError, NanobananaError
+from ..providers import INFOS
 from ..providers.base import KeyStatus
 from .db.models import ProviderKey
 from .services import Services
-
-_NAMES = {"openrouter": "OpenRouter", "google": "Google"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ async def check_stored_key(
         session=services.http,
         fallback=False,
     )
-    name = _NAMES[provider]
+    name = INFOS[provider].label
     try:
         status = await client.check_key(provider)
     except AuthenticationError as exc:

@@ -16,8 +16,6 @@ from platformdirs import user_data_path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ..config import GOOGLE, OPENROUTER
-
 DAY = 24 * 3600
 
 
@@ -208,9 +206,9 @@ class Settings(BaseSettings):
         """Server-wide provider keys from the environment (usable only when the admin allows)."""
         out: dict[str, str] = {}
         if self.openrouter_api_key and self.openrouter_api_key.get_secret_value():
-            out[OPENROUTER] = self.openrouter_api_key.get_secret_value()
+            out["openrouter"] = self.openrouter_api_key.get_secret_value()
         if self.gemini_api_key and self.gemini_api_key.get_secret_value():
-            out[GOOGLE] = self.gemini_api_key.get_secret_value()
+            out["google"] = self.gemini_api_key.get_secret_value()
         return out
 
     @property
@@ -221,4 +219,4 @@ class Settings(BaseSettings):
         return not self.server_keys()
 
     def base_urls(self) -> dict[str, str | None]:
-        return {OPENROUTER: self.openrouter_base_url, GOOGLE: self.gemini_base_url}
+        return {"openrouter": self.openrouter_base_url, "google": self.gemini_base_url}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..config import PROVIDERS
+from ..providers import PROVIDERS
 from .db.models import ProviderKey, ServerConfig
 from .services import Services
 

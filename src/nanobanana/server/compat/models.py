@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...catalog import ModelSpec
-from ...config import GOOGLE, OPENROUTER
 from .errors import bad_request
 
 OUTPUT_MODALITIES = ("text", "image", "audio", "embeddings")
@@ -58,7 +57,7 @@ def parse_output_modalities(value: str | None) -> frozenset[str] | None:
 
 def openrouter_id(spec: ModelSpec) -> str:
     """The id OpenRouter clients use for a model (Google-only models get Google's prefix)."""
-    return spec.provider_ids.get(OPENROUTER) or f"google/{spec.id}"
+    return spec.provider_ids.get("openrouter") or f"google/{spec.id}"
 
 
 def output_modalities(spec: ModelSpec) -> list[str]:
@@ -93,7 +92,7 @@ def openrouter_model(spec: ModelSpec) -> dict[str, Any]:
             "modality": f"{'+'.join(inputs)}->{'+'.join(reversed(outputs))}",
             "input_modalities": inputs,
             "output_modalities": outputs,
-            "tokenizer": "Gemini" if GOOGLE in spec.provider_ids else "Other",
+            "tokenizer": "Gemini" if "google" in spec.provider_ids else "Other",
             "instruct_type": None,
         },
         "pricing": {
@@ -124,7 +123,7 @@ def openrouter_models(models: Iterable[ModelSpec], wanted: frozenset[str] | None
 
 
 def owner(spec: ModelSpec) -> str:
-    if GOOGLE in spec.provider_ids:
+    if "google" in spec.provider_ids:
         return "google"
     return openrouter_id(spec).split("/", 1)[0]
 

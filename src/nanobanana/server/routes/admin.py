@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select, update
 
-from ...config import PROVIDERS
+from ...providers import PROVIDERS
 from ..db.models import ServerConfig, Token, User, is_object_id
 from ..deps import AdminUser, ServicesDep, SessionDep
 from ..problems import ApiError, not_found

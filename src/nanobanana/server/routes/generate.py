@@ -17,8 +17,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from ...config import PROVIDERS
 from ...files import Pieces
+from ...providers import INFOS, PROVIDERS
 from ..compat.splice import SplicedBody, SplicedResponse, Splicer
 from ..db.models import Job, StoredImage
 from ..deps import CurrentUser, ServicesDep, SessionDep
@@ -108,7 +108,7 @@ async def models(
                     provider_model=spec.provider_ids[name],
                     description=spec.description,
                     requires_api_key=True,
-                    recommended=spec.recommended and name == "openrouter",
+                    recommended=spec.recommended and INFOS[name].recommended,
                     available=upstream.has(name),
                     aspect_ratios=d["aspect_ratios"],
                     sizes=d["sizes"],

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from ...catalog import normalize_ratio, normalize_size
-from ...config import PROVIDERS
 from ...errors import ValidationError
+from ...providers import PROVIDERS
 from .. import keytest
 from ..db.models import ProviderKey, UserSettings
 from ..deps import CurrentUser, ServicesDep, SessionDep

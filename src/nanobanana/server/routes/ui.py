@@ -19,6 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from ...providers import INFOS
+
 if TYPE_CHECKING:
     from jinja2 import Environment
 
@@ -40,22 +42,6 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-#: (provider, label, placeholder, help) for the key cards on the settings page.
-KEY_PROVIDERS = (
-    (
-        "openrouter",
-        "OpenRouter",
-        "sk-or-v1-…",
-        "From openrouter.ai/keys. Serves Gemini and the other image models.",
-    ),
-    (
-        "google",
-        "Google",
-        "AIza…",
-        "From Google AI Studio (aistudio.google.com/apikey). Serves the Gemini models.",
-    ),
-)
 
 router = APIRouter(include_in_schema=False)
 
@@ -136,7 +122,7 @@ async def settings_page() -> HTMLResponse:
         title="Settings",
         page="settings",
         script="settings",
-        providers=KEY_PROVIDERS,
+        providers=[(n, i.label, i.key_placeholder, i.key_hint) for n, i in INFOS.items()],
     )
 
 
