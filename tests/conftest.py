@@ -45,7 +45,7 @@ LEAKY_VARS = (
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Every test runs without the developer's keys, settings and config files: provider key and
     base-URL variables and every ``NANOBANANA_*`` setting are removed, and the keys and profiles
-    files point into the test's own temporary folder."""
+    files and the cache folder (kept model listings) point into the test's own temporary folder."""
     for var in LEAKY_VARS:
         monkeypatch.delenv(var, raising=False)
     for var in list(os.environ):
@@ -55,6 +55,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("NANOBANANA_KEYS_FILE", str(config / "keys.json"))
     monkeypatch.setenv("NANOBANANA_PROFILES_FILE", str(config / "profiles.json"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return config
 
 

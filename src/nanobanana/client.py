@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import threading
 import time
 import weakref
@@ -24,11 +25,13 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 from . import retry as retry_mod
 from .catalog import Catalog, ModelChoice, ModelSpec
 from .config import ProviderConfig
+from .discovery import ListingCache
 from .errors import (
     AmbiguousError,
     ContentError,
     DeadlineExceeded,
     NanobananaError,
+    UnknownModelError,
     UpstreamBadRequest,
     UpstreamError,
     ValidationError,
@@ -37,7 +40,7 @@ from .providers import INFOS, PROVIDERS, canonical_provider, missing_key
 from .providers import resolve_provider_configs as _resolve_configs
 from .providers.base import FinishEvent, KeyStatus, Provider, ProviderCall
 from .references import ReferenceInput, resolve_references
-from .request import GenerationRequest, resolve_target
+from .request import GenerationRequest, Target, resolve_target
 from .types import (
     Attempt,
     AttemptEvent,
@@ -56,6 +59,8 @@ from .types import (
 if TYPE_CHECKING:
     from .transport import Transport
 
+log = logging.getLogger(__name__)
+
 __all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client", "GenerateOptions"]
 
 #: How a negative prompt is folded into the prompt (no image model takes one natively).
@@ -63,6 +68,9 @@ NEGATIVE_PROMPT_TEMPLATE = "{prompt}\n\nAvoid the following in the image: {negat
 MAX_PROMPT_CHARS = 32_000
 MAX_IMAGES_PER_REQUEST = 10
 MAX_SEED = 2**31 - 1
+#: Seconds after a listing was fetched during which a model missing from it is not looked up
+#: again (a misspelt id does not cost a listing call on every try).
+LISTING_REFRESH_AFTER = 300.0
 #: Default fallback chains, as the providers declare them: Google's quota errors go to OpenRouter.
 DEFAULT_FALLBACKS: Mapping[str, tuple[str, ...]] = {
     name: info.quota_fallbacks for name, info in INFOS.items() if info.quota_fallbacks
@@ -188,6 +196,11 @@ class AsyncClient:
     provider to those tried when it fails without running the request (default Google ->
     OpenRouter); ``fallback=False`` turns it off.  ``session`` (an ``aiohttp.ClientSession``) or
     ``transport`` (``nanobanana.transport``) choose how the providers send.
+
+    A model the catalog does not know is looked up in the providers' listings (``discover``):
+    first the ones kept from earlier runs (``listing_cache``, default the user's cache folder),
+    then, unless one was fetched in the last ``LISTING_REFRESH_AFTER`` seconds, a fresh one.
+    A model the catalog knows never waits for a listing.
     """
 
     def __init__(
@@ -216,6 +229,8 @@ class AsyncClient:
         transport: Transport | None = None,
         synthetic: bool = False,
         providers: Mapping[str, Provider] | None = None,
+        discover: bool = True,
+        listing_cache: ListingCache | None = None,
     ) -> None:
         named = {
             "openrouter_api_key": openrouter_api_key,
@@ -248,6 +263,11 @@ class AsyncClient:
         self.read_timeout = read_timeout
         self.catalog = catalog or Catalog()
         self.synthetic = synthetic
+        self.listing_cache = (
+            (listing_cache or ListingCache.default(env)) if discover and not synthetic else None
+        )
+        #: Providers whose kept listing is already in the catalog.
+        self._listings_read: set[str] = set()
         self._session = session
         self._transport = transport
         self._providers: dict[str, Provider] = dict(providers or {})
@@ -323,15 +343,24 @@ class AsyncClient:
             isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
         ):
             raise ValidationError(f"seed must be an integer from 0 to {MAX_SEED}.", field="seed")
-        target = resolve_target(
-            self.catalog,
-            request.model,
-            request.provider,
-            default_model=self.default_model,
-            default_provider=self.default_provider,
-            has_key=self.has_key,
-        )
-        choice, first, spec = target.choice, target.provider, target.spec
+
+        def target() -> Target:
+            return resolve_target(
+                self.catalog,
+                request.model,
+                request.provider,
+                default_model=self.default_model,
+                default_provider=self.default_provider,
+                has_key=self.has_key,
+            )
+
+        try:
+            chosen = target()
+        except UnknownModelError:
+            if not await self._discover(request.model or self.default_model or ""):
+                raise
+            chosen = target()
+        choice, first, spec = chosen.choice, chosen.provider, chosen.spec
         warnings: list[str] = [choice.note] if choice.note else []
         if not self.has_key(first):
             raise missing_key(first)
@@ -618,7 +647,8 @@ class AsyncClient:
         return await (await self._provider(name)).key_status()
 
     async def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
-        """The catalog, merged with live discovery from every provider that has a key."""
+        """The catalog, merged with live discovery from every provider that has a key (the
+        listing is kept, so the models it found are usable by id in later runs too)."""
         names = [canonical_provider(provider)] if provider else list(PROVIDERS)
         found: dict[str, ModelSpec] = {}
         for spec in self.catalog:
@@ -628,10 +658,48 @@ class AsyncClient:
             for name in names:
                 if not self.has_key(name):
                     continue
-                discovered = await (await self._provider(name)).list_models()
-                for spec in self.catalog.merge_discovered(name, discovered):
+                for spec in await self._list(name):
                     found.setdefault(spec.id, spec)
         return list(found.values())
+
+    # ------------------------------------------------------------------------ discovery
+    async def _list(self, name: str) -> list[ModelSpec]:
+        """``name``'s listing, fetched now, kept, and merged into the catalog."""
+        discovered = await (await self._provider(name)).list_models()
+        if self.listing_cache is not None:
+            url = INFOS[name].url(self.configs[name])
+            await asyncio.to_thread(self.listing_cache.save, name, url, discovered)
+        return self.catalog.merge_discovered(name, discovered)
+
+    async def _discover(self, model: str) -> bool:
+        """Whether ``model``, unknown to the catalog, is in a provider's listing: the kept
+        listings first, then fresh ones from the providers that have a key (not more often
+        than every ``LISTING_REFRESH_AFTER`` seconds).  A provider that cannot list is
+        passed over: the built-in catalog is then all there is."""
+        if self.listing_cache is None or not model.strip():
+            return False
+        cache = self.listing_cache
+        names = [p for p in PROVIDERS if self.has_key(p)]
+        kept = {}
+        for name in names:
+            kept[name] = await asyncio.to_thread(
+                cache.load, name, INFOS[name].url(self.configs[name])
+            )
+            listing = kept[name]
+            if listing is not None and name not in self._listings_read:
+                self.catalog.merge_discovered(name, listing.models)
+                self._listings_read.add(name)
+        if self.catalog.find(model) is not None:
+            return True
+        for name in names:
+            listing = kept[name]
+            if listing is not None and listing.age() < LISTING_REFRESH_AFTER:
+                continue
+            try:
+                await self._list(name)
+            except NanobananaError as exc:
+                log.info("Could not list %s's models (%s); using the catalog.", name, exc.code)
+        return self.catalog.find(model) is not None
 
     # ------------------------------------------------------------------------ result
     def _assemble(
