@@ -668,7 +668,10 @@ class AsyncClient:
         discovered = await (await self._provider(name)).list_models()
         if self.listing_cache is not None:
             url = INFOS[name].url(self.configs[name])
-            await asyncio.to_thread(self.listing_cache.save, name, url, discovered)
+            try:
+                await asyncio.to_thread(self.listing_cache.save, name, url, discovered)
+            except OSError as exc:  # only a cache: the listing is used all the same
+                log.warning("Could not keep %s's model listing: %s", name, exc)
         return self.catalog.merge_discovered(name, discovered)
 
     async def _discover(self, model: str) -> bool:

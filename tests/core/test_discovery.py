@@ -145,3 +145,13 @@ async def test_listing_the_models_keeps_them_for_later_runs(emu: Any, tmp_path: 
     async with client_for(emu, cache) as client:
         await client.generate("a fox", model=UNLISTED)
     assert listing_calls(emu) == 0
+
+
+async def test_a_cache_that_cannot_be_written_does_not_stop_the_call(
+    emu: Any, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    async with client_for(emu, ListingCache(blocked / "models")) as client:
+        result = await client.generate("a fox", model=UNLISTED)
+    assert result.model == UNLISTED
