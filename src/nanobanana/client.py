@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 from . import retry as retry_mod
 from .catalog import Catalog, ModelChoice, ModelSpec
 from .config import ProviderConfig
-from .discovery import ListingCache
+from .discovery import Listing, ListingCache
 from .errors import (
     AmbiguousError,
     ContentError,
@@ -263,11 +263,14 @@ class AsyncClient:
         self.read_timeout = read_timeout
         self.catalog = catalog or Catalog()
         self.synthetic = synthetic
-        self.listing_cache = (
-            (listing_cache or ListingCache.default(env)) if discover and not synthetic else None
-        )
-        #: Providers whose kept listing is already in the catalog.
-        self._listings_read: set[str] = set()
+        #: Off for synthetic clients: an emulator on a new port each run would leave a listing
+        #: behind each time.
+        self.discover = discover and not synthetic
+        self._listing_cache = listing_cache
+        self._env = env
+        #: Each provider's listing as this client knows it (read from the cache once, or
+        #: fetched), already merged into the catalog; ``None``: there was none to read.
+        self._listings: dict[str, Listing | None] = {}
         self._session = session
         self._transport = transport
         self._providers: dict[str, Provider] = dict(providers or {})
@@ -663,39 +666,52 @@ class AsyncClient:
         return list(found.values())
 
     # ------------------------------------------------------------------------ discovery
+    @functools.cached_property
+    def listing_cache(self) -> ListingCache | None:
+        """Where listings are kept (found on first use: a client that never meets an unknown
+        model never looks for its cache folder)."""
+        if not self.discover:
+            return None
+        return self._listing_cache or ListingCache.default(self._env)
+
     async def _list(self, name: str) -> list[ModelSpec]:
         """``name``'s listing, fetched now, kept, and merged into the catalog."""
         discovered = await (await self._provider(name)).list_models()
-        if self.listing_cache is not None:
+        cache = self.listing_cache
+        listing = Listing(name, tuple(discovered), time.time())
+        if cache is not None:
             url = INFOS[name].url(self.configs[name])
             try:
-                await asyncio.to_thread(self.listing_cache.save, name, url, discovered)
+                listing = await asyncio.to_thread(cache.save, name, url, discovered)
             except OSError as exc:  # only a cache: the listing is used all the same
                 log.warning("Could not keep %s's model listing: %s", name, exc)
+        self._listings[name] = listing
         return self.catalog.merge_discovered(name, discovered)
+
+    async def _kept(self, cache: ListingCache, name: str) -> Listing | None:
+        """``name``'s listing: read from ``cache`` (and merged into the catalog) the first
+        time it is asked for, then as this client knows it."""
+        if name not in self._listings:
+            url = INFOS[name].url(self.configs[name])
+            listing = await asyncio.to_thread(cache.load, name, url)
+            if listing is not None:
+                self.catalog.merge_discovered(name, listing.models)
+            self._listings[name] = listing
+        return self._listings[name]
 
     async def _discover(self, model: str) -> bool:
         """Whether ``model``, unknown to the catalog, is in a provider's listing: the kept
         listings first, then fresh ones from the providers that have a key (not more often
         than every ``LISTING_REFRESH_AFTER`` seconds).  A provider that cannot list is
         passed over: the built-in catalog is then all there is."""
-        if self.listing_cache is None or not model.strip():
-            return False
         cache = self.listing_cache
+        if cache is None or not model.strip():
+            return False
         names = [p for p in PROVIDERS if self.has_key(p)]
-        kept = {}
-        for name in names:
-            kept[name] = await asyncio.to_thread(
-                cache.load, name, INFOS[name].url(self.configs[name])
-            )
-            listing = kept[name]
-            if listing is not None and name not in self._listings_read:
-                self.catalog.merge_discovered(name, listing.models)
-                self._listings_read.add(name)
+        kept = {name: await self._kept(cache, name) for name in names}
         if self.catalog.find(model) is not None:
             return True
-        for name in names:
-            listing = kept[name]
+        for name, listing in kept.items():
             if listing is not None and listing.age() < LISTING_REFRESH_AFTER:
                 continue
             try:

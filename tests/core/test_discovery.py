@@ -155,3 +155,20 @@ async def test_a_cache_that_cannot_be_written_does_not_stop_the_call(
     async with client_for(emu, ListingCache(blocked / "models")) as client:
         result = await client.generate("a fox", model=UNLISTED)
     assert result.model == UNLISTED
+
+
+async def test_a_client_reads_each_kept_listing_once(emu: Any, tmp_path: Path) -> None:
+    reads: list[str] = []
+
+    class Counting(ListingCache):
+        def load(self, provider: str, base_url: str) -> Any:
+            reads.append(provider)
+            return super().load(provider, base_url)
+
+    async with client_for(emu, Counting(tmp_path)) as client:
+        await client.generate("a fox", model=UNLISTED)
+        for _ in range(2):
+            with pytest.raises(errors.UnknownModelError):
+                await client.generate("a fox", model="acme/no-such-model")
+    assert reads == ["openrouter"]
+    assert listing_calls(emu) == 1  # the listing fetched by the first call is trusted after
