@@ -76,3 +76,17 @@ def test_an_image_logged_but_not_yet_renamed_is_put_in_place_on_open(tmp_path: P
         assert m.states["k"].files == {1: "k-2.png"}
     assert (tmp_path / "k-2.png").read_bytes() == b"paid for"
     assert {p.name for p in tmp_path.iterdir()} == {MANIFEST_NAME, "k-2.png"}
+
+
+def test_a_logged_rewrite_not_yet_renamed_replaces_the_earlier_file(tmp_path: Path) -> None:
+    """An image saved on arrival, then staged again with the whole provenance and logged as
+    done, killed before the rename: the logged version is the one kept."""
+    with Manifest.open(tmp_path, source="a.csv") as m:
+        m.stage("k-1.png", b"on arrival")
+        m.land("k", "f", "running", {0: "k-1.png"})
+        m.stage("k-1.png", b"with provenance")
+        m.record("k", "f", "done", files={0: "k-1.png"})
+    with Manifest.open(tmp_path, source="a.csv"):
+        pass
+    assert (tmp_path / "k-1.png").read_bytes() == b"with provenance"
+    assert {p.name for p in tmp_path.iterdir()} == {MANIFEST_NAME, "k-1.png"}

@@ -55,9 +55,12 @@ class RowState:
         return self.status == "running"
 
 
+_STAGED = ".landing"
+
+
 def staging_name(name: str) -> str:
     """Where an image waits, complete, until the event naming it is logged."""
-    return f".{name}.landing"
+    return f".{name}{_STAGED}"
 
 
 class Manifest:
@@ -159,13 +162,14 @@ class Manifest:
         self.states[key] = state
 
     def _finish_landings(self) -> None:
-        """Rename into place each logged image a run stopped before renaming."""
+        """Rename into place each logged image a run stopped before renaming (one look at the
+        folder, not one per logged file)."""
         folder = self.path.parent
-        for state in self.states.values():
-            for name in state.files.values():
-                staged = folder / staging_name(name)
-                if staged.exists() and not (folder / name).exists():
-                    os.replace(staged, folder / name)
+        logged = {name for state in self.states.values() for name in state.files.values()}
+        for staged in folder.glob(staging_name("*")):
+            name = staged.name.removeprefix(".").removesuffix(_STAGED)
+            if name in logged:
+                os.replace(staged, folder / name)
 
     # --------------------------------------------------------------------------- writing
     def stage(self, name: str, data: bytes | Pieces) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..config import KeysFile, ProviderConfig, keys_file_path
@@ -55,26 +53,21 @@ __all__ = [
 PROVIDER_MODULES = ("openrouter", "gemini")
 
 
-@dataclass(frozen=True)
-class _Entry:
-    info: ProviderInfo
-    module: ModuleType
-    cls: type[Any]
-
-
-def _load() -> dict[str, _Entry]:
+def _load() -> dict[str, type[Any]]:
+    """Each provider's class, by name: the class of its module whose ``info`` is the module's
+    ``INFO``."""
     out = {}
     for module_name in PROVIDER_MODULES:
         module = importlib.import_module(f".{module_name}", __name__)
         info: ProviderInfo = module.INFO
         [cls] = [c for c in vars(module).values() if getattr(c, "info", None) is info]
-        out[info.name] = _Entry(info, module, cls)
+        out[info.name] = cls
     return out
 
 
-_ENTRIES = _load()
+_CLASSES = _load()
 #: Each provider's description, by name, in ``PROVIDER_MODULES`` order.
-INFOS: Mapping[str, ProviderInfo] = {name: e.info for name, e in _ENTRIES.items()}
+INFOS: Mapping[str, ProviderInfo] = {name: cls.info for name, cls in _CLASSES.items()}
 #: The provider names, in the order a model's providers are tried.
 PROVIDERS: tuple[str, ...] = tuple(INFOS)
 _NAMES = {alias: name for name, i in INFOS.items() for alias in (name, *i.aliases)}
@@ -82,13 +75,13 @@ _NAMES = {alias: name for name, i in INFOS.items() for alias in (name, *i.aliase
 
 def provider_class(name: str) -> type[Any]:
     """The class that implements provider ``name``."""
-    return _ENTRIES[name].cls
+    return _CLASSES[name]
 
 
 def __getattr__(name: str) -> Any:
-    for entry in _ENTRIES.values():
-        if name == entry.cls.__name__:
-            return entry.cls
+    for cls in _CLASSES.values():
+        if name == cls.__name__:
+            return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -97,12 +90,16 @@ def canonical_provider(name: str) -> str:
     anything else is refused with the names to use."""
     found = _NAMES.get(name.strip().lower())
     if found is None:
-        raise ValidationError(
-            f"Unknown provider {name!r}. Use one of: {', '.join(PROVIDERS)}.",
-            field="provider",
-            allowed=PROVIDERS,
-        )
+        raise _unknown(name)
     return found
+
+
+def _unknown(name: str) -> ValidationError:
+    return ValidationError(
+        f"Unknown provider {name!r}. Use one of: {', '.join(PROVIDERS)}.",
+        field="provider",
+        allowed=list(PROVIDERS),
+    )
 
 
 def missing_key(name: str) -> MissingKeyError:
@@ -154,11 +151,7 @@ def create_provider(
     ``transport`` (see ``nanobanana.transport``) is used by the providers that send their own
     HTTP requests; the Gemini provider sends through google-genai and ignores it."""
     if config.name not in INFOS:
-        raise ValidationError(
-            f"Unknown provider {config.name!r}. Use one of: {', '.join(PROVIDERS)}.",
-            field="provider",
-            allowed=list(PROVIDERS),
-        )
+        raise _unknown(config.name)
     cls = provider_class(config.name)
     if transport is not None and getattr(cls, "accepts_transport", False):
         provider: Provider = cls(config, session=session, transport=transport)
