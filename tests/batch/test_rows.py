@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from nanobanana.batch import RowDefaults, parse_rows, read_rows
+from nanobanana import GenerationRequest
+from nanobanana.batch import parse_rows, read_rows
 from nanobanana.batch.rows import BatchRow, slugify
 from nanobanana.errors import UsageError
 
@@ -31,24 +32,31 @@ def test_csv_columns_aliases_and_defaults(tmp_path: Path) -> None:
         "\n",
         "utf-8",
     )
-    rows = read_rows(f, RowDefaults(model="gemini-3-pro-image", image_size="1K", n=1))
+    rows = read_rows(
+        f, GenerationRequest(prompt="", model="gemini-3-pro-image", image_size="1K", n=1)
+    )
     assert len(rows) == 2
     fox, cat = rows
-    assert (fox.prompt, fox.aspect_ratio, fox.image_size, fox.n) == (
+    assert (
+        fox.request.prompt,
+        fox.request.aspect_ratio,
+        fox.request.image_size,
+        fox.request.n,
+    ) == (
         "a fox in the snow",
         "16:9",
         "1K",
         2,
     )
-    assert (fox.negative_prompt, fox.seed, fox.name, fox.model) == (
+    assert (fox.request.negative_prompt, fox.request.seed, fox.name, fox.request.model) == (
         "blur",
         7,
         "fox",
         "gemini-3-pro-image",
     )
     # Relative reference paths are resolved against the batch file's folder, not the cwd.
-    assert fox.images == (str((tmp_path / "ref.png").resolve()),)
-    assert (cat.prompt, cat.image_size, cat.n, cat.name, cat.line) == (
+    assert fox.request.images == (str((tmp_path / "ref.png").resolve()),)
+    assert (cat.request.prompt, cat.request.image_size, cat.request.n, cat.name, cat.line) == (
         "a cat, sleeping",
         "2K",
         1,
@@ -68,12 +76,12 @@ def test_jsonl_and_json_array(tmp_path: Path) -> None:
         "utf-8",
     )
     rows = read_rows(f)
-    assert [(r.prompt, r.n, r.seed, r.line) for r in rows] == [
+    assert [(r.request.prompt, r.request.n, r.request.seed, r.line) for r in rows] == [
         ("one", 3, 5, 1),
         ("two", 1, None, 3),
     ]
     arr = parse_rows(json.dumps([{"prompt": "x"}, {"prompt": "y"}]), fmt="jsonl")
-    assert [r.prompt for r in arr] == ["x", "y"]
+    assert [r.request.prompt for r in arr] == ["x", "y"]
 
 
 @pytest.mark.parametrize(
@@ -151,16 +159,12 @@ def test_fingerprints_of_finished_rows_survive_upgrades() -> None:
     """Manifests keep fingerprints: the same row must keep its fingerprint across versions, or
     every finished row of every batch would be paid for again.  Values from the first
     manifests' format."""
-    row = BatchRow(
-        index=1,
-        line=2,
-        prompt="a fox",
-        model="nano-banana-2",
-        aspect_ratio="16:9",
-        n=2,
-        seed=3,
-        images=("/x.png",),
-        image_ids=("abc",),
+    request = GenerationRequest(
+        prompt="a fox", model="nano-banana-2", aspect_ratio="16:9", n=2, seed=3, images=("/x.png",)
     )
+    row = BatchRow(index=1, line=2, request=request, image_ids=("abc",))
     assert row.fingerprint == "2af8e41607777537"
-    assert BatchRow(index=1, line=2, prompt="a fox").fingerprint == "6011f328cd611ed9"
+    assert (
+        BatchRow(index=1, line=2, request=GenerationRequest(prompt="a fox")).fingerprint
+        == "6011f328cd611ed9"
+    )

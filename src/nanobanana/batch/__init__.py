@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .executors import Executor, LocalExecutor, RowOutcome, ServerExecutor
 from .manifest import MANIFEST_NAME, Manifest, RowState
-from .rows import BatchRow, RowDefaults, parse_rows, read_rows
+from .rows import BatchRow, parse_rows, read_rows
 from .runner import BatchProgress, BatchReport, BatchRunner, RowReport
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "Manifest",
-    "RowDefaults",
     "RowOutcome",
     "RowReport",
     "RowState",

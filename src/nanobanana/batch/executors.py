@@ -7,7 +7,7 @@ manifest, files), so the two modes cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +16,7 @@ from ..types import Image, ImageEvent, StreamEvent
 
 if TYPE_CHECKING:
     from ..client import AsyncClient
+    from ..references import ReferenceInput
     from ..remote import ServerClient
     from .rows import BatchRow
 
@@ -65,8 +66,8 @@ def catalog_price(
     catalog: Catalog, row: BatchRow, n: int, default_model: str | None = None
 ) -> float | None:
     """The catalog's price for ``n`` images of ``row``, if it has one."""
-    spec = catalog.find(row.model or default_model or DEFAULT_MODEL)
-    per_image = spec.pricing.image_cost(row.image_size) if spec is not None else None
+    spec = catalog.find(row.request.model or default_model or DEFAULT_MODEL)
+    per_image = spec.pricing.image_cost(row.request.image_size) if spec is not None else None
     return None if per_image is None else per_image * n
 
 
@@ -95,7 +96,7 @@ class LocalExecutor:
             if on_image is not None and isinstance(event, ImageEvent):
                 await on_image(event.image)
 
-        result = await self.client.run(row.request().with_(n=n), on_event=arrived)
+        result = await self.client.run(row.request.with_(n=n), on_event=arrived)
         return RowOutcome(
             images=result.images,
             # Synthetic images (the built-in emulator) cost nothing, whatever it reports.
@@ -136,8 +137,8 @@ class ServerExecutor:
         on_image: Callable[[Image], Awaitable[None]] | None = None,
     ) -> RowOutcome:
         if job_id is None:
-            inline = await _inline_images(row.images)
-            request = row.request().with_(n=n, images=tuple(inline))
+            inline = await _inline_images(row.request.images)
+            request = row.request.with_(n=n, images=tuple(inline))
             job = await self.server.create_generation(request, idempotency_key=idempotency_key)
             job_id = job.id
             on_submitted(job_id)
@@ -157,13 +158,15 @@ class ServerExecutor:
         await self.server.aclose()
 
 
-async def _inline_images(images: tuple[str, ...]) -> list[str]:
+async def _inline_images(images: Iterable[ReferenceInput]) -> list[str]:
     from ..imaging import to_data_url
     from ..references import resolve_reference
 
     # The server takes data URLs (or its own upload ids), not paths or remote URLs: files are
     # read and URLs fetched here, with the library's checks on size and format.
     return [
-        item if item.startswith("data:") else to_data_url(await resolve_reference(item))
+        item
+        if isinstance(item, str) and item.startswith("data:")
+        else to_data_url(await resolve_reference(item))
         for item in images
     ]

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from ..errors import UsageError
 from ..request import GenerationRequest
 
-__all__ = ["BatchRow", "RowDefaults", "parse_rows", "read_rows"]
+__all__ = ["BatchRow", "parse_rows", "read_rows"]
 
 T = TypeVar("T")
 
@@ -66,19 +66,6 @@ _FINGERPRINTED = frozenset(
 
 
 @dataclass(frozen=True)
-class RowDefaults:
-    """Values for cells a row leaves empty (from the command line)."""
-
-    model: str | None = None
-    provider: str | None = None
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    n: int = 1
-    negative_prompt: str | None = None
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
 class BatchRow:
     """One request of a batch, with everything that decides what is paid for."""
 
@@ -86,17 +73,10 @@ class BatchRow:
     index: int
     #: Line of the file the row starts on (for messages).
     line: int
-    prompt: str
+    #: What to generate: the row's cells over the command line's defaults.  Its reference
+    #: images are absolute paths or URLs.
+    request: GenerationRequest
     name: str | None = None
-    model: str | None = None
-    provider: str | None = None
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    n: int = 1
-    negative_prompt: str | None = None
-    seed: int | None = None
-    #: Reference images: absolute paths or URLs.
-    images: tuple[str, ...] = field(default=())
     #: What identifies each reference for the fingerprint: a file's content digest (so moving
     #: the folder changes nothing, editing the image does), or the URL.
     image_ids: tuple[str, ...] = field(default=(), repr=False)
@@ -111,28 +91,14 @@ class BatchRow:
         """File name stem: ``<name>``, or ``<index>-<prompt slug>``."""
         if self.name:
             return self.name
-        slug = slugify(self.prompt)
+        slug = slugify(self.request.prompt)
         return f"{self.index:04d}-{slug}" if slug else f"{self.index:04d}"
 
     def file_name(self, image_index: int, extension: str) -> str:
         """``<stem>.png`` for a one-image row, ``<stem>-<i>.png`` (1-based) otherwise."""
-        if self.n == 1:
+        if self.request.n == 1:
             return f"{self.stem}{extension}"
         return f"{self.stem}-{image_index + 1}{extension}"
-
-    def request(self) -> GenerationRequest:
-        """The generation request (``name`` is not part of it)."""
-        return GenerationRequest(
-            prompt=self.prompt,
-            model=self.model,
-            provider=self.provider,
-            aspect_ratio=self.aspect_ratio,
-            image_size=self.image_size,
-            n=self.n,
-            negative_prompt=self.negative_prompt,
-            seed=self.seed,
-            images=self.images,
-        )
 
     @property
     def fingerprint(self) -> str:
@@ -140,7 +106,7 @@ class BatchRow:
         differs from the manifest's is generated again.  A request field added later counts
         only when set, so that an upgrade does not redo every finished row."""
         params = {
-            k: v for k, v in self.request().record().items() if k in _FINGERPRINTED or v is not None
+            k: v for k, v in self.request.record().items() if k in _FINGERPRINTED or v is not None
         }
         params["images"] = list(self.image_ids)
         blob = json.dumps(params, sort_keys=True, ensure_ascii=False)
@@ -162,11 +128,12 @@ def slugify(text: str, limit: int = SLUG_CHARS) -> str:
 
 def read_rows(
     path: Path,
-    defaults: RowDefaults | None = None,
+    defaults: GenerationRequest | None = None,
     check: Callable[[BatchRow], list[str]] | None = None,
 ) -> list[BatchRow]:
     """Read and check every row of a CSV / JSON Lines file; raise ``UsageError`` naming every
-    problem of every row (``check``: more problems of each row, e.g. its model)."""
+    problem of every row (``check``: more problems of each row, e.g. its model).  ``defaults``
+    fills the cells a row leaves empty (its prompt is not used)."""
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
@@ -204,7 +171,7 @@ def parse_rows(
     name: str = "batch",
     base_dir: Path | None = None,
     fmt: str = "csv",
-    defaults: RowDefaults | None = None,
+    defaults: GenerationRequest | None = None,
     check: Callable[[BatchRow], list[str]] | None = None,
 ) -> list[BatchRow]:
     """The rows of ``text``, or a ``UsageError`` listing every problem found, one line each
@@ -215,7 +182,7 @@ def parse_rows(
     )
     if not raw and not problems:
         raise UsageError(f"{name} has no rows.")
-    defaults = defaults or RowDefaults()
+    defaults = defaults or GenerationRequest(prompt="")
     rows: list[BatchRow] = []
     for pos, (line, record) in enumerate(raw, start=1):
         row, faults = _row(pos, line, record, defaults, base_dir)
@@ -328,7 +295,7 @@ def _row(
     index: int,
     line: int,
     record: Mapping[str, Any],
-    defaults: RowDefaults,
+    defaults: GenerationRequest,
     base_dir: Path | None,
 ) -> tuple[BatchRow, list[str]]:
     """The row and every problem it has (not only the first)."""
@@ -357,16 +324,18 @@ def _row(
     row = BatchRow(
         index=index,
         line=line,
-        prompt=prompt.strip() if isinstance(prompt, str) else "",
+        request=defaults.with_(
+            prompt=prompt.strip() if isinstance(prompt, str) else "",
+            model=texts["model"] or defaults.model,
+            provider=texts["provider"] or defaults.provider,
+            aspect_ratio=texts["aspect_ratio"] or defaults.aspect_ratio,
+            image_size=texts["image_size"] or defaults.image_size,
+            n=n if n is not None else defaults.n,
+            negative_prompt=texts["negative_prompt"] or defaults.negative_prompt,
+            seed=seed,
+            images=tuple(path for path, _ in images),
+        ),
         name=name,
-        model=texts["model"] or defaults.model,
-        provider=texts["provider"] or defaults.provider,
-        aspect_ratio=texts["aspect_ratio"] or defaults.aspect_ratio,
-        image_size=texts["image_size"] or defaults.image_size,
-        n=n if n is not None else defaults.n,
-        negative_prompt=texts["negative_prompt"] or defaults.negative_prompt,
-        seed=seed,
-        images=tuple(path for path, _ in images),
         image_ids=tuple(ident for _, ident in images),
     )
     return row, problems

@@ -168,7 +168,7 @@ class BatchRunner:
         self._cond = asyncio.Condition()
         for row in self.rows:
             state = self.manifest.states.get(row.key)
-            report = RowReport(row.key, row.index, row.line, row.prompt, status="pending")
+            report = RowReport(row.key, row.index, row.line, row.request.prompt, status="pending")
             self._reports[row.key] = report
             if state is not None and state.fingerprint == row.fingerprint:
                 report.was_interrupted = state.interrupted
@@ -246,7 +246,7 @@ class BatchRunner:
 
     def _needed(self, row: BatchRow) -> int:
         state = self._state(row)
-        return row.n - len(state.files) if state is not None else row.n
+        return row.request.n - len(state.files) if state is not None else row.request.n
 
     def _state(self, row: BatchRow) -> RowState | None:
         state = self.manifest.states.get(row.key)
@@ -347,12 +347,12 @@ class BatchRunner:
             name = row.file_name(idx, image.extension)
             await asyncio.to_thread(self.manifest.stage, name, file_data(image))
             new[idx] = name
-        complete = len(have) + len(new) >= row.n
+        complete = len(have) + len(new) >= row.request.n
         error = None
         if not complete:
-            missing = row.n - len(have) - len(new)
+            missing = row.request.n - len(have) - len(new)
             detail = f": {outcome.failures[0]}" if outcome.failures else ""
-            error = f"{missing} of {row.n} images did not come back{detail}"
+            error = f"{missing} of {row.request.n} images did not come back{detail}"
         self.manifest.land(
             row.key,
             row.fingerprint,
@@ -401,7 +401,7 @@ class _RowLanding:
         self.runner = runner
         self.row = row
         have = state.files if state is not None else {}
-        self.free = [i for i in range(row.n) if i not in have]
+        self.free = [i for i in range(row.request.n) if i not in have]
         self.saved: dict[int, int] = {}  # image index in the request -> row index
 
     async def __call__(self, image: Image) -> None:

@@ -113,8 +113,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import RowDefaults, read_rows
+    from ..batch import read_rows
     from ..errors import UsageError
+    from ..request import GenerationRequest
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1.")
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--budget must be a positive amount of USD.")
     if (args.server or args.profile) and args.emulator:
         raise UsageError("--emulator runs locally; it cannot be combined with --server.")
-    defaults = RowDefaults(**generation_options(args))
+    defaults = GenerationRequest(prompt="", **generation_options(args))
     # Every problem of every row, before anything is paid for; a local run also checks each
     # row against the catalog (a server checks against its own).
     local = not (args.server or args.profile)
@@ -189,7 +190,7 @@ def _check_keys(client: Any, rows: list[BatchRow]) -> None:
     from ..providers import PROVIDERS, canonical_provider, missing_key
 
     available = client.available_providers()
-    named = {canonical_provider(r.provider) for r in rows if r.provider}
+    named = {canonical_provider(r.request.provider) for r in rows if r.request.provider}
     missing = sorted(p for p in named if p not in available)
     if missing or not available:
         raise missing_key(missing[0] if missing else PROVIDERS[0])
@@ -202,22 +203,22 @@ def _catalog_problems(row: BatchRow) -> list[str]:
     from ..errors import UsageError
     from ..providers import canonical_provider
 
-    catalog = _catalog()
+    catalog, request = _catalog(), row.request
     try:
-        choice = catalog.resolve(row.model or DEFAULT_MODEL)
+        choice = catalog.resolve(request.model or DEFAULT_MODEL)
     except UsageError as exc:
         return [exc.message]
     problems = []
     checks: list[Callable[[], object]] = [
-        lambda: choice.wire_id(canonical_provider(row.provider)) if row.provider else None,
+        lambda: choice.wire_id(canonical_provider(request.provider)) if request.provider else None,
         lambda: catalog.validate(
-            choice.spec, aspect_ratio=row.aspect_ratio, image_size=None, n_images=0
+            choice.spec, aspect_ratio=request.aspect_ratio, image_size=None, n_images=0
         ),
         lambda: catalog.validate(
-            choice.spec, aspect_ratio=None, image_size=row.image_size, n_images=0
+            choice.spec, aspect_ratio=None, image_size=request.image_size, n_images=0
         ),
         lambda: catalog.validate(
-            choice.spec, aspect_ratio=None, image_size=None, n_images=len(row.images)
+            choice.spec, aspect_ratio=None, image_size=None, n_images=len(request.images)
         ),
     ]
     for check in checks:
