@@ -711,14 +711,19 @@ class AsyncClient:
         kept = {name: await self._kept(cache, name) for name in names}
         if self.catalog.find(model) is not None:
             return True
-        for name, listing in kept.items():
-            if listing is not None and listing.age() < LISTING_REFRESH_AFTER:
-                continue
-            try:
-                await self._list(name)
-            except NanobananaError as exc:
-                log.info("Could not list %s's models (%s); using the catalog.", name, exc.code)
+        stale = [
+            name
+            for name, listing in kept.items()
+            if listing is None or listing.age() >= LISTING_REFRESH_AFTER
+        ]
+        await asyncio.gather(*(self._try_list(name) for name in stale))
         return self.catalog.find(model) is not None
+
+    async def _try_list(self, name: str) -> None:
+        try:
+            await self._list(name)
+        except NanobananaError as exc:
+            log.info("Could not list %s's models (%s); using the catalog.", name, exc.code)
 
     # ------------------------------------------------------------------------ result
     def _assemble(

@@ -172,3 +172,22 @@ async def test_a_client_reads_each_kept_listing_once(emu: Any, tmp_path: Path) -
                 await client.generate("a fox", model="acme/no-such-model")
     assert reads == ["openrouter"]
     assert listing_calls(emu) == 1  # the listing fetched by the first call is trusted after
+
+
+async def test_every_provider_with_a_key_is_asked(emu: Any, tmp_path: Path) -> None:
+    async with AsyncClient(
+        api_keys={"openrouter": KEY, "google": "AIzaCANARY-discovery-0001"},
+        base_urls={"openrouter": emu.openrouter_url, "google": emu.gemini_url},
+        env={},
+        use_keys_file=False,
+        listing_cache=ListingCache(tmp_path),
+    ) as client:
+        with pytest.raises(errors.UnknownModelError):
+            await client.generate("a fox", model="acme/no-such-model")
+    listed = {
+        r["service"]
+        for r in emu.requests()
+        if r["method"] == "GET" and r["path"].endswith("/models")
+    }
+    assert listed == {"openrouter", "gemini"}
+    assert len(list(tmp_path.iterdir())) == 2  # one kept listing each
