@@ -11,6 +11,7 @@ from ``web/static`` under ``/static/``.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,9 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+#: Each provider's label for the pages' scripts (``data-providers`` on ``<body>``).
+PROVIDER_LABELS = json.dumps({name: info.label for name, info in INFOS.items()})
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -74,6 +78,7 @@ def _page(template: str, *, title: str, page: str, script: str, **context: Any) 
             page=page,
             script=script,
             nav=page not in ("login", "register"),
+            provider_labels=PROVIDER_LABELS,
             **context,
         )
     )

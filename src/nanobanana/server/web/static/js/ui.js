@@ -25,10 +25,12 @@ export function $(selector, root = document) {
   return root.querySelector(selector);
 }
 
-export const PROVIDER_NAMES = { openrouter: "OpenRouter", google: "Google" };
+let providerLabels;
 
+/** A provider's label, as the service's providers declare it (`data-providers` on <body>). */
 export function providerName(p) {
-  return PROVIDER_NAMES[p] || p || "";
+  providerLabels ??= JSON.parse(document.body.dataset.providers || "{}");
+  return providerLabels[p] || p || "";
 }
 
 export function formatCost(cost, estimate) {
