@@ -191,3 +191,42 @@ async def test_every_provider_with_a_key_is_asked(emu: Any, tmp_path: Path) -> N
     }
     assert listed == {"openrouter", "gemini"}
     assert len(list(tmp_path.iterdir())) == 2  # one kept listing each
+
+
+def discovery_script(emu: Any, cache_dir: Path) -> str:
+    """A user's script: generate with a model only the listing has, then print the model and
+    the kept listings' files (run by the install tests in the environments users get)."""
+    return (
+        "import asyncio, pathlib\n"
+        "from nanobanana import AsyncClient\n"
+        "from nanobanana.catalog import BUILTIN_MODELS, Catalog\n"
+        "from nanobanana.discovery import ListingCache\n"
+        f"catalog = Catalog(m for m in BUILTIN_MODELS if m.id != {UNLISTED!r})\n"
+        "async def main():\n"
+        "    async with AsyncClient(\n"
+        f"        openrouter_api_key={KEY!r}, openrouter_base_url={emu.openrouter_url!r},\n"
+        f"        env={{}}, use_keys_file=False, catalog=catalog,\n"
+        f"        listing_cache=ListingCache(pathlib.Path({str(cache_dir)!r})),\n"
+        "    ) as client:\n"
+        f"        r = await client.generate('a fox', model={UNLISTED!r})\n"
+        "    print(r.model)\n"
+        f"    print(len(list(pathlib.Path({str(cache_dir)!r}).glob('openrouter-*.json'))))\n"
+        "asyncio.run(main())\n"
+    )
+
+
+def test_the_script_the_install_tests_run(emu: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", discovery_script(emu, tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [UNLISTED, "1"]
+    [kept] = (tmp_path / "c").glob("*.json")
+    assert UNLISTED in kept.read_text() and KEY not in kept.read_text()  # listings, no keys

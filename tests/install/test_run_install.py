@@ -23,6 +23,7 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
+from ..core.test_discovery import UNLISTED, discovery_script
 from ..support import clean_env, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,7 @@ def cli(tmp_path: Path, emu: EmulatorServer, *args: str) -> Run:
             HOME=str(home),
             XDG_CONFIG_HOME=str(home / ".config"),
             XDG_DATA_HOME=str(home / ".local/share"),
+            XDG_CACHE_HOME=str(home / ".cache"),
             OPENROUTER_API_KEY=OPENROUTER_CANARY,
             GEMINI_API_KEY=GEMINI_CANARY,
         ),
@@ -329,6 +331,31 @@ def test_cli_takes_the_design_notes_model_id(tmp_path: Path, emu: EmulatorServer
     out = json.loads(r.out)
     assert out["model"] == "gemini-2.5-flash-image"
     assert any("retired preview id" in w for w in out["warnings"])
+
+
+def test_cli_models_keeps_the_listings_for_later_runs(tmp_path: Path, emu: EmulatorServer) -> None:
+    r = cli(tmp_path, emu, "models")
+    assert r.code == 0, r.err
+    kept = sorted((tmp_path / "home" / ".cache" / "nanobanana" / "models").glob("*.json"))
+    assert [k.name.split("-")[0] for k in kept] == ["google", "openrouter"]
+    listed = {m["id"] for k in kept for m in json.loads(k.read_text())["models"]}
+    assert {"black-forest-labs/flux.2-pro", "gemini-3.1-flash-image"} <= listed
+    assert not any(c in k.read_text() for k in kept for c in (OPENROUTER_CANARY, GEMINI_CANARY))
+
+
+def test_a_model_only_a_listing_has_works_in_the_run_install(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    proc = subprocess.run(
+        [run_env_bin("python"), "-c", discovery_script(emu, tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [UNLISTED, "1"]
 
 
 def test_service_runs_the_design_notes_console_snippet(service: httpx.Client) -> None:

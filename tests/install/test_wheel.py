@@ -19,6 +19,7 @@ from nanobanana.emulator import EmulatorServer
 from nanobanana.files import read_metadata
 
 from ..core.test_client_emulator import async_client_without_with, run_quietly
+from ..core.test_discovery import UNLISTED, discovery_script
 from ..core.test_typing import MISSPELT, RIGHT
 from ..support import clean_env
 
@@ -84,6 +85,14 @@ def test_a_library_client_needs_no_close_in_the_wheel(emu: EmulatorServer) -> No
     exit (aiohttp's warnings are errors in that interpreter)."""
     python = str(bare_bin("python"))
     assert run_quietly(async_client_without_with(emu), python) == ["1", "1", "1", "1"]
+
+
+def test_a_model_only_a_listing_has_works_from_the_wheel(
+    emu: EmulatorServer, tmp_path: Path
+) -> None:
+    out = run(bare_bin("python"), "-c", discovery_script(emu, tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [UNLISTED, "1"]
 
 
 def test_serve_says_how_to_add_the_service(tmp_path: Path) -> None:
