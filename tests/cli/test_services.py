@@ -89,6 +89,28 @@ def test_emulator_command_serves_both_apis_with_a_default_scenario(
     assert len(list(isolated.glob("*.png"))) == 2
 
 
+def test_a_model_only_the_listing_has_generates_from_the_cli(
+    cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator run as users run it, with a retired id; the CLI finds an unknown model."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
+    retired = "google/gemini-3-pro-image-preview"
+    urls = ["--openrouter-base-url", base + "/api/v1"]
+    with running(
+        ["emulator", "--port", str(port), "--retire", retired], f"{base}/_emulator/health"
+    ):
+        listed = get_json(f"{base}/api/v1/models?output_modalities=image")
+        made = cli("generate", "a fox", "-m", "openai/gpt-5-image-mini", "-o", "fox.png", *urls)
+        gone = cli("generate", "a fox", "-m", "gemini-3-pro-image", "-p", "openrouter", *urls)
+    ids = {m["id"] for m in listed["data"]}
+    assert "openai/gpt-5-image-mini" in ids and retired not in ids
+    assert made.code == 0, made.err
+    assert (isolated / "fox.png").stat().st_size > 0
+    assert gone.code != 0 and f"{retired} is not a valid model ID" in gone.err
+
+
 def test_emulator_command_refuses_an_unknown_scenario(cli) -> None:
     r = cli("emulator", "--port", "0", "--scenario", "explode")
     assert r.code == 2

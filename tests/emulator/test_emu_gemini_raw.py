@@ -248,7 +248,7 @@ def test_models_pagination(http: httpx.Client) -> None:
         token = body.get("nextPageToken")
         if not token:
             break
-    assert pages == 3 and len(names) == len(set(names)) == 7
+    assert pages == 3 and len(names) == len(set(names)) == 8
     assert "models/gemini-2.5-flash-image-preview" in names
     model = http.get("/v1beta/models?pageSize=1", headers=GEMINI_HEADERS).json()["models"][0]
     assert set(model) >= {"name", "displayName", "inputTokenLimit", "supportedGenerationMethods"}

@@ -32,6 +32,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--latency", type=float, metavar="SECONDS", help="added delay before each answer"
     )
+    p.add_argument(
+        "--retire",
+        action="append",
+        default=[],
+        metavar="MODEL_ID",
+        help="answer this model id as retired: not listed, and refused as the provider would "
+        "(repeatable; e.g. google/gemini-3.1-flash-image-preview)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         fixed_payload=args.fixed_payload,
         default_scenario=args.scenario or None,
         latency=args.latency or 0.0,
+        retired=frozenset(args.retire),
     )
     serve(args.host, args.port, config)
     return 0

@@ -18,7 +18,9 @@ class EmulatorConfig:
     ``invalid``.  ``latency``: seconds to wait before every answer unless a ``latency:S``
     scenario says otherwise.  ``record_limit``: how many recent requests are kept for
     ``/_emulator/requests``; ``generation_limit``: how many generation stats are kept for
-    OpenRouter's ``/generation``.
+    OpenRouter's ``/generation``.  ``retired``: model ids neither listed nor served, as a
+    provider answers for an id it has retired (OpenRouter: 400 ``... is not a valid model ID``;
+    Gemini: 404 ``NOT_FOUND``), e.g. the ``-preview`` ids once only the GA ids are listed.
     """
 
     fixed_payload: bool = False
@@ -28,6 +30,7 @@ class EmulatorConfig:
     key_limit: float | None = None
     record_limit: int = 1000
     generation_limit: int = 10_000
+    retired: frozenset[str] = frozenset()
 
     def key_is_valid(self, key: str | None) -> bool:
         if not key:

@@ -370,10 +370,14 @@ async def _model_action(request: Request, state: EmulatorState) -> Response:
     return finish(entry, reply, plan.transport)
 
 
+def _served(state: EmulatorState, name: str) -> ModelSpec | None:
+    return GEMINI_MODELS.get(name) if state.serves(name) else None
+
+
 async def _answer(
     state: EmulatorState, request: Request, body: Any, plan: Plan, name: str, method: str
 ) -> Reply:
-    model = GEMINI_MODELS.get(name)
+    model = _served(state, name)
     if model is None:
         version = request.url.path.split("/")[1]
         return wire.error(
@@ -400,7 +404,7 @@ async def model_resource(request: Request) -> Response:
     reply = _auth_error(request, state)
     if reply is None:
         name = request.path_params["target"]
-        model = GEMINI_MODELS.get(name)
+        model = _served(state, name)
         version = request.url.path.split("/")[1]
         if model is None:
             reply = wire.error(404, f"Model is not found: models/{name} for api version {version}")
@@ -412,11 +416,11 @@ async def model_resource(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     state = state_of(request)
     entry = state.record(request, "gemini", None)
-    reply = _auth_error(request, state) or _page(request)
+    reply = _auth_error(request, state) or _page(state, request)
     return finish(entry, reply)
 
 
-def _page(request: Request) -> Reply:
+def _page(state: EmulatorState, request: Request) -> Reply:
     params = request.query_params
     try:
         size = int(params.get("pageSize", _DEFAULT_PAGE))
@@ -428,7 +432,7 @@ def _page(request: Request) -> Reply:
     except ValueError:
         return wire.error(400, "Invalid pageSize or pageToken")
     size = _DEFAULT_PAGE if size <= 0 else min(size, _MAX_PAGE)
-    models = list(GEMINI_MODELS.values())
+    models = [m for m in GEMINI_MODELS.values() if state.serves(m.id)]
     if not 0 <= start <= len(models):
         return wire.error(400, "Invalid pageToken")
     body: dict[str, Any] = {"models": [wire.model_object(m) for m in models[start : start + size]]}

@@ -140,6 +140,21 @@ _FLASH_31: Mapping[str, Any] = MappingProxyType(
         "context_length": 65_536,
     }
 )
+# Nano Banana 2 Lite (Google's model page, gemini-3.1-flash-lite-image): 1K only, the ten
+# standard ratios, 65,536 input and 4,096 output tokens.  Prices are the emulator's.
+_FLASH_LITE_31: Mapping[str, Any] = MappingProxyType(
+    {
+        "ratios": BASE_RATIOS,
+        "sizes": ("1K",),
+        "outputs": ("image", "text"),
+        "prompt_price": 0.25e-6,
+        "completion_price": 1.5e-6,
+        "image_price": 30e-6,
+        "image_tokens": MappingProxyType({"1K": 1120}),
+        "context_length": 65_536,
+        "output_limit": 4_096,
+    }
+)
 _TEXT_ONLY: Mapping[str, Any] = MappingProxyType(
     {"outputs": ("text",), "ratios": (), "sizes": (), "context_length": 1_048_576}
 )
@@ -187,6 +202,11 @@ GEMINI_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                 "Nano Banana 2 (Gemini 3.1 Flash Image Preview)",
                 _FLASH_31,
             ),
+            _gemini(
+                "gemini-3.1-flash-lite-image",
+                "Nano Banana 2 Lite (Gemini 3.1 Flash Lite Image)",
+                _FLASH_LITE_31,
+            ),
             _gemini("gemini-2.5-flash", "Gemini 2.5 Flash", _TEXT_ONLY),
         )
     }
@@ -233,6 +253,29 @@ OPENROUTER_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             _image_only("recraft/recraft-v4", "Recraft: Recraft V4", "Recraft", 0.04),
             _image_only("recraft/recraft-v4-pro", "Recraft: Recraft V4 Pro", "Recraft", 0.25),
             _image_only("microsoft/mai-image-2.5", "Microsoft: MAI-Image-2.5", "Microsoft", 0.04),
+            _image_only(
+                "black-forest-labs/flux.2-klein-4b",
+                "Black Forest Labs: FLUX.2 Klein 4B",
+                "Black Forest Labs",
+                0.014,
+            ),
+            # A language model that also draws: text and image out, like Gemini.
+            ModelSpec(
+                id="openai/gpt-5-image-mini",
+                name="OpenAI: GPT-5 Image Mini",
+                outputs=("image", "text"),
+                inputs=("text", "image", "file"),
+                ratios=BASE_RATIOS,
+                sizes=("1K",),
+                provider="OpenAI",
+                description="GPT-5 Mini with GPT Image 1 Mini for images (emulated).",
+                context_length=400_000,
+                output_limit=128_000,
+                prompt_price=2.5e-6,
+                completion_price=2.0e-6,
+                image_price=8e-6,
+                image_tokens=MappingProxyType({"1K": 1056}),
+            ),
             ModelSpec(
                 id="openai/gpt-4o-mini",
                 name="OpenAI: GPT-4o-mini",

@@ -109,14 +109,18 @@ def _content_parts(index: int, content: Any) -> tuple[list[str], int] | Reply:
     return texts, images
 
 
-def _validate(body: dict[str, Any]) -> ChatRequest | Reply:
+def _served(state: EmulatorState, model_id: str) -> ModelSpec | None:
+    return OPENROUTER_MODELS.get(model_id) if state.serves(model_id) else None
+
+
+def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply:
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:
         return wire.error(400, "model is required")
-    model = OPENROUTER_MODELS.get(model_id)
+    model = _served(state, model_id)
     base, _, variant = model_id.rpartition(":")
     if model is None and variant in ROUTING_VARIANTS:
-        model = OPENROUTER_MODELS.get(base)
+        model = _served(state, base)
     if model is None:
         return wire.error(400, f"{model_id} is not a valid model ID")
     messages = body.get("messages")
@@ -295,7 +299,7 @@ async def _answer(
 ) -> Reply:
     if not isinstance(body, dict):
         return wire.error(400, "Request body must be a JSON object")
-    parsed = _validate(body)
+    parsed = _validate(state, body)
     if isinstance(parsed, Reply):
         return parsed
     return await _generate(state, request, parsed, plan, started)
@@ -308,7 +312,7 @@ async def list_models(request: Request) -> Response:
     state = state_of(request)
     entry = state.record(request, "openrouter", None)
     wanted_text = request.query_params.get("output_modalities", "text")
-    models = list(OPENROUTER_MODELS.values())
+    models = [m for m in OPENROUTER_MODELS.values() if state.serves(m.id)]
     if wanted_text != "all":
         wanted = {m.strip() for m in wanted_text.split(",") if m.strip()}
         unknown = wanted - _LIST_MODALITIES
@@ -328,7 +332,7 @@ async def get_model(request: Request) -> Response:
     state = state_of(request)
     entry = state.record(request, "openrouter", None)
     model_id = f"{request.path_params['author']}/{request.path_params['slug']}"
-    model = OPENROUTER_MODELS.get(model_id)
+    model = _served(state, model_id)
     if model is None:
         return finish(entry, wire.error(404, f"Model {model_id} not found"))
     return finish(entry, wire.json_reply(200, {"data": wire.model_object(model)}))

@@ -91,8 +91,13 @@ class EmulatorServer:
         return self.state.requests.snapshot()
 
     def reset(self) -> None:
-        """Forget recorded requests, generation stats and the ``flaky`` and ``stagger`` counters."""
+        """Forget recorded requests, generation stats, the ``flaky`` and ``stagger`` counters
+        and the models retired by ``retire``."""
         self.state.reset()
+
+    def retire(self, *model_ids: str) -> None:
+        """Answer ``model_ids`` as retired (unlisted and refused) until the next ``reset``."""
+        self.state.retired = self.state.retired | frozenset(model_ids)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

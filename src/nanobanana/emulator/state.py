@@ -77,11 +77,17 @@ class EmulatorState:
         self._staggered: dict[str, int] = {}
         self._spent: dict[str, float] = {}
         self._flaky_lock = threading.Lock()
+        #: Model ids answered as retired (``EmulatorConfig.retired``; tests change it).
+        self.retired: frozenset[str] = config.retired
         # Image payloads are spliced into pre-serialised JSON at this token; the nonce keeps a
         # prompt that happens to contain the token from being mistaken for it.
         self.splice_token = f"@@nb-emulator-image-{secrets.token_hex(8)}@@"
 
+    def serves(self, model_id: str) -> bool:
+        return model_id not in self.retired
+
     def reset(self) -> None:
+        self.retired = self.config.retired
         self.requests.clear()
         self.generations.clear()
         with self._flaky_lock:
