@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 from . import retry as retry_mod
 from .catalog import Catalog, ModelChoice, ModelSpec
 from .config import ProviderConfig
-from .discovery import Listing, ListingCache
+from .discovery import Listing, ListingCache, Listings
 from .errors import (
     AmbiguousError,
     ContentError,
@@ -198,9 +198,11 @@ class AsyncClient:
     ``transport`` (``nanobanana.transport``) choose how the providers send.
 
     A model the catalog does not know is looked up in the providers' listings (``discover``):
-    first the ones kept from earlier runs (``listing_cache``, default the user's cache folder),
-    then, unless one was fetched in the last ``LISTING_REFRESH_AFTER`` seconds, a fresh one.
-    A model the catalog knows never waits for a listing.
+    first the ones kept from earlier runs (``listing_cache``, default the user's cache folder;
+    in memory only for a ``synthetic`` client), then, unless one was fetched in the last
+    ``LISTING_REFRESH_AFTER`` seconds, a fresh one.  ``listings`` shares what is known between
+    clients (a service passes one to all of its own).  A model the catalog knows never waits
+    for a listing.
     """
 
     def __init__(
@@ -231,6 +233,7 @@ class AsyncClient:
         providers: Mapping[str, Provider] | None = None,
         discover: bool = True,
         listing_cache: ListingCache | None = None,
+        listings: Listings | None = None,
     ) -> None:
         named = {
             "openrouter_api_key": openrouter_api_key,
@@ -263,14 +266,10 @@ class AsyncClient:
         self.read_timeout = read_timeout
         self.catalog = catalog or Catalog()
         self.synthetic = synthetic
-        #: Off for synthetic clients: an emulator on a new port each run would leave a listing
-        #: behind each time.
-        self.discover = discover and not synthetic
+        self.discover = discover
         self._listing_cache = listing_cache
+        self._shared_listings = listings
         self._env = env
-        #: Each provider's listing as this client knows it (read from the cache once, or
-        #: fetched), already merged into the catalog; ``None``: there was none to read.
-        self._listings: dict[str, Listing | None] = {}
         self._session = session
         self._transport = transport
         self._providers: dict[str, Provider] = dict(providers or {})
@@ -667,56 +666,76 @@ class AsyncClient:
 
     # ------------------------------------------------------------------------ discovery
     @functools.cached_property
-    def listing_cache(self) -> ListingCache | None:
-        """Where listings are kept (found on first use: a client that never meets an unknown
-        model never looks for its cache folder)."""
+    def listings(self) -> Listings | None:
+        """The listings this client knows (set up on first use: a client that never meets an
+        unknown model never looks for its cache folder).  A synthetic client keeps them in
+        memory only: an emulator on a new port each run would leave a file behind each time."""
         if not self.discover:
             return None
-        return self._listing_cache or ListingCache.default(self._env)
+        if self._shared_listings is not None:
+            return self._shared_listings
+        if self._listing_cache is not None:
+            return Listings(self._listing_cache)
+        return Listings(None if self.synthetic else ListingCache.default(self._env))
+
+    def _listing_url(self, name: str) -> str:
+        return INFOS[name].url(self.configs[name])
 
     async def _list(self, name: str) -> list[ModelSpec]:
         """``name``'s listing, fetched now, kept, and merged into the catalog."""
         discovered = await (await self._provider(name)).list_models()
-        cache = self.listing_cache
-        listing = Listing(name, tuple(discovered), time.time())
-        if cache is not None:
-            url = INFOS[name].url(self.configs[name])
-            try:
-                listing = await asyncio.to_thread(cache.save, name, url, discovered)
-            except OSError as exc:  # only a cache: the listing is used all the same
-                log.warning("Could not keep %s's model listing: %s", name, exc)
-        self._listings[name] = listing
+        if self.listings is not None:
+            await self.listings.keep(name, self._listing_url(name), discovered)
         return self.catalog.merge_discovered(name, discovered)
 
-    async def _kept(self, cache: ListingCache, name: str) -> Listing | None:
-        """``name``'s listing: read from ``cache`` (and merged into the catalog) the first
-        time it is asked for, then as this client knows it."""
-        if name not in self._listings:
-            url = INFOS[name].url(self.configs[name])
-            listing = await asyncio.to_thread(cache.load, name, url)
-            if listing is not None:
-                self.catalog.merge_discovered(name, listing.models)
-            self._listings[name] = listing
-        return self._listings[name]
+    async def _kept(self, listings: Listings, name: str) -> Listing | None:
+        """``name``'s newest kept listing, merged into the catalog."""
+        listing = await listings.kept(name, self._listing_url(name))
+        if listing is not None:
+            self.catalog.merge_discovered(name, listing.models)
+        return listing
+
+    async def refresh_listings(self, max_age: float = LISTING_REFRESH_AFTER) -> None:
+        """Bring every kept listing into the catalog, and fetch those of the providers with a
+        key that are older than ``max_age`` seconds (a service calls this in the background,
+        so that no generation waits for a listing)."""
+        if self.listings is not None:
+            await self._refresh(await self._kept_all(self.listings), max_age)
+
+    async def _kept_all(self, listings: Listings) -> dict[str, Listing | None]:
+        """Every provider's kept listing (one another client fetched with its key counts too),
+        merged into the catalog."""
+        return {name: await self._kept(listings, name) for name in PROVIDERS}
+
+    async def _refresh(self, kept: dict[str, Listing | None], max_age: float) -> None:
+        """Fetch, at the same time, the listings of the providers with a key that are older
+        than ``max_age`` (or missing)."""
+        stale = [
+            name
+            for name, listing in kept.items()
+            if self.has_key(name) and (listing is None or listing.age() >= max_age)
+        ]
+        await asyncio.gather(*(self._try_list(name) for name in stale))
+
+    async def find_model(self, model: str) -> ModelSpec | None:
+        """The catalog's entry for ``model`` (an id, alias or provider id), looked up in the
+        providers' listings when the catalog does not know it; ``None`` when none has it."""
+        spec = self.catalog.find(model)
+        if spec is None and await self._discover(model):
+            spec = self.catalog.find(model)
+        return spec
 
     async def _discover(self, model: str) -> bool:
         """Whether ``model``, unknown to the catalog, is in a provider's listing: the kept
         listings first, then fresh ones from the providers that have a key (not more often
         than every ``LISTING_REFRESH_AFTER`` seconds).  A provider that cannot list is
         passed over: the built-in catalog is then all there is."""
-        cache = self.listing_cache
-        if cache is None or not model.strip():
+        listings = self.listings
+        if listings is None or not model.strip():
             return False
-        names = [p for p in PROVIDERS if self.has_key(p)]
-        kept = {name: await self._kept(cache, name) for name in names}
-        if self.catalog.find(model) is not None:
-            return True
-        stale = [
-            name
-            for name, listing in kept.items()
-            if listing is None or listing.age() >= LISTING_REFRESH_AFTER
-        ]
-        await asyncio.gather(*(self._try_list(name) for name in stale))
+        kept = await self._kept_all(listings)
+        if self.catalog.find(model) is None:
+            await self._refresh(kept, LISTING_REFRESH_AFTER)
         return self.catalog.find(model) is not None
 
     async def _try_list(self, name: str) -> None:

@@ -8,13 +8,19 @@ the next run: a model found once is usable by id from then on without a listing 
 model the catalog knows never waits for one.  The emulator's listing and a real provider's are
 kept apart by their base URLs.
 
-Nothing here calls a provider: the client fetches and hands the specs to ``ListingCache.save``.
+``Listings`` is what one process knows: the newest listing of each provider and endpoint, read
+back from the cache when another process (a second service worker, a later CLI run) wrote a
+newer one.  A service shares one ``Listings`` between all its clients.
+
+Nothing here calls a provider: the client fetches and hands the specs to ``Listings.keep``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -26,7 +32,16 @@ from typing import Any
 from .catalog import ModelSpec, Pricing
 from .files import atomic_write, user_file_mode
 
-__all__ = ["CACHE_DIR_ENV", "Listing", "ListingCache", "spec_from_record", "spec_record"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "Listing",
+    "ListingCache",
+    "Listings",
+    "spec_from_record",
+    "spec_record",
+]
+
+log = logging.getLogger("nanobanana.discovery")
 
 CACHE_DIR_ENV = "NANOBANANA_CACHE_DIR"
 LISTING_VERSION = 1
@@ -121,6 +136,13 @@ class ListingCache:
         where = hashlib.sha256(base_url.encode()).hexdigest()[:16]
         return self.folder / f"{provider}-{where}.json"
 
+    def version(self, provider: str, base_url: str) -> int | None:
+        """A number that changes whenever the listing's file is replaced (None: no file)."""
+        try:
+            return self._path(provider, base_url).stat().st_mtime_ns
+        except OSError:
+            return None
+
     def load(self, provider: str, base_url: str) -> Listing | None:
         """What ``provider`` at ``base_url`` listed last, or ``None``."""
         try:
@@ -144,4 +166,48 @@ class ListingCache:
         }
         text = json.dumps(body, ensure_ascii=False, indent=1)
         atomic_write(self._path(provider, base_url), text.encode(), mode=user_file_mode())
+        return listing
+
+
+class Listings:
+    """The newest listing of each provider and endpoint that this process knows.
+
+    ``cache`` keeps them on disk (``None``: in memory only, e.g. for an emulator on a new port
+    each run).  A kept file is read once, and again only after it was replaced: a listing
+    another process fetched is seen here without a listing call of our own.
+    """
+
+    def __init__(self, cache: ListingCache | None) -> None:
+        self.cache = cache
+        self._known: dict[tuple[str, str], Listing] = {}
+        self._seen: dict[tuple[str, str], int | None] = {}
+
+    async def kept(self, provider: str, base_url: str) -> Listing | None:
+        key = (provider, base_url)
+        if self.cache is not None:
+            version = await asyncio.to_thread(self.cache.version, provider, base_url)
+            if version is not None and (key not in self._seen or version != self._seen[key]):
+                self._seen[key] = version
+                listing = await asyncio.to_thread(self.cache.load, provider, base_url)
+                known = self._known.get(key)
+                if listing is not None and (known is None or listing.fetched_at > known.fetched_at):
+                    self._known[key] = listing
+        return self._known.get(key)
+
+    async def keep(
+        self, provider: str, base_url: str, models: list[ModelSpec], *, now: float | None = None
+    ) -> Listing:
+        """Remember a listing just fetched, and keep it on disk (a failure to write is only
+        logged: the listing is used all the same)."""
+        listing = Listing(provider, tuple(models), time.time() if now is None else now)
+        key = (provider, base_url)
+        self._known[key] = listing
+        if self.cache is not None:
+            try:
+                await asyncio.to_thread(
+                    self.cache.save, provider, base_url, models, now=listing.fetched_at
+                )
+                self._seen[key] = await asyncio.to_thread(self.cache.version, provider, base_url)
+            except OSError as exc:
+                log.warning("Could not keep %s's model listing: %s", provider, exc)
         return listing

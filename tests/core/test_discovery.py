@@ -170,8 +170,14 @@ async def test_a_client_reads_each_kept_listing_once(emu: Any, tmp_path: Path) -
         for _ in range(2):
             with pytest.raises(errors.UnknownModelError):
                 await client.generate("a fox", model="acme/no-such-model")
-    assert reads == ["openrouter"]
+    assert reads == []  # what this client fetched and kept is not read back
     assert listing_calls(emu) == 1  # the listing fetched by the first call is trusted after
+    async with client_for(emu, Counting(tmp_path)) as client:
+        for _ in range(2):
+            with pytest.raises(errors.UnknownModelError):
+                await client.generate("a fox", model="acme/no-such-model")
+    assert reads == ["openrouter"]  # another client (or process) reads the kept file once
+    assert listing_calls(emu) == 1
 
 
 async def test_every_provider_with_a_key_is_asked(emu: Any, tmp_path: Path) -> None:

@@ -4,13 +4,16 @@ Start-up (the lifespan): open the database and apply migrations; mark jobs a cra
 ``queued``/``running`` as ``interrupted`` (never re-run: a paid call is not sent twice); load the
 master key and check that it opens every stored provider key (a key that cannot be decrypted
 stops the start with a message saying what to do); rotate stored keys to the first master key;
-start the demo emulator in demo mode; open one shared HTTP session; start the worker pool.
-Shutdown: stop taking jobs, let running ones finish for ``shutdown_grace_seconds``, mark the
-rest ``interrupted``, close everything.
+start the demo emulator in demo mode; open one shared HTTP session; start the worker pool and
+the background refresh of the providers' model listings (``listings``).  Shutdown: stop taking
+jobs, let running ones finish for ``shutdown_grace_seconds``, mark the rest ``interrupted``,
+close everything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,6 +25,7 @@ from sqlalchemy import select
 
 from .. import __version__
 from ..catalog import Catalog
+from ..discovery import ListingCache, Listings
 from .db.direct import Transactions
 from .db.engine import create_engine, create_sessionmaker
 from .db.migrate import upgrade_database
@@ -29,6 +33,7 @@ from .db.models import ProviderKey
 from .deps import reject_unknown_query
 from .events import EventBus
 from .jobs import JobManager, mark_interrupted
+from .listings import refresh_forever
 from .middleware import BodyLimit, SecurityHeaders
 from .problems import install_error_handlers, route_methods
 from .security import (
@@ -106,6 +111,7 @@ async def _start(stack: AsyncExitStack, settings: Settings) -> Services:
         catalog=Catalog(),
         bus=EventBus(),
         http=http,
+        listings=Listings(ListingCache(settings.listings_dir)),
     )
     await check_and_rotate_keys(services)
     stale = await mark_interrupted(services)
@@ -123,7 +129,15 @@ async def _start(stack: AsyncExitStack, settings: Settings) -> Services:
         services.demo = demo
     services.jobs = JobManager(services)
     stack.push_async_callback(services.jobs.shutdown, settings.shutdown_grace_seconds)
+    refresher = asyncio.create_task(refresh_forever(services), name="model-listings")
+    stack.push_async_callback(_cancel, refresher)
     return services
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

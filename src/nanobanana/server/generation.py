@@ -29,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
-from ..request import GenerationRequest, resolve_target
+from ..request import GenerationRequest
 from ..types import ReferenceImage
+from . import listings
 from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
 from .defaultscache import user_defaults
 from .errors import (
@@ -97,13 +98,13 @@ async def prepare(
     catalog = services.catalog
     defaults = await user_defaults(session, services.defaults_cache, user.id)
     upstream = await resolve_upstream(session, services, user.id)
-    target = resolve_target(
-        catalog,
+    target = await listings.resolve(
+        services,
+        upstream,
         body.model,
         body.provider if "provider" in body.model_fields_set else None,
         default_model=defaults.model if defaults else None,
         default_provider=defaults.provider if defaults else None,
-        has_key=upstream.has,
     )
     choice, provider, spec = target.choice, target.provider, target.spec
     d_ratio, d_size = _supported(

@@ -21,14 +21,13 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ..client import AsyncClient
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..files import Pieces, file_data
 from ..request import GenerationRequest
-from ..retry import RetryPolicy
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
+from .listings import client_for
 from .memory import release_free_memory
 from .reports import error_details
 from .services import Services
@@ -391,17 +390,7 @@ class JobManager:
         except NanobananaError as exc:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         landing = _Landing(self.s, job, user_id)
-        client = AsyncClient(
-            api_keys=upstream.api_keys,
-            base_urls=upstream.base_urls,
-            env={},
-            use_keys_file=False,
-            session=self.s.http,
-            catalog=self.s.catalog,  # built once per process, not per job
-            synthetic=upstream.synthetic,
-            deadline=self.s.settings.job_deadline_seconds,
-            retry=RetryPolicy(max_attempts=self.s.settings.retry_max_attempts),
-        )
+        client = client_for(self.s, upstream)
         try:
             result = await client.run(
                 GenerationRequest.from_record(job.request, images=refs),

@@ -391,6 +391,10 @@ class ModelOut(BaseModel):
     aliases: list[str]
     shutdown: str | None
     replaced_by: str | None
+    discovered: bool = Field(
+        description="Found in the provider's live model listing, not in the built-in catalog: "
+        "ratios and sizes the listing does not state are passed on for the provider to judge."
+    )
 
 
 class ModelsOut(BaseModel):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ..catalog import Catalog
+from ..discovery import Listings
 from .authcache import AuthCache
 from .db.direct import Transactions
 from .db.models import utcnow
@@ -50,6 +51,10 @@ class Services:
     auth_cache: AuthCache = field(default_factory=AuthCache, repr=False)
     #: Users' saved generation defaults, briefly (``defaultscache.DefaultsCache``).
     defaults_cache: DefaultsCache = field(default_factory=DefaultsCache, repr=False)
+    #: The providers' model listings (``listings``): kept under data_dir and shared by the
+    #: processes that share it; the demo emulator's in memory only.
+    listings: Listings = field(default_factory=lambda: Listings(None), repr=False)
+    demo_listings: Listings = field(default_factory=lambda: Listings(None), repr=False)
     #: The clock for expiry and idempotency windows (tests move it).
     now: Callable[[], datetime] = utcnow
 

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         default=3, ge=1, le=10, description="Attempts per provider for a retryable failure."
     )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    model_listing_max_age_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        description="How old the providers' model listings may get before the service fetches "
+        "them again, in the background, with the server's keys (or the demo emulator).",
+    )
     idempotency_window_seconds: int = Field(default=DAY, ge=1)
 
     # ------------------------------------------------------------------------ uploads
@@ -201,6 +207,11 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def listings_dir(self) -> Path:
+        """The providers' model listings, shared by the processes that share ``data_dir``."""
+        return self.data_dir / "listings"
 
     def server_keys(self) -> dict[str, str]:
         """Server-wide provider keys from the environment (usable only when the admin allows)."""

@@ -9,6 +9,7 @@ one's own switches the user to the real providers: real and synthetic images are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..providers import PROVIDERS
 from .db.models import ProviderKey, ServerConfig
 from .services import Services
+
+if TYPE_CHECKING:
+    from .demo import DemoUpstream
 
 ALLOW_SERVER_KEYS = "allow_server_keys"
 #: The emulator accepts any key without "invalid" in it.
@@ -72,10 +76,15 @@ async def resolve_upstream(session: AsyncSession, services: Services, user_id: s
     if keys:
         return Upstream(keys, services.settings.base_urls(), False, sources)
     if services.demo is not None:
-        return Upstream(
-            dict.fromkeys(PROVIDERS, DEMO_KEY),
-            dict(services.demo.base_urls),
-            True,
-            dict.fromkeys(PROVIDERS, "demo"),
-        )
+        return demo_upstream(services.demo)
     return Upstream({}, services.settings.base_urls(), False, {})
+
+
+def demo_upstream(demo: DemoUpstream) -> Upstream:
+    """Every provider answered by the built-in emulator, labelled synthetic."""
+    return Upstream(
+        dict.fromkeys(PROVIDERS, DEMO_KEY),
+        dict(demo.base_urls),
+        True,
+        dict.fromkeys(PROVIDERS, "demo"),
+    )

@@ -26,7 +26,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...catalog import ModelChoice
 from ...errors import NanobananaError
 from ...files import Pieces
-from ...request import resolve_target
 from ..compat.errors import (
     Problem,
     ProblemError,
@@ -42,6 +41,7 @@ from ..db.models import Job, StoredImage
 from ..defaultscache import user_defaults
 from ..generation import IDEMPOTENCY_HEADER
 from ..jobs import Finished
+from ..listings import resolve
 from ..problems import ApiError
 from ..schemas import GenerateIn
 from ..services import Services
@@ -122,17 +122,17 @@ async def choose_target(
     model: str | None,
     provider_hint: str | None,
 ) -> tuple[ModelChoice, str]:
-    """(model, provider) for a call, by ``nanobanana.request.resolve_target`` with the user's
-    saved defaults and keys (with no key for the provider, the generation answers 400)."""
+    """(model, provider) for a call, by ``listings.resolve`` with the user's saved defaults
+    and keys (with no key for the provider, the generation answers 400)."""
     defaults = await user_defaults(session, services.defaults_cache, user_id)
     upstream = await resolve_upstream(session, services, user_id)
-    target = resolve_target(
-        services.catalog,
+    target = await resolve(
+        services,
+        upstream,
         model,
         provider_hint,
         default_model=defaults.model if defaults else None,
         default_provider=defaults.provider if defaults else None,
-        has_key=upstream.has,
     )
     return target.choice, target.provider
 

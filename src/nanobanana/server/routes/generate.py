@@ -120,6 +120,7 @@ async def models(
                     aliases=d["aliases"],
                     shutdown=d["shutdown"],
                     replaced_by=spec.replaced_by,
+                    discovered=spec.discovered,
                 )
             )
     return ModelsOut(models=out)
