@@ -154,6 +154,21 @@ class ListingCache:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
+    def every_model(self) -> list[ModelSpec]:
+        """The models of every kept listing, of any provider and endpoint (for a picker that
+        cannot wait for a listing call)."""
+        found: dict[str, ModelSpec] = {}
+        for path in sorted(self.folder.glob("*-*.json")):
+            try:
+                data = json.loads(path.read_text("utf-8"))
+                if data.get("version") == LISTING_VERSION:
+                    for record in data["models"]:
+                        spec = spec_from_record(record)
+                        found.setdefault(spec.id, spec)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return list(found.values())
+
     def save(
         self, provider: str, base_url: str, models: list[ModelSpec], *, now: float | None = None
     ) -> Listing:

@@ -322,3 +322,25 @@ def test_a_variant_row_with_google_is_refused_before_anything_is_paid_for(
     assert cli([str(f)]) == 2
     assert "line 2: ':free' is an OpenRouter model variant" in capsys.readouterr().err
     assert generation_calls(emu_env) == []
+
+
+def test_rows_may_name_models_only_the_providers_list(
+    emu_env: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """A model the built-in catalog lacks is looked up in the listing before the rows are
+    checked; an id no listing has is still refused before anything is paid for."""
+    f = tmp_path / "jobs.csv"
+    rows = '"a fox",openai/gpt-5-image-mini\n"a cat",black-forest-labs/flux.2-klein-4b\n'
+    f.write_text("prompt,model\n" + rows + '"a typo",acme/painter\n', "utf-8")
+    assert cli([str(f)]) == 2
+    assert "line 4: Unknown model 'acme/painter'" in capsys.readouterr().err
+    assert generation_calls(emu_env) == []
+    f.write_text("prompt,model\n" + rows, "utf-8")
+    assert cli([str(f), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["done"] == 2
+    sent = {r["body"]["model"]: r["body"]["modalities"] for r in generation_calls(emu_env)}
+    assert sent == {
+        "openai/gpt-5-image-mini": ["image", "text"],
+        "black-forest-labs/flux.2-klein-4b": ["image"],
+    }

@@ -286,6 +286,33 @@ def test_demo_mode_labels_synthetic_images(web: Browsing, demo_server: LiveServe
     expect(page.locator(".result .synthetic-label").first).to_be_visible()
 
 
+def test_the_picker_offers_a_model_only_the_listing_has(
+    web: Browsing, demo_server: LiveServer
+) -> None:
+    """The demo emulator lists models the built-in catalog lacks; the service picks them up in
+    the background and the generator offers them, labelled, and generates with them."""
+    page = web.page
+    username, token = demo_server.new_user("lister")
+    with demo_server.client(token) as c:
+        for _ in range(500):
+            models = c.get("/api/nano-banana/models").json()["models"]
+            if any(m["id"] == "openai/gpt-5-image-mini" for m in models):
+                break
+            time.sleep(0.02)
+    sign_in(page, demo_server, username, token)
+    page.goto(f"{demo_server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    option = page.locator("#model option[value='openai/gpt-5-image-mini']")
+    expect(option).to_have_text("OpenAI: GPT-5 Image Mini (from the provider's listing)")
+    page.get_by_label("Model", exact=True).select_option("openai/gpt-5-image-mini")
+    page.get_by_label("Prompt", exact=True).fill("a banana drawn by a language model")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator(".result").first).to_have_attribute("data-loaded", "true", timeout=30_000)
+    with demo_server.client(token) as c:
+        [item] = c.get("/api/generations", params={"limit": 1}).json()["items"]
+    assert item["model"] == "openai/gpt-5-image-mini"
+
+
 def _png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, "PNG")

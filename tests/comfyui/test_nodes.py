@@ -209,3 +209,20 @@ def test_an_unknown_model_is_refused_before_running(comfy: Executor, emu_env: An
     with pytest.raises(ValidationFailed, match="Unknown model 'no-such-model'"):
         comfy.execute({"1": generate_node("a fox", model="no-such-model")})
     assert image_calls(emu_env) == []
+
+
+def test_a_model_only_the_listing_has_runs_and_joins_the_list(
+    comfy: Executor, pack: Any, emu_env: Any
+) -> None:
+    node = pack.NODE_CLASS_MAPPINGS["NanoBananaGenerate"]
+    assert "openai/gpt-5-image-mini" not in node.INPUT_TYPES()["required"]["model"][0]
+    out = comfy.execute({"1": generate_node("a fox", model="openai/gpt-5-image-mini")})
+    assert json.loads(out["1"][2])["model"] == "openai/gpt-5-image-mini"
+    # The listing that run kept offers the model in the node's list from then on.
+    choices = node.INPUT_TYPES()["required"]["model"][0]
+    assert "openai/gpt-5-image-mini" in choices and "black-forest-labs/flux.2-klein-4b" in choices
+    assert choices[0] == "gemini-3.1-flash-image"  # the catalog's models first
+    # An author/model id no listing has is refused by the generation, before any image call.
+    with pytest.raises(errors.UnknownModelError, match="Unknown model 'acme/painter'"):
+        comfy.execute({"1": generate_node("a fox", model="acme/painter")})
+    assert len(image_calls(emu_env)) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .executors import Executor, LocalExecutor, RowOutcome, ServerExecutor
 from .manifest import MANIFEST_NAME, Manifest, RowState
-from .rows import BatchRow, parse_rows, read_rows
+from .rows import BatchRow, named_models, parse_rows, read_rows
 from .runner import BatchProgress, BatchReport, BatchRunner, RowReport
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "RowReport",
     "RowState",
     "ServerExecutor",
+    "named_models",
     "parse_rows",
     "read_rows",
 ]

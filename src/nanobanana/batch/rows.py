@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from ..errors import UsageError
 from ..request import GenerationRequest
 
-__all__ = ["BatchRow", "parse_rows", "read_rows"]
+__all__ = ["BatchRow", "named_models", "parse_rows", "read_rows"]
 
 T = TypeVar("T")
 
@@ -150,6 +150,27 @@ def read_rows(
         defaults=defaults,
         check=check,
     )
+
+
+def named_models(path: Path) -> set[str]:
+    """The models a batch file's rows name, read leniently (``read_rows`` reports what is
+    wrong with the file): what to look up before the rows are checked against the catalog."""
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    ignored: list[tuple[int, str]] = []
+    fmt = _format_of(path, text)
+    records = (
+        _csv_records(text, path.name, ignored)
+        if fmt == "csv"
+        else _jsonl_records(text, path.name, ignored)
+    )
+    return {
+        r["model"].strip()
+        for _, r in records
+        if isinstance(r.get("model"), str) and r["model"].strip()
+    }
 
 
 def _format_of(path: Path, text: str) -> str:

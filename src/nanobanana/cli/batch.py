@@ -113,7 +113,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import read_rows
+    from ..batch import named_models, read_rows
     from ..errors import UsageError
     from ..request import GenerationRequest
 
@@ -124,13 +124,20 @@ def run(args: argparse.Namespace) -> int:
     if (args.server or args.profile) and args.emulator:
         raise UsageError("--emulator runs locally; it cannot be combined with --server.")
     defaults = GenerationRequest(prompt="", **generation_options(args))
-    # Every problem of every row, before anything is paid for; a local run also checks each
-    # row against the catalog (a server checks against its own).
-    local = not (args.server or args.profile)
-    rows = read_rows(args.file, defaults, check=_catalog_problems if local else None)
     output = args.output or args.file.parent / f"{args.file.stem}-images"
     with contextlib.ExitStack() as stack:
-        executor_factory = _executor_factory(args, rows, stack)
+        # Every problem of every row, before anything is paid for; a local run also checks
+        # each row against the catalog, with the models the providers list (a server checks
+        # against its own).
+        if args.server or args.profile:
+            rows = read_rows(args.file, defaults)
+            executor_factory = _remote_executor(args)
+        else:
+            endpoints = client_endpoints(args, stack)
+            named = named_models(args.file) | ({defaults.model} if defaults.model else set())
+            catalog = asyncio.run(_catalog_for(args, endpoints, named))
+            rows = read_rows(args.file, defaults, check=_catalog_checks(catalog))
+            executor_factory = _local_executor(args, rows, endpoints, catalog)
         report = asyncio.run(_run_batch(args, rows, output, executor_factory))
     if report is None:
         return EXIT_INTERRUPTED
@@ -141,39 +148,63 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.complete else EXIT_ERROR
 
 
-def _executor_factory(
-    args: argparse.Namespace, rows: list[BatchRow], stack: contextlib.ExitStack
+def _remote_executor(args: argparse.Namespace) -> Any:
+    """A coroutine function building the executor of a server run (its profile is checked
+    now)."""
+    from ..remote import ServerClient, resolve_server
+
+    profile = resolve_server(url=args.server, profile=args.profile)
+
+    async def remote() -> Executor:
+        from ..batch import ServerExecutor
+
+        return ServerExecutor(ServerClient.from_profile(profile))
+
+    return remote
+
+
+Endpoints = tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]
+
+
+def _client(args: argparse.Namespace, endpoints: Endpoints, catalog: Catalog | None = None) -> Any:
+    from ..client import AsyncClient
+
+    urls, keys, env = endpoints
+    return AsyncClient(
+        api_keys=keys,
+        base_urls=urls,
+        env=env,
+        use_keys_file=not args.emulator,
+        synthetic=args.emulator,
+        fallback=not args.no_fallback,
+        catalog=catalog,
+    )
+
+
+async def _catalog_for(args: argparse.Namespace, endpoints: Endpoints, named: set[str]) -> Catalog:
+    """The catalog the rows are checked against: the built-in one, with the models the rows
+    name that only a provider's listing has (looked up only when a row names one)."""
+    client = _client(args, endpoints)
+    try:
+        for name in sorted(named):
+            await client.find_model(name)
+    finally:
+        await client.aclose()
+    catalog: Catalog = client.catalog
+    return catalog
+
+
+def _local_executor(
+    args: argparse.Namespace, rows: list[BatchRow], endpoints: Endpoints, catalog: Catalog
 ) -> Any:
-    """A coroutine function building the executor inside the event loop; what can be checked
-    without it (server profile, rows against the catalog) is checked now."""
-    if args.server or args.profile:
-        from ..remote import ServerClient, resolve_server
-
-        profile = resolve_server(url=args.server, profile=args.profile)
-
-        async def remote() -> Executor:
-            from ..batch import ServerExecutor
-
-            return ServerExecutor(ServerClient.from_profile(profile))
-
-        return remote
-
-    urls, keys, env = client_endpoints(args, stack)
+    """A coroutine function building the executor of a local run, on ``catalog``."""
     if args.emulator:
         eprint(f"Running against the built-in emulator. {SYNTHETIC_NOTE}")
 
     async def local() -> Executor:
         from ..batch import LocalExecutor
-        from ..client import AsyncClient
 
-        client = AsyncClient(
-            api_keys=keys,
-            base_urls=urls,
-            env=env,
-            use_keys_file=not args.emulator,
-            synthetic=args.emulator,
-            fallback=not args.no_fallback,
-        )
+        client = _client(args, endpoints, catalog)
         try:
             _check_keys(client, rows)
         except BaseException:
@@ -196,14 +227,18 @@ def _check_keys(client: Any, rows: list[BatchRow]) -> None:
         raise missing_key(missing[0] if missing else PROVIDERS[0])
 
 
-def _catalog_problems(row: BatchRow) -> list[str]:
-    """Each problem of ``row`` against the catalog: its model, its provider, its ratio, its
+def _catalog_checks(catalog: Catalog) -> Callable[[BatchRow], list[str]]:
+    return functools.partial(_catalog_problems, catalog)
+
+
+def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
+    """Each problem of ``row`` against ``catalog``: its model, its provider, its ratio, its
     size and its references, one message each."""
     from ..catalog import DEFAULT_MODEL
     from ..errors import UsageError
     from ..providers import canonical_provider
 
-    catalog, request = _catalog(), row.request
+    request = row.request
     try:
         choice = catalog.resolve(request.model or DEFAULT_MODEL)
     except UsageError as exc:
@@ -227,13 +262,6 @@ def _catalog_problems(row: BatchRow) -> list[str]:
         except UsageError as exc:
             problems.append(exc.message)
     return problems
-
-
-@functools.cache
-def _catalog() -> Catalog:
-    from ..catalog import Catalog
-
-    return Catalog()
 
 
 async def _run_batch(

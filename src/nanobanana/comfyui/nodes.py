@@ -31,8 +31,24 @@ PROVIDER_CHOICES = (AUTO, *PROVIDERS)
 
 
 def _models() -> list[str]:
-    ids = [m.id for m in Catalog()]
-    return sorted(ids, key=lambda i: (i != DEFAULT_MODEL, not i.startswith("gemini"), i))
+    """The catalog's ids, then those of the models kept from the providers' listings (read
+    from the cache: ComfyUI's start never waits for a listing call)."""
+    catalog = Catalog()
+    ids = sorted(
+        (m.id for m in catalog),
+        key=lambda i: (i != DEFAULT_MODEL, not i.startswith("gemini"), i),
+    )
+    listed = {m.id for m in _kept_models() if catalog.find(m.id) is None}
+    return ids + sorted(listed)
+
+
+def _kept_models() -> list[Any]:
+    from nanobanana.discovery import ListingCache
+
+    try:
+        return ListingCache.default().every_model()
+    except OSError:
+        return []
 
 
 def _ratios() -> list[str]:
@@ -82,10 +98,11 @@ def _common_inputs(default_ratio: str) -> dict[str, Any]:
 def _validate_model(model: str) -> bool | str:
     """ComfyUI's check of the ``model`` input, in place of "value not in list": a workflow may
     name a model by an older id (``gemini-2.5-flash-image-preview``) or with an OpenRouter
-    variant (``:free``); the generation maps it and warns."""
+    variant (``:free``); the generation maps it and warns.  An ``author/model`` id the catalog
+    does not know is left to the generation, which looks it up in the providers' listings."""
     from nanobanana.errors import UnknownModelError
 
-    if model in ("", AUTO):
+    if model in ("", AUTO) or "/" in model.strip("/"):
         return True
     try:
         Catalog().resolve(model)

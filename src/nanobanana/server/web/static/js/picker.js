@@ -14,6 +14,13 @@ function fill(select, values, wanted, preferred, label = (v) => v) {
   select.disabled = values.length === 0;
 }
 
+/** A model's name in the list; one only the provider's live listing has says so. */
+function modelLabel(m) {
+  const name = m.name || m.id;
+  if (m.recommended) return `${name} (recommended)`;
+  return m.discovered ? `${name} (from the provider's listing)` : name;
+}
+
 export class ModelPicker {
   /** `selects`: {provider, model, ratio, size}; `onChange(model)` runs after every change. */
   constructor(models, selects, onChange = () => {}) {
@@ -47,11 +54,7 @@ export class ModelPicker {
     const list = modelsFor(this.models, this.s.provider.value);
     const found = findModel(list, model);
     const choice = found || list.find((m) => m.recommended) || list[0];
-    this.s.model.replaceChildren(
-      ...list.map((m) =>
-        el("option", { value: m.id }, m.recommended ? `${m.name || m.id} (recommended)` : m.name || m.id),
-      ),
-    );
+    this.s.model.replaceChildren(...list.map((m) => el("option", { value: m.id }, modelLabel(m))));
     if (choice) this.s.model.value = choice.id;
     this.s.model.disabled = list.length === 0;
     this.refreshOptions(ratio || this.s.ratio.value, size || this.s.size.value);
