@@ -25,9 +25,12 @@ def emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def emu(emulator: EmulatorServer) -> EmulatorServer:
+def emu(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The session's emulator, reset before the test and after it (so that a model a test
+    retired is served again for the tests that use ``emulator`` as it is)."""
     emulator.reset()
-    return emulator
+    yield emulator
+    emulator.reset()
 
 
 #: Environment that would let a developer's own keys, servers or settings reach a test.

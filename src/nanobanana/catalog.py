@@ -113,7 +113,8 @@ class ModelSpec:
     id: str
     name: str
     description: str
-    #: Provider -> the model id on that provider's wire.
+    #: Provider -> the model id on that provider's wire (the built-in choice, until a live
+    #: listing says otherwise: see ``wire_candidates``).
     provider_ids: Mapping[str, str]
     aspect_ratios: tuple[str, ...] = STANDARD_RATIOS
     sizes: tuple[str, ...] = ("1K",)
@@ -132,6 +133,11 @@ class ModelSpec:
     recommended: bool = False
     #: Found only by live discovery, not part of the built-in catalog.
     discovered: bool = False
+    #: Provider -> every id the provider serves or served this model under, the one to prefer
+    #: first (GA before preview).  When the provider's live listing is known, the first of
+    #: these it lists becomes the wire id (``Catalog.merge_discovered``): the GA id once it is
+    #: listed, the preview id while only it is.
+    wire_candidates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -271,6 +277,9 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "google": "gemini-2.5-flash-image",
             "openrouter": "google/gemini-2.5-flash-image",
         },
+        wire_candidates={
+            "openrouter": ("google/gemini-2.5-flash-image", "google/gemini-2.5-flash-image-preview")
+        },
         sizes=("1K",),
         pricing=_FLASH_25,
         aliases=("nano-banana", "gemini-2.5-flash-image-preview"),
@@ -285,6 +294,10 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "google": "gemini-3-pro-image",
             "openrouter": "google/gemini-3-pro-image-preview",
         },
+        wire_candidates={
+            "google": ("gemini-3-pro-image", "gemini-3-pro-image-preview"),
+            "openrouter": ("google/gemini-3-pro-image", "google/gemini-3-pro-image-preview"),
+        },
         sizes=("1K", "2K", "4K"),
         pricing=_PRO_3,
         max_input_images=14,
@@ -297,6 +310,13 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         provider_ids={
             "google": "gemini-3.1-flash-image",
             "openrouter": "google/gemini-3.1-flash-image-preview",
+        },
+        wire_candidates={
+            "google": ("gemini-3.1-flash-image", "gemini-3.1-flash-image-preview"),
+            "openrouter": (
+                "google/gemini-3.1-flash-image",
+                "google/gemini-3.1-flash-image-preview",
+            ),
         },
         aspect_ratios=STANDARD_RATIOS + EXTENDED_RATIOS,
         sizes=("0.5K", "1K", "2K", "4K"),
@@ -333,10 +353,11 @@ class Catalog:
 
     def add(self, spec: ModelSpec) -> None:
         self._models[spec.id] = spec
-        for name in (spec.id, *spec.aliases, *spec.provider_ids.values()):
+        wire = [*spec.provider_ids.values(), *(i for c in spec.wire_candidates.values() for i in c)]
+        for name in (spec.id, *spec.aliases, *wire):
             self._index.setdefault(name.lower(), spec.id)
         # OpenRouter ids carry an author prefix: "google/gemini-..." also resolves without it.
-        for wid in spec.provider_ids.values():
+        for wid in wire:
             self._index.setdefault(wid.split("/", 1)[-1].lower(), spec.id)
 
     def __iter__(self) -> Any:
@@ -433,7 +454,12 @@ class Catalog:
         return next(m for m in self._models.values() if provider in m.provider_ids)
 
     def merge_discovered(self, provider: str, found: Iterable[ModelSpec]) -> list[ModelSpec]:
-        """Add discovered models not in the catalog; returns the catalog entries + new ones."""
+        """Bring ``provider``'s listing in: each known model is sent by the first of its
+        ``wire_candidates`` the listing has (unchanged when it has none of them), and models
+        the catalog does not know are added as discovered.  Returns the catalog entries of the
+        listed models."""
+        found = list(found)
+        self._follow_listing(provider, {d.provider_ids.get(provider, d.id).lower() for d in found})
         out: list[ModelSpec] = []
         for d in found:
             existing = self._lookup(d.provider_ids.get(provider, d.id).lower())
@@ -444,6 +470,14 @@ class Catalog:
             self.add(spec)
             out.append(spec)
         return out
+
+    def _follow_listing(self, provider: str, listed: set[str]) -> None:
+        for spec in list(self._models.values()):
+            candidates = spec.wire_candidates.get(provider, ())
+            current = next((c for c in candidates if c.lower() in listed), None)
+            if current is not None and current != spec.provider_ids.get(provider):
+                ids = {**spec.provider_ids, provider: current}
+                self._models[spec.id] = replace(spec, provider_ids=ids)
 
     def validate(
         self,

@@ -30,6 +30,7 @@ from .errors import (
     AmbiguousError,
     ContentError,
     DeadlineExceeded,
+    ModelNotServedError,
     NanobananaError,
     UnknownModelError,
     UpstreamBadRequest,
@@ -269,6 +270,8 @@ class AsyncClient:
         self.discover = discover
         self._listing_cache = listing_cache
         self._shared_listings = listings
+        #: Whether the kept listings were brought in (once, at the first generation).
+        self._kept_in = False
         self._env = env
         self._session = session
         self._transport = transport
@@ -356,6 +359,7 @@ class AsyncClient:
                 has_key=self.has_key,
             )
 
+        await self._bring_kept_in()
         try:
             chosen = target()
         except UnknownModelError:
@@ -588,6 +592,24 @@ class AsyncClient:
         service's jobs call."""
         started = time.monotonic()
         plan = await self._plan(request)
+        try:
+            return await self._execute(plan, on_event, stream, started)
+        except ModelNotServedError as exc:
+            retry = await self._replan_for_listing(request, plan, exc)
+            if retry is None:
+                raise
+            refused = exc.attempts  # the refused call stays part of the record
+        try:
+            result = await self._execute(retry, on_event, stream, started)
+        except NanobananaError as again:
+            again.attempts = [*refused, *again.attempts]
+            raise
+        result.attempts[:0] = refused
+        return result
+
+    async def _execute(
+        self, plan: _Plan, on_event: EventCallback | None, stream: bool, started: float
+    ) -> Result:
         first_image_at: list[float] = []
 
         async def tracking(ev: StreamEvent) -> None:
@@ -724,6 +746,45 @@ class AsyncClient:
         if spec is None and await self._discover(model):
             spec = self.catalog.find(model)
         return spec
+
+    async def _bring_kept_in(self) -> None:
+        """At the first generation, the kept listings into the catalog (files only, no
+        call): each model is sent by the id its provider lists.  A client given shared
+        ``listings`` leaves that to their owner (a service refreshes them in the background)."""
+        if self._kept_in:
+            return
+        self._kept_in = True
+        if self.listings is not None and self._shared_listings is None:
+            await self._kept_all(self.listings)
+
+    async def _replan_for_listing(
+        self, request: GenerationRequest, plan: _Plan, exc: ModelNotServedError
+    ) -> _Plan | None:
+        """After a provider refused the model id it was sent: its listing (fetched again
+        unless it is fresh) may serve the model under another id, a preview id retired for
+        the GA one.  The plan with that id, and a warning saying so; ``None`` if there is none
+        (or the id had a variant: what OpenRouter refused then is the variant, ``:free`` on a
+        model that has none)."""
+        name = exc.provider
+        if (
+            self.listings is None
+            or name is None
+            or not self.has_key(name)
+            or plan.choice.variant is not None
+        ):
+            return None
+        sent = plan.choice.wire_id(name)
+        listing = await self.listings.kept(name, self._listing_url(name))
+        if listing is None or listing.age() >= LISTING_REFRESH_AFTER:
+            await self._try_list(name)
+        retry = await self._plan(request)
+        now = retry.choice.wire_id(name) if name in retry.spec.provider_ids else sent
+        if now == sent:
+            return None
+        retry.warnings.append(
+            f"{name} no longer serves {sent!r}; sent {now!r}, the id its model listing has now."
+        )
+        return retry
 
     async def _discover(self, model: str) -> bool:
         """Whether ``model``, unknown to the catalog, is in a provider's listing: the kept

@@ -14,6 +14,8 @@
     │   ├── PaymentRequiredError   OpenRouter 402: no credits
     │   ├── QuotaError             429 / RESOURCE_EXHAUSTED (.per_day: not worth retrying today)
     │   ├── UpstreamBadRequest     the provider refused the request as malformed (400/404/422)
+    │   │   └── ModelNotServedError  it does not serve the model id sent (retired or unknown
+    │   │                          to it: OpenRouter "... is not a valid model ID", Gemini 404)
     │   ├── UpstreamUnavailable    5xx, overloaded, no endpoint
     │   ├── ConnectError           could not connect: the request was never sent
     │   ├── AmbiguousError         sent, then no complete answer (timeout, reset, truncated):
@@ -44,6 +46,7 @@ __all__ = [
     "DeadlineExceeded",
     "InvalidResponseError",
     "MissingKeyError",
+    "ModelNotServedError",
     "NanobananaError",
     "NoImageError",
     "PaymentRequiredError",
@@ -170,6 +173,12 @@ class QuotaError(UpstreamError):
 
 class UpstreamBadRequest(UpstreamError):
     code = "upstream_bad_request"
+
+
+class ModelNotServedError(UpstreamBadRequest):
+    """The provider does not serve the model id it was sent: it retired it (a preview id
+    after the GA release) or never had it.  The client then looks in the provider's live
+    listing for the id it serves the model under now."""
 
 
 class UpstreamUnavailable(UpstreamError):

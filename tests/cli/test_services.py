@@ -89,10 +89,11 @@ def test_emulator_command_serves_both_apis_with_a_default_scenario(
     assert len(list(isolated.glob("*.png"))) == 2
 
 
-def test_a_model_only_the_listing_has_generates_from_the_cli(
+def test_the_cli_follows_the_listing_run_as_users_run_it(
     cli, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The emulator run as users run it, with a retired id; the CLI finds an unknown model."""
+    """The emulator run as users run it, with a preview id retired: the CLI sends the id the
+    listing has now, and generates with a model only the listing has."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
@@ -102,13 +103,25 @@ def test_a_model_only_the_listing_has_generates_from_the_cli(
         ["emulator", "--port", str(port), "--retire", retired], f"{base}/_emulator/health"
     ):
         listed = get_json(f"{base}/api/v1/models?output_modalities=image")
+        moved = cli("generate", "a fox", "-m", "gemini-3-pro-image", "-p", "openrouter", *urls)
         made = cli("generate", "a fox", "-m", "openai/gpt-5-image-mini", "-o", "fox.png", *urls)
-        gone = cli("generate", "a fox", "-m", "gemini-3-pro-image", "-p", "openrouter", *urls)
+        again = cli("generate", "a cat", "-m", "gemini-3-pro-image", "-p", "openrouter", *urls)
+        seen = get_json(f"{base}/_emulator/requests")["requests"]
     ids = {m["id"] for m in listed["data"]}
     assert "openai/gpt-5-image-mini" in ids and retired not in ids
+    assert moved.code == 0, moved.err
+    assert f"openrouter no longer serves {retired!r}" in moved.err
     assert made.code == 0, made.err
     assert (isolated / "fox.png").stat().st_size > 0
-    assert gone.code != 0 and f"{retired} is not a valid model ID" in gone.err
+    assert again.code == 0 and "no longer serves" not in again.err  # the kept listing says
+    sent = [r["body"]["model"] for r in seen if r["method"] == "POST"]
+    assert sent == [
+        retired,  # refused: 400 "... is not a valid model ID"
+        "google/gemini-3-pro-image",
+        "openai/gpt-5-image-mini",
+        "google/gemini-3-pro-image",
+    ]
+    assert sum(r["method"] == "GET" for r in seen) == 2  # the test's listing, then the CLI's
 
 
 def test_emulator_command_refuses_an_unknown_scenario(cli) -> None:

@@ -61,7 +61,7 @@ def test_a_retired_openrouter_id_is_unlisted_and_refused_until_reset(
 ) -> None:
     emu.retire(PREVIEW)
     assert PREVIEW not in openrouter_listing(http)
-    assert "google/gemini-3.1-flash-image" not in openrouter_listing(http)  # never listed here
+    assert "google/gemini-3.1-flash-image" in openrouter_listing(http)  # the GA id stays
     r = http.post(CHAT, json=chat_body(model=PREVIEW), headers=OR_HEADERS)
     assert r.status_code == 400
     assert r.json()["error"]["message"] == f"{PREVIEW} is not a valid model ID"

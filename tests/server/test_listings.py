@@ -161,3 +161,32 @@ async def test_the_demo_emulator_lists_in_memory_only(
         assert r.status_code == 200, r.text
         assert r.json()["model"] == KLEIN
     assert not (settings.data_dir / "listings").exists()  # its port changes every run
+
+
+async def test_the_service_sends_the_id_the_listing_has(
+    settings_for: Callable[..., Settings], emu: EmulatorServer
+) -> None:
+    """OpenRouter lists only the GA id: the background round learns it, and the default
+    model is sent by it from the first request (no refused call)."""
+    emu.retire("google/gemini-3.1-flash-image-preview")
+    settings = settings_for(openrouter_api_key=OPENROUTER_CANARY, allow_server_keys=True)
+    async with running(settings) as api:
+        await wait_for(lambda: listing_calls(emu) == ["openrouter"])
+        await wait_for(
+            lambda: (
+                api.services.catalog.get("gemini-3.1-flash-image").provider_ids["openrouter"]
+                == "google/gemini-3.1-flash-image"
+            )
+        )
+        h = await api.user("ga-user")
+        r = await api.client.post("/api/nano-banana/generate", json={"prompt": "a fox"}, headers=h)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["model"], body["provider_model"]) == (
+            "gemini-3.1-flash-image",
+            "google/gemini-3.1-flash-image",
+        )
+        r = await api.client.get("/api/nano-banana/models?provider=openrouter", headers=h)
+        [entry] = [m for m in r.json()["models"] if m["id"] == "gemini-3.1-flash-image"]
+        assert entry["provider_model"] == "google/gemini-3.1-flash-image"
+    assert list(sent(emu)) == ["google/gemini-3.1-flash-image"]

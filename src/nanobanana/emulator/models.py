@@ -220,8 +220,16 @@ OPENROUTER_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             _gemini(
                 "google/gemini-2.5-flash-image-preview", "Google: Nano Banana (preview)", _FLASH_25
             ),
-            _gemini("google/gemini-3-pro-image-preview", "Google: Nano Banana Pro", _PRO_3),
-            _gemini("google/gemini-3.1-flash-image-preview", "Google: Nano Banana 2", _FLASH_31),
+            _gemini("google/gemini-3-pro-image", "Google: Nano Banana Pro", _PRO_3),
+            _gemini(
+                "google/gemini-3-pro-image-preview", "Google: Nano Banana Pro (preview)", _PRO_3
+            ),
+            _gemini("google/gemini-3.1-flash-image", "Google: Nano Banana 2", _FLASH_31),
+            _gemini(
+                "google/gemini-3.1-flash-image-preview",
+                "Google: Nano Banana 2 (preview)",
+                _FLASH_31,
+            ),
             _image_only(
                 "black-forest-labs/flux.2-pro",
                 "Black Forest Labs: FLUX.2 Pro",

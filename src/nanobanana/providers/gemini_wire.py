@@ -21,6 +21,7 @@ from ..errors import (
     AuthenticationError,
     BlockedError,
     InvalidResponseError,
+    ModelNotServedError,
     NanobananaError,
     PaymentRequiredError,
     QuotaError,
@@ -379,6 +380,8 @@ def error_from_api(
         return QuotaError(text, per_day=per_day, retry_after=retry_after, **kw)
     if code is None or code == 408 or code >= 500:
         return UpstreamUnavailable(text, **kw)
+    if code == 404 and status == "NOT_FOUND" and "models/" in message:
+        return ModelNotServedError(text, **kw)
     if 400 <= code < 500:
         return UpstreamBadRequest(text, **kw)
     return InvalidResponseError(f"{LABEL} answered with unexpected HTTP {code}.", **kw)

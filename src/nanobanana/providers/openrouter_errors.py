@@ -19,6 +19,7 @@ from ..errors import (
     AuthenticationError,
     BlockedError,
     InvalidResponseError,
+    ModelNotServedError,
     NanobananaError,
     PaymentRequiredError,
     QuotaError,
@@ -143,6 +144,8 @@ def _map(
         return QuotaError(text, per_day=per_day, retry_after=retry_after, **kw)
     if status == 408 or status >= 500:
         return UpstreamUnavailable(text, retry_after=retry_after, **kw)
+    if status == 400 and "is not a valid model id" in message.lower():
+        return ModelNotServedError(text, **kw)
     if 400 <= status < 500:
         return UpstreamBadRequest(text, **kw)
     if 300 <= status < 400:
