@@ -325,6 +325,24 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         aliases=("nano-banana-2", "gemini-3.1-flash-image-preview"),
         recommended=True,
     ),
+    # Google's model page (docs/providers.md): 1K only ("2K and 4K are not supported"), the ten
+    # ratios it lists, 65,536 input and 4,096 output tokens; no price and no reference count
+    # published there: the cost stays unknown, and up to the family's 14 references are passed
+    # on for Google to judge.  On OpenRouter only once its listing has the id.
+    ModelSpec(
+        id="gemini-3.1-flash-lite-image",
+        name="Nano Banana 2 Lite (Gemini 3.1 Flash Lite Image)",
+        description="Google's fastest, cheapest image model: 1K only, the ten standard ratios.",
+        provider_ids={"google": "gemini-3.1-flash-lite-image"},
+        wire_candidates={
+            "google": ("gemini-3.1-flash-lite-image",),
+            "openrouter": ("google/gemini-3.1-flash-lite-image",),
+        },
+        aspect_ratios=STANDARD_RATIOS,
+        sizes=("1K",),
+        max_input_images=14,
+        aliases=("nano-banana-2-lite",),
+    ),
     _flux("black-forest-labs/flux.2-pro", "FLUX.2 [pro]", "Black Forest Labs, top quality."),
     _flux("black-forest-labs/flux.2-flex", "FLUX.2 [flex]", "Black Forest Labs, tunable."),
     _flux("black-forest-labs/flux.2-max", "FLUX.2 [max]", "Black Forest Labs, largest."),

@@ -674,17 +674,11 @@ class AsyncClient:
         """The catalog, merged with live discovery from every provider that has a key (the
         listing is kept, so the models it found are usable by id in later runs too)."""
         names = [canonical_provider(provider)] if provider else list(PROVIDERS)
-        found: dict[str, ModelSpec] = {}
-        for spec in self.catalog:
-            if any(p in spec.provider_ids for p in names):
-                found[spec.id] = spec
         if live:
             for name in names:
-                if not self.has_key(name):
-                    continue
-                for spec in await self._list(name):
-                    found.setdefault(spec.id, spec)
-        return list(found.values())
+                if self.has_key(name):
+                    await self._list(name)  # merged: new models, and the ids listed now
+        return [s for s in self.catalog if any(p in s.provider_ids for p in names)]
 
     # ------------------------------------------------------------------------ discovery
     @functools.cached_property

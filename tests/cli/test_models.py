@@ -36,6 +36,11 @@ def test_json_lists_capabilities(cli) -> None:
     assert "8:1" in flash["aspect_ratios"] and flash["sizes"] == ["0.5K", "1K", "2K", "4K"]
     assert flash["price_per_image"]["1K"] == pytest.approx(1120 * 60.0 / 1e6)
     assert data["gemini-2.5-flash-image"]["shutdown"] == "2026-10-02"
+    # Nano Banana 2 Lite with the limits Google's model page gives (no published price).
+    lite = data["gemini-3.1-flash-lite-image"]
+    assert lite["providers"] == ["google"] and lite["aliases"] == ["nano-banana-2-lite"]
+    assert lite["sizes"] == ["1K"] and len(lite["aspect_ratios"]) == 10
+    assert "1:4" not in lite["aspect_ratios"] and lite["price_per_image"] == {"1K": None}
 
 
 def test_provider_filter(cli) -> None:
@@ -66,6 +71,13 @@ def test_live_discovery_merges_models_from_the_emulator(
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert {s.id for s in BUILTIN_MODELS} <= {m["id"] for m in data}
+    found = {m["id"]: m for m in data}
+    assert found["openai/gpt-5-image-mini"]["discovered"]  # only the listing has it
+    assert not found["gemini-3.1-flash-lite-image"]["discovered"]  # the catalog knows it
+    # The listing has the GA id: that is the one the default model is sent by.
+    assert found["gemini-3.1-flash-image"]["provider_ids"]["openrouter"] == (
+        "google/gemini-3.1-flash-image"
+    )
     paths = {q["path"] for q in emu.requests()}
     assert "/api/v1/models" in paths
     assert any(p.endswith("/models") and not p.startswith("/api/") for p in paths)

@@ -153,7 +153,6 @@ async def test_the_demo_emulator_lists_in_memory_only(
     settings = settings_for(demo=True, openrouter_base_url=None, gemini_base_url=None)
     async with running(settings) as api:
         await wait_for(lambda: api.services.catalog.find(GPT_IMAGE) is not None)
-        await wait_for(lambda: api.services.catalog.find("gemini-3.1-flash-lite-image") is not None)
         h = await api.user("visitor")
         r = await api.client.post(
             "/api/nano-banana/generate", json={"prompt": "a fox", "model": KLEIN}, headers=h
@@ -190,3 +189,13 @@ async def test_the_service_sends_the_id_the_listing_has(
         [entry] = [m for m in r.json()["models"] if m["id"] == "gemini-3.1-flash-image"]
         assert entry["provider_model"] == "google/gemini-3.1-flash-image"
     assert list(sent(emu)) == ["google/gemini-3.1-flash-image"]
+
+
+async def test_the_models_show_nano_banana_2_lite_with_its_limits(api: Api) -> None:
+    h = await api.user("lite-viewer")
+    r = await api.client.get("/api/nano-banana/models?provider=google", headers=h)
+    [lite] = [m for m in r.json()["models"] if m["id"] == "gemini-3.1-flash-lite-image"]
+    assert lite["name"] == "Nano Banana 2 Lite (Gemini 3.1 Flash Lite Image)"
+    assert lite["sizes"] == ["1K"] and "21:9" in lite["aspect_ratios"]
+    assert "1:4" not in lite["aspect_ratios"] and lite["aliases"] == ["nano-banana-2-lite"]
+    assert lite["price_per_image"] == {"1K": None} and not lite["discovered"]
