@@ -526,6 +526,7 @@ def test_models_default_to_text_output_like_openrouter() -> None:
         "google/gemini-2.5-flash-image",
         "google/gemini-3-pro-image-preview",
         "google/gemini-3.1-flash-image-preview",
+        "google/gemini-3.1-flash-lite-image",  # served through Google by this service
     }
     assert len(image) == len(every) == len(CATALOG)
     assert models.parse_output_modalities("text, image") == {"text", "image"}
