@@ -31,7 +31,9 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     SYNTHETIC_NOTE,
+    Endpoints,
     client_endpoints,
+    command_client,
     eprint,
     generation_options,
     stderr_is_tty,
@@ -163,28 +165,10 @@ def _remote_executor(args: argparse.Namespace) -> Any:
     return remote
 
 
-Endpoints = tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]
-
-
-def _client(args: argparse.Namespace, endpoints: Endpoints, catalog: Catalog | None = None) -> Any:
-    from ..client import AsyncClient
-
-    urls, keys, env = endpoints
-    return AsyncClient(
-        api_keys=keys,
-        base_urls=urls,
-        env=env,
-        use_keys_file=not args.emulator,
-        synthetic=args.emulator,
-        fallback=not args.no_fallback,
-        catalog=catalog,
-    )
-
-
 async def _catalog_for(args: argparse.Namespace, endpoints: Endpoints, named: set[str]) -> Catalog:
     """The catalog the rows are checked against: the built-in one, with the models the rows
     name that only a provider's listing has (looked up only when a row names one)."""
-    client = _client(args, endpoints)
+    client = command_client(args, endpoints)
     try:
         for name in sorted(named):
             await client.find_model(name)
@@ -204,7 +188,7 @@ def _local_executor(
     async def local() -> Executor:
         from ..batch import LocalExecutor
 
-        client = _client(args, endpoints, catalog)
+        client = command_client(args, endpoints, catalog=catalog)
         try:
             _check_keys(client, rows)
         except BaseException:

@@ -10,9 +10,12 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ContentError, MissingKeyError, NanobananaError, UpstreamError, UsageError
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -133,9 +136,28 @@ SYNTHETIC_NOTE = (
 )
 
 
-def client_endpoints(
-    args: argparse.Namespace, stack: contextlib.ExitStack
-) -> tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]:
+#: Base URLs, explicit keys and the environment of a command's client (``client_endpoints``).
+Endpoints = tuple[dict[str, str | None], dict[str, str | None], dict[str, str] | None]
+
+
+def command_client(args: argparse.Namespace, endpoints: Endpoints, **options: Any) -> AsyncClient:
+    """The ``AsyncClient`` a command's options and endpoints describe (``options``: more
+    ``AsyncClient`` arguments)."""
+    from ..client import AsyncClient
+
+    urls, keys, env = endpoints
+    return AsyncClient(
+        api_keys=keys,
+        base_urls=urls,
+        env=env,
+        use_keys_file=not args.emulator,
+        synthetic=args.emulator,
+        fallback=not args.no_fallback,
+        **options,
+    )
+
+
+def client_endpoints(args: argparse.Namespace, stack: contextlib.ExitStack) -> Endpoints:
     """Base URLs, explicit keys and the environment the client should use.  ``--emulator``
     starts one in this process (closed with ``stack``), with an empty environment: neither
     real keys nor real base URLs reach it."""

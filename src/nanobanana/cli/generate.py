@@ -19,6 +19,7 @@ from .common import (
     SYNTHETIC_NOTE,
     add_base_url_options,
     client_endpoints,
+    command_client,
     eprint,
     generation_options,
     stderr_is_tty,
@@ -149,19 +150,14 @@ async def _generate(
     keys: dict[str, str | None],
     env: dict[str, str] | None,
 ) -> int:
-    from ..client import AsyncClient
     from ..transport import one_shot_transport
     from ..types import ImageEvent
     from .output import ArrivalSaver
     from .progress import Progress
 
-    async with AsyncClient(
-        api_keys=keys,
-        base_urls=urls,
-        env=env,
-        use_keys_file=not args.emulator,
-        synthetic=args.emulator,
-        fallback=not args.no_fallback,
+    async with command_client(
+        args,
+        (urls, keys, env),
         # One call: the standard library sends it unless a proxy is configured (then aiohttp).
         transport=one_shot_transport(env),
     ) as client:
