@@ -471,23 +471,15 @@ class Catalog:
             return spec
         return next(m for m in self._models.values() if provider in m.provider_ids)
 
-    def merge_discovered(self, provider: str, found: Iterable[ModelSpec]) -> list[ModelSpec]:
+    def merge_discovered(self, provider: str, found: Iterable[ModelSpec]) -> None:
         """Bring ``provider``'s listing in: each known model is sent by the first of its
         ``wire_candidates`` the listing has (unchanged when it has none of them), and models
-        the catalog does not know are added as discovered.  Returns the catalog entries of the
-        listed models."""
-        found = list(found)
-        self._follow_listing(provider, {d.provider_ids.get(provider, d.id).lower() for d in found})
-        out: list[ModelSpec] = []
-        for d in found:
-            existing = self._lookup(d.provider_ids.get(provider, d.id).lower())
-            if existing is not None:
-                out.append(existing)
-                continue
-            spec = replace(d, discovered=True)
-            self.add(spec)
-            out.append(spec)
-        return out
+        the catalog does not know are added as discovered."""
+        listed = {d.provider_ids.get(provider, d.id).lower(): d for d in found}
+        self._follow_listing(provider, set(listed))
+        for wire, d in listed.items():
+            if self._lookup(wire) is None:
+                self.add(replace(d, discovered=True))
 
     def _follow_listing(self, provider: str, listed: set[str]) -> None:
         for spec in list(self._models.values()):

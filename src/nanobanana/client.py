@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -595,7 +596,7 @@ class AsyncClient:
         try:
             return await self._execute(plan, on_event, stream, started)
         except ModelNotServedError as exc:
-            retry = await self._replan_for_listing(request, plan, exc)
+            retry = await self._replan_for_listing(plan, exc)
             if retry is None:
                 raise
             refused = exc.attempts  # the refused call stays part of the record
@@ -697,12 +698,12 @@ class AsyncClient:
     def _listing_url(self, name: str) -> str:
         return INFOS[name].url(self.configs[name])
 
-    async def _list(self, name: str) -> list[ModelSpec]:
+    async def _list(self, name: str) -> None:
         """``name``'s listing, fetched now, kept, and merged into the catalog."""
         discovered = await (await self._provider(name)).list_models()
         if self.listings is not None:
             await self.listings.keep(name, self._listing_url(name), discovered)
-        return self.catalog.merge_discovered(name, discovered)
+        self.catalog.merge_discovered(name, discovered)
 
     async def _kept(self, listings: Listings, name: str) -> Listing | None:
         """``name``'s newest kept listing, merged into the catalog."""
@@ -751,14 +752,12 @@ class AsyncClient:
         if self.listings is not None and self._shared_listings is None:
             await self._kept_all(self.listings)
 
-    async def _replan_for_listing(
-        self, request: GenerationRequest, plan: _Plan, exc: ModelNotServedError
-    ) -> _Plan | None:
+    async def _replan_for_listing(self, plan: _Plan, exc: ModelNotServedError) -> _Plan | None:
         """After a provider refused the model id it was sent: its listing (fetched again
         unless it is fresh) may serve the model under another id, a preview id retired for
-        the GA one.  The plan with that id, and a warning saying so; ``None`` if there is none
-        (or the id had a variant: what OpenRouter refused then is the variant, ``:free`` on a
-        model that has none)."""
+        the GA one.  The same plan with that id, and a warning saying so (its references are
+        not read again); ``None`` if there is none (or the id had a variant: what OpenRouter
+        refused then is the variant, ``:free`` on a model that has none)."""
         name = exc.provider
         if (
             self.listings is None
@@ -771,14 +770,15 @@ class AsyncClient:
         listing = await self.listings.kept(name, self._listing_url(name))
         if listing is None or listing.age() >= LISTING_REFRESH_AFTER:
             await self._try_list(name)
-        retry = await self._plan(request)
-        now = retry.choice.wire_id(name) if name in retry.spec.provider_ids else sent
+        spec = self.catalog.get(plan.spec.id)  # the entry as the listing left it
+        now = spec.provider_ids.get(name, sent)
         if now == sent:
             return None
-        retry.warnings.append(
+        warning = (
             f"{name} no longer serves {sent!r}; sent {now!r}, the id its model listing has now."
         )
-        return retry
+        choice = dataclasses.replace(plan.choice, spec=spec)
+        return dataclasses.replace(plan, choice=choice, warnings=[*plan.warnings, warning])
 
     async def _discover(self, model: str) -> bool:
         """Whether ``model``, unknown to the catalog, is in a provider's listing: the kept

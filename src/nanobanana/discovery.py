@@ -145,28 +145,16 @@ class ListingCache:
 
     def load(self, provider: str, base_url: str) -> Listing | None:
         """What ``provider`` at ``base_url`` listed last, or ``None``."""
-        try:
-            data = json.loads(self._path(provider, base_url).read_text("utf-8"))
-            if data.get("version") != LISTING_VERSION:
-                return None
-            models = tuple(spec_from_record(m) for m in data["models"])
-            return Listing(provider, models, float(data["fetched_at"]))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
+        return _read(self._path(provider, base_url), provider)
 
     def every_model(self) -> list[ModelSpec]:
         """The models of every kept listing, of any provider and endpoint (for a picker that
         cannot wait for a listing call)."""
         found: dict[str, ModelSpec] = {}
         for path in sorted(self.folder.glob("*-*.json")):
-            try:
-                data = json.loads(path.read_text("utf-8"))
-                if data.get("version") == LISTING_VERSION:
-                    for record in data["models"]:
-                        spec = spec_from_record(record)
-                        found.setdefault(spec.id, spec)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                continue
+            listing = _read(path, path.stem.rpartition("-")[0])
+            for spec in listing.models if listing is not None else ():
+                found.setdefault(spec.id, spec)
         return list(found.values())
 
     def save(
@@ -182,6 +170,19 @@ class ListingCache:
         text = json.dumps(body, ensure_ascii=False, indent=1)
         atomic_write(self._path(provider, base_url), text.encode(), mode=user_file_mode())
         return listing
+
+
+def _read(path: Path, provider: str) -> Listing | None:
+    """A kept listing file, or ``None`` when it is missing, unreadable or of another version
+    (it is only a cache: the next fetch replaces it)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("version") != LISTING_VERSION:
+            return None
+        models = tuple(spec_from_record(m) for m in data["models"])
+        return Listing(provider, models, float(data["fetched_at"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class Listings:

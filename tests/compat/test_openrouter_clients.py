@@ -439,9 +439,8 @@ def test_a_routing_variant_reaches_openrouter(
         extra_body={"modalities": ["image", "text"]},
     )
     sent = upstream_prompts(emulator, marker)
-    # The model's id as OpenRouter lists it (the GA id once a listing has been read), variant kept.
-    [model] = [q["body"]["model"] for q in sent]
-    assert model in {
-        "google/gemini-3.1-flash-image:nitro",
-        "google/gemini-3.1-flash-image-preview:nitro",
-    }
+    # The model's id as the service currently sends it (the preview id built in, the GA id once
+    # a listing has been read), with the variant kept.
+    wire = live.services.catalog.get("gemini-3.1-flash-image").provider_ids["openrouter"]
+    assert wire in {"google/gemini-3.1-flash-image", "google/gemini-3.1-flash-image-preview"}
+    assert [q["body"]["model"] for q in sent] == [f"{wire}:nitro"]
