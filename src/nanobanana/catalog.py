@@ -23,6 +23,7 @@ from .errors import UnknownModelError, ValidationError
 __all__ = [
     "ASPECT_RATIOS_1K",
     "OPENROUTER_VARIANTS",
+    "THINKING_LEVELS",
     "VARIANT_PROVIDER",
     "ModelChoice",
     "ModelSpec",
@@ -52,6 +53,9 @@ ASPECT_RATIOS_1K: dict[str, tuple[int, int]] = {
 SIZE_SCALE: dict[str, float] = {"0.5K": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
 STANDARD_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 EXTENDED_RATIOS = ("1:4", "4:1", "1:8", "8:1")
+#: Thinking levels, least first: Gemini's ``thinkingLevel`` values, which OpenRouter's
+#: ``reasoning.effort`` maps to one for one (docs/providers.md).
+THINKING_LEVELS = ("minimal", "low", "medium", "high")
 
 #: The provider whose model ids take variants.
 VARIANT_PROVIDER = "openrouter"
@@ -125,6 +129,9 @@ class ModelSpec:
     #: True when the image sizes follow the Gemini pixel table (so results can be checked).
     gemini_sizes: bool = True
     supports_seed: bool = False
+    #: The thinking levels the model takes: ``None`` when not known (a level asked for is
+    #: passed on for the provider to judge), ``()`` when it takes none.
+    thinking_levels: tuple[str, ...] | None = None
     pricing: Pricing = field(default_factory=Pricing)
     aliases: tuple[str, ...] = ()
     #: Earliest announced shutdown date, if any.
@@ -195,6 +202,9 @@ class ModelSpec:
             "accepts_images": self.accepts_images,
             "max_input_images": self.max_input_images,
             "supports_seed": self.supports_seed,
+            "thinking_levels": (
+                None if self.thinking_levels is None else list(self.thinking_levels)
+            ),
             "price_per_image": {s: self.pricing.image_cost(s) for s in self.sizes},
             "shutdown": self.shutdown.isoformat() if self.shutdown else None,
             "replaced_by": self.replaced_by,
@@ -341,6 +351,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         aspect_ratios=STANDARD_RATIOS,
         sizes=("1K",),
         max_input_images=14,
+        thinking_levels=("minimal", "high"),
         aliases=("nano-banana-2-lite",),
     ),
     _flux("black-forest-labs/flux.2-pro", "FLUX.2 [pro]", "Black Forest Labs, top quality."),
@@ -525,3 +536,26 @@ class Catalog:
                 field="images",
             )
         return ratio, size
+
+    def validate_thinking(self, spec: ModelSpec, thinking: str | None) -> str | None:
+        """A thinking level checked against the known levels and the model's; lower case."""
+        if thinking is None:
+            return None
+        level = thinking.strip().lower() if isinstance(thinking, str) else thinking
+        if level not in THINKING_LEVELS:
+            raise ValidationError(
+                f"Thinking level {thinking!r} is not one of {', '.join(THINKING_LEVELS)}.",
+                field="thinking",
+                allowed=THINKING_LEVELS,
+            )
+        allowed = spec.thinking_levels
+        if allowed is not None and level not in allowed:
+            raise ValidationError(
+                f"{spec.id} takes no thinking level; leave it out."
+                if not allowed
+                else f"Thinking level {level!r} is not supported by {spec.id}. "
+                f"Allowed: {', '.join(allowed)}.",
+                field="thinking",
+                allowed=allowed,
+            )
+        return str(level)

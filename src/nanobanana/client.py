@@ -95,6 +95,7 @@ class GenerateOptions(TypedDict, total=False):
     negative_prompt: str | None
     images: Iterable[ReferenceInput]
     seed: int | None
+    thinking: str | None
     fallback: bool | None
 
 
@@ -120,6 +121,7 @@ class _Plan:
     seed: int | None
     n: int
     references: tuple[Any, ...]
+    thinking: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -142,6 +144,7 @@ class _Plan:
             image_size=self.image_size,
             seed=self.seed,
             synthetic=synthetic,
+            thinking=self.thinking,
         )
         meta["index"] = image.index
         if synthetic:
@@ -377,6 +380,7 @@ class AsyncClient:
             image_size=request.image_size,
             n_images=len(request.images),
         )
+        thinking = self.catalog.validate_thinking(spec, request.thinking)
         refs = await resolve_references(request.images)
         self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
         chain = [first]
@@ -406,6 +410,7 @@ class AsyncClient:
             n=n,
             references=refs,
             warnings=warnings,
+            thinking=thinking,
         )
 
     # ------------------------------------------------------------------------ calling
@@ -438,6 +443,7 @@ class AsyncClient:
                             image_size=plan.image_size,
                             images=plan.references,
                             seed=plan.seed,
+                            thinking=plan.thinking,
                             read_timeout=self.read_timeout,
                         )
                         started = time.monotonic()
@@ -563,6 +569,7 @@ class AsyncClient:
         negative_prompt: str | None = None,
         images: Iterable[ReferenceInput] = (),
         seed: int | None = None,
+        thinking: str | None = None,
         fallback: bool | None = None,
         on_event: EventCallback | None = None,
         stream: bool = False,
@@ -578,6 +585,7 @@ class AsyncClient:
             negative_prompt=negative_prompt,
             images=tuple(images),
             seed=seed,
+            thinking=thinking,
             fallback=fallback,
         )
         return await self.run(request, on_event=on_event, stream=stream)
@@ -861,6 +869,7 @@ class AsyncClient:
             image_size=plan.image_size,
             seed=plan.seed,
             negative_prompt=plan.negative_prompt,
+            thinking=plan.thinking,
             finish_reason=lead.finish_reason,
             attempts=attempts,
             failures=failures,

@@ -74,6 +74,7 @@ def spec_record(spec: ModelSpec) -> dict[str, Any]:
         "max_input_images": spec.max_input_images,
         "gemini_sizes": spec.gemini_sizes,
         "supports_seed": spec.supports_seed,
+        "thinking_levels": None if spec.thinking_levels is None else list(spec.thinking_levels),
         "pricing": {
             "input_per_mtok": p.input_per_mtok,
             "output_image_per_mtok": p.output_image_per_mtok,
@@ -101,6 +102,8 @@ def spec_from_record(d: Mapping[str, Any]) -> ModelSpec:
         max_input_images=int(d["max_input_images"]),
         gemini_sizes=bool(d["gemini_sizes"]),
         supports_seed=bool(d["supports_seed"]),
+        # Files kept before levels were read say nothing: not known.
+        thinking_levels=(None if d.get("thinking_levels") is None else tuple(d["thinking_levels"])),
         pricing=Pricing(
             input_per_mtok=p.get("input_per_mtok"),
             output_image_per_mtok=p.get("output_image_per_mtok"),

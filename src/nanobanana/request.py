@@ -34,6 +34,10 @@ class GenerationRequest:
     #: Reference images, in order: paths, bytes, PIL images, ``data:`` or http(s) URLs.
     images: tuple[ReferenceInput, ...] = field(default=(), repr=False)
     seed: int | None = None
+    #: How much the model thinks before it draws: ``minimal``, ``low``, ``medium`` or ``high``
+    #: (``None``: the model's default).  Sent as Gemini's ``thinkingLevel`` and OpenRouter's
+    #: ``reasoning.effort``; refused before the call by a model whose levels are known.
+    thinking: str | None = None
     #: Whether a failed provider may hand over to another (``None``: the client's setting).
     fallback: bool | None = None
 

@@ -129,6 +129,8 @@ class Result:
     image_size: str | None = None
     seed: int | None = None
     negative_prompt: str | None = None
+    #: The thinking level asked for (``None``: the model's default).
+    thinking: str | None = None
     finish_reason: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     failures: list[ImageFailure] = field(default_factory=list)
@@ -167,6 +169,7 @@ class Result:
                 image_size=self.image_size,
                 seed=self.seed,
                 synthetic=self.synthetic,
+                thinking=self.thinking,
             ),
             "cost": self.usage.cost,
             "cost_is_estimate": self.usage.cost_is_estimate,
@@ -196,6 +199,7 @@ def request_provenance(
     image_size: str | None,
     seed: int | None,
     synthetic: bool,
+    thinking: str | None = None,
 ) -> dict[str, Any]:
     """What was asked and who answered: the provenance an image has from the moment it
     arrives (``Result.provenance`` adds the request's cost, time and attempts)."""
@@ -211,6 +215,7 @@ def request_provenance(
         "aspect_ratio": aspect_ratio,
         "image_size": image_size,
         "seed": seed,
+        "thinking": thinking,
         "synthetic": synthetic,
         "nanobanana_version": __version__,
     }

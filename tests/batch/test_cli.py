@@ -344,3 +344,24 @@ def test_rows_may_name_models_only_the_providers_list(
         "openai/gpt-5-image-mini": ["image", "text"],
         "black-forest-labs/flux.2-klein-4b": ["image"],
     }
+
+
+def test_rows_carry_a_thinking_level_checked_before_anything_is_paid_for(
+    emu_env: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """A ``thinking`` cell (or ``--thinking`` for empty cells) is sent as OpenRouter's
+    ``reasoning.effort``; a level the row's model does not take stops the run first."""
+    f = tmp_path / "jobs.csv"
+    f.write_text(
+        'prompt,model,thinking\n"a fox",,high\n"a cat",gemini-3.1-flash-lite-image,low\n',
+        "utf-8",
+    )
+    assert cli([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: Thinking level 'low' is not supported by gemini-3.1-flash-lite-image" in err
+    assert generation_calls(emu_env) == []
+    f.write_text('prompt,thinking\n"a fox",high\n"a cat",\n', "utf-8")
+    assert cli([str(f), "--thinking", "minimal", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 2
+    efforts = sorted(r["body"]["reasoning"]["effort"] for r in generation_calls(emu_env))
+    assert efforts == ["high", "minimal"]

@@ -110,6 +110,23 @@ def test_json_result_shape_has_everything_but_image_bytes(
     )
 
 
+def test_thinking_is_sent_kept_and_checked(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox", "--thinking", "high", "-o", "fox.png", "--json", *urls(emu))
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["thinking"] == "high"
+    [call] = generations(emu)
+    assert call["body"]["reasoning"] == {"effort": "high"}
+    assert read_metadata((isolated / "fox.png").read_bytes())["thinking"] == "high"
+    info = cli("info", "fox.png")
+    assert info.code == 0 and "high" in info.out
+    r = cli("generate", "a fox", "-m", "nano-banana-2-lite", "--thinking", "low", *urls(emu))
+    assert r.code == 2
+    assert "Thinking level 'low' is not supported by gemini-3.1-flash-lite-image" in r.err
+    assert len(generations(emu)) == 1
+
+
 def test_n3_writes_three_distinct_files(
     cli, emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:

@@ -46,6 +46,8 @@ COLUMN_ALIASES: dict[str, str] = {
     "negative_prompt": "negative_prompt",
     "negative": "negative_prompt",
     "seed": "seed",
+    "thinking": "thinking",
+    "thinking_level": "thinking",
     "images": "images",
     "image": "images",
     "references": "images",
@@ -336,7 +338,14 @@ def _row(
     name = read_field(_name, record.get("name"))
     texts = {
         key: read_field(_text, record, key)
-        for key in ("model", "provider", "aspect_ratio", "image_size", "negative_prompt")
+        for key in (
+            "model",
+            "provider",
+            "aspect_ratio",
+            "image_size",
+            "negative_prompt",
+            "thinking",
+        )
     }
     n = read_field(_int, record, "n", 1, 10) if "n" in record else defaults.n
     seed = read_field(_int, record, "seed", 0, MAX_SEED) if "seed" in record else defaults.seed
@@ -354,6 +363,7 @@ def _row(
             n=n if n is not None else defaults.n,
             negative_prompt=texts["negative_prompt"] or defaults.negative_prompt,
             seed=seed,
+            thinking=texts["thinking"] or defaults.thinking,
             images=tuple(path for path, _ in images),
         ),
         name=name,

@@ -92,6 +92,7 @@ def add_parser(subparsers: Any) -> None:
     defaults.add_argument("-n", type=int, default=1, metavar="N", help="images per row")
     defaults.add_argument("--negative", metavar="TEXT", help="what images should avoid")
     defaults.add_argument("--seed", type=int, help="seed, where the model accepts one")
+    defaults.add_argument("--thinking", metavar="LEVEL", help="minimal, low, medium or high")
     remote = p.add_argument_group("run on a nanobanana server")
     remote.add_argument(
         "--server",
@@ -217,7 +218,7 @@ def _catalog_checks(catalog: Catalog) -> Callable[[BatchRow], list[str]]:
 
 def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
     """Each problem of ``row`` against ``catalog``: its model, its provider, its ratio, its
-    size and its references, one message each."""
+    size, its references and its thinking level, one message each."""
     from ..catalog import DEFAULT_MODEL
     from ..errors import UsageError
     from ..providers import canonical_provider
@@ -239,6 +240,7 @@ def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
         lambda: catalog.validate(
             choice.spec, aspect_ratio=None, image_size=None, n_images=len(request.images)
         ),
+        lambda: catalog.validate_thinking(choice.spec, request.thinking),
     ]
     for check in checks:
         try:

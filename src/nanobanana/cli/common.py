@@ -95,7 +95,8 @@ def no_color() -> bool:
 
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     """The generation parameters on the command line, by the request's field names: the
-    options ``generate``, ``edit`` and ``batch`` share (-m -p -a -s -n --negative --seed)."""
+    options ``generate``, ``edit`` and ``batch`` share (-m -p -a -s -n --negative --seed
+    --thinking)."""
     return {
         "model": args.model,
         "provider": args.provider,
@@ -104,6 +105,7 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "negative_prompt": args.negative,
         "seed": args.seed,
+        "thinking": args.thinking,
     }
 
 

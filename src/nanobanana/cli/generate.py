@@ -72,6 +72,11 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, help="seed, where the model accepts one (best effort)")
     p.add_argument(
+        "--thinking",
+        metavar="LEVEL",
+        help="how much the model thinks first: minimal, low, medium or high (model default)",
+    )
+    p.add_argument(
         "-o",
         "--output",
         metavar="PATH",

@@ -20,6 +20,7 @@ ORDER = (
     "aspect_ratio",
     "image_size",
     "seed",
+    "thinking",
     "cost",
     "cost_is_estimate",
     "elapsed_s",

@@ -169,6 +169,7 @@ def result_json(result: Result, saved: list[SavedFile]) -> dict[str, Any]:
         "aspect_ratio": result.aspect_ratio,
         "image_size": result.image_size,
         "seed": result.seed,
+        "thinking": result.thinking,
         "text": result.text,
         "finish_reason": result.finish_reason,
         "cost": result.usage.cost,

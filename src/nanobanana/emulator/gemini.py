@@ -78,6 +78,9 @@ _GENERATION_FIELDS = _both(
     "mediaResolution",
 )
 _IMAGE_CONFIG_FIELDS = _both("aspectRatio", "imageSize")
+_THINKING_FIELDS = _both("thinkingLevel", "thinkingBudget", "includeThoughts")
+#: ``ThinkingLevel`` (google-genai types); the REST examples write them in lower case.
+_THINKING_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,33 @@ def _check_modalities(config: dict[str, Any], model: ModelSpec) -> tuple[str, ..
     return tuple(modalities)
 
 
+def _check_thinking(thinking: Any, name: str, model: ModelSpec) -> Reply | None:
+    if thinking is None:
+        return None
+    if not isinstance(thinking, dict):
+        return wire.error(400, "Invalid value at 'generation_config.thinking_config'")
+    bad = _unknown(thinking, _THINKING_FIELDS, "generation_config.thinking_config")
+    if bad:
+        return bad
+    level = _pick(thinking, "thinkingLevel")
+    if level is None:
+        return None
+    if not isinstance(level, str) or level.upper() not in _THINKING_LEVELS:
+        return wire.error(
+            400,
+            "Invalid value at 'generation_config.thinking_config.thinking_level' "
+            f"(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingLevel), {level!r}",
+        )
+    allowed = model.thinking_levels
+    if allowed is not None and level.lower() not in allowed:
+        return wire.error(
+            400,
+            f"Thinking level {level.lower()} is not supported for models/{name}. "
+            f"Supported levels: {', '.join(allowed)}.",
+        )
+    return None
+
+
 def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequest | Reply:
     bad = _unknown(body, _REQUEST_FIELDS, "")
     if bad:
@@ -244,6 +274,9 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
     modalities = _check_modalities(config, model)
     if isinstance(modalities, Reply):
         return modalities
+    bad = _check_thinking(_pick(config, "thinkingConfig"), name, model)
+    if bad:
+        return bad
     image_config = _pick(config, "imageConfig") or {}
     if not isinstance(image_config, dict):
         return wire.error(400, "Invalid value at 'generation_config.image_config'")

@@ -91,6 +91,9 @@ class ModelSpec:
     image_price: float = 0.0
     # Image output tokens per image size.
     image_tokens: Mapping[str, int] = field(default_factory=dict)
+    # Gemini thinking levels (lower case) the model accepts; None: any.  On OpenRouter, the
+    # efforts its listing names in ``reasoning.supported_efforts`` (None: no ``reasoning``).
+    thinking_levels: tuple[str, ...] | None = None
 
     @property
     def makes_images(self) -> bool:
@@ -153,6 +156,8 @@ _FLASH_LITE_31: Mapping[str, Any] = MappingProxyType(
         "image_tokens": MappingProxyType({"1K": 1120}),
         "context_length": 65_536,
         "output_limit": 4_096,
+        # The model page: "Thinking: Supported (minimal and high)".
+        "thinking_levels": ("minimal", "high"),
     }
 )
 _TEXT_ONLY: Mapping[str, Any] = MappingProxyType(
@@ -283,6 +288,7 @@ OPENROUTER_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
                 completion_price=2.0e-6,
                 image_price=8e-6,
                 image_tokens=MappingProxyType({"1K": 1056}),
+                thinking_levels=("high", "medium", "low", "minimal"),
             ),
             ModelSpec(
                 id="openai/gpt-4o-mini",

@@ -25,6 +25,8 @@ from .state import Artifact, EmulatorState, bearer_token, estimate_tokens, rando
 __all__ = ["routes"]
 
 _MODALITIES = ("text", "image", "audio")
+#: ``reasoning.effort`` values (OpenRouter's reasoning-tokens guide).
+_EFFORTS = ("max", "xhigh", "high", "medium", "low", "minimal", "none")
 _LIST_MODALITIES = frozenset({"text", "image", "audio", "embeddings"})
 _FLAKY_RETRY = 0.05
 
@@ -151,6 +153,14 @@ def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         return wire.error(400, "stream must be a boolean")
+    reasoning = body.get("reasoning")
+    if reasoning is not None:
+        if not isinstance(reasoning, dict):
+            return wire.error(400, "reasoning must be an object")
+        effort = reasoning.get("effort")
+        # A level the model lacks is mapped to the nearest it has, not refused (the guide).
+        if effort is not None and effort not in _EFFORTS:
+            return wire.error(400, f"reasoning.effort must be one of {', '.join(_EFFORTS)}")
     config = body.get("image_config") or {}
     if not isinstance(config, dict):
         return wire.error(400, "image_config must be an object")

@@ -371,6 +371,8 @@ def model_object(spec: ModelSpec) -> dict[str, Any]:
     """One entry of ``GET /api/v1/models`` (reference §1.6)."""
     inputs, outputs = list(spec.inputs), list(spec.outputs)
     params = ["max_tokens", "temperature", "top_p", "seed", "stop", "response_format"]
+    if spec.thinking_levels:
+        params += ["reasoning", "include_reasoning"]
     return {
         "id": spec.id,
         "canonical_slug": spec.id,
@@ -405,6 +407,12 @@ def model_object(spec: ModelSpec) -> dict[str, Any]:
         "supported_parameters": params,
         "default_parameters": {},
         "expiration_date": None,
+        # The models guide: a model that lets callers choose an effort says which.
+        **(
+            {"reasoning": {"supported_efforts": list(spec.thinking_levels), "mandatory": False}}
+            if spec.thinking_levels
+            else {}
+        ),
     }
 
 

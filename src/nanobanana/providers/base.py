@@ -76,6 +76,8 @@ class ProviderCall:
     image_size: str | None = None
     images: tuple[ReferenceImage, ...] = ()
     seed: int | None = None
+    #: A thinking level (``THINKING_LEVELS``), already checked.
+    thinking: str | None = None
     #: Seconds for one read; the client enforces the overall deadline around the call.
     read_timeout: float = 120.0
 

@@ -87,6 +87,8 @@ def build_request(call: ProviderCall) -> dict[str, Any]:
         config["imageConfig"] = image_config
     if call.seed is not None:
         config["seed"] = call.seed
+    if call.thinking:
+        config["thinkingConfig"] = {"thinkingLevel": call.thinking.upper()}
     return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
 
 
@@ -108,6 +110,11 @@ def sdk_request(
         candidate_count=1,
         image_config=image_config,
         seed=call.seed,
+        thinking_config=(
+            types.ThinkingConfig(thinking_level=types.ThinkingLevel(call.thinking.upper()))
+            if call.thinking
+            else None
+        ),
         http_options=types.HttpOptions(timeout=timeout_ms) if timeout_ms else None,
     )
     return [types.Content(role="user", parts=parts)], config

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..catalog import EXTENDED_RATIOS, STANDARD_RATIOS, ModelSpec, Pricing
+from ..catalog import EXTENDED_RATIOS, STANDARD_RATIOS, THINKING_LEVELS, ModelSpec, Pricing
 from ..errors import AmbiguousError, InvalidResponseError, NanobananaError, UpstreamUnavailable
 from ..imaging import to_data_url
 from ..types import Image, ImageEvent, TextDelta, Usage, UsageEvent
@@ -56,6 +56,9 @@ def build_request(call: ProviderCall, *, stream: bool = False) -> dict[str, Any]
         body["image_config"] = image_config
     if call.seed is not None:
         body["seed"] = call.seed
+    if call.thinking:
+        # OpenRouter maps reasoning.effort onto Gemini's thinkingLevel one for one.
+        body["reasoning"] = {"effort": call.thinking}
     body["stream"] = stream
     return body
 
@@ -242,6 +245,23 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _thinking_levels(model: dict[str, Any]) -> tuple[str, ...] | None:
+    """The thinking levels a listed model takes, from its ``reasoning`` object: without the
+    object or its ``supported_efforts``, no effort choice (``()``); ``supported_efforts`` null,
+    every level; else those it names (efforts with no Gemini thinking level, such as ``xhigh``
+    or ``none``, left out)."""
+    reasoning = model.get("reasoning")
+    if not isinstance(reasoning, dict) or "supported_efforts" not in reasoning:
+        return ()
+    efforts = reasoning["supported_efforts"]
+    if efforts is None:
+        return None
+    if not isinstance(efforts, list):
+        return ()
+    named = {e for e in efforts if isinstance(e, str)}
+    return tuple(level for level in THINKING_LEVELS if level in named)
+
+
 def parse_models(body: bytes | bytearray) -> list[ModelSpec]:
     """``GET /models?output_modalities=image`` -> discovered image models."""
     data = _data_of(body, "model list", list)
@@ -269,6 +289,7 @@ def parse_models(body: bytes | bytearray) -> list[ModelSpec]:
                 accepts_images="image" in inputs if inputs else True,
                 gemini_sizes=model_id.startswith("google/gemini"),
                 supports_seed=isinstance(params, list) and "seed" in params,
+                thinking_levels=_thinking_levels(m),
                 pricing=_pricing(m.get("pricing")),
                 discovered=True,
             )
