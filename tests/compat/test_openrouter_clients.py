@@ -96,6 +96,29 @@ def test_image_in_message_and_job_in_history(
     assert len(seen) == 1 and seen[0]["api_key"] == OPENROUTER_CANARY
 
 
+def test_reasoning_effort_is_the_thinking_level(
+    client: openai.OpenAI, live: Live, emulator: EmulatorServer
+) -> None:
+    """OpenRouter's ``reasoning.effort`` through the OpenAI SDK: kept in the job and sent on
+    (``xhigh`` means ``high``, as OpenRouter maps it for Gemini); ``none`` is a 400."""
+    marker = tag()
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=user_text(f"a red fox {marker}"),  # type: ignore[arg-type]
+        extra_body={**IMAGE_BODY, "reasoning": {"effort": "xhigh", "exclude": True}},
+    )
+    assert job(live, job_id_of(r.id))["request"]["thinking"] == "high"
+    [seen] = upstream_prompts(emulator, marker)
+    assert seen["body"]["reasoning"] == {"effort": "high"}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=user_text("a fox"),  # type: ignore[arg-type]
+            extra_body={**IMAGE_BODY, "reasoning": {"effort": "none"}},
+        )
+    assert "reasoning.effort 'none'" in str(caught.value)
+
+
 def test_streaming_images_arrive_in_delta_extra(client: openai.OpenAI, live: Live) -> None:
     marker = tag()
     stream = client.chat.completions.create(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,17 @@ def test_requests_that_cannot_be_a_generation(
     assert caught.value.problem.field_name == field
 
 
+def test_reasoning_effort_becomes_the_thinking_level() -> None:
+    assert parse_chat(chat()).thinking is None
+    assert parse_chat(chat(reasoning={"enabled": True})).thinking is None
+    for effort, level in (("minimal", "minimal"), ("low", "low"), ("xhigh", "high")):
+        assert parse_chat(chat(reasoning={"effort": effort, "exclude": True})).thinking == level
+    with pytest.raises(ProblemError) as caught:
+        parse_chat(chat(reasoning={"effort": "none"}))
+    assert caught.value.problem.status == 400
+    assert caught.value.problem.field_name == "thinking"
+
+
 def test_the_request_schema_is_strict_on_known_fields() -> None:
     from pydantic import ValidationError
 
@@ -238,6 +250,8 @@ def test_the_request_schema_is_strict_on_known_fields() -> None:
         {"messages": []},
         {"modalities": ["video"]},
         {"image_config": {"aspect_ratio": "banana"}},
+        {"reasoning": {"effort": "extreme"}},
+        {"reasoning": "high"},
     ):
         with pytest.raises(ValidationError):
             chat(**bad)
@@ -547,6 +561,17 @@ def test_model_shape_reads_back_with_the_librarys_discovery() -> None:
     flux = next(m for m in doc["data"] if m["id"] == "black-forest-labs/flux.2-pro")
     assert flux["architecture"]["output_modalities"] == ["image"]
     assert flux["pricing"]["prompt"] == "-1" and "seed" in flux["supported_parameters"]
+    # Thinking levels in OpenRouter's shape: highest first, null when passed on, none at all
+    # when the model takes none (and the library reads them back the same).
+    assert flash["reasoning"] == {"supported_efforts": None, "mandatory": False}
+    assert "reasoning" in flash["supported_parameters"]
+    lite = models.openrouter_model(CATALOG.get("gemini-3.1-flash-lite-image"))
+    assert lite["reasoning"]["supported_efforts"] == ["high", "minimal"]
+    [back] = openrouter_wire.parse_models(orjson.dumps({"data": [lite]}))
+    assert back.thinking_levels == ("minimal", "high")
+    thoughtless = models.openrouter_model(replace(CATALOG.get(flux["id"]), thinking_levels=()))
+    assert "reasoning" not in thoughtless
+    assert "reasoning" not in thoughtless["supported_parameters"]
     listing = models.openai_models(CATALOG)
     assert listing["object"] == "list"
     assert {

@@ -193,6 +193,7 @@ async def test_blocked_content(db_api: Api) -> None:
         ({"model": "gemini-2.5-flash-image", "image_size": "4K"}, "image_size", "1K"),
         ({"model": "no-such-model"}, "model", "gemini-3-pro-image"),
         ({"model": "black-forest-labs/flux.2-pro", "provider": "google"}, "model", "openrouter"),
+        ({"model": "nano-banana-2-lite", "thinking": "low"}, "thinking", "high"),
     ],
 )
 async def test_bad_parameters_name_the_allowed_values(
@@ -218,6 +219,7 @@ async def test_bad_parameters_name_the_allowed_values(
         {"prompt": "x", "num_images": True},
         {"prompt": "x", "provider": "azure"},
         {"prompt": "x", "seed": -1},
+        {"prompt": "x", "thinking": "maximum"},
         {"prompt": "x", "user_id": "someone"},
         {"prompt": "nul \u0000 byte"},
         {"prompt": 5},
@@ -557,3 +559,31 @@ async def test_a_variant_goes_to_openrouter_whatever_the_saved_default_provider(
     assert r.status_code == 200, r.text
     sent = upstream_requests(emulator, marker)
     assert [q["body"]["model"] for q in sent] == ["google/gemini-3.1-flash-image-preview:nitro"]
+
+
+async def test_the_thinking_level_is_sent_and_kept(api: Api, emulator: EmulatorServer) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    marker = tag()
+    body = {"prompt": f"a fox {marker}", "model": "nano-banana-2-lite", "thinking": "high"}
+    r = await api.client.post(GEN, json=body, headers=h)
+    assert r.status_code == 200, r.text
+    [seen] = upstream_requests(emulator, marker)
+    assert seen["body"]["generationConfig"]["thinkingConfig"] == {"thinking_level": "HIGH"}
+    data = base64.b64decode(r.json()["images"][0])
+    assert read_metadata(data)["thinking"] == "high"
+    job = (await api.client.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
+    assert job["request"]["thinking"] == "high"
+    models = (await api.client.get("/api/nano-banana/models", headers=h)).json()["models"]
+    levels = {m["id"]: m["thinking_levels"] for m in models if m["provider"] == "google"}
+    assert levels["gemini-3.1-flash-lite-image"] == ["minimal", "high"]
+    assert levels[DEFAULT_MODEL] is None  # not known: passed on
+
+
+def test_the_service_offers_the_catalogs_thinking_levels() -> None:
+    from typing import get_args
+
+    from nanobanana.catalog import THINKING_LEVELS
+    from nanobanana.server.schemas import ThinkingLevel
+
+    assert get_args(ThinkingLevel) == THINKING_LEVELS

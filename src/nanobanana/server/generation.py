@@ -116,6 +116,7 @@ async def prepare(
         image_size=body.image_size or d_size,
         n_images=len(body.images),
     )
+    thinking = catalog.validate_thinking(spec, body.thinking)
     if not upstream.has(provider):
         raise MissingKeyError(provider)
     await _check_owned(session, user, references)
@@ -131,6 +132,7 @@ async def prepare(
         aspect_ratio=ratio,
         image_size=size,
         seed=body.seed,
+        thinking=thinking,
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
     return Prepared(request=record, upstream=upstream, model=choice.name, references=references)

@@ -17,6 +17,8 @@ from ..client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
 from ..references import MAX_REFERENCES
 
 ProviderName = Literal["openrouter", "google"]
+#: ``nanobanana.catalog.THINKING_LEVELS`` (a test holds the two the same).
+ThinkingLevel = Literal["minimal", "low", "medium", "high"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "blocked", "interrupted"]
 
 #: No NUL or other C0 control characters except tab, newline and carriage return.
@@ -254,6 +256,12 @@ class GenerateIn(Input):
         default=None, description="`0.5K`, `1K`, `2K` or `4K`, as the model allows."
     )
     seed: Seed | None = None
+    thinking: ThinkingLevel | None = Field(
+        default=None,
+        description="How much the model thinks before it draws (default: the model's own). "
+        "A model whose levels are known (`thinking_levels` in /api/nano-banana/models) "
+        "refuses another level before anything is paid for.",
+    )
     images: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         max_length=MAX_REFERENCES,
@@ -387,6 +395,10 @@ class ModelOut(BaseModel):
     accepts_images: bool
     max_input_images: int
     supports_seed: bool
+    thinking_levels: list[str] | None = Field(
+        description="The `thinking` levels the model takes; null when not known (a level is "
+        "passed on for the provider to judge), empty when it takes none."
+    )
     price_per_image: dict[str, float | None]
     aliases: list[str]
     shutdown: str | None

@@ -96,6 +96,7 @@ PARAMS: Mapping[Flavour, Mapping[str, str]] = {
         "aspect_ratio": "image_config.aspect_ratio",
         "image_size": "image_config.image_size",
         "num_images": "n",
+        "thinking": "reasoning.effort",
     },
     "openai": {
         "images": "image",

@@ -81,6 +81,18 @@ def openrouter_model(spec: ModelSpec) -> dict[str, Any]:
     outputs = output_modalities(spec)
     inputs = input_modalities(spec)
     params = ["image_config", "modalities"] + (["seed"] if spec.supports_seed else [])
+    levels = spec.thinking_levels
+    # OpenRouter's shape: efforts highest first, null when every one is passed on.
+    reasoning = (
+        None
+        if levels == ()
+        else {
+            "supported_efforts": None if levels is None else list(reversed(levels)),
+            "mandatory": False,
+        }
+    )
+    if reasoning is not None:
+        params.append("reasoning")
     return {
         "id": openrouter_id(spec),
         "canonical_slug": openrouter_id(spec),
@@ -109,6 +121,7 @@ def openrouter_model(spec: ModelSpec) -> dict[str, Any]:
         },
         "per_request_limits": None,
         "supported_parameters": params,
+        **({"reasoning": reasoning} if reasoning is not None else {}),
         "expiration_date": spec.shutdown.isoformat() if spec.shutdown else None,
     }
 

@@ -4,7 +4,9 @@ What is read (reference §1.2): ``model`` (catalog ids, aliases, OpenRouter ids 
 ``google/gemini-2.5-flash-image``), ``messages`` (the text of the last user message that has
 text is the prompt; that message's ``image_url`` parts with ``data:`` URLs are the reference
 images), ``modalities``,
-``image_config {aspect_ratio, image_size}``, ``seed``, ``stream``, and our extension
+``image_config {aspect_ratio, image_size}``, ``seed``, ``reasoning.effort`` (the thinking
+level; ``xhigh`` and ``max`` mean ``high``, as OpenRouter maps them for Gemini; ``none`` is
+refused: an image model cannot be told not to think here), ``stream``, and our extension
 ``provider`` (``"openrouter"`` or ``"google"``; OpenRouter's own routing object is accepted and
 ignored).  Everything else OpenAI and OpenRouter clients send (``temperature``, ``usage``,
 ``stream_options``...) is accepted and ignored.
@@ -131,10 +133,30 @@ class ChatRequest(_Open):
         "object is accepted and ignored. Default: your default provider if it has a key.",
     )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    reasoning: Reasoning | None = None
     stream: bool = False
     n: Annotated[int, Field(ge=1, le=1)] | None = Field(
         default=None, description="Only 1: one image per completion."
     )
+
+
+class Reasoning(_Open):
+    effort: Literal["max", "xhigh", "high", "medium", "low", "minimal", "none"] | None = Field(
+        default=None,
+        description="The thinking level: `minimal`, `low`, `medium` or `high` (`xhigh` and "
+        "`max` mean `high`); `max_tokens`, `exclude` and `enabled` are accepted and ignored.",
+    )
+
+
+#: OpenRouter's ``reasoning.effort`` -> the thinking level (its Gemini mapping).
+_THINKING = {
+    "max": "high",
+    "xhigh": "high",
+    "high": "high",
+    "medium": "medium",
+    "low": "low",
+    "minimal": "minimal",
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +172,7 @@ class ChatCall:
     image_size: str | None
     seed: int | None
     stream: bool
+    thinking: str | None = None
 
 
 def clean_text(text: str, field_name: str = "prompt") -> str:
@@ -238,6 +261,13 @@ def parse_chat(req: ChatRequest) -> ChatCall:
             )
     config = req.image_config or ImageConfig()
     provider = req.provider if isinstance(req.provider, str) else None
+    effort = req.reasoning.effort if req.reasoning else None
+    if effort == "none":
+        raise bad_request(
+            "reasoning.effort 'none' is not supported: image models here cannot be told not to "
+            "think. Leave reasoning out, or name a level (minimal, low, medium, high).",
+            "thinking",
+        )
     return ChatCall(
         prompt=prompt,
         images=tuple(urls),
@@ -247,4 +277,5 @@ def parse_chat(req: ChatRequest) -> ChatCall:
         image_size=config.image_size,
         seed=req.seed,
         stream=req.stream,
+        thinking=_THINKING.get(effort) if effort else None,
     )

@@ -101,6 +101,7 @@ async def chat_completions(
         aspect_ratio=call.aspect_ratio,
         image_size=call.image_size,
         seed=call.seed,
+        thinking=call.thinking,
         images=list(call.images),
     )
     job, replayed = await create_job(

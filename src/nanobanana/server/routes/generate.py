@@ -116,6 +116,7 @@ async def models(
                     accepts_images=spec.accepts_images,
                     max_input_images=spec.max_input_images,
                     supports_seed=spec.supports_seed,
+                    thinking_levels=d["thinking_levels"],
                     price_per_image=d["price_per_image"],
                     aliases=d["aliases"],
                     shutdown=d["shutdown"],
