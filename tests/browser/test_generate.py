@@ -313,6 +313,38 @@ def test_the_picker_offers_a_model_only_the_listing_has(
     assert item["model"] == "openai/gpt-5-image-mini"
 
 
+def test_thinking_levels_follow_the_model_and_come_back_on_remix(
+    web: Browsing, demo_server: LiveServer
+) -> None:
+    """The Thinking choice offers what the chosen model takes (Nano Banana 2 Lite: minimal and
+    high; a model whose levels are not known: all four), is sent, shown and remixed."""
+    page = web.page
+    username, token = demo_server.new_user("thinker")
+    sign_in(page, demo_server, username, token)
+    page.goto(f"{demo_server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    page.locator("details.more summary").click()
+    thinking = page.get_by_label("Thinking")
+    values = "Array.from(document.querySelectorAll('#thinking option'), o => o.value)"
+    assert page.evaluate(values) == ["", "minimal", "low", "medium", "high"]
+    page.get_by_label("Provider").select_option("google")
+    page.get_by_label("Model", exact=True).select_option("gemini-3.1-flash-lite-image")
+    assert page.evaluate(values) == ["", "minimal", "high"]
+    thinking.select_option("high")
+    page.get_by_label("Prompt", exact=True).fill("a banana that thought it over")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator(".result").first).to_have_attribute("data-loaded", "true", timeout=30_000)
+    with demo_server.client(token) as c:
+        [item] = c.get("/api/generations", params={"limit": 1}).json()["items"]
+    assert item["request"]["thinking"] == "high"
+    page.goto(f"{demo_server.url}/gallery/{item['id']}")
+    expect(page.locator("#detail-params")).to_contain_text("Thinking")
+    page.get_by_role("link", name="Remix").click()
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("gemini-3.1-flash-lite-image")
+    expect(thinking).to_have_value("high")
+
+
 def _png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, "PNG")

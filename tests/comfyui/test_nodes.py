@@ -226,3 +226,16 @@ def test_a_model_only_the_listing_has_runs_and_joins_the_list(
     with pytest.raises(errors.UnknownModelError, match="Unknown model 'acme/painter'"):
         comfy.execute({"1": generate_node("a fox", model="acme/painter")})
     assert len(image_calls(emu_env)) == 1
+
+
+def test_the_thinking_level_reaches_the_provider_or_is_refused_first(
+    comfy: Executor, emu_env: Any
+) -> None:
+    out = comfy.execute({"1": generate_node("a fox [emulator:size:64x48]", thinking="high")})
+    assert json.loads(out["1"][2])["thinking"] == "high"
+    (call,) = image_calls(emu_env)
+    assert call["body"]["reasoning"] == {"effort": "high"}
+    node = generate_node("a fox", model="gemini-3.1-flash-lite-image", thinking="low")
+    with pytest.raises(errors.ValidationError, match="Thinking level 'low' is not supported"):
+        comfy.execute({"1": node})
+    assert len(image_calls(emu_env)) == 1

@@ -119,6 +119,7 @@ async def _remote(
                 "provider": job.provider,
                 "cost": job.cost,
                 "seed": req.seed,
+                "thinking": req.thinking,
                 "images": [{"width": i.width, "height": i.height} for i in images],
                 "warnings": job.warnings,
             }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nanobanana.catalog import DEFAULT_MODEL, Catalog
+from nanobanana.catalog import DEFAULT_MODEL, THINKING_LEVELS, Catalog
 from nanobanana.providers import PROVIDERS
 from nanobanana.request import GenerationRequest
 
@@ -84,6 +84,14 @@ def _common_inputs(default_ratio: str) -> dict[str, Any]:
             list(PROVIDER_CHOICES),
             {"default": AUTO, "tooltip": "auto: OpenRouter if it has a key, else Google."},
         ),
+        "thinking": (
+            [AUTO, *THINKING_LEVELS],
+            {
+                "default": AUTO,
+                "tooltip": "How much the model thinks before it draws; auto: the model's "
+                "default. A model that does not take the level refuses it before any call.",
+            },
+        ),
         "server_profile": (
             profile_choices(),
             {
@@ -133,6 +141,7 @@ def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> Generat
         n=n,
         negative_prompt=(kw.get("negative_prompt") or "").strip() or None,
         seed=int(kw["seed"]) % (MAX_SEED + 1),
+        thinking=_opt(kw.get("thinking", AUTO)),
         images=refs,
     )
 
@@ -174,6 +183,7 @@ class NanoBananaGenerate:
                     {"multiline": True, "default": "", "tooltip": "What to avoid."},
                 ),
                 "images": ("IMAGE", {"tooltip": "Reference images (each image of the batch)."}),
+                "thinking": common["thinking"],
             },
         }
 
@@ -229,6 +239,7 @@ class NanoBananaEdit:
             },
             "optional": {
                 "references": ("IMAGE", {"tooltip": "Extra reference images for every edit."}),
+                "thinking": common["thinking"],
             },
         }
 

@@ -89,6 +89,7 @@ function render(job) {
     ...row("Size", p.image_size),
     ...row("Images", String(p.num_images)),
     ...row("Seed", p.seed ?? ""),
+    ...row("Thinking", p.thinking),
     ...row("Reference images", p.images.length ? String(p.images.length) : ""),
     ...row("Cost", formatCost(cost, estimate)),
     ...row("Time", timings.elapsed_s !== undefined ? formatSeconds(timings.elapsed_s) : ""),

@@ -78,6 +78,7 @@ function readForm() {
   const negative = $("#negative_prompt").value.trim();
   if (negative) body.negative_prompt = negative;
   if (seedText) body.seed = Number(seedText);
+  if ($("#thinking").value) body.thinking = $("#thinking").value;
   const images = refs.ids();
   if (images.length) body.images = images;
   return body;
@@ -99,6 +100,24 @@ function fillForm(params) {
   $("#seed").value = params.seed !== undefined && params.seed !== null ? String(params.seed) : "";
   if (params.seed !== undefined && params.seed !== null) $("details.more").open = true;
   if (picker) picker.set(params);
+  wantedThinking = params.thinking || "";
+  fillThinking(picker && picker.model);
+  if (wantedThinking) $("details.more").open = true;
+}
+
+/** The levels every model may be asked for (the service's `thinking` values). */
+const THINKING_LEVELS = ["minimal", "low", "medium", "high"];
+/** The level last chosen or reused: kept while models change, sent when the model takes it. */
+let wantedThinking = "";
+
+/** Offer the levels the model takes: all of them when not known, none when it takes none. */
+function fillThinking(model) {
+  const select = $("#thinking");
+  const levels = model && Array.isArray(model.thinking_levels) ? model.thinking_levels : THINKING_LEVELS;
+  select.replaceChildren(new Option("Model default", ""));
+  for (const level of levels) select.add(new Option(level[0].toUpperCase() + level.slice(1), level));
+  select.value = levels.includes(wantedThinking) ? wantedThinking : "";
+  select.disabled = levels.length === 0;
 }
 
 function describeModel(model) {
@@ -121,6 +140,7 @@ function describeModel(model) {
   }
   info.textContent = parts.filter(Boolean).join(" ");
   refs.setLimit(model.accepts_images === false ? 0 : model.max_input_images || 3);
+  fillThinking(model);
 }
 
 // -------------------------------------------------------------------------- progress
@@ -470,6 +490,9 @@ async function main() {
       describeModel,
     );
     $("#image_size").addEventListener("change", () => describeModel(picker.model));
+    $("#thinking").addEventListener("change", () => {
+      wantedThinking = $("#thinking").value;
+    });
     await applyStartState();
   } catch (err) {
     showError(errorBox, err, { focus: false });

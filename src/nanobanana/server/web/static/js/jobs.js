@@ -18,6 +18,7 @@ export function jobParams(job) {
     image_size: pick("image_size") || "",
     num_images: Number(r.num_images ?? r.n ?? (job.images && job.images.length) ?? 1) || 1,
     seed: pick("seed"),
+    thinking: pick("thinking") || "",
     images: Array.isArray(r.images) ? r.images : [],
   };
 }
