@@ -132,6 +132,9 @@ class ModelSpec:
     #: The thinking levels the model takes: ``None`` when not known (a level asked for is
     #: passed on for the provider to judge), ``()`` when it takes none.
     thinking_levels: tuple[str, ...] | None = None
+    #: Whether the model can ground its images in Google Search (``None``: not known, asked
+    #: for it is passed on for the provider to judge).
+    google_search: bool | None = None
     pricing: Pricing = field(default_factory=Pricing)
     aliases: tuple[str, ...] = ()
     #: Earliest announced shutdown date, if any.
@@ -154,6 +157,15 @@ class ModelSpec:
     def modalities(self) -> list[str]:
         """OpenRouter ``modalities`` for this model: image-only models reject ``"text"``."""
         return ["image", "text"] if self.outputs_text else ["image"]
+
+    @property
+    def can_search_google(self) -> bool | None:
+        """Whether it can ground its images in Google Search: never for a model that is not
+        Google's; else as known (``None``: not known)."""
+        google = "google" in self.provider_ids or any(
+            wire.startswith("google/") for wire in self.provider_ids.values()
+        )
+        return self.google_search if google else False
 
     def wire_id(self, provider: str) -> str:
         try:
@@ -205,6 +217,7 @@ class ModelSpec:
             "thinking_levels": (
                 None if self.thinking_levels is None else list(self.thinking_levels)
             ),
+            "google_search": self.can_search_google,
             "price_per_image": {s: self.pricing.image_cost(s) for s in self.sizes},
             "shutdown": self.shutdown.isoformat() if self.shutdown else None,
             "replaced_by": self.replaced_by,
@@ -352,6 +365,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         sizes=("1K",),
         max_input_images=14,
         thinking_levels=("minimal", "high"),
+        google_search=False,
         aliases=("nano-banana-2-lite",),
     ),
     _flux("black-forest-labs/flux.2-pro", "FLUX.2 [pro]", "Black Forest Labs, top quality."),
@@ -559,3 +573,18 @@ class Catalog:
                 allowed=allowed,
             )
         return str(level)
+
+    def validate_google_search(self, spec: ModelSpec, google_search: bool) -> bool:
+        """Grounding in Google Search: only Google's models search Google, and one known not
+        to take it (Nano Banana 2 Lite) refuses it."""
+        if not isinstance(google_search, bool):
+            raise ValidationError(
+                f"google_search is true or false, not {google_search!r}.", field="google_search"
+            )
+        if google_search and spec.can_search_google is False:
+            raise ValidationError(
+                f"{spec.id} cannot ground its images in Google Search; leave google_search "
+                "off, or choose a model that can (gemini-3.1-flash-image, gemini-3-pro-image).",
+                field="google_search",
+            )
+        return google_search

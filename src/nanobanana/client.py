@@ -96,6 +96,7 @@ class GenerateOptions(TypedDict, total=False):
     images: Iterable[ReferenceInput]
     seed: int | None
     thinking: str | None
+    google_search: bool
     fallback: bool | None
 
 
@@ -122,6 +123,7 @@ class _Plan:
     n: int
     references: tuple[Any, ...]
     thinking: str | None = None
+    google_search: bool = False
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -145,6 +147,7 @@ class _Plan:
             seed=self.seed,
             synthetic=synthetic,
             thinking=self.thinking,
+            google_search=self.google_search,
         )
         meta["index"] = image.index
         if synthetic:
@@ -381,6 +384,7 @@ class AsyncClient:
             n_images=len(request.images),
         )
         thinking = self.catalog.validate_thinking(spec, request.thinking)
+        google_search = self.catalog.validate_google_search(spec, request.google_search)
         refs = await resolve_references(request.images)
         self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
         chain = [first]
@@ -411,6 +415,7 @@ class AsyncClient:
             references=refs,
             warnings=warnings,
             thinking=thinking,
+            google_search=google_search,
         )
 
     # ------------------------------------------------------------------------ calling
@@ -444,6 +449,7 @@ class AsyncClient:
                             images=plan.references,
                             seed=plan.seed,
                             thinking=plan.thinking,
+                            google_search=plan.google_search,
                             read_timeout=self.read_timeout,
                         )
                         started = time.monotonic()
@@ -570,6 +576,7 @@ class AsyncClient:
         images: Iterable[ReferenceInput] = (),
         seed: int | None = None,
         thinking: str | None = None,
+        google_search: bool = False,
         fallback: bool | None = None,
         on_event: EventCallback | None = None,
         stream: bool = False,
@@ -586,6 +593,7 @@ class AsyncClient:
             images=tuple(images),
             seed=seed,
             thinking=thinking,
+            google_search=google_search,
             fallback=fallback,
         )
         return await self.run(request, on_event=on_event, stream=stream)
@@ -870,6 +878,7 @@ class AsyncClient:
             seed=plan.seed,
             negative_prompt=plan.negative_prompt,
             thinking=plan.thinking,
+            google_search=plan.google_search,
             finish_reason=lead.finish_reason,
             attempts=attempts,
             failures=failures,

@@ -38,6 +38,10 @@ class GenerationRequest:
     #: (``None``: the model's default).  Sent as Gemini's ``thinkingLevel`` and OpenRouter's
     #: ``reasoning.effort``; refused before the call by a model whose levels are known.
     thinking: str | None = None
+    #: Ground the image in Google Search results (Gemini's ``google_search`` tool; on
+    #: OpenRouter its native web search): for what is current or real.  Refused before the
+    #: call by a model known not to take it.
+    google_search: bool = False
     #: Whether a failed provider may hand over to another (``None``: the client's setting).
     fallback: bool | None = None
 

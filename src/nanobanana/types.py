@@ -131,6 +131,8 @@ class Result:
     negative_prompt: str | None = None
     #: The thinking level asked for (``None``: the model's default).
     thinking: str | None = None
+    #: Whether the image was asked to be grounded in Google Search.
+    google_search: bool = False
     finish_reason: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     failures: list[ImageFailure] = field(default_factory=list)
@@ -170,6 +172,7 @@ class Result:
                 seed=self.seed,
                 synthetic=self.synthetic,
                 thinking=self.thinking,
+                google_search=self.google_search,
             ),
             "cost": self.usage.cost,
             "cost_is_estimate": self.usage.cost_is_estimate,
@@ -200,6 +203,7 @@ def request_provenance(
     seed: int | None,
     synthetic: bool,
     thinking: str | None = None,
+    google_search: bool = False,
 ) -> dict[str, Any]:
     """What was asked and who answered: the provenance an image has from the moment it
     arrives (``Result.provenance`` adds the request's cost, time and attempts)."""
@@ -216,6 +220,7 @@ def request_provenance(
         "image_size": image_size,
         "seed": seed,
         "thinking": thinking,
+        "google_search": google_search,
         "synthetic": synthetic,
         "nanobanana_version": __version__,
     }

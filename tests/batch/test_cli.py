@@ -365,3 +365,22 @@ def test_rows_carry_a_thinking_level_checked_before_anything_is_paid_for(
     assert json.loads(capsys.readouterr().out)["done"] == 2
     efforts = sorted(r["body"]["reasoning"]["effort"] for r in generation_calls(emu_env))
     assert efforts == ["high", "minimal"]
+
+
+def test_rows_may_ask_for_google_search(emu_env: Any, tmp_path: Path, capsys: Any) -> None:
+    f = tmp_path / "jobs.csv"
+    f.write_text(
+        'prompt,model,google_search\n"a fox",,yes\n"a cat",nano-banana-2-lite,yes\n'
+        '"a dog",,maybe\n',
+        "utf-8",
+    )
+    assert cli([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: gemini-3.1-flash-lite-image cannot ground its images" in err
+    assert "line 4: google_search must be true or false, not 'maybe'." in err
+    assert generation_calls(emu_env) == []
+    f.write_text('prompt,google_search\n"a fox",yes\n"a cat",no\n', "utf-8")
+    assert cli([str(f), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 2
+    plugins = sorted(str(r["body"].get("plugins")) for r in generation_calls(emu_env))
+    assert plugins == ["None", "[{'id': 'web', 'engine': 'native'}]"]

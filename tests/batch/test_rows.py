@@ -168,3 +168,12 @@ def test_fingerprints_of_finished_rows_survive_upgrades() -> None:
         BatchRow(index=1, line=2, request=GenerationRequest(prompt="a fox")).fingerprint
         == "6011f328cd611ed9"
     )
+
+
+def test_later_fields_count_only_when_asked_for() -> None:
+    """A field added after the first manifests (thinking, google_search) leaves the
+    fingerprint alone at its default and changes it once set."""
+    plain = BatchRow(index=1, line=2, request=GenerationRequest(prompt="a fox")).fingerprint
+    for change in ({"thinking": "high"}, {"google_search": True}):
+        request = GenerationRequest(prompt="a fox", **change)  # type: ignore[arg-type]
+        assert BatchRow(index=1, line=2, request=request).fingerprint != plain

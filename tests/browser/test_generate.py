@@ -313,7 +313,7 @@ def test_the_picker_offers_a_model_only_the_listing_has(
     assert item["model"] == "openai/gpt-5-image-mini"
 
 
-def test_thinking_levels_follow_the_model_and_come_back_on_remix(
+def test_thinking_and_search_follow_the_model_and_come_back_on_remix(
     web: Browsing, demo_server: LiveServer
 ) -> None:
     """The Thinking choice offers what the chosen model takes (Nano Banana 2 Lite: minimal and
@@ -343,6 +343,17 @@ def test_thinking_levels_follow_the_model_and_come_back_on_remix(
     expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
     expect(page.get_by_label("Model", exact=True)).to_have_value("gemini-3.1-flash-lite-image")
     expect(thinking).to_have_value("high")
+    # Lite cannot search Google (its page says so); Nano Banana 2 is not known not to.
+    search = page.get_by_label("Ground in Google Search")
+    expect(search).to_be_disabled()
+    page.get_by_label("Model", exact=True).select_option("gemini-3.1-flash-image")
+    expect(search).to_be_enabled()
+    search.check()
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator(".result").first).to_have_attribute("data-loaded", "true", timeout=30_000)
+    with demo_server.client(token) as c:
+        [item] = c.get("/api/generations", params={"limit": 1}).json()["items"]
+    assert item["request"]["google_search"] is True and item["request"]["thinking"] == "high"
 
 
 def _png(width: int, height: int, color: tuple[int, int, int]) -> bytes:

@@ -127,6 +127,20 @@ def test_thinking_is_sent_kept_and_checked(
     assert len(generations(emu)) == 1
 
 
+def test_google_search_is_sent_kept_and_checked(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a fox", "--google-search", "-p", "google", "--json", *urls(emu))
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["google_search"] is True
+    [call] = generations(emu)
+    assert call["body"]["tools"] == [{"googleSearch": {}}]
+    r = cli("generate", "a fox", "-m", "nano-banana-2-lite", "--google-search", *urls(emu))
+    assert r.code == 2
+    assert "cannot ground its images in Google Search" in r.err
+    assert len(generations(emu)) == 1
+
+
 def test_n3_writes_three_distinct_files(
     cli, emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:

@@ -239,3 +239,11 @@ def test_the_thinking_level_reaches_the_provider_or_is_refused_first(
     with pytest.raises(errors.ValidationError, match="Thinking level 'low' is not supported"):
         comfy.execute({"1": node})
     assert len(image_calls(emu_env)) == 1
+
+
+def test_google_search_reaches_the_provider(comfy: Executor, emu_env: Any) -> None:
+    node = generate_node("a fox [emulator:size:64x48]", google_search=True, provider="google")
+    out = comfy.execute({"1": node})
+    assert json.loads(out["1"][2])["google_search"] is True
+    (call,) = image_calls(emu_env)
+    assert call["body"]["tools"] == [{"googleSearch": {}}]

@@ -119,6 +119,27 @@ def test_reasoning_effort_is_the_thinking_level(
     assert "reasoning.effort 'none'" in str(caught.value)
 
 
+def test_the_web_plugin_grounds_in_google_search(
+    client: openai.OpenAI, live: Live, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=user_text(f"the tallest tower today {marker}"),  # type: ignore[arg-type]
+        extra_body={**IMAGE_BODY, "plugins": [{"id": "web"}]},
+    )
+    assert job(live, job_id_of(r.id))["request"]["google_search"] is True
+    [seen] = upstream_prompts(emulator, marker)
+    assert seen["body"]["plugins"] == [{"id": "web", "engine": "native"}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=user_text("a fox"),  # type: ignore[arg-type]
+            extra_body={**IMAGE_BODY, "plugins": [{"id": "web", "engine": "exa"}]},
+        )
+    assert "Google Search only" in str(caught.value)
+
+
 def test_streaming_images_arrive_in_delta_extra(client: openai.OpenAI, live: Live) -> None:
     marker = tag()
     stream = client.chat.completions.create(

@@ -239,6 +239,17 @@ def test_reasoning_effort_becomes_the_thinking_level() -> None:
     assert caught.value.problem.field_name == "thinking"
 
 
+def test_the_web_plugin_is_google_search() -> None:
+    assert parse_chat(chat()).google_search is False
+    assert parse_chat(chat(plugins=[{"id": "web"}])).google_search is True
+    assert parse_chat(chat(plugins=[{"id": "web", "engine": "native"}])).google_search is True
+    assert parse_chat(chat(plugins=[{"id": "response-healing"}])).google_search is False
+    with pytest.raises(ProblemError) as caught:
+        parse_chat(chat(plugins=[{"id": "web", "engine": "exa"}]))
+    assert caught.value.problem.field_name == "google_search"
+    assert "Google Search only" in caught.value.problem.message
+
+
 def test_the_request_schema_is_strict_on_known_fields() -> None:
     from pydantic import ValidationError
 

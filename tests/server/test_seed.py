@@ -220,6 +220,7 @@ async def test_bad_parameters_name_the_allowed_values(
         {"prompt": "x", "provider": "azure"},
         {"prompt": "x", "seed": -1},
         {"prompt": "x", "thinking": "maximum"},
+        {"prompt": "x", "google_search": "yes"},
         {"prompt": "x", "user_id": "someone"},
         {"prompt": "nul \u0000 byte"},
         {"prompt": 5},
@@ -587,3 +588,42 @@ def test_the_service_offers_the_catalogs_thinking_levels() -> None:
     from nanobanana.server.schemas import ThinkingLevel
 
     assert get_args(ThinkingLevel) == THINKING_LEVELS
+
+
+async def test_google_search_is_sent_kept_and_refused_where_it_cannot_be(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    marker = tag()
+    body = {"prompt": f"a fox {marker}", "provider": "google", "google_search": True}
+    r = await api.client.post(GEN, json=body, headers=h)
+    assert r.status_code == 200, r.text
+    [seen] = upstream_requests(emulator, marker)
+    assert seen["body"]["tools"] == [{"googleSearch": {}}]
+    job = (await api.client.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
+    assert job["request"]["google_search"] is True
+    lite = {**body, "model": "nano-banana-2-lite"}
+    r = await api.client.post(GEN, json=lite, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "google_search"
+    models = (await api.client.get("/api/nano-banana/models", headers=h)).json()["models"]
+    search = {m["id"]: m["google_search"] for m in models if m["provider"] == "openrouter"}
+    assert search["black-forest-labs/flux.2-pro"] is False and search[DEFAULT_MODEL] is None
+
+
+def test_requests_from_before_the_new_fields_hash_as_they_did() -> None:
+    """An idempotent retry that spans an upgrade is the same request: fields added later
+    leave the hash alone at their defaults."""
+    from nanobanana.server.generation import request_hash
+    from nanobanana.server.schemas import GenerateIn
+
+    body = GenerateIn(prompt="a fox")
+    assert request_hash(body, "seed") == request_hash(
+        GenerateIn(prompt="a fox", google_search=False), "seed"
+    )
+    assert request_hash(body, "seed") != request_hash(
+        GenerateIn(prompt="a fox", google_search=True), "seed"
+    )
+    assert request_hash(body, "seed") != request_hash(
+        GenerateIn(prompt="a fox", thinking="high"), "seed"
+    )

@@ -20,7 +20,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +48,8 @@ COLUMN_ALIASES: dict[str, str] = {
     "seed": "seed",
     "thinking": "thinking",
     "thinking_level": "thinking",
+    "google_search": "google_search",
+    "search": "google_search",
     "images": "images",
     "image": "images",
     "references": "images",
@@ -65,6 +67,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FINGERPRINTED = frozenset(
     ("prompt", "model", "provider", "aspect_ratio", "image_size", "n", "negative_prompt", "seed")
 )
+
+
+#: Each request field's default (``None`` for those without one).
+_DEFAULTS = {f.name: None if f.default is MISSING else f.default for f in fields(GenerationRequest)}
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,12 @@ class BatchRow:
     def fingerprint(self) -> str:
         """Changes when anything that is paid for changes: a done row whose fingerprint
         differs from the manifest's is generated again.  A request field added later counts
-        only when set, so that an upgrade does not redo every finished row."""
+        only when it differs from its default, so that an upgrade does not redo every finished
+        row."""
         params = {
-            k: v for k, v in self.request.record().items() if k in _FINGERPRINTED or v is not None
+            k: v
+            for k, v in self.request.record().items()
+            if k in _FINGERPRINTED or v != _DEFAULTS.get(k)
         }
         params["images"] = list(self.image_ids)
         blob = json.dumps(params, sort_keys=True, ensure_ascii=False)
@@ -349,6 +358,7 @@ def _row(
     }
     n = read_field(_int, record, "n", 1, 10) if "n" in record else defaults.n
     seed = read_field(_int, record, "seed", 0, MAX_SEED) if "seed" in record else defaults.seed
+    search = read_field(_bool, record, "google_search")
     # Built even with problems (a field that failed takes its default), so that the catalog
     # check can name the row's other problems too; only a row without any is run.
     row = BatchRow(
@@ -364,6 +374,7 @@ def _row(
             negative_prompt=texts["negative_prompt"] or defaults.negative_prompt,
             seed=seed,
             thinking=texts["thinking"] or defaults.thinking,
+            google_search=defaults.google_search if search is None else search,
             images=tuple(path for path, _ in images),
         ),
         name=name,
@@ -391,6 +402,23 @@ def _int(record: Mapping[str, Any], key: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise UsageError(f"{key} must be a whole number from {low} to {high}; got {value!r}.")
     return value
+
+
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off"})
+
+
+def _bool(record: Mapping[str, Any], key: str) -> bool | None:
+    """A yes/no cell (``true``, ``yes``, ``1``...; empty: the default)."""
+    value = record.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise UsageError(f"{key} must be true or false, not {value!r}.")
 
 
 def _name(value: Any) -> str | None:

@@ -93,6 +93,9 @@ def add_parser(subparsers: Any) -> None:
     defaults.add_argument("--negative", metavar="TEXT", help="what images should avoid")
     defaults.add_argument("--seed", type=int, help="seed, where the model accepts one")
     defaults.add_argument("--thinking", metavar="LEVEL", help="minimal, low, medium or high")
+    defaults.add_argument(
+        "--google-search", action="store_true", help="ground every row in Google Search"
+    )
     remote = p.add_argument_group("run on a nanobanana server")
     remote.add_argument(
         "--server",
@@ -218,7 +221,7 @@ def _catalog_checks(catalog: Catalog) -> Callable[[BatchRow], list[str]]:
 
 def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
     """Each problem of ``row`` against ``catalog``: its model, its provider, its ratio, its
-    size, its references and its thinking level, one message each."""
+    size, its references, its thinking level and its search, one message each."""
     from ..catalog import DEFAULT_MODEL
     from ..errors import UsageError
     from ..providers import canonical_provider
@@ -241,6 +244,7 @@ def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
             choice.spec, aspect_ratio=None, image_size=None, n_images=len(request.images)
         ),
         lambda: catalog.validate_thinking(choice.spec, request.thinking),
+        lambda: catalog.validate_google_search(choice.spec, request.google_search),
     ]
     for check in checks:
         try:

@@ -96,7 +96,7 @@ def no_color() -> bool:
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     """The generation parameters on the command line, by the request's field names: the
     options ``generate``, ``edit`` and ``batch`` share (-m -p -a -s -n --negative --seed
-    --thinking)."""
+    --thinking --google-search)."""
     return {
         "model": args.model,
         "provider": args.provider,
@@ -106,6 +106,7 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
         "negative_prompt": args.negative,
         "seed": args.seed,
         "thinking": args.thinking,
+        "google_search": args.google_search,
     }
 
 

@@ -77,6 +77,11 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         help="how much the model thinks first: minimal, low, medium or high (model default)",
     )
     p.add_argument(
+        "--google-search",
+        action="store_true",
+        help="ground the image in Google Search results (Google's models)",
+    )
+    p.add_argument(
         "-o",
         "--output",
         metavar="PATH",

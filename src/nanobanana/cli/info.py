@@ -21,6 +21,7 @@ ORDER = (
     "image_size",
     "seed",
     "thinking",
+    "google_search",
     "cost",
     "cost_is_estimate",
     "elapsed_s",

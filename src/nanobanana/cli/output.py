@@ -170,6 +170,7 @@ def result_json(result: Result, saved: list[SavedFile]) -> dict[str, Any]:
         "image_size": result.image_size,
         "seed": result.seed,
         "thinking": result.thinking,
+        "google_search": result.google_search,
         "text": result.text,
         "finish_reason": result.finish_reason,
         "cost": result.usage.cost,

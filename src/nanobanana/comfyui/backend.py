@@ -120,6 +120,7 @@ async def _remote(
                 "cost": job.cost,
                 "seed": req.seed,
                 "thinking": req.thinking,
+                "google_search": req.google_search,
                 "images": [{"width": i.width, "height": i.height} for i in images],
                 "warnings": job.warnings,
             }

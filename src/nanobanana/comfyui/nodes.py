@@ -92,6 +92,13 @@ def _common_inputs(default_ratio: str) -> dict[str, Any]:
                 "default. A model that does not take the level refuses it before any call.",
             },
         ),
+        "google_search": (
+            "BOOLEAN",
+            {
+                "default": False,
+                "tooltip": "Ground the image in Google Search results (Google's models).",
+            },
+        ),
         "server_profile": (
             profile_choices(),
             {
@@ -142,6 +149,7 @@ def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> Generat
         negative_prompt=(kw.get("negative_prompt") or "").strip() or None,
         seed=int(kw["seed"]) % (MAX_SEED + 1),
         thinking=_opt(kw.get("thinking", AUTO)),
+        google_search=bool(kw.get("google_search", False)),
         images=refs,
     )
 
@@ -184,6 +192,7 @@ class NanoBananaGenerate:
                 ),
                 "images": ("IMAGE", {"tooltip": "Reference images (each image of the batch)."}),
                 "thinking": common["thinking"],
+                "google_search": common["google_search"],
             },
         }
 
@@ -240,6 +249,7 @@ class NanoBananaEdit:
             "optional": {
                 "references": ("IMAGE", {"tooltip": "Extra reference images for every edit."}),
                 "thinking": common["thinking"],
+                "google_search": common["google_search"],
             },
         }
 

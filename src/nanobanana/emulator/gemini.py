@@ -79,6 +79,20 @@ _GENERATION_FIELDS = _both(
 )
 _IMAGE_CONFIG_FIELDS = _both("aspectRatio", "imageSize")
 _THINKING_FIELDS = _both("thinkingLevel", "thinkingBudget", "includeThoughts")
+#: The members of a ``Tool`` (google-genai types).
+_TOOL_FIELDS = _both(
+    "functionDeclarations",
+    "retrieval",
+    "googleSearchRetrieval",
+    "googleSearch",
+    "googleMaps",
+    "codeExecution",
+    "urlContext",
+    "computerUse",
+    "fileSearch",
+    "enterpriseWebSearch",
+    "mcpServers",
+)
 #: ``ThinkingLevel`` (google-genai types); the REST examples write them in lower case.
 _THINKING_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
 
@@ -93,6 +107,7 @@ class GenerateRequest:
     prompt: str
     texts: tuple[str, ...]
     reference_images: int
+    google_search: bool = False
 
 
 def _pick(obj: dict[str, Any], camel: str) -> Any:
@@ -227,6 +242,22 @@ def _check_modalities(config: dict[str, Any], model: ModelSpec) -> tuple[str, ..
     return tuple(modalities)
 
 
+def _check_tools(tools: Any, name: str, model: ModelSpec) -> bool | Reply:
+    """Whether the request asks for Google Search; a 400 for a malformed ``tools``."""
+    if tools is None:
+        return False
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        return wire.error(400, "Invalid value at 'tools': expected a list of Tool objects")
+    for i, tool in enumerate(tools):
+        bad = _unknown(tool, _TOOL_FIELDS, f"tools[{i}]")
+        if bad:
+            return bad
+    search = any(_pick(tool, "googleSearch") is not None for tool in tools)
+    if search and not model.google_search:
+        return wire.error(400, f"Search Grounding is not supported for models/{name}.")
+    return search
+
+
 def _check_thinking(thinking: Any, name: str, model: ModelSpec) -> Reply | None:
     if thinking is None:
         return None
@@ -262,6 +293,9 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
     if isinstance(checked, Reply):
         return checked
     texts, prompt, images = checked
+    search = _check_tools(body.get("tools"), name, model)
+    if isinstance(search, Reply):
+        return search
     config = _pick(body, "generationConfig") or {}
     if not isinstance(config, dict):
         return wire.error(400, "Invalid value at 'generation_config': expected an object")
@@ -299,7 +333,15 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
                 f"models/{name}: {', '.join(model.sizes)}",
             )
     return GenerateRequest(
-        model, name, modalities, str(ratio), str(size), strip_markers(prompt), tuple(texts), images
+        model,
+        name,
+        modalities,
+        str(ratio),
+        str(size),
+        strip_markers(prompt),
+        tuple(texts),
+        images,
+        google_search=search,
     )
 
 

@@ -94,6 +94,8 @@ class ModelSpec:
     # Gemini thinking levels (lower case) the model accepts; None: any.  On OpenRouter, the
     # efforts its listing names in ``reasoning.supported_efforts`` (None: no ``reasoning``).
     thinking_levels: tuple[str, ...] | None = None
+    # Whether Gemini's ``google_search`` tool may be used with the model.
+    google_search: bool = True
 
     @property
     def makes_images(self) -> bool:
@@ -156,8 +158,10 @@ _FLASH_LITE_31: Mapping[str, Any] = MappingProxyType(
         "image_tokens": MappingProxyType({"1K": 1120}),
         "context_length": 65_536,
         "output_limit": 4_096,
-        # The model page: "Thinking: Supported (minimal and high)".
+        # The model page: "Thinking: Supported (minimal and high)", "Grounding with Google
+        # Search: Not supported".
         "thinking_levels": ("minimal", "high"),
+        "google_search": False,
     }
 )
 _TEXT_ONLY: Mapping[str, Any] = MappingProxyType(

@@ -27,6 +27,8 @@ __all__ = ["routes"]
 _MODALITIES = ("text", "image", "audio")
 #: ``reasoning.effort`` values (OpenRouter's reasoning-tokens guide).
 _EFFORTS = ("max", "xhigh", "high", "medium", "low", "minimal", "none")
+#: The web plugin's ``engine`` values (OpenRouter's web-search guide).
+_ENGINES = ("native", "exa", "firecrawl", "parallel", "perplexity")
 _LIST_MODALITIES = frozenset({"text", "image", "audio", "embeddings"})
 _FLAKY_RETRY = 0.05
 
@@ -161,6 +163,15 @@ def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply
         # A level the model lacks is mapped to the nearest it has, not refused (the guide).
         if effort is not None and effort not in _EFFORTS:
             return wire.error(400, f"reasoning.effort must be one of {', '.join(_EFFORTS)}")
+    plugins = body.get("plugins")
+    if plugins is not None and (
+        not isinstance(plugins, list)
+        or not all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in plugins)
+    ):
+        return wire.error(400, "plugins must be an array of objects with an id")
+    web = next((p for p in plugins or () if p["id"] == "web"), None)
+    if web is not None and web.get("engine", "native") not in _ENGINES:
+        return wire.error(400, f"plugins[web].engine must be one of {', '.join(_ENGINES)}")
     config = body.get("image_config") or {}
     if not isinstance(config, dict):
         return wire.error(400, "image_config must be an object")

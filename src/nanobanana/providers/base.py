@@ -78,6 +78,8 @@ class ProviderCall:
     seed: int | None = None
     #: A thinking level (``THINKING_LEVELS``), already checked.
     thinking: str | None = None
+    #: Ground the image in Google Search.
+    google_search: bool = False
     #: Seconds for one read; the client enforces the overall deadline around the call.
     read_timeout: float = 120.0
 

@@ -89,7 +89,13 @@ def build_request(call: ProviderCall) -> dict[str, Any]:
         config["seed"] = call.seed
     if call.thinking:
         config["thinkingConfig"] = {"thinkingLevel": call.thinking.upper()}
-    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+    body: dict[str, Any] = {
+        "contents": [{"role": "user", "parts": parts}],
+        "generationConfig": config,
+    }
+    if call.google_search:
+        body["tools"] = [{"googleSearch": {}}]
+    return body
 
 
 def sdk_request(
@@ -115,6 +121,7 @@ def sdk_request(
             if call.thinking
             else None
         ),
+        tools=[types.Tool(google_search=types.GoogleSearch())] if call.google_search else None,
         http_options=types.HttpOptions(timeout=timeout_ms) if timeout_ms else None,
     )
     return [types.Content(role="user", parts=parts)], config

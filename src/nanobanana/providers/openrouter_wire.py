@@ -59,6 +59,9 @@ def build_request(call: ProviderCall, *, stream: bool = False) -> dict[str, Any]
     if call.thinking:
         # OpenRouter maps reasoning.effort onto Gemini's thinkingLevel one for one.
         body["reasoning"] = {"effort": call.thinking}
+    if call.google_search:
+        # The web plugin with the provider's own search: Google Search for Google's models.
+        body["plugins"] = [{"id": "web", "engine": "native"}]
     body["stream"] = stream
     return body
 

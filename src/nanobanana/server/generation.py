@@ -70,8 +70,17 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
+#: Fields added after idempotency keys were first stored: left out of the hash at their
+#: default, so that a request retried across an upgrade is still the same request.
+_ADDED_LATER = ("thinking", "google_search")
+
+
 def request_hash(body: GenerateIn, kind: str) -> str:
-    data = {"kind": kind, "body": body.model_dump(mode="json")}
+    fields = body.model_dump(mode="json")
+    for name in _ADDED_LATER:
+        if fields[name] == GenerateIn.model_fields[name].default:
+            del fields[name]
+    data = {"kind": kind, "body": fields}
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -117,6 +126,7 @@ async def prepare(
         n_images=len(body.images),
     )
     thinking = catalog.validate_thinking(spec, body.thinking)
+    google_search = catalog.validate_google_search(spec, body.google_search)
     if not upstream.has(provider):
         raise MissingKeyError(provider)
     await _check_owned(session, user, references)
@@ -133,6 +143,7 @@ async def prepare(
         image_size=size,
         seed=body.seed,
         thinking=thinking,
+        google_search=google_search,
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
     return Prepared(request=record, upstream=upstream, model=choice.name, references=references)

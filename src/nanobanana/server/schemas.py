@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from ..client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
 from ..references import MAX_REFERENCES
@@ -262,6 +262,11 @@ class GenerateIn(Input):
         "A model whose levels are known (`thinking_levels` in /api/nano-banana/models) "
         "refuses another level before anything is paid for.",
     )
+    google_search: StrictBool = Field(
+        default=False,
+        description="Ground the image in Google Search results (Google's models; "
+        "`google_search` in /api/nano-banana/models is false for a model that cannot).",
+    )
     images: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         max_length=MAX_REFERENCES,
@@ -398,6 +403,10 @@ class ModelOut(BaseModel):
     thinking_levels: list[str] | None = Field(
         description="The `thinking` levels the model takes; null when not known (a level is "
         "passed on for the provider to judge), empty when it takes none."
+    )
+    google_search: bool | None = Field(
+        description="Whether the model can ground its images in Google Search; null when not "
+        "known (asked for, it is passed on for the provider to judge)."
     )
     price_per_image: dict[str, float | None]
     aliases: list[str]

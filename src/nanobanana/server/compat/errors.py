@@ -97,6 +97,7 @@ PARAMS: Mapping[Flavour, Mapping[str, str]] = {
         "image_size": "image_config.image_size",
         "num_images": "n",
         "thinking": "reasoning.effort",
+        "google_search": "plugins",
     },
     "openai": {
         "images": "image",

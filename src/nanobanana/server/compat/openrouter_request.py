@@ -6,7 +6,9 @@ text is the prompt; that message's ``image_url`` parts with ``data:`` URLs are t
 images), ``modalities``,
 ``image_config {aspect_ratio, image_size}``, ``seed``, ``reasoning.effort`` (the thinking
 level; ``xhigh`` and ``max`` mean ``high``, as OpenRouter maps them for Gemini; ``none`` is
-refused: an image model cannot be told not to think here), ``stream``, and our extension
+refused: an image model cannot be told not to think here), the ``web`` plugin (Google Search
+grounding: its ``native`` engine, the default for Google's models; another engine is refused),
+``stream``, and our extension
 ``provider`` (``"openrouter"`` or ``"google"``; OpenRouter's own routing object is accepted and
 ignored).  Everything else OpenAI and OpenRouter clients send (``temperature``, ``usage``,
 ``stream_options``...) is accepted and ignored.
@@ -134,6 +136,11 @@ class ChatRequest(_Open):
     )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     reasoning: Reasoning | None = None
+    plugins: list[Plugin] | None = Field(
+        default=None,
+        description='`[{"id": "web"}]` grounds the image in Google Search (Google\'s own '
+        "search: the `native` engine); other plugins are accepted and ignored.",
+    )
     stream: bool = False
     n: Annotated[int, Field(ge=1, le=1)] | None = Field(
         default=None, description="Only 1: one image per completion."
@@ -146,6 +153,11 @@ class Reasoning(_Open):
         description="The thinking level: `minimal`, `low`, `medium` or `high` (`xhigh` and "
         "`max` mean `high`); `max_tokens`, `exclude` and `enabled` are accepted and ignored.",
     )
+
+
+class Plugin(_Open):
+    id: str
+    engine: str | None = None
 
 
 #: OpenRouter's ``reasoning.effort`` -> the thinking level (its Gemini mapping).
@@ -173,6 +185,7 @@ class ChatCall:
     seed: int | None
     stream: bool
     thinking: str | None = None
+    google_search: bool = False
 
 
 def clean_text(text: str, field_name: str = "prompt") -> str:
@@ -268,6 +281,13 @@ def parse_chat(req: ChatRequest) -> ChatCall:
             "think. Leave reasoning out, or name a level (minimal, low, medium, high).",
             "thinking",
         )
+    web = next((p for p in req.plugins or () if p.id == "web"), None)
+    if web is not None and web.engine not in (None, "native"):
+        raise bad_request(
+            f"The web plugin's engine {web.engine!r} is not offered here: images are grounded "
+            "in Google Search only (engine native, or leave engine out).",
+            "google_search",
+        )
     return ChatCall(
         prompt=prompt,
         images=tuple(urls),
@@ -278,4 +298,5 @@ def parse_chat(req: ChatRequest) -> ChatCall:
         seed=req.seed,
         stream=req.stream,
         thinking=_THINKING.get(effort) if effort else None,
+        google_search=web is not None,
     )

@@ -102,6 +102,7 @@ async def chat_completions(
         image_size=call.image_size,
         seed=call.seed,
         thinking=call.thinking,
+        google_search=call.google_search,
         images=list(call.images),
     )
     job, replayed = await create_job(

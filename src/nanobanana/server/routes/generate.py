@@ -117,6 +117,7 @@ async def models(
                     max_input_images=spec.max_input_images,
                     supports_seed=spec.supports_seed,
                     thinking_levels=d["thinking_levels"],
+                    google_search=spec.can_search_google,
                     price_per_image=d["price_per_image"],
                     aliases=d["aliases"],
                     shutdown=d["shutdown"],

@@ -90,6 +90,7 @@ function render(job) {
     ...row("Images", String(p.num_images)),
     ...row("Seed", p.seed ?? ""),
     ...row("Thinking", p.thinking),
+    ...row("Google Search", p.google_search ? "yes" : ""),
     ...row("Reference images", p.images.length ? String(p.images.length) : ""),
     ...row("Cost", formatCost(cost, estimate)),
     ...row("Time", timings.elapsed_s !== undefined ? formatSeconds(timings.elapsed_s) : ""),

@@ -79,6 +79,7 @@ function readForm() {
   if (negative) body.negative_prompt = negative;
   if (seedText) body.seed = Number(seedText);
   if ($("#thinking").value) body.thinking = $("#thinking").value;
+  if ($("#google_search").checked && !$("#google_search").disabled) body.google_search = true;
   const images = refs.ids();
   if (images.length) body.images = images;
   return body;
@@ -102,7 +103,8 @@ function fillForm(params) {
   if (picker) picker.set(params);
   wantedThinking = params.thinking || "";
   fillThinking(picker && picker.model);
-  if (wantedThinking) $("details.more").open = true;
+  $("#google_search").checked = !!params.google_search;
+  if (wantedThinking || params.google_search) $("details.more").open = true;
 }
 
 /** The levels every model may be asked for (the service's `thinking` values). */
@@ -141,6 +143,8 @@ function describeModel(model) {
   info.textContent = parts.filter(Boolean).join(" ");
   refs.setLimit(model.accepts_images === false ? 0 : model.max_input_images || 3);
   fillThinking(model);
+  // A model known not to search Google cannot be asked to.
+  $("#google_search").disabled = model.google_search === false;
 }
 
 // -------------------------------------------------------------------------- progress

@@ -19,6 +19,7 @@ export function jobParams(job) {
     num_images: Number(r.num_images ?? r.n ?? (job.images && job.images.length) ?? 1) || 1,
     seed: pick("seed"),
     thinking: pick("thinking") || "",
+    google_search: !!pick("google_search"),
     images: Array.isArray(r.images) ? r.images : [],
   };
 }
