@@ -465,8 +465,7 @@ class Catalog:
                 else f" Known models: {', '.join(self._models)}."
             )
             raise UnknownModelError(
-                f"Unknown model {model!r}.{hint}{known} "
-                "Run `nanobanana models` to list what your providers offer.",
+                f"Unknown model {model!r}.{hint}{known} {UnknownModelError.LIST_HINT}",
                 field="model",
                 allowed=list(self._models),
             )

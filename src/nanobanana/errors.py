@@ -98,6 +98,9 @@ class ValidationError(UsageError):
 
 class UnknownModelError(ValidationError):
     code = "unknown_model"
+    #: The last sentence of the message: where a user of the library or the CLI finds the
+    #: models.  A face that lists them elsewhere (the service) puts its own in its place.
+    LIST_HINT = "Run `nanobanana models` to list what your providers offer."
 
 
 class ReferenceImageError(ValidationError):

@@ -333,6 +333,9 @@ def test_errors_have_openrouters_shape_and_real_statuses(client: openai.OpenAI, 
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="no-such-model", messages=user_text("x"))  # type: ignore[arg-type]
     assert caught.value.body["metadata"]["param"] == "model"  # type: ignore[index]
+    # Where this service lists its models, not a command of the CLI.
+    assert "GET /api/v1/models" in caught.value.message
+    assert "nanobanana models" not in caught.value.message
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model=MODEL,

@@ -15,6 +15,7 @@ from ..errors import (
     MissingKeyError,
     NanobananaError,
     QuotaError,
+    UnknownModelError,
     UpstreamError,
     ValidationError,
 )
@@ -68,6 +69,13 @@ class Report:
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+#: Where a user of the service finds the models it can use.
+LIST_MODELS = (
+    "GET /api/nano-banana/models lists the models you can use (the generator's model list "
+    "shows the same)."
+)
 
 
 def missing_key_message(provider: str) -> str:
@@ -135,6 +143,8 @@ def report(code: str, message: str, details: dict[str, Any] | None, **extra: Any
         headers["Retry-After"] = str(max(1, math.ceil(float(wait))))
     if code == MissingKeyError.code and details.get("provider"):
         message = missing_key_message(str(details["provider"]))
+    if code == UnknownModelError.code:
+        message = message.replace(UnknownModelError.LIST_HINT, LIST_MODELS)
     if public != code:
         details.setdefault("reason", code)
     return Report(status, public, message, {**details, **extra}, headers)

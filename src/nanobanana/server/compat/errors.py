@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ...errors import MissingKeyError, NanobananaError
+from ...errors import MissingKeyError, NanobananaError, UnknownModelError
 from ..errors import ServiceError
 from ..reports import DEFAULT_QUOTA_RETRY_AFTER, error_details, missing_key_message, report_of
 
@@ -162,6 +162,10 @@ def from_job(code: str, message: str, details: Mapping[str, Any] | None = None) 
     provider = info.get("provider")
     if code == MissingKeyError.code and provider:
         message = missing_key_message(str(provider))
+    elif code == UnknownModelError.code:
+        message = message.replace(
+            UnknownModelError.LIST_HINT, "GET /api/v1/models (or /v1/models) lists the models."
+        )
     elif code == "upstream_auth" and provider:
         message = (
             f"{message} Check the {provider} key stored for your account "
