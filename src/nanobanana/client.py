@@ -47,6 +47,7 @@ from .types import (
     Attempt,
     AttemptEvent,
     DoneEvent,
+    Grounding,
     Image,
     ImageEvent,
     ImageFailure,
@@ -167,6 +168,7 @@ class _ImageOutcome:
     wire_model: str | None = None
     finish_reason: str | None = None
     request_id: str | None = None
+    grounding: Grounding | None = None
     attempts: list[Attempt] = field(default_factory=list)
     error: NanobananaError | None = None
 
@@ -531,6 +533,7 @@ class AsyncClient:
             outcome.image, outcome.text, outcome.usage = image, resp.text, resp.usage
             outcome.finish_reason = resp.finish_reason
             outcome.request_id = resp.request_id
+            outcome.grounding = resp.grounding
             image.metadata = plan.image_provenance(
                 image, name, call.wire_model, resp.usage, self.synthetic
             )
@@ -558,6 +561,7 @@ class AsyncClient:
             elif isinstance(ev, FinishEvent):
                 outcome.finish_reason = ev.finish_reason
                 outcome.request_id = ev.request_id
+                outcome.grounding = ev.grounding
         outcome.text = "".join(texts)
         if outcome.image is None:
             raise ContentError("The provider returned no image.", provider=name, text=outcome.text)
@@ -864,6 +868,10 @@ class AsyncClient:
             for o in outcomes
             if o.image is None and o.error is not None
         ]
+        grounding: Grounding | None = None
+        for o in good:
+            if o.grounding is not None:
+                grounding = o.grounding if grounding is None else grounding.merged(o.grounding)
         result = Result(
             images=[o.image for o in good if o.image is not None],
             text="\n".join(o.text for o in good if o.text),
@@ -879,6 +887,7 @@ class AsyncClient:
             negative_prompt=plan.negative_prompt,
             thinking=plan.thinking,
             google_search=plan.google_search,
+            grounding=grounding,
             finish_reason=lead.finish_reason,
             attempts=attempts,
             failures=failures,

@@ -108,6 +108,51 @@ class ImageFailure:
     error_code: str
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A web page a search-grounded answer drew on."""
+
+    url: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """What a search-grounded answer says it looked up: its search queries, the pages it
+    drew on, and Google's search suggestions (``search_entry_point``: HTML that Google's
+    terms for Grounding with Google Search ask an app to show with the result)."""
+
+    queries: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    search_entry_point: str | None = None
+
+    def merged(self, other: Grounding | None) -> Grounding:
+        """Both answers' queries and pages (each once, in order); the first entry point."""
+        if other is None:
+            return self
+        return Grounding(
+            queries=tuple(dict.fromkeys(self.queries + other.queries)),
+            sources=_unique_sources(self.sources + other.sources),
+            search_entry_point=self.search_entry_point or other.search_entry_point,
+        )
+
+    def to_dict(self, *, entry_point: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "queries": list(self.queries),
+            "sources": [{"url": s.url, "title": s.title} for s in self.sources],
+        }
+        if entry_point:
+            out["search_entry_point"] = self.search_entry_point
+        return out
+
+
+def _unique_sources(sources: tuple[Source, ...]) -> tuple[Source, ...]:
+    seen: dict[str, Source] = {}
+    for s in sources:
+        seen.setdefault(s.url, s)
+    return tuple(seen.values())
+
+
 @dataclass(slots=True)
 class Result:
     """Everything known about one generation request."""
@@ -131,8 +176,10 @@ class Result:
     negative_prompt: str | None = None
     #: The thinking level asked for (``None``: the model's default).
     thinking: str | None = None
-    #: Whether the image was asked to be grounded in Google Search.
+    #: Whether the image was asked to be grounded in Google Search, and what the answers said
+    #: they looked up (``None``: no search was reported).
     google_search: bool = False
+    grounding: Grounding | None = None
     finish_reason: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     failures: list[ImageFailure] = field(default_factory=list)
@@ -173,6 +220,11 @@ class Result:
                 synthetic=self.synthetic,
                 thinking=self.thinking,
                 google_search=self.google_search,
+            ),
+            **(
+                {"grounding": self.grounding.to_dict(entry_point=False)}
+                if self.grounding is not None
+                else {}
             ),
             "cost": self.usage.cost,
             "cost_is_estimate": self.usage.cost_is_estimate,

@@ -464,3 +464,27 @@ def test_on_a_phone_the_progress_and_results_come_into_view(
         "() => { const r = document.querySelector('.result').getBoundingClientRect();"
         " return r.top >= 0 && r.top < window.innerHeight - 120; }"
     )
+
+
+def test_a_grounded_generation_lists_its_searches_and_pages(
+    web: Browsing, demo_server: LiveServer
+) -> None:
+    """The detail view shows what the search looked up, as text and links, never as markup."""
+    page = web.page
+    username, token = demo_server.new_user("searcher")
+    prompt = 'the tallest tower <img src=x onerror="window.pwned=1">'
+    with demo_server.client(token) as c:
+        r = c.post(
+            "/api/nano-banana/generate",
+            json={"prompt": prompt, "provider": "google", "google_search": True},
+        )
+        assert r.status_code == 200, r.text
+    sign_in(page, demo_server, username, token)
+    page.goto(f"{demo_server.url}/gallery/{r.json()['id']}")
+    expect(page.locator("#detail-sources-section")).to_be_visible()
+    expect(page.locator("#detail-queries")).to_have_text(f"Searched: {prompt}")
+    links = page.locator("#detail-sources a")
+    expect(links).to_have_count(2)
+    expect(links.first).to_have_attribute("rel", "noopener noreferrer")
+    assert links.first.get_attribute("href").startswith("https://")
+    assert page.evaluate("window.pwned") is None

@@ -132,13 +132,20 @@ def test_google_search_is_sent_kept_and_checked(
 ) -> None:
     r = cli("generate", "a fox", "--google-search", "-p", "google", "--json", *urls(emu))
     assert r.code == 0, r.err
-    assert json.loads(r.out)["google_search"] is True
+    out = json.loads(r.out)
+    assert out["google_search"] is True
+    assert out["grounding"]["queries"] == ["a fox"] and len(out["grounding"]["sources"]) == 2
     [call] = generations(emu)
     assert call["body"]["tools"] == [{"googleSearch": {}}]
+    # Without --json the pages are listed after the summary.
+    r = cli("generate", "a fox", "--google-search", "-p", "google", *urls(emu))
+    assert r.code == 0, r.err
+    assert "Searched: a fox" in r.out + r.err and "Source: example.com <https://" in r.out + r.err
+    emu.reset()
     r = cli("generate", "a fox", "-m", "nano-banana-2-lite", "--google-search", *urls(emu))
     assert r.code == 2
     assert "cannot ground its images in Google Search" in r.err
-    assert len(generations(emu)) == 1
+    assert generations(emu) == []
 
 
 def test_n3_writes_three_distinct_files(

@@ -129,6 +129,11 @@ def test_the_web_plugin_grounds_in_google_search(
         extra_body={**IMAGE_BODY, "plugins": [{"id": "web"}]},
     )
     assert job(live, job_id_of(r.id))["request"]["google_search"] is True
+    # The pages come back as OpenRouter's web search cites them, and read back with the
+    # library's reader.
+    cited = r.choices[0].message.annotations  # the OpenAI SDK's own type
+    assert cited is not None and [c.type for c in cited] == ["url_citation", "url_citation"]
+    assert all(c.url_citation.url.startswith("https://") for c in cited)
     [seen] = upstream_prompts(emulator, marker)
     assert seen["body"]["plugins"] == [{"id": "web", "engine": "native"}]
     with pytest.raises(openai.BadRequestError) as caught:

@@ -334,6 +334,30 @@ def _events(chunks: list[bytes]) -> list[bytes]:
     return out + decoder.flush()
 
 
+def test_grounded_answers_cite_their_pages_plain_and_streamed() -> None:
+    """A grounded job's pages, as OpenRouter's web search cites them; the library's reader
+    gets them back from both shapes."""
+    grounding = {
+        "queries": ["tallest tower"],
+        "sources": [{"url": "https://a.example/t", "title": "A"}, {"url": "https://b.example"}],
+        "search_entry_point": "<div>chips</div>",
+    }
+    out = outcome(grounding=grounding)
+    plain = openrouter_wire.parse_response(openrouter_response.completion(out).to_bytes())
+    streamed = openrouter_wire.StreamState()
+    for event in _events(list(openrouter_response.stream_events(out))):
+        openrouter_wire.parse_event(event, streamed)
+    finish = openrouter_wire.end_of_stream(streamed)
+    for found in (plain.grounding, finish.grounding):
+        assert found is not None
+        assert [(s.url, s.title) for s in found.sources] == [
+            ("https://a.example/t", "A"),
+            ("https://b.example", "https://b.example"),
+        ]
+    doc = json.loads(openrouter_response.completion(outcome()).to_bytes())
+    assert "annotations" not in doc["choices"][0]["message"]  # not grounded: none
+
+
 def test_stream_events_read_back_like_an_openrouter_stream() -> None:
     out = outcome(
         images=(

@@ -101,3 +101,82 @@ def test_the_emulated_gemini_refuses_search_for_lite(emu: Any) -> None:
     assert 'Unknown name "googleSearchh"' in reply.json()["error"]["message"]
     del body["tools"]
     assert httpx.post(url, json=body, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("provider", ["google", "openrouter"])
+async def test_what_the_search_found_comes_back_with_the_result(
+    emu: Any, provider: str, stream: bool
+) -> None:
+    """Gemini's groundingMetadata (queries, pages, search suggestions) and OpenRouter's
+    url_citation annotations, plain and streamed, become ``Result.grounding``; each page once,
+    over every image of the request."""
+    async with both_client(emu) as client:
+        result = await client.generate(
+            "the <b>tallest</b> tower", provider=provider, google_search=True, n=2, stream=stream
+        )
+    grounding = result.grounding
+    assert grounding is not None
+    assert {s.title is not None for s in grounding.sources} == {True}
+    if provider == "google":
+        # Google links each page through a redirect of that answer's own: two per image.
+        assert len(grounding.sources) == 4
+        assert {s.url.split("/")[2] for s in grounding.sources} == {
+            "vertexaisearch.cloud.google.com"
+        }
+        assert grounding.queries == ("the <b>tallest</b> tower",)  # once for both images
+        assert grounding.search_entry_point is not None
+        assert "&lt;b&gt;tallest&lt;/b&gt;" in grounding.search_entry_point
+    else:
+        # The same two pages cited for both images: each once.
+        assert [s.url.split("/")[2] for s in grounding.sources] == ["example.com", "example.org"]
+        assert grounding.queries == () and grounding.search_entry_point is None
+    provenance = result.provenance()["grounding"]
+    assert "search_entry_point" not in provenance  # HTML stays out of the PNG text chunks
+    assert [s["url"] for s in provenance["sources"]] == [s.url for s in grounding.sources]
+
+
+async def test_an_answer_without_search_has_no_grounding(emu: Any) -> None:
+    async with both_client(emu) as client:
+        result = await client.generate("a fox", provider="google")
+    assert result.grounding is None and "grounding" not in result.provenance()
+
+
+def test_grounding_is_read_from_both_wires_whatever_they_leave_out() -> None:
+    from google.genai import types
+
+    meta = types.GroundingMetadata.model_validate(
+        {
+            "webSearchQueries": ["eiffel tower height"],
+            "imageSearchQueries": ["eiffel tower"],
+            "groundingChunks": [
+                {"web": {"uri": "https://a.example/1", "title": "A"}},
+                {"image": {"sourceUri": "https://b.example/p", "domain": "b.example"}},
+                {"web": {"uri": "https://a.example/1", "title": "A again"}},
+                {"web": {"title": "no address"}},
+                {"retrievedContext": {"uri": "gs://bucket/x"}},
+            ],
+        }
+    )
+    found = gemini_wire.parse_grounding(meta)
+    assert found is not None
+    assert found.queries == ("eiffel tower height", "eiffel tower")
+    assert [(s.url, s.title) for s in found.sources] == [
+        ("https://a.example/1", "A"),
+        ("https://b.example/p", "b.example"),
+    ]
+    assert found.search_entry_point is None
+    assert gemini_wire.parse_grounding(types.GroundingMetadata()) is None
+    assert gemini_wire.parse_grounding(None) is None
+
+    cited = openrouter_wire.parse_annotations(
+        [
+            {"type": "url_citation", "url_citation": {"url": "https://c.example", "title": "C"}},
+            {"type": "url_citation", "url_citation": {"title": "no url"}},
+            {"type": "file", "file": {}},
+            "junk",
+        ]
+    )
+    assert cited is not None and [s.url for s in cited.sources] == ["https://c.example"]
+    assert openrouter_wire.parse_annotations(None) is None
+    assert openrouter_wire.parse_annotations([{"type": "file"}]) is None

@@ -601,8 +601,15 @@ async def test_google_search_is_sent_kept_and_refused_where_it_cannot_be(
     assert r.status_code == 200, r.text
     [seen] = upstream_requests(emulator, marker)
     assert seen["body"]["tools"] == [{"googleSearch": {}}]
+    # What the search looked up comes back in the answer and stays with the job.
+    grounding = r.json()["grounding"]
+    assert grounding["queries"] == [f"a fox {marker}"] and len(grounding["sources"]) == 2
+    assert grounding["search_entry_point"].startswith("<style>")
     job = (await api.client.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
     assert job["request"]["google_search"] is True
+    assert job["grounding"] == grounding
+    plain = await api.client.post(GEN, json={"prompt": "a fox", "provider": "google"}, headers=h)
+    assert plain.json()["grounding"] is None
     lite = {**body, "model": "nano-banana-2-lite"}
     r = await api.client.post(GEN, json=lite, headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "google_search"

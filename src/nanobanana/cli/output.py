@@ -171,6 +171,7 @@ def result_json(result: Result, saved: list[SavedFile]) -> dict[str, Any]:
         "seed": result.seed,
         "thinking": result.thinking,
         "google_search": result.google_search,
+        "grounding": None if result.grounding is None else result.grounding.to_dict(),
         "text": result.text,
         "finish_reason": result.finish_reason,
         "cost": result.usage.cost,
@@ -199,6 +200,10 @@ def summary_lines(result: Result, saved: list[SavedFile]) -> list[str]:
     if result.synthetic:
         facts.append("synthetic")
     lines.append(" · ".join(facts))
+    if result.grounding is not None:
+        if result.grounding.queries:
+            lines.append("Searched: " + "; ".join(result.grounding.queries))
+        lines.extend(f"Source: {s.title or s.url} <{s.url}>" for s in result.grounding.sources)
     return lines
 
 

@@ -400,14 +400,16 @@ async def _generate(
             texts=req.texts,
             references=req.reference_images,
         )
+    response_id = random_id(22)
     chunks = wire.response_chunks(
         art,
         model_version=req.name,
-        response_id=random_id(22),
+        response_id=response_id,
         token=token,
         prompt_text_tokens=text_tokens,
         outcome=name,
         split=stream,
+        grounding=wire.grounding_metadata(req.prompt, response_id) if req.google_search else None,
     )
     if stream:
         return wire.stream_response(chunks, art.payload, token, sse=sse)

@@ -6,6 +6,7 @@ into pre-serialised JSON rather than passed through an encoder.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -222,7 +223,11 @@ def _inline(payload: Payload, token: str) -> dict[str, Any]:
 
 
 def _candidate(
-    parts: list[dict[str, Any]] | None, finish: str | None, finish_message: str | None = None
+    parts: list[dict[str, Any]] | None,
+    finish: str | None,
+    finish_message: str | None = None,
+    *,
+    grounding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     content: dict[str, Any] = {"role": "model"}
     if parts:
@@ -232,6 +237,8 @@ def _candidate(
         cand["finishReason"] = finish
     if finish_message:
         cand["finishMessage"] = finish_message
+    if grounding:
+        cand["groundingMetadata"] = grounding
     cand["index"] = 0
     return cand
 
@@ -243,6 +250,28 @@ SAFETY_MESSAGE = (
 )
 
 
+def grounding_metadata(prompt: str, response_id: str) -> dict[str, Any]:
+    """What a search-grounded candidate carries (``GroundingMetadata``): the query, two pages
+    behind Google's redirect links, and the search suggestions as HTML (the query escaped)."""
+    query = " ".join(prompt.split())[:120] or "image"
+    chips = f'<div class="container"><a class="chip">{html.escape(query)}</a></div>'
+    return {
+        "webSearchQueries": [query],
+        "groundingChunks": [
+            {
+                "web": {
+                    "uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/"
+                    f"{response_id}{n}",
+                    "title": title,
+                    "domain": title,
+                }
+            }
+            for n, title in enumerate(("example.com", "example.org"))
+        ],
+        "searchEntryPoint": {"renderedContent": f"<style>.chip{{color:#1f1f1f}}</style>{chips}"},
+    }
+
+
 def response_chunks(
     art: Artifact,
     *,
@@ -252,6 +281,7 @@ def response_chunks(
     prompt_text_tokens: int,
     outcome: str = "ok",
     split: bool = False,
+    grounding: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The GenerateContentResponse object(s): one, or text chunk(s) then the image (``split``)."""
     meta = {"modelVersion": model_version, "responseId": response_id}
@@ -270,7 +300,7 @@ def response_chunks(
     text_part = [{"text": art.text}] if art.text else []
     image_part = [_inline(art.payload, token)] if art.payload is not None else []
     if not split or not (text_part and image_part):
-        cand = _candidate(text_part + image_part, "STOP")
+        cand = _candidate(text_part + image_part, "STOP", grounding=grounding)
         return [{"candidates": [cand], "usageMetadata": usage, **meta}]
     first = {
         "candidates": [_candidate(text_part, None)],
@@ -280,7 +310,11 @@ def response_chunks(
         },
         **meta,
     }
-    last = {"candidates": [_candidate(image_part, "STOP")], "usageMetadata": usage, **meta}
+    last = {
+        "candidates": [_candidate(image_part, "STOP", grounding=grounding)],
+        "usageMetadata": usage,
+        **meta,
+    }
     return [first, last]
 
 

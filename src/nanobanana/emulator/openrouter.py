@@ -48,6 +48,7 @@ class ChatRequest:
     texts: tuple[str, ...]
     reference_images: int
     stream: bool
+    web_search: bool = False
 
 
 def _texts(body: Any) -> list[str]:
@@ -198,6 +199,7 @@ def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply
         tuple(texts),
         references,
         stream,
+        web_search=web is not None,
     )
 
 
@@ -283,7 +285,16 @@ async def _generate(
 
     bare = plan.modifier("string-images") is not None
     build = wire.chat_stream if req.stream else wire.chat_completion
-    reply = build(gen_id, model, art, token=state.splice_token, finish=finish, bare_images=bare)
+    cited = wire.citations(req.prompt) if req.web_search and art.payload is not None else None
+    reply = build(
+        gen_id,
+        model,
+        art,
+        token=state.splice_token,
+        finish=finish,
+        bare_images=bare,
+        annotations=cited,
+    )
     stats = wire.generation_stats(
         gen_id,
         model,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -239,6 +240,24 @@ def _image_item(token: str, bare: bool, index: int | None = None) -> Any:
     return item
 
 
+def citations(prompt: str) -> list[dict[str, Any]]:
+    """``url_citation`` annotations of a web-searched answer (OpenRouter's web-search guide)."""
+    slug = "-".join(prompt.lower().split())[:60] or "image"
+    return [
+        {
+            "type": "url_citation",
+            "url_citation": {
+                "url": f"https://{site}/{quote(slug)}",
+                "title": f"About {prompt[:60]}",
+                "content": "",
+                "start_index": 0,
+                "end_index": 0,
+            },
+        }
+        for site in ("example.com", "example.org")
+    ]
+
+
 def chat_completion(
     gen_id: str,
     model: ModelSpec,
@@ -247,6 +266,7 @@ def chat_completion(
     token: str,
     finish: tuple[str, str] = ("stop", "STOP"),
     bare_images: bool = False,
+    annotations: list[dict[str, Any]] | None = None,
 ) -> Reply:
     """A non-streaming ``chat.completion`` (reference §1.3)."""
     created = int(time.time())
@@ -258,6 +278,8 @@ def chat_completion(
     }
     if art.payload is not None:
         message["images"] = [_image_item(token, bare_images)]
+    if annotations:
+        message["annotations"] = annotations
     body = _envelope(gen_id, model, created, "chat.completion")
     body["choices"] = [
         {
@@ -300,6 +322,7 @@ def chat_stream(
     finish: tuple[str, str] = ("stop", "STOP"),
     bare_images: bool = False,
     error_after_text: dict[str, Any] | None = None,
+    annotations: list[dict[str, Any]] | None = None,
 ) -> Reply:
     """An SSE stream (reference §1.4): comment, text delta, image delta, final chunk, [DONE].
 
@@ -319,7 +342,9 @@ def chat_stream(
     if art.payload is not None:
         delta = {"role": "assistant", "content": "", "images": [_image_item(token, bare_images, 0)]}
         pieces.extend(_splice_url(_sse(_chunk(base, delta, None)), token, art.payload))
-    last = _chunk(base, {"content": ""}, finish)
+    last = _chunk(
+        base, {"content": "", **({"annotations": annotations} if annotations else {})}, finish
+    )
     last["usage"] = usage(model, art)
     pieces.append(_sse(last))
     pieces.append(DONE)

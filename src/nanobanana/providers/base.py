@@ -17,7 +17,7 @@ from typing import Protocol
 from ..catalog import ModelSpec
 from ..config import ProviderConfig
 from ..errors import MissingKeyError
-from ..types import Image, ImageEvent, ReferenceImage, TextDelta, Usage, UsageEvent
+from ..types import Grounding, Image, ImageEvent, ReferenceImage, TextDelta, Usage, UsageEvent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +93,8 @@ class ProviderResponse:
     request_id: str | None = None
     #: The model id the provider says it ran.
     served_model: str | None = None
+    #: What a search-grounded answer says it looked up.
+    grounding: Grounding | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class FinishEvent:
     finish_reason: str | None = None
     request_id: str | None = None
     served_model: str | None = None
+    grounding: Grounding | None = None
     type: str = "finish"
 
 

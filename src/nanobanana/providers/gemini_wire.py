@@ -29,7 +29,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..imaging import b64encode, inspect_image
-from ..types import Image, ImageEvent, TextDelta, Usage, UsageEvent
+from ..types import Grounding, Image, ImageEvent, Source, TextDelta, Usage, UsageEvent
 from .base import FinishEvent, ProviderCall, ProviderEvent, ProviderResponse
 from .common import (
     content_error,
@@ -163,6 +163,29 @@ def _parts(candidate: Any, first_index: int) -> tuple[str, list[Image]]:
     return "".join(texts), images
 
 
+def parse_grounding(meta: Any) -> Grounding | None:
+    """A candidate's ``groundingMetadata`` -> what the search looked up (web and image
+    searches; ``None`` when the answer reports none)."""
+    if meta is None:
+        return None
+    queries = [*(meta.web_search_queries or ()), *(meta.image_search_queries or ())]
+    sources: dict[str, Source] = {}  # each page once, in the order given
+    for chunk in meta.grounding_chunks or ():
+        found = chunk.web or chunk.image
+        url = found and (getattr(found, "uri", None) or getattr(found, "source_uri", None))
+        if url:
+            sources.setdefault(url, Source(url=url, title=found.title or found.domain))
+    entry = meta.search_entry_point
+    rendered = entry.rendered_content if entry is not None else None
+    if not queries and not sources and not rendered:
+        return None
+    return Grounding(
+        queries=tuple(dict.fromkeys(queries)),
+        sources=tuple(sources.values()),
+        search_entry_point=rendered or None,
+    )
+
+
 def parse_usage(meta: Any, model: ModelSpec, *, image_size: str | None, images: int) -> Usage:
     """``usageMetadata`` -> ``Usage``; ``cost`` is an estimate from the catalog's prices."""
     if meta is None:
@@ -276,6 +299,7 @@ def parse_response(
         finish_reason=finish,
         request_id=resp.response_id,
         served_model=resp.model_version,
+        grounding=parse_grounding(candidate.grounding_metadata),
     )
 
 
@@ -294,6 +318,7 @@ class GeminiStreamState:
     images: int = 0
     chunks: int = 0
     usage_metadata: Any = None
+    grounding: Grounding | None = None
 
 
 def parse_chunk(
@@ -317,6 +342,9 @@ def parse_chunk(
         events.extend(ImageEvent(img) for img in images)
         state.finish_reason = _name(candidate.finish_reason) or state.finish_reason
         state.finish_message = candidate.finish_message or state.finish_message
+        found = parse_grounding(candidate.grounding_metadata)
+        if found is not None:
+            state.grounding = found if state.grounding is None else state.grounding.merged(found)
     return events
 
 
@@ -341,6 +369,7 @@ def end_of_stream(state: GeminiStreamState) -> list[ProviderEvent]:
             finish_reason=state.finish_reason,
             request_id=state.request_id,
             served_model=state.served_model,
+            grounding=state.grounding,
         ),
     ]
 

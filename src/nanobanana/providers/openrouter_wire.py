@@ -16,7 +16,7 @@ import orjson
 from ..catalog import EXTENDED_RATIOS, STANDARD_RATIOS, THINKING_LEVELS, ModelSpec, Pricing
 from ..errors import AmbiguousError, InvalidResponseError, NanobananaError, UpstreamUnavailable
 from ..imaging import to_data_url
-from ..types import Image, ImageEvent, TextDelta, Usage, UsageEvent
+from ..types import Grounding, Image, ImageEvent, Source, TextDelta, Usage, UsageEvent
 from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
 from .common import content_error, is_block_reason
 from .datauri import decode_data_url, loads_with_payloads, restore
@@ -113,7 +113,8 @@ def parse_response(
         )
     choice = choices[0]
     message = choice.get("message")
-    text, images = _content(message if isinstance(message, dict) else {}, payloads, 0, rid)
+    message = message if isinstance(message, dict) else {}
+    text, images = _content(message, payloads, 0, rid)
     finish = _str(choice.get("finish_reason"))
     native = _str(choice.get("native_finish_reason"))
     if not images:
@@ -125,6 +126,7 @@ def parse_response(
         finish_reason=native or finish,
         request_id=rid,
         served_model=_str(doc.get("model")),
+        grounding=parse_annotations(message.get("annotations")),
     )
 
 
@@ -142,6 +144,24 @@ class StreamState:
     done: bool = False
     #: A mid-stream error: raised by the sender after the events of the same chunk.
     error: NanobananaError | None = None
+    #: Pages the web search cited (``annotations`` of the deltas).
+    grounding: Grounding | None = None
+
+
+def parse_annotations(annotations: Any) -> Grounding | None:
+    """The ``url_citation`` annotations of a message (OpenRouter's web-search guide): the
+    pages a web search drew on; ``None`` without any."""
+    if not isinstance(annotations, list):
+        return None
+    sources: dict[str, Source] = {}
+    for item in annotations:
+        cite = item.get("url_citation") if isinstance(item, dict) else None
+        if not isinstance(cite, dict):
+            continue
+        url = _str(cite.get("url"))
+        if url:
+            sources.setdefault(url, Source(url=url, title=_str(cite.get("title"))))
+    return Grounding(sources=tuple(sources.values())) if sources else None
 
 
 def parse_event(
@@ -176,6 +196,11 @@ def parse_event(
                 events.append(TextDelta(text))
             state.images += len(images)
             events.extend(ImageEvent(img) for img in images)
+            cited = parse_annotations(delta.get("annotations"))
+            if cited is not None:
+                state.grounding = (
+                    cited if state.grounding is None else state.grounding.merged(cited)
+                )
         state.finish_reason = _str(choice.get("finish_reason")) or state.finish_reason
         state.native_finish_reason = (
             _str(choice.get("native_finish_reason")) or state.native_finish_reason
@@ -208,6 +233,7 @@ def end_of_stream(state: StreamState) -> FinishEvent:
         finish_reason=state.native_finish_reason or state.finish_reason,
         request_id=state.request_id,
         served_model=state.served_model,
+        grounding=state.grounding,
     )
 
 

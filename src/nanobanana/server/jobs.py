@@ -432,6 +432,7 @@ class JobManager:
             "attempts": [asdict(a) for a in result.attempts],
             "failures": [asdict(f) for f in result.failures],
             "warnings": list(result.warnings),
+            "grounding": None if result.grounding is None else result.grounding.to_dict(),
             "usage": asdict(result.usage),
             "cost": result.usage.cost,  # None for synthetic images (the client clears it)
             "cost_is_estimate": result.usage.cost_is_estimate,

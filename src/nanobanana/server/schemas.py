@@ -333,7 +333,27 @@ class SeedResponse(BaseModel):
     fallback: list[AttemptOut] = Field(description="Every attempt made, in order.")
     failures: list[FailureOut]
     warnings: list[str]
+    grounding: GroundingOut | None = Field(
+        default=None, description="What a search-grounded generation looked up."
+    )
     synthetic: bool = Field(description="True: images from the built-in emulator, not a model.")
+
+
+class SourceOut(BaseModel):
+    url: str
+    title: str | None
+
+
+class GroundingOut(BaseModel):
+    """What a generation grounded in Google Search looked up."""
+
+    queries: list[str]
+    sources: list[SourceOut] = Field(description="The pages it drew on.")
+    search_entry_point: str | None = Field(
+        description="Google's search suggestions as HTML: Google's terms for Grounding with "
+        "Google Search ask an app to show them with the result (render it in a sandboxed "
+        "frame; it is Google's markup, not the service's)."
+    )
 
 
 class GenerationError(BaseModel):
@@ -362,6 +382,7 @@ class Generation(BaseModel):
     fallback: list[AttemptOut]
     failures: list[FailureOut]
     warnings: list[str]
+    grounding: GroundingOut | None = None
     synthetic: bool
     error: GenerationError | None
     images: list[ImageOut]

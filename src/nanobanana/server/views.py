@@ -55,6 +55,7 @@ def outcome_out(job: Job) -> dict[str, Any]:
         "fallback": job.attempts or [],
         "failures": job.failures or [],
         "warnings": job.warnings or [],
+        "grounding": job.grounding,
         "synthetic": job.synthetic,
     }
 

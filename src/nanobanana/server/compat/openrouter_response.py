@@ -83,6 +83,26 @@ def _envelope(outcome: JobOutcome, obj: str) -> dict[str, Any]:
     }
 
 
+def citations(outcome: JobOutcome) -> list[dict[str, Any]]:
+    """The pages a grounded job drew on, as OpenRouter's web search cites them
+    (``url_citation``; OpenAI's type requires the positions, which are 0: the answer is an
+    image, not a text that quotes them)."""
+    sources = (outcome.grounding or {}).get("sources") or []
+    return [
+        {
+            "type": "url_citation",
+            "url_citation": {
+                "url": s["url"],
+                "title": s.get("title") or s["url"],
+                "start_index": 0,
+                "end_index": 0,
+            },
+        }
+        for s in sources
+        if s.get("url")
+    ]
+
+
 def completion(outcome: JobOutcome) -> SplicedBody:
     """The JSON body of a non-streaming answer (a succeeded job or a content outcome)."""
     splicer = Splicer()
@@ -98,6 +118,9 @@ def completion(outcome: JobOutcome) -> SplicedBody:
             {"type": "image_url", "image_url": {"url": splicer.data_url(img.mime_type, img.data)}}
             for img in outcome.images
         ]
+    cited = citations(outcome)
+    if cited:
+        message["annotations"] = cited
     doc = _envelope(outcome, "chat.completion")
     doc["choices"] = [
         {
@@ -147,7 +170,10 @@ def stream_events(outcome: JobOutcome) -> Iterator[bytes]:
         delta = {"role": "assistant", "content": "", "images": [image]}
         yield _event(splicer, _chunk(outcome, delta))
     finish, native = finish_reasons(outcome)
-    last = _chunk(outcome, {"content": ""}, finish, native)
+    cited = citations(outcome)
+    last = _chunk(
+        outcome, {"content": "", **({"annotations": cited} if cited else {})}, finish, native
+    )
     last["usage"] = usage(outcome)
     yield _event(Splicer(), last)
     yield DONE

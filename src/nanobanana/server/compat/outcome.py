@@ -46,6 +46,8 @@ class JobOutcome:
     error_details: Mapping[str, Any] = field(default_factory=dict)
     synthetic: bool = False
     images: tuple[ImagePayload, ...] = ()
+    #: What a search-grounded job looked up (``Grounding.to_dict``).
+    grounding: Mapping[str, Any] | None = None
 
     @property
     def generation_id(self) -> str:

@@ -177,6 +177,8 @@ class Job(Base):
     cost_is_estimate: Mapped[bool] = mapped_column(Boolean, default=False)
     #: elapsed_s, first_image_s, queued_s.
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: What a search-grounded generation looked up (``Grounding.to_dict``); None otherwise.
+    grounding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -205,6 +205,7 @@ async def _outcome(
         error_details=dict(job.error_details or {}),
         synthetic=job.synthetic,
         images=tuple(payloads),
+        grounding=job.grounding,
     )
 
 

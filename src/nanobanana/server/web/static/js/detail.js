@@ -27,6 +27,22 @@ function row(label, value) {
   return [el("dt", {}, label), el("dd", {}, value)];
 }
 
+/** What a search-grounded generation looked up: its searches, and the pages as links (plain
+ * text and attributes only: nothing of the answer is parsed as HTML). */
+function renderGrounding(grounding) {
+  const sources = (grounding && grounding.sources) || [];
+  const queries = (grounding && grounding.queries) || [];
+  $("#detail-queries").textContent = queries.length ? `Searched: ${queries.join("; ")}` : "";
+  $("#detail-sources").replaceChildren(
+    ...sources
+      .filter((s) => /^https?:\/\//i.test(s.url || ""))
+      .map((s) =>
+        el("li", {}, el("a", { href: s.url, target: "_blank", rel: "noopener noreferrer" }, s.title || s.url)),
+      ),
+  );
+  $("#detail-sources-section").hidden = !grounding;
+}
+
 function attemptItem(a) {
   const parts = [`${providerName(a.provider)} · ${a.provider_model || a.model || ""} — ${a.status}`];
   if (a.http_status) parts.push(` (${a.http_status})`);
@@ -107,6 +123,7 @@ function render(job) {
   ];
   $("#detail-warnings").replaceChildren(...warnings.map((w) => el("li", {}, warningText(w))));
   $("#detail-warnings-section").hidden = !warnings.length;
+  renderGrounding(job.grounding);
   $("#detail-text").textContent = job.text || "";
   $("#detail-text-section").hidden = !job.text;
   const outcome = $("#detail-outcome");
