@@ -25,6 +25,21 @@ def png_bytes(
     return buf.getvalue()
 
 
+def emulator_client(emu: Any, **keys: str) -> Any:
+    """A library client on the emulator with only the keys given (``google_api_key=...``,
+    ``openrouter_api_key=...``): no environment, no keys file, no live listing."""
+    from nanobanana import AsyncClient
+
+    return AsyncClient(
+        openrouter_base_url=emu.openrouter_url,
+        gemini_base_url=emu.gemini_url,
+        env={},
+        use_keys_file=False,
+        discover=False,
+        **keys,
+    )
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) of an image, decoded in full (a truncated file fails here)."""
     with PILImage.open(io.BytesIO(data)) as img:

@@ -870,8 +870,7 @@ class AsyncClient:
         ]
         grounding: Grounding | None = None
         for o in good:
-            if o.grounding is not None:
-                grounding = o.grounding if grounding is None else grounding.merged(o.grounding)
+            grounding = Grounding.merge(grounding, o.grounding)
         result = Result(
             images=[o.image for o in good if o.image is not None],
             text="\n".join(o.text for o in good if o.text),

@@ -5,6 +5,7 @@ They hold no behaviour beyond small conveniences, know no transport and no web f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -126,14 +127,32 @@ class Grounding:
     sources: tuple[Source, ...] = ()
     search_entry_point: str | None = None
 
-    def merged(self, other: Grounding | None) -> Grounding:
-        """Both answers' queries and pages (each once, in order); the first entry point."""
-        if other is None:
-            return self
-        return Grounding(
-            queries=tuple(dict.fromkeys(self.queries + other.queries)),
-            sources=_unique_sources(self.sources + other.sources),
-            search_entry_point=self.search_entry_point or other.search_entry_point,
+    @classmethod
+    def of(
+        cls,
+        queries: Iterable[str] = (),
+        sources: Iterable[Source] = (),
+        search_entry_point: str | None = None,
+    ) -> Grounding | None:
+        """Each query and page once (a page by its URL), in order; ``None`` when there is
+        nothing to say."""
+        pages: dict[str, Source] = {}
+        for s in sources:
+            pages.setdefault(s.url, s)
+        asked = tuple(dict.fromkeys(queries))
+        if not asked and not pages and not search_entry_point:
+            return None
+        return cls(asked, tuple(pages.values()), search_entry_point)
+
+    @staticmethod
+    def merge(a: Grounding | None, b: Grounding | None) -> Grounding | None:
+        """Two answers' groundings as one: both's queries and pages, the first entry point."""
+        if a is None or b is None:
+            return a or b
+        return Grounding.of(
+            a.queries + b.queries,
+            a.sources + b.sources,
+            a.search_entry_point or b.search_entry_point,
         )
 
     def to_dict(self, *, entry_point: bool = True) -> dict[str, Any]:
@@ -144,13 +163,6 @@ class Grounding:
         if entry_point:
             out["search_entry_point"] = self.search_entry_point
         return out
-
-
-def _unique_sources(sources: tuple[Source, ...]) -> tuple[Source, ...]:
-    seen: dict[str, Source] = {}
-    for s in sources:
-        seen.setdefault(s.url, s)
-    return tuple(seen.values())
 
 
 @dataclass(slots=True)

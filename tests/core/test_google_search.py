@@ -14,20 +14,17 @@ from nanobanana.catalog import Catalog
 from nanobanana.providers import gemini_wire, openrouter_wire
 from nanobanana.providers.base import ProviderCall
 
+from ..support import emulator_client
+
 GOOGLE_KEY = "AIzaCANARY-search-0001"
 OPENROUTER_KEY = "sk-or-v1-CANARY-search-0001"
 
 
 def both_client(emu: Any) -> AsyncClient:
-    return AsyncClient(
-        openrouter_api_key=OPENROUTER_KEY,
-        google_api_key=GOOGLE_KEY,
-        openrouter_base_url=emu.openrouter_url,
-        gemini_base_url=emu.gemini_url,
-        env={},
-        use_keys_file=False,
-        discover=False,
+    client: AsyncClient = emulator_client(
+        emu, openrouter_api_key=OPENROUTER_KEY, google_api_key=GOOGLE_KEY
     )
+    return client
 
 
 def posted(emu: Any) -> list[dict[str, Any]]:

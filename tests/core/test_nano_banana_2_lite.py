@@ -10,17 +10,14 @@ import pytest
 from nanobanana import AsyncClient, errors
 from nanobanana.catalog import Catalog, ModelSpec
 
+from ..support import emulator_client
+
 GOOGLE_KEY = "AIzaCANARY-lite-0001"
 
 
 def google_client(emu: Any) -> AsyncClient:
-    return AsyncClient(
-        google_api_key=GOOGLE_KEY,
-        gemini_base_url=emu.gemini_url,
-        env={},
-        use_keys_file=False,
-        discover=False,
-    )
+    client: AsyncClient = emulator_client(emu, google_api_key=GOOGLE_KEY)
+    return client
 
 
 async def test_it_generates_at_1k_through_gemini(emu: Any) -> None:

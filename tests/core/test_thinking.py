@@ -17,18 +17,15 @@ from nanobanana.discovery import ListingCache, spec_from_record, spec_record
 from nanobanana.providers import gemini_wire, openrouter_wire
 from nanobanana.providers.base import ProviderCall
 
+from ..support import emulator_client
+
 GOOGLE_KEY = "AIzaCANARY-thinking-0001"
 OPENROUTER_KEY = "sk-or-v1-CANARY-thinking-0001"
 
 
 def google_client(emu: Any) -> AsyncClient:
-    return AsyncClient(
-        google_api_key=GOOGLE_KEY,
-        gemini_base_url=emu.gemini_url,
-        env={},
-        use_keys_file=False,
-        discover=False,
-    )
+    client: AsyncClient = emulator_client(emu, google_api_key=GOOGLE_KEY)
+    return client
 
 
 def openrouter_client(emu: Any, **kw: Any) -> AsyncClient:

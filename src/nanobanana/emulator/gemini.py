@@ -114,6 +114,15 @@ def _pick(obj: dict[str, Any], camel: str) -> Any:
     return obj[camel] if camel in obj else obj.get(_snake(camel))
 
 
+def _object(value: Any, known: Iterable[str], where: str) -> dict[str, Any] | Reply:
+    """A message field as the API reads it: an object (absent: empty) with no unknown member."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return wire.error(400, f"Invalid value at '{where}': expected an object")
+    return _unknown(value, known, where) or value
+
+
 def _unknown(obj: dict[str, Any], known: Iterable[str], where: str) -> Reply | None:
     extra = next((k for k in obj if k not in known), None)
     if extra is None:
@@ -249,23 +258,19 @@ def _check_tools(tools: Any, name: str, model: ModelSpec) -> bool | Reply:
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         return wire.error(400, "Invalid value at 'tools': expected a list of Tool objects")
     for i, tool in enumerate(tools):
-        bad = _unknown(tool, _TOOL_FIELDS, f"tools[{i}]")
-        if bad:
-            return bad
+        checked = _object(tool, _TOOL_FIELDS, f"tools[{i}]")
+        if isinstance(checked, Reply):
+            return checked
     search = any(_pick(tool, "googleSearch") is not None for tool in tools)
     if search and not model.google_search:
         return wire.error(400, f"Search Grounding is not supported for models/{name}.")
     return search
 
 
-def _check_thinking(thinking: Any, name: str, model: ModelSpec) -> Reply | None:
-    if thinking is None:
-        return None
-    if not isinstance(thinking, dict):
-        return wire.error(400, "Invalid value at 'generation_config.thinking_config'")
-    bad = _unknown(thinking, _THINKING_FIELDS, "generation_config.thinking_config")
-    if bad:
-        return bad
+def _check_thinking(value: Any, name: str, model: ModelSpec) -> Reply | None:
+    thinking = _object(value, _THINKING_FIELDS, "generation_config.thinking_config")
+    if isinstance(thinking, Reply):
+        return thinking
     level = _pick(thinking, "thinkingLevel")
     if level is None:
         return None
@@ -296,12 +301,9 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
     search = _check_tools(body.get("tools"), name, model)
     if isinstance(search, Reply):
         return search
-    config = _pick(body, "generationConfig") or {}
-    if not isinstance(config, dict):
-        return wire.error(400, "Invalid value at 'generation_config': expected an object")
-    bad = _unknown(config, _GENERATION_FIELDS, "generation_config")
-    if bad:
-        return bad
+    config = _object(_pick(body, "generationConfig"), _GENERATION_FIELDS, "generation_config")
+    if isinstance(config, Reply):
+        return config
     count = _pick(config, "candidateCount")
     if isinstance(count, int) and count > 1:
         return wire.error(400, f"Multiple candidates is not enabled for models/{name}")
@@ -311,12 +313,11 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
     bad = _check_thinking(_pick(config, "thinkingConfig"), name, model)
     if bad:
         return bad
-    image_config = _pick(config, "imageConfig") or {}
-    if not isinstance(image_config, dict):
-        return wire.error(400, "Invalid value at 'generation_config.image_config'")
-    bad = _unknown(image_config, _IMAGE_CONFIG_FIELDS, "generation_config.image_config")
-    if bad:
-        return bad
+    image_config = _object(
+        _pick(config, "imageConfig"), _IMAGE_CONFIG_FIELDS, "generation_config.image_config"
+    )
+    if isinstance(image_config, Reply):
+        return image_config
     ratio = _pick(image_config, "aspectRatio") or "1:1"
     size = _pick(image_config, "imageSize") or "1K"
     if "image" in modalities:

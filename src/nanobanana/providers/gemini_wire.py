@@ -168,21 +168,17 @@ def parse_grounding(meta: Any) -> Grounding | None:
     searches; ``None`` when the answer reports none)."""
     if meta is None:
         return None
-    queries = [*(meta.web_search_queries or ()), *(meta.image_search_queries or ())]
-    sources: dict[str, Source] = {}  # each page once, in the order given
+    sources = []
     for chunk in meta.grounding_chunks or ():
         found = chunk.web or chunk.image
         url = found and (getattr(found, "uri", None) or getattr(found, "source_uri", None))
         if url:
-            sources.setdefault(url, Source(url=url, title=found.title or found.domain))
+            sources.append(Source(url=url, title=found.title or found.domain))
     entry = meta.search_entry_point
-    rendered = entry.rendered_content if entry is not None else None
-    if not queries and not sources and not rendered:
-        return None
-    return Grounding(
-        queries=tuple(dict.fromkeys(queries)),
-        sources=tuple(sources.values()),
-        search_entry_point=rendered or None,
+    return Grounding.of(
+        [*(meta.web_search_queries or ()), *(meta.image_search_queries or ())],
+        sources,
+        (entry.rendered_content if entry is not None else None) or None,
     )
 
 
@@ -342,9 +338,9 @@ def parse_chunk(
         events.extend(ImageEvent(img) for img in images)
         state.finish_reason = _name(candidate.finish_reason) or state.finish_reason
         state.finish_message = candidate.finish_message or state.finish_message
-        found = parse_grounding(candidate.grounding_metadata)
-        if found is not None:
-            state.grounding = found if state.grounding is None else state.grounding.merged(found)
+        state.grounding = Grounding.merge(
+            state.grounding, parse_grounding(candidate.grounding_metadata)
+        )
     return events
 
 

@@ -153,15 +153,13 @@ def parse_annotations(annotations: Any) -> Grounding | None:
     pages a web search drew on; ``None`` without any."""
     if not isinstance(annotations, list):
         return None
-    sources: dict[str, Source] = {}
+    sources = []
     for item in annotations:
         cite = item.get("url_citation") if isinstance(item, dict) else None
-        if not isinstance(cite, dict):
-            continue
-        url = _str(cite.get("url"))
-        if url:
-            sources.setdefault(url, Source(url=url, title=_str(cite.get("title"))))
-    return Grounding(sources=tuple(sources.values())) if sources else None
+        url = _str(cite.get("url")) if isinstance(cite, dict) else None
+        if isinstance(cite, dict) and url:
+            sources.append(Source(url=url, title=_str(cite.get("title"))))
+    return Grounding.of(sources=sources)
 
 
 def parse_event(
@@ -197,10 +195,7 @@ def parse_event(
             state.images += len(images)
             events.extend(ImageEvent(img) for img in images)
             cited = parse_annotations(delta.get("annotations"))
-            if cited is not None:
-                state.grounding = (
-                    cited if state.grounding is None else state.grounding.merged(cited)
-                )
+            state.grounding = Grounding.merge(state.grounding, cited)
         state.finish_reason = _str(choice.get("finish_reason")) or state.finish_reason
         state.native_finish_reason = (
             _str(choice.get("native_finish_reason")) or state.native_finish_reason

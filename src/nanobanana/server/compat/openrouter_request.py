@@ -160,15 +160,9 @@ class Plugin(_Open):
     engine: str | None = None
 
 
-#: OpenRouter's ``reasoning.effort`` -> the thinking level (its Gemini mapping).
-_THINKING = {
-    "max": "high",
-    "xhigh": "high",
-    "high": "high",
-    "medium": "medium",
-    "low": "low",
-    "minimal": "minimal",
-}
+#: The efforts above Gemini's highest level, mapped down as OpenRouter maps them for Gemini;
+#: the others are the thinking levels by name.
+_ABOVE_HIGH = ("max", "xhigh")
 
 
 @dataclass(frozen=True)
@@ -297,6 +291,6 @@ def parse_chat(req: ChatRequest) -> ChatCall:
         image_size=config.image_size,
         seed=req.seed,
         stream=req.stream,
-        thinking=_THINKING.get(effort) if effort else None,
+        thinking="high" if effort in _ABOVE_HIGH else effort,
         google_search=web is not None,
     )
