@@ -12,6 +12,7 @@ warning, never an error, so a provider that rounds differently is visible but no
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -68,8 +69,72 @@ OPENROUTER_VARIANTS = frozenset(
 #: Prefixes some tools put before a model id to name the provider (LiteLLM: ``openrouter/...``).
 _PROVIDER_PREFIXES = ("openrouter/",)
 
+#: Model-specific image options (OpenRouter's ``image_config`` keys beyond ratio and size):
+#: at most this many, each key a snake_case name, the whole at most this many bytes of JSON.
+MAX_IMAGE_OPTIONS = 16
+MAX_IMAGE_OPTIONS_BYTES = 16 * 1024
+#: Options with a field of their own: given as options they would fight that field.
+_TYPED_IMAGE_OPTIONS = {"aspect_ratio": "aspect_ratio", "image_size": "image_size"}
+_OPTION_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
 _SIZE_RE = re.compile(r"^\s*(0\.5|[124])\s*k\s*$", re.IGNORECASE)
 _RATIO_RE = re.compile(r"^\s*(\d{1,2})\s*[:x/]\s*(\d{1,2})\s*$")
+
+
+def validate_image_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Model-specific image options checked for shape (which keys a model takes is its own
+    affair: OpenRouter documents them per model and passes them on).  Values are what
+    OpenRouter's ``ImageConfig`` schema allows: a string, a number or an array."""
+    if not options:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValidationError(
+            "image_options is an object of option names and values, such as "
+            '{"style": "Photorealism"}.',
+            field="image_options",
+        )
+    if len(options) > MAX_IMAGE_OPTIONS:
+        raise ValidationError(
+            f"At most {MAX_IMAGE_OPTIONS} image options; got {len(options)}.",
+            field="image_options",
+        )
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in _TYPED_IMAGE_OPTIONS:
+            raise ValidationError(
+                f"{key} has a parameter of its own: set {_TYPED_IMAGE_OPTIONS[key]}, not an "
+                "image option.",
+                field="image_options",
+            )
+        if not isinstance(key, str) or not _OPTION_KEY_RE.match(key):
+            raise ValidationError(
+                f"Image option name {key!r} is not a snake_case name (letters, digits and _, "
+                "starting with a letter), as the model documents them.",
+                field="image_options",
+            )
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, bool) or not isinstance(value, str | int | float | list):
+            raise ValidationError(
+                f"Image option {key} is {type(value).__name__}; a value is a string, a number "
+                "or an array (a list), as OpenRouter's image_config takes them.",
+                field="image_options",
+            )
+        out[key] = value
+    try:
+        size = len(json.dumps(out, allow_nan=False).encode())
+    except (TypeError, ValueError):
+        raise ValidationError(
+            "Image options hold a value JSON cannot carry (NaN, infinity or an object that is "
+            "not a string, number, list or dict).",
+            field="image_options",
+        ) from None
+    if size > MAX_IMAGE_OPTIONS_BYTES:
+        raise ValidationError(
+            f"Image options take {size} bytes of JSON; the limit is {MAX_IMAGE_OPTIONS_BYTES}.",
+            field="image_options",
+        )
+    return out
 
 
 def normalize_size(size: str) -> str:

@@ -42,7 +42,7 @@ from .providers import INFOS, PROVIDERS, canonical_provider, missing_key
 from .providers import resolve_provider_configs as _resolve_configs
 from .providers.base import FinishEvent, KeyStatus, Provider, ProviderCall
 from .references import ReferenceInput, resolve_references
-from .request import GenerationRequest, Target, resolve_target
+from .request import GenerationRequest, Target, image_options_for, resolve_target
 from .types import (
     Attempt,
     AttemptEvent,
@@ -98,6 +98,7 @@ class GenerateOptions(TypedDict, total=False):
     seed: int | None
     thinking: str | None
     google_search: bool
+    image_options: Mapping[str, Any] | None
     fallback: bool | None
 
 
@@ -125,6 +126,7 @@ class _Plan:
     references: tuple[Any, ...]
     thinking: str | None = None
     google_search: bool = False
+    image_options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -149,6 +151,7 @@ class _Plan:
             synthetic=synthetic,
             thinking=self.thinking,
             google_search=self.google_search,
+            image_options=self.image_options,
         )
         meta["index"] = image.index
         if synthetic:
@@ -387,6 +390,7 @@ class AsyncClient:
         )
         thinking = self.catalog.validate_thinking(spec, request.thinking)
         google_search = self.catalog.validate_google_search(spec, request.google_search)
+        image_options = image_options_for(first, request.image_options)
         refs = await resolve_references(request.images)
         self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
         chain = [first]
@@ -394,7 +398,14 @@ class AsyncClient:
         fallback = self.fallback if request.fallback is None else request.fallback
         if choice.variant is None and fallback:
             for alt in self.fallbacks.get(first, ()):
-                if alt in spec.provider_ids and self.has_key(alt) and alt not in chain:
+                # A provider that cannot carry the options would drop them unseen: not tried.
+                takes_options = INFOS[alt].image_options or not image_options
+                if (
+                    alt in spec.provider_ids
+                    and self.has_key(alt)
+                    and alt not in chain
+                    and takes_options
+                ):
                     chain.append(alt)
         shutdown = spec.shutdown_note()
         if shutdown:
@@ -418,6 +429,7 @@ class AsyncClient:
             warnings=warnings,
             thinking=thinking,
             google_search=google_search,
+            image_options=image_options,
         )
 
     # ------------------------------------------------------------------------ calling
@@ -452,6 +464,7 @@ class AsyncClient:
                             seed=plan.seed,
                             thinking=plan.thinking,
                             google_search=plan.google_search,
+                            image_options=plan.image_options,
                             read_timeout=self.read_timeout,
                         )
                         started = time.monotonic()
@@ -581,6 +594,7 @@ class AsyncClient:
         seed: int | None = None,
         thinking: str | None = None,
         google_search: bool = False,
+        image_options: Mapping[str, Any] | None = None,
         fallback: bool | None = None,
         on_event: EventCallback | None = None,
         stream: bool = False,
@@ -598,6 +612,7 @@ class AsyncClient:
             seed=seed,
             thinking=thinking,
             google_search=google_search,
+            image_options=image_options or {},
             fallback=fallback,
         )
         return await self.run(request, on_event=on_event, stream=stream)
@@ -887,6 +902,7 @@ class AsyncClient:
             thinking=plan.thinking,
             google_search=plan.google_search,
             grounding=grounding,
+            image_options=plan.image_options,
             finish_reason=lead.finish_reason,
             attempts=attempts,
             failures=failures,

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .catalog import VARIANT_PROVIDER, Catalog, ModelChoice, ModelSpec
-from .providers import PROVIDERS, canonical_provider
+from .catalog import VARIANT_PROVIDER, Catalog, ModelChoice, ModelSpec, validate_image_options
+from .errors import ValidationError
+from .providers import INFOS, PROVIDERS, canonical_provider
 from .references import ReferenceInput
 
 
@@ -42,6 +43,10 @@ class GenerationRequest:
     #: OpenRouter its native web search): for what is current or real.  Refused before the
     #: call by a model known not to take it.
     google_search: bool = False
+    #: Model-specific image options, sent as they are in OpenRouter's ``image_config``
+    #: (Recraft's ``style``, Sourceful's ``font_inputs``...: docs/providers.md).  Only a
+    #: provider that takes them (``ProviderInfo.image_options``) is sent the request.
+    image_options: Mapping[str, Any] = field(default_factory=dict)
     #: Whether a failed provider may hand over to another (``None``: the client's setting).
     fallback: bool | None = None
 
@@ -127,3 +132,19 @@ def resolve_target(
         choice, named = ModelChoice(catalog.default_for(name)), None
     choice.wire_id(name)  # raises if the model (or its variant) is not on that provider
     return Target(choice, name, named)
+
+
+def image_options_for(provider: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` checked (``validate_image_options``) for a request sent to ``provider``,
+    which must be one that carries them (``ProviderInfo.image_options``): any other would
+    answer without them."""
+    checked = validate_image_options(options)
+    if checked and not INFOS[provider].image_options:
+        takers = [name for name, info in INFOS.items() if info.image_options]
+        raise ValidationError(
+            f"Image options ({', '.join(checked)}) are model-specific settings that only "
+            f"{' and '.join(takers)} passes on; {provider} has none. Send the request through "
+            f"{takers[0]}, or leave the options out.",
+            field="image_options",
+        )
+    return checked

@@ -5,7 +5,7 @@ They hold no behaviour beyond small conveniences, know no transport and no web f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -192,6 +192,8 @@ class Result:
     #: they looked up (``None``: no search was reported).
     google_search: bool = False
     grounding: Grounding | None = None
+    #: The model-specific image options sent (``GenerationRequest.image_options``).
+    image_options: dict[str, Any] = field(default_factory=dict)
     finish_reason: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     failures: list[ImageFailure] = field(default_factory=list)
@@ -232,6 +234,7 @@ class Result:
                 synthetic=self.synthetic,
                 thinking=self.thinking,
                 google_search=self.google_search,
+                image_options=self.image_options,
             ),
             **(
                 {"grounding": self.grounding.to_dict(entry_point=False)}
@@ -268,6 +271,7 @@ def request_provenance(
     synthetic: bool,
     thinking: str | None = None,
     google_search: bool = False,
+    image_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What was asked and who answered: the provenance an image has from the moment it
     arrives (``Result.provenance`` adds the request's cost, time and attempts)."""
@@ -285,6 +289,8 @@ def request_provenance(
         "seed": seed,
         "thinking": thinking,
         "google_search": google_search,
+        # Only when given: most requests have none, and older records have no such key.
+        **({"image_options": dict(image_options)} if image_options else {}),
         "synthetic": synthetic,
         "nanobanana_version": __version__,
     }

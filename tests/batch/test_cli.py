@@ -384,3 +384,23 @@ def test_rows_may_ask_for_google_search(emu_env: Any, tmp_path: Path, capsys: An
     assert json.loads(capsys.readouterr().out)["done"] == 2
     plugins = sorted(str(r["body"].get("plugins")) for r in generation_calls(emu_env))
     assert plugins == ["None", "[{'id': 'web', 'engine': 'native'}]"]
+
+
+def test_rows_may_carry_image_options(emu_env: Any, tmp_path: Path, capsys: Any) -> None:
+    f = tmp_path / "jobs.csv"
+    f.write_text(
+        'prompt,provider,image_options\n"a fox",,"{""style"": ""Photorealism""}"\n'
+        '"a cat",google,"{""style"": ""x""}"\n"a dog",,\n',
+        "utf-8",
+    )
+    assert cli([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: Image options (style) are model-specific settings that only openrouter" in err
+    assert generation_calls(emu_env) == []
+    f.write_text(
+        'prompt,image_options\n"a fox","{""style"": ""Photorealism""}"\n"a dog",\n', "utf-8"
+    )
+    assert cli([str(f), "--json", "--image-option", "style=Vector"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 2
+    styles = sorted(r["body"]["image_config"]["style"] for r in generation_calls(emu_env))
+    assert styles == ["Photorealism", "Vector"]

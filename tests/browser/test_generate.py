@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import time
 import uuid
@@ -354,6 +355,35 @@ def test_thinking_and_search_follow_the_model_and_come_back_on_remix(
     with demo_server.client(token) as c:
         [item] = c.get("/api/generations", params={"limit": 1}).json()["items"]
     assert item["request"]["google_search"] is True and item["request"]["thinking"] == "high"
+
+
+def test_model_options_are_sent_shown_checked_and_remixed(
+    web: Browsing, demo_server: LiveServer
+) -> None:
+    page = web.page
+    username, token = demo_server.new_user("optioner")
+    sign_in(page, demo_server, username, token)
+    page.goto(f"{demo_server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    page.locator("details.more summary").click()
+    options = page.get_by_label("Model options")
+    page.get_by_label("Prompt", exact=True).fill("a poster in the house style")
+    options.fill("style: Photorealism")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#gen-error")).to_contain_text("Model options are a JSON object")
+    options.fill('{"style": "Photorealism", "rgb_colors": [[255, 0, 0]]}')
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator(".result").first).to_have_attribute("data-loaded", "true", timeout=30_000)
+    with demo_server.client(token) as c:
+        [item] = c.get("/api/generations", params={"limit": 1}).json()["items"]
+    wanted = {"style": "Photorealism", "rgb_colors": [[255, 0, 0]]}
+    assert item["request"]["image_options"] == wanted
+    page.goto(f"{demo_server.url}/gallery/{item['id']}")
+    expect(page.locator("#detail-params")).to_contain_text('"style":"Photorealism"')
+    page.get_by_role("link", name="Remix").click()
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    expect(options).to_be_visible()
+    assert json.loads(options.input_value()) == wanted
 
 
 def _png(width: int, height: int, color: tuple[int, int, int]) -> bytes:

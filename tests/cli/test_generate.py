@@ -148,6 +148,38 @@ def test_google_search_is_sent_kept_and_checked(
     assert generations(emu) == []
 
 
+def test_image_options_are_sent_kept_and_checked(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli(
+        "generate", "a fox", "--json", "-o", "fox.png",
+        "--image-option", "style=Photorealism",
+        "--image-option", "strength=0.7",
+        "--image-option", "rgb_colors=[[255, 0, 0]]",
+        "--image-option", 'code="123"',
+        *urls(emu),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    options = {"style": "Photorealism", "strength": 0.7, "rgb_colors": [[255, 0, 0]], "code": "123"}
+    assert json.loads(r.out)["image_options"] == options
+    [call] = generations(emu)
+    assert call["body"]["image_config"] == options
+    assert read_metadata((isolated / "fox.png").read_bytes())["image_options"] == options
+    r = cli("info", "fox.png")
+    assert r.code == 0 and "image_options" in r.out and "Photorealism" in r.out
+    emu.reset()
+    for bad, says in [
+        ("style", "--image-option takes KEY=VALUE, such as style=Photorealism"),
+        ("transparent=true", "Image option transparent is bool"),
+        ("aspect_ratio=16:9", "set aspect_ratio, not an image option"),
+    ]:
+        r = cli("generate", "a fox", "--image-option", bad, *urls(emu))
+        assert r.code == 2 and says in r.err, r.err
+    r = cli("generate", "a fox", "-p", "google", "--image-option", "style=x", *urls(emu))
+    assert r.code == 2 and "only openrouter passes on" in r.err
+    assert generations(emu) == []
+
+
 def test_n3_writes_three_distinct_files(
     cli, emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:

@@ -247,3 +247,17 @@ def test_google_search_reaches_the_provider(comfy: Executor, emu_env: Any) -> No
     assert json.loads(out["1"][2])["google_search"] is True
     (call,) = image_calls(emu_env)
     assert call["body"]["tools"] == [{"googleSearch": {}}]
+
+
+def test_image_options_reach_openrouter_or_are_refused_first(comfy: Executor, emu_env: Any) -> None:
+    node = generate_node(
+        "a fox [emulator:size:64x48]", image_options='{"style": "Photorealism", "strength": 0.4}'
+    )
+    out = comfy.execute({"1": node})
+    assert json.loads(out["1"][2])["image_options"] == {"style": "Photorealism", "strength": 0.4}
+    (call,) = image_calls(emu_env)
+    assert call["body"]["image_config"]["style"] == "Photorealism"
+    for bad in ("style=x", "[1]", '{"on": true}'):
+        with pytest.raises(errors.ValidationError, match=r"image_options must be|is bool"):
+            comfy.execute({"1": generate_node("a fox", image_options=bad)})
+    assert len(image_calls(emu_env)) == 1

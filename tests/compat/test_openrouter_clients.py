@@ -145,6 +145,36 @@ def test_the_web_plugin_grounds_in_google_search(
     assert "Google Search only" in str(caught.value)
 
 
+def test_other_image_config_keys_are_passed_on(
+    client: openai.OpenAI, live: Live, emulator: EmulatorServer
+) -> None:
+    """Model-specific image_config keys (Recraft's, Sourceful's) reach OpenRouter as sent,
+    and are kept with the job; none is dropped unseen."""
+    marker = tag()
+    config = {"aspect_ratio": "16:9", "style": "Photorealism", "rgb_colors": [[255, 0, 0]]}
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=user_text(f"a fox {marker}"),  # type: ignore[arg-type]
+        extra_body={**IMAGE_BODY, "image_config": config},
+    )
+    [seen] = upstream_prompts(emulator, marker)
+    assert seen["body"]["image_config"] == config
+    kept = job(live, job_id_of(r.id))["request"]["image_options"]
+    assert kept == {"style": "Photorealism", "rgb_colors": [[255, 0, 0]]}
+    for bad, says in [
+        ({"transparent": True}, "Image option transparent is bool"),
+        ({"Style": "x"}, "not a snake_case name"),
+    ]:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(
+                model=MODEL,
+                messages=user_text("a fox"),  # type: ignore[arg-type]
+                extra_body={**IMAGE_BODY, "image_config": bad},
+            )
+        assert says in str(caught.value)
+        assert caught.value.body["metadata"]["param"] == "image_config"  # type: ignore[index]
+
+
 def test_streaming_images_arrive_in_delta_extra(client: openai.OpenAI, live: Live) -> None:
     marker = tag()
     stream = client.chat.completions.create(

@@ -631,6 +631,40 @@ def test_requests_from_before_the_new_fields_hash_as_they_did() -> None:
     assert request_hash(body, "seed") != request_hash(
         GenerateIn(prompt="a fox", google_search=True), "seed"
     )
+    assert request_hash(body, "seed") == request_hash(
+        GenerateIn(prompt="a fox", image_options={}), "seed"
+    )
+    assert request_hash(body, "seed") != request_hash(
+        GenerateIn(prompt="a fox", image_options={"style": "x"}), "seed"
+    )
     assert request_hash(body, "seed") != request_hash(
         GenerateIn(prompt="a fox", thinking="high"), "seed"
     )
+
+
+async def test_image_options_are_sent_kept_and_refused_where_they_cannot_go(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    h = await api.user("alice")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    await api.put_key(h, "google", GOOGLE_CANARY)
+    marker = tag()
+    options = {"style": "Photorealism", "strength": 0.5}
+    body = {"prompt": f"a fox {marker}", "provider": "openrouter", "image_options": options}
+    r = await api.client.post(GEN, json=body, headers=h)
+    assert r.status_code == 200, r.text
+    [seen] = upstream_requests(emulator, marker)
+    assert seen["body"]["image_config"] == options
+    assert read_metadata(base64.b64decode(r.json()["images"][0]))["image_options"] == options
+    job = (await api.client.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
+    assert job["request"]["image_options"] == options
+    for bad, says in [
+        ({**body, "provider": "google"}, "only openrouter passes on; google has none"),
+        ({**body, "image_options": {"aspect_ratio": "16:9"}}, "set aspect_ratio"),
+        ({**body, "image_options": {"on": True}}, "Image option on is bool"),
+    ]:
+        r = await api.client.post(GEN, json=bad, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "image_options"
+        assert says in r.json()["error"]["message"]
+    assert len(upstream_requests(emulator, marker)) == 1

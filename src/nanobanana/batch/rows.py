@@ -20,10 +20,11 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..catalog import validate_image_options
 from ..errors import UsageError
 from ..request import GenerationRequest
 
@@ -50,6 +51,8 @@ COLUMN_ALIASES: dict[str, str] = {
     "thinking_level": "thinking",
     "google_search": "google_search",
     "search": "google_search",
+    "image_options": "image_options",
+    "options": "image_options",
     "images": "images",
     "image": "images",
     "references": "images",
@@ -69,8 +72,14 @@ _FINGERPRINTED = frozenset(
 )
 
 
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    return None if f.default_factory is MISSING else f.default_factory()
+
+
 #: Each request field's default (``None`` for those without one).
-_DEFAULTS = {f.name: None if f.default is MISSING else f.default for f in fields(GenerationRequest)}
+_DEFAULTS = {f.name: _default(f) for f in fields(GenerationRequest)}
 
 
 @dataclass(frozen=True)
@@ -359,6 +368,7 @@ def _row(
     n = read_field(_int, record, "n", 1, 10) if "n" in record else defaults.n
     seed = read_field(_int, record, "seed", 0, MAX_SEED) if "seed" in record else defaults.seed
     search = read_field(_bool, record, "google_search")
+    options = read_field(_options, record.get("image_options"))
     # Built even with problems (a field that failed takes its default), so that the catalog
     # check can name the row's other problems too; only a row without any is run.
     row = BatchRow(
@@ -375,6 +385,7 @@ def _row(
             seed=seed,
             thinking=texts["thinking"] or defaults.thinking,
             google_search=defaults.google_search if search is None else search,
+            image_options=defaults.image_options if options is None else options,
             images=tuple(path for path, _ in images),
         ),
         name=name,
@@ -390,6 +401,27 @@ def _text(record: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise UsageError(f"{key} must be text, not {type(value).__name__}.")
     return value.strip() or None
+
+
+def _options(value: Any) -> dict[str, Any] | None:
+    """Image options: a JSON object (in a CSV cell, its text); they replace the command
+    line's."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise UsageError(
+                'image_options must be a JSON object, such as {"style": "Photorealism"}; '
+                f"got {value!r}."
+            ) from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"image_options must be a JSON object of option names and values, not "
+            f"{type(value).__name__}."
+        )
+    return validate_image_options(value)
 
 
 def _int(record: Mapping[str, Any], key: str, low: int, high: int) -> int:

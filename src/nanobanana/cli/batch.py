@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from ..batch import BatchProgress, BatchReport, BatchRow, Executor, RowReport
     from ..catalog import Catalog
+    from ..request import GenerationRequest
 
 __all__ = ["add_parser", "run"]
 
@@ -95,6 +96,15 @@ def add_parser(subparsers: Any) -> None:
     defaults.add_argument("--thinking", metavar="LEVEL", help="minimal, low, medium or high")
     defaults.add_argument(
         "--google-search", action="store_true", help="ground every row in Google Search"
+    )
+    defaults.add_argument(
+        "--image-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model-specific image option sent in OpenRouter's image_config, e.g. "
+        "style=Photorealism or 'rgb_colors=[[255,0,0]]' (VALUE read as JSON when it is; "
+        "repeatable)",
     )
     remote = p.add_argument_group("run on a nanobanana server")
     remote.add_argument(
@@ -245,6 +255,7 @@ def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
         ),
         lambda: catalog.validate_thinking(choice.spec, request.thinking),
         lambda: catalog.validate_google_search(choice.spec, request.google_search),
+        lambda: _options_go_through(request),
     ]
     for check in checks:
         try:
@@ -252,6 +263,15 @@ def _catalog_problems(catalog: Catalog, row: BatchRow) -> list[str]:
         except UsageError as exc:
             problems.append(exc.message)
     return problems
+
+
+def _options_go_through(request: GenerationRequest) -> None:
+    """A row with image options named to a provider that cannot carry them."""
+    from ..providers import canonical_provider
+    from ..request import image_options_for
+
+    if request.provider:
+        image_options_for(canonical_provider(request.provider), request.image_options)
 
 
 async def _run_batch(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
@@ -96,7 +97,7 @@ def no_color() -> bool:
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     """The generation parameters on the command line, by the request's field names: the
     options ``generate``, ``edit`` and ``batch`` share (-m -p -a -s -n --negative --seed
-    --thinking --google-search)."""
+    --thinking --google-search --image-option)."""
     return {
         "model": args.model,
         "provider": args.provider,
@@ -107,7 +108,28 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "thinking": args.thinking,
         "google_search": args.google_search,
+        "image_options": image_options(args.image_option),
     }
+
+
+def image_options(pairs: list[str]) -> dict[str, Any]:
+    """``--image-option KEY=VALUE`` pairs: VALUE as JSON when it reads as JSON (``0.7``,
+    ``[[255, 0, 0]]``, ``"123"``), else as the text it is (``Photorealism``)."""
+    from ..catalog import validate_image_options
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(
+                f"--image-option takes KEY=VALUE, such as style=Photorealism; got {pair!r}."
+            )
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = value
+    return validate_image_options(out)
 
 
 def add_base_url_options(parser: argparse.ArgumentParser) -> None:

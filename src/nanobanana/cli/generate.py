@@ -82,6 +82,15 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         help="ground the image in Google Search results (Google's models)",
     )
     p.add_argument(
+        "--image-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model-specific image option sent in OpenRouter's image_config, e.g. "
+        "style=Photorealism or 'rgb_colors=[[255,0,0]]' (VALUE read as JSON when it is; "
+        "repeatable)",
+    )
+    p.add_argument(
         "-o",
         "--output",
         metavar="PATH",

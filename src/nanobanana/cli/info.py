@@ -22,6 +22,7 @@ ORDER = (
     "seed",
     "thinking",
     "google_search",
+    "image_options",
     "cost",
     "cost_is_estimate",
     "elapsed_s",

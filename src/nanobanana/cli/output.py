@@ -9,6 +9,7 @@ name.  Default names are ``nanobanana-<timestamp>-<i>.<ext>`` in the current fol
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import time
@@ -171,6 +172,7 @@ def result_json(result: Result, saved: list[SavedFile]) -> dict[str, Any]:
         "seed": result.seed,
         "thinking": result.thinking,
         "google_search": result.google_search,
+        "image_options": result.image_options,
         "grounding": None if result.grounding is None else result.grounding.to_dict(),
         "text": result.text,
         "finish_reason": result.finish_reason,
@@ -200,6 +202,10 @@ def summary_lines(result: Result, saved: list[SavedFile]) -> list[str]:
     if result.synthetic:
         facts.append("synthetic")
     lines.append(" · ".join(facts))
+    if result.image_options:
+        lines.append(
+            "Options: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in result.image_options.items())
+        )
     if result.grounding is not None:
         if result.grounding.queries:
             lines.append("Searched: " + "; ".join(result.grounding.queries))

@@ -121,6 +121,7 @@ async def _remote(
                 "seed": req.seed,
                 "thinking": req.thinking,
                 "google_search": req.google_search,
+                "image_options": dict(req.image_options),
                 "images": [{"width": i.width, "height": i.height} for i in images],
                 "warnings": job.warnings,
             }

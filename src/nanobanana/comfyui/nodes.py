@@ -99,6 +99,15 @@ def _common_inputs(default_ratio: str) -> dict[str, Any]:
                 "tooltip": "Ground the image in Google Search results (Google's models).",
             },
         ),
+        "image_options": (
+            "STRING",
+            {
+                "default": "",
+                "tooltip": "Model-specific image options as a JSON object, sent in "
+                'OpenRouter\'s image_config: {"style": "Photorealism"} for Recraft, '
+                "font_inputs for Sourceful. Empty: none.",
+            },
+        ),
         "server_profile": (
             profile_choices(),
             {
@@ -150,8 +159,28 @@ def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> Generat
         seed=int(kw["seed"]) % (MAX_SEED + 1),
         thinking=_opt(kw.get("thinking", AUTO)),
         google_search=bool(kw.get("google_search", False)),
+        image_options=_options(kw.get("image_options", "")),
         images=refs,
     )
+
+
+def _options(text: str) -> dict[str, Any]:
+    """The ``image_options`` input: a JSON object, or empty."""
+    from nanobanana.catalog import validate_image_options
+    from nanobanana.errors import ValidationError
+
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValidationError(
+            'image_options must be a JSON object, such as {"style": "Photorealism"}, or empty.',
+            field="image_options",
+        )
+    return validate_image_options(value)
 
 
 class NanoBananaGenerate:
@@ -193,6 +222,7 @@ class NanoBananaGenerate:
                 "images": ("IMAGE", {"tooltip": "Reference images (each image of the batch)."}),
                 "thinking": common["thinking"],
                 "google_search": common["google_search"],
+                "image_options": common["image_options"],
             },
         }
 
@@ -250,6 +280,7 @@ class NanoBananaEdit:
                 "references": ("IMAGE", {"tooltip": "Extra reference images for every edit."}),
                 "thinking": common["thinking"],
                 "google_search": common["google_search"],
+                "image_options": common["image_options"],
             },
         }
 

@@ -176,6 +176,10 @@ def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply
     config = body.get("image_config") or {}
     if not isinstance(config, dict):
         return wire.error(400, "image_config must be an object")
+    for key, value in config.items():
+        # The OpenAPI ImageConfig: keys vary by model, each value a string, number or array.
+        if isinstance(value, bool) or not isinstance(value, str | int | float | list):
+            return wire.error(400, f"image_config.{key} must be a string, number or array")
     ratio, size = config.get("aspect_ratio", "1:1"), config.get("image_size", "1K")
     if "image" in requested:
         if ratio not in model.ratios:

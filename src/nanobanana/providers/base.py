@@ -10,9 +10,9 @@ Providers do not retry, do not fall back and do not validate against the catalog
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..catalog import ModelSpec
 from ..config import ProviderConfig
@@ -48,6 +48,9 @@ class ProviderInfo:
     quota_fallbacks: tuple[str, ...] = ()
     #: Whether the service offers it as the choice for people who have no preference.
     recommended: bool = False
+    #: Whether it takes model-specific image options (``GenerationRequest.image_options``);
+    #: a provider that does not is never sent a request that has them.
+    image_options: bool = False
     #: The key a client sends to the built-in emulator.
     emulator_key: str
 
@@ -80,6 +83,8 @@ class ProviderCall:
     thinking: str | None = None
     #: Ground the image in Google Search.
     google_search: bool = False
+    #: Model-specific image options, already checked (``catalog.validate_image_options``).
+    image_options: Mapping[str, Any] = field(default_factory=dict)
     #: Seconds for one read; the client enforces the overall deadline around the call.
     read_timeout: float = 120.0
 

@@ -70,6 +70,9 @@ INFO = ProviderInfo(
     base_url_env_var="OPENROUTER_BASE_URL",
     base_url_argument="openrouter_base_url",
     recommended=True,
+    # Its image_config takes keys that vary by model ("Provider-specific image configuration
+    # options", the OpenAPI ImageConfig): Recraft's style, Sourceful's font_inputs, ...
+    image_options=True,
     emulator_key="sk-or-v1-emulator",
 )
 #: Largest answer accepted; past it the connection is closed (a 4K PNG is ~30 MB of base64).

@@ -47,7 +47,7 @@ def build_request(call: ProviderCall, *, stream: bool = False) -> dict[str, Any]
         # Without modalities no image comes back; image-only models refuse "text".
         "modalities": call.model.modalities,
     }
-    image_config: dict[str, str] = {}
+    image_config: dict[str, Any] = dict(call.image_options)
     if call.aspect_ratio:
         image_config["aspect_ratio"] = call.aspect_ratio
     if call.image_size:

@@ -98,7 +98,8 @@ class ServerClient:
         ``request.images``: data URLs or upload ids (the server reads no files of this
         machine)."""
         fields = {**request.record(), "images": list(request.images)}
-        body = {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v is not None and v != []}
+        # Empty values left out: a server from before a field was added still takes the body.
+        body = {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v not in (None, [], {})}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout

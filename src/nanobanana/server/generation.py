@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
-from ..request import GenerationRequest
+from ..request import GenerationRequest, image_options_for
 from ..types import ReferenceImage
 from . import listings
 from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
@@ -72,13 +72,13 @@ def check_idempotency_key(value: str | None) -> str | None:
 
 #: Fields added after idempotency keys were first stored: left out of the hash at their
 #: default, so that a request retried across an upgrade is still the same request.
-_ADDED_LATER = ("thinking", "google_search")
+_ADDED_LATER = ("thinking", "google_search", "image_options")
 
 
 def request_hash(body: GenerateIn, kind: str) -> str:
     fields = body.model_dump(mode="json")
     for name in _ADDED_LATER:
-        if fields[name] == GenerateIn.model_fields[name].default:
+        if fields[name] == GenerateIn.model_fields[name].get_default(call_default_factory=True):
             del fields[name]
     data = {"kind": kind, "body": fields}
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -127,6 +127,7 @@ async def prepare(
     )
     thinking = catalog.validate_thinking(spec, body.thinking)
     google_search = catalog.validate_google_search(spec, body.google_search)
+    image_options = image_options_for(provider, body.image_options)
     if not upstream.has(provider):
         raise MissingKeyError(provider)
     await _check_owned(session, user, references)
@@ -144,6 +145,7 @@ async def prepare(
         seed=body.seed,
         thinking=thinking,
         google_search=google_search,
+        image_options=image_options,
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
     return Prepared(request=record, upstream=upstream, model=choice.name, references=references)

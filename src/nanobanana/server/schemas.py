@@ -267,6 +267,13 @@ class GenerateIn(Input):
         description="Ground the image in Google Search results (Google's models; "
         "`google_search` in /api/nano-banana/models is false for a model that cannot).",
     )
+    image_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Model-specific image options, sent as they are in OpenRouter's "
+        '`image_config` (Recraft: `{"style": "Photorealism"}`; Sourceful: `font_inputs`...). '
+        "At most 16 snake_case keys, each value a string, number or array; not with "
+        "`provider: google`, which has none.",
+    )
     images: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         max_length=MAX_REFERENCES,

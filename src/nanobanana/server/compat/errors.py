@@ -98,6 +98,7 @@ PARAMS: Mapping[Flavour, Mapping[str, str]] = {
         "num_images": "n",
         "thinking": "reasoning.effort",
         "google_search": "plugins",
+        "image_options": "image_config",
     },
     "openai": {
         "images": "image",

@@ -4,7 +4,8 @@ What is read (reference §1.2): ``model`` (catalog ids, aliases, OpenRouter ids 
 ``google/gemini-2.5-flash-image``), ``messages`` (the text of the last user message that has
 text is the prompt; that message's ``image_url`` parts with ``data:`` URLs are the reference
 images), ``modalities``,
-``image_config {aspect_ratio, image_size}``, ``seed``, ``reasoning.effort`` (the thinking
+``image_config`` (``aspect_ratio``, ``image_size``, and any other key as a model-specific
+image option, passed on to OpenRouter as given), ``seed``, ``reasoning.effort`` (the thinking
 level; ``xhigh`` and ``max`` mean ``high``, as OpenRouter maps them for Gemini; ``none`` is
 refused: an image model cannot be told not to think here), the ``web`` plugin (Google Search
 grounding: its ``native`` engine, the default for Google's models; another engine is refused),
@@ -26,7 +27,7 @@ Choices where OpenRouter's behaviour would not help an image client:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,6 +105,9 @@ ImageSize = Literal["0.5K", "1K", "2K", "4K"]
 
 
 class ImageConfig(_Open):
+    """Ratio and size, checked against the model; any other key is a model-specific image
+    option (Recraft's `style`, Sourceful's `font_inputs`...), passed on to OpenRouter."""
+
     aspect_ratio: AspectRatio | None = Field(
         default=None, description="e.g. `16:9`; which ones depends on the model."
     )
@@ -180,6 +184,7 @@ class ChatCall:
     stream: bool
     thinking: str | None = None
     google_search: bool = False
+    image_options: dict[str, Any] = field(default_factory=dict)
 
 
 def clean_text(text: str, field_name: str = "prompt") -> str:
@@ -293,4 +298,5 @@ def parse_chat(req: ChatRequest) -> ChatCall:
         stream=req.stream,
         thinking="high" if effort in _ABOVE_HIGH else effort,
         google_search=web is not None,
+        image_options=dict(config.model_extra or {}),
     )

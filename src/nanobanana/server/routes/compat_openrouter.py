@@ -103,6 +103,7 @@ async def chat_completions(
         seed=call.seed,
         thinking=call.thinking,
         google_search=call.google_search,
+        image_options=call.image_options,
         images=list(call.images),
     )
     job, replayed = await create_job(

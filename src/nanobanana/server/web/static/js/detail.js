@@ -107,6 +107,7 @@ function render(job) {
     ...row("Seed", p.seed ?? ""),
     ...row("Thinking", p.thinking),
     ...row("Google Search", p.google_search ? "yes" : ""),
+    ...row("Model options", Object.keys(p.image_options).length ? JSON.stringify(p.image_options) : ""),
     ...row("Reference images", p.images.length ? String(p.images.length) : ""),
     ...row("Cost", formatCost(cost, estimate)),
     ...row("Time", timings.elapsed_s !== undefined ? formatSeconds(timings.elapsed_s) : ""),

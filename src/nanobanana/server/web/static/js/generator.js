@@ -80,13 +80,30 @@ function readForm() {
   if (seedText) body.seed = Number(seedText);
   if ($("#thinking").value) body.thinking = $("#thinking").value;
   if ($("#google_search").checked && !$("#google_search").disabled) body.google_search = true;
+  const options = readOptions();
+  if (options && Object.keys(options).length) body.image_options = options;
   const images = refs.ids();
   if (images.length) body.images = images;
   return body;
 }
 
+/** The model options field as an object; `null` when it is not a JSON object. */
+function readOptions() {
+  const text = $("#image_options").value.trim();
+  if (!text) return {};
+  try {
+    const value = JSON.parse(text);
+    return value && typeof value === "object" && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
 function validate(body) {
   if (!body.prompt) return ["Write a prompt first: describe the image you want.", $("#prompt")];
+  if (readOptions() === null) {
+    return ['Model options are a JSON object, such as {"style": "Photorealism"}, or empty.', $("#image_options")];
+  }
   if ($("#seed").value.trim() && !/^\d{1,10}$/.test($("#seed").value.trim())) {
     return ["The seed is a whole number (0 or more).", $("#seed")];
   }
@@ -104,7 +121,9 @@ function fillForm(params) {
   wantedThinking = params.thinking || "";
   fillThinking(picker && picker.model);
   $("#google_search").checked = !!params.google_search;
-  if (wantedThinking || params.google_search) $("details.more").open = true;
+  const options = params.image_options && Object.keys(params.image_options).length ? params.image_options : null;
+  $("#image_options").value = options ? JSON.stringify(options) : "";
+  if (wantedThinking || params.google_search || options) $("details.more").open = true;
 }
 
 /** The levels every model may be asked for (the service's `thinking` values). */

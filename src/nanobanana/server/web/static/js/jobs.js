@@ -20,6 +20,7 @@ export function jobParams(job) {
     seed: pick("seed"),
     thinking: pick("thinking") || "",
     google_search: !!pick("google_search"),
+    image_options: pick("image_options") || {},
     images: Array.isArray(r.images) ? r.images : [],
   };
 }
