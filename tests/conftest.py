@@ -4,14 +4,20 @@
 loopback port (``nanobanana.emulator.EmulatorServer``).  ``emu``: the same server with its
 recorded requests, generation stats and ``flaky`` counters cleared before the test.
 ``closed_port``: a loopback port nothing listens on.
+
+No test reaches a network outside this machine: a host name other than ``localhost`` is not
+resolved (``no_outside_names``), so that code which would call a real provider fails at once,
+the same way on every machine, instead of depending on what the network allows.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +66,32 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return config
+
+
+#: Host names a test may resolve: this machine's.
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def no_outside_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolving a host name other than this machine's fails, as on a machine without DNS."""
+    real = socket.getaddrinfo
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name and name.lower() not in LOCAL_NAMES and not _is_address(name):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve no outside name ({name})")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
 
 
 @pytest.fixture

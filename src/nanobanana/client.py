@@ -317,10 +317,16 @@ class AsyncClient:
     def available_providers(self) -> list[str]:
         return [p for p in PROVIDERS if self.has_key(p)]
 
-    async def _provider(self, name: str) -> Provider:
+    def can_list(self, provider: str) -> bool:
+        """Whether ``provider``'s models can be listed: with a key, or without one where its
+        listing is public (``ProviderInfo.lists_without_key``)."""
+        return self.has_key(provider) or INFOS[provider].lists_without_key
+
+    async def _provider(self, name: str, *, listing: bool = False) -> Provider:
+        """``name``'s provider (a key is needed, except to list a public listing)."""
+        if not self.has_key(name) and not (listing and INFOS[name].lists_without_key):
+            raise missing_key(name)
         if name not in self._providers:
-            if not self.has_key(name):
-                raise missing_key(name)
             from .providers import create_provider
 
             await self._close_with_loop()
@@ -707,12 +713,13 @@ class AsyncClient:
         return await (await self._provider(name)).key_status()
 
     async def models(self, provider: str | None = None, *, live: bool = True) -> list[ModelSpec]:
-        """The catalog, merged with live discovery from every provider that has a key (the
-        listing is kept, so the models it found are usable by id in later runs too)."""
+        """The catalog, merged with live discovery from every provider that can list
+        (``can_list``: a key, or a public listing); the listing is kept, so the models it found
+        are usable by id in later runs too."""
         names = [canonical_provider(provider)] if provider else list(PROVIDERS)
         if live:
             for name in names:
-                if self.has_key(name):
+                if self.can_list(name):
                     await self._list(name)  # merged: new models, and the ids listed now
         return [s for s in self.catalog if any(p in s.provider_ids for p in names)]
 
@@ -735,7 +742,7 @@ class AsyncClient:
 
     async def _list(self, name: str) -> None:
         """``name``'s listing, fetched now, kept, and merged into the catalog."""
-        discovered = await (await self._provider(name)).list_models()
+        discovered = await (await self._provider(name, listing=True)).list_models()
         if self.listings is not None:
             await self.listings.keep(name, self._listing_url(name), discovered)
         self.catalog.merge_discovered(name, discovered)
@@ -748,9 +755,9 @@ class AsyncClient:
         return listing
 
     async def refresh_listings(self, max_age: float = LISTING_REFRESH_AFTER) -> None:
-        """Bring every kept listing into the catalog, and fetch those of the providers with a
-        key that are older than ``max_age`` seconds (a service calls this in the background,
-        so that no generation waits for a listing)."""
+        """Bring every kept listing into the catalog, and fetch those of the providers that can
+        list (``can_list``) that are older than ``max_age`` seconds (a service calls this in
+        the background, so that no generation waits for a listing)."""
         if self.listings is not None:
             await self._refresh(await self._kept_all(self.listings), max_age)
 
@@ -760,12 +767,12 @@ class AsyncClient:
         return {name: await self._kept(listings, name) for name in PROVIDERS}
 
     async def _refresh(self, kept: dict[str, Listing | None], max_age: float) -> None:
-        """Fetch, at the same time, the listings of the providers with a key that are older
-        than ``max_age`` (or missing)."""
+        """Fetch, at the same time, the listings of the providers that can list (a key, or
+        a public listing) that are older than ``max_age`` (or missing)."""
         stale = [
             name
             for name, listing in kept.items()
-            if self.has_key(name) and (listing is None or listing.age() >= max_age)
+            if self.can_list(name) and (listing is None or listing.age() >= max_age)
         ]
         await asyncio.gather(*(self._try_list(name) for name in stale))
 
@@ -817,7 +824,7 @@ class AsyncClient:
 
     async def _discover(self, model: str) -> bool:
         """Whether ``model``, unknown to the catalog, is in a provider's listing: the kept
-        listings first, then fresh ones from the providers that have a key (not more often
+        listings first, then fresh ones from the providers that can list (not more often
         than every ``LISTING_REFRESH_AFTER`` seconds).  A provider that cannot list is
         passed over: the built-in catalog is then all there is."""
         listings = self.listings

@@ -49,10 +49,27 @@ def test_provider_filter(cli) -> None:
     assert not any(m["id"].startswith("black-forest-labs/") for m in data)
 
 
-def test_without_keys_nothing_is_called(cli, emu: EmulatorServer) -> None:
-    r = cli("models", "--json", "--openrouter-base-url", emu.openrouter_url)
-    assert r.code == 0
-    assert emu.requests() == []
+def test_without_keys_only_openrouters_public_listing_is_read(cli, emu: EmulatorServer) -> None:
+    """OpenRouter's /models needs no key, so a user without one still sees its image models;
+    Google's models.list needs one, so Google is not called."""
+    r = cli(
+        "models",
+        "--json",
+        "--openrouter-base-url",
+        emu.openrouter_url,
+        "--gemini-base-url",
+        emu.gemini_url,
+    )
+    assert r.code == 0, r.err
+    [call] = emu.requests()
+    assert (call["service"], call["path"]) == ("openrouter", "/api/v1/models")
+    assert call["auth_header"] is None and "authorization" not in call["headers"]
+    found = {m["id"]: m for m in json.loads(r.out)}
+    assert found["openai/gpt-5-image-mini"]["discovered"] is True
+    # --offline calls nothing at all.
+    emu.reset()
+    r = cli("models", "--json", "--offline", "--openrouter-base-url", emu.openrouter_url)
+    assert r.code == 0 and emu.requests() == []
 
 
 def test_live_discovery_merges_models_from_the_emulator(

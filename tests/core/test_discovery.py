@@ -236,3 +236,34 @@ def test_the_script_the_install_tests_run(emu: Any, tmp_path: Path) -> None:
     assert out.stdout.split() == [UNLISTED, "1"]
     [kept] = (tmp_path / "c").glob("*.json")
     assert UNLISTED in kept.read_text() and KEY not in kept.read_text()  # listings, no keys
+
+
+async def test_a_client_without_an_openrouter_key_still_reads_its_public_listing(
+    emu: Any, tmp_path: Path
+) -> None:
+    """A Google-only user naming a model only OpenRouter lists learns that it exists, and that
+    it needs an OpenRouter key, instead of hearing that no such model exists."""
+    client = AsyncClient(
+        google_api_key="AIzaCANARY-discovery-0001",
+        openrouter_base_url=emu.openrouter_url,
+        gemini_base_url=emu.gemini_url,
+        env={},
+        use_keys_file=False,
+        listing_cache=ListingCache(tmp_path / "listings"),
+    )
+    async with client:
+        with pytest.raises(errors.MissingKeyError) as info:
+            await client.generate("a fox", model="openai/gpt-5-image-mini")
+    assert info.value.provider == "openrouter"
+    [listing] = [r for r in emu.requests() if r["service"] == "openrouter"]
+    assert listing["path"] == "/api/v1/models" and listing["auth_header"] is None
+    assert [r for r in emu.requests() if r["method"] == "POST"] == []
+
+
+async def test_no_test_reaches_the_real_openrouter(tmp_path: Path) -> None:
+    """Without a base URL the public listing would be read from openrouter.ai: in the tests
+    that name is not resolved, so the listing fails at once and the catalog is used."""
+    client = AsyncClient(env={}, use_keys_file=False, listing_cache=ListingCache(tmp_path))
+    async with client:
+        with pytest.raises(errors.ConnectError):
+            await client.models("openrouter")

@@ -41,10 +41,23 @@ async def models(api: Api, h: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {m["id"]: m for m in r.json()["models"]}
 
 
+async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not seen in time")
+
+
 async def test_a_listed_model_works_by_id_from_every_face(api: Api, emu: EmulatorServer) -> None:
+    """Without server keys the service still reads OpenRouter's public listing, in the
+    background and without a key; what it lists is then usable by id everywhere."""
+    await wait_for(lambda: api.services.catalog.find(GPT_IMAGE) is not None)
+    [background] = [r for r in emu.requests() if r["path"].endswith("/models")]
+    assert background["auth_header"] is None
     h = await api.user("discoverer")
     await api.put_key(h, "openrouter", OPENROUTER_CANARY)
-    assert GPT_IMAGE not in await models(api, h)
+    assert (await models(api, h))[GPT_IMAGE]["discovered"]
 
     seed = await api.client.post(
         "/api/nano-banana/generate",
@@ -53,7 +66,7 @@ async def test_a_listed_model_works_by_id_from_every_face(api: Api, emu: Emulato
     )
     assert seed.status_code == 200, seed.text
     assert seed.json()["model"] == GPT_IMAGE
-    assert listing_calls(emu) == ["openrouter"]  # once, then the listing is known
+    assert listing_calls(emu) == ["openrouter"]  # the background's, and no other
 
     chat = await api.client.post(
         "/api/v1/chat/completions",
@@ -124,14 +137,6 @@ async def test_processes_sharing_a_data_folder_share_what_they_listed(
     assert OPENROUTER_CANARY not in "".join(
         p.read_text() for p in (settings.data_dir / "listings").iterdir()
     )
-
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("not seen in time")
 
 
 async def test_the_server_keys_list_in_the_background(

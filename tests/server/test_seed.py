@@ -14,6 +14,7 @@ from nanobanana.catalog import DEFAULT_MODEL, Catalog
 from nanobanana.emulator import EmulatorServer
 from nanobanana.files import read_metadata
 from nanobanana.imaging import to_data_url
+from nanobanana.server import listings
 from nanobanana.server.settings import Settings
 from nanobanana.types import ReferenceImage
 
@@ -553,13 +554,15 @@ async def test_a_variant_goes_to_openrouter_whatever_the_saved_default_provider(
     await api.put_key(h, "google", GOOGLE_CANARY)
     r = await api.client.put("/api/settings/defaults", json={"provider": "google"}, headers=h)
     assert r.status_code == 200, r.text
+    # OpenRouter's public listing read (the background does it too): the GA id it lists is sent.
+    await listings.refresh(api.services)
     marker = tag()
     r = await api.client.post(
         GEN, json={"prompt": f"a fox {marker}", "model": "gemini-3.1-flash-image:nitro"}, headers=h
     )
     assert r.status_code == 200, r.text
     sent = upstream_requests(emulator, marker)
-    assert [q["body"]["model"] for q in sent] == ["google/gemini-3.1-flash-image-preview:nitro"]
+    assert [q["body"]["model"] for q in sent] == ["google/gemini-3.1-flash-image:nitro"]
 
 
 async def test_the_thinking_level_is_sent_and_kept(api: Api, emulator: EmulatorServer) -> None:

@@ -1,6 +1,7 @@
 """``nanobanana models``: the built-in catalog merged with what each provider lists live.
 
-Live discovery runs for every provider that has a key (``--offline`` skips it).  A provider
+Live discovery runs for every provider that can list: with a key, or without one for
+OpenRouter, whose listing is public (``--offline`` skips it).  A provider
 whose listing fails is reported as a warning and its catalog entries are still shown: the
 table is for choosing a model, and the catalog alone answers that.
 """
@@ -52,7 +53,7 @@ async def _collect(args: argparse.Namespace) -> list[ModelSpec]:
     transport = one_shot_transport()
     async with AsyncClient(base_urls=base_urls_from(args), transport=transport) as client:
         for name in names:
-            live = not args.offline and client.has_key(name)
+            live = not args.offline and client.can_list(name)
             try:
                 specs = await client.models(name, live=live)
             except UpstreamError as exc:

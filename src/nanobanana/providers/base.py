@@ -48,6 +48,8 @@ class ProviderInfo:
     quota_fallbacks: tuple[str, ...] = ()
     #: Whether the service offers it as the choice for people who have no preference.
     recommended: bool = False
+    #: Whether its model listing needs no key: a client without one still learns its models.
+    lists_without_key: bool = False
     #: Whether it takes model-specific image options (``GenerationRequest.image_options``);
     #: a provider that does not is never sent a request that has them.
     image_options: bool = False

@@ -73,6 +73,8 @@ INFO = ProviderInfo(
     # Its image_config takes keys that vary by model ("Provider-specific image configuration
     # options", the OpenAPI ImageConfig): Recraft's style, Sourceful's font_inputs, ...
     image_options=True,
+    # GET /models is public: the docs list models with a bare curl, no Authorization header.
+    lists_without_key=True,
     emulator_key="sk-or-v1-emulator",
 )
 #: Largest answer accepted; past it the connection is closed (a 4K PNG is ~30 MB of base64).

@@ -2,8 +2,9 @@
 
 One ``Listings`` per process, kept under ``data_dir`` so that the processes sharing it see what
 any of them fetched (the demo emulator's are kept in memory: its port changes each run).  A
-background task brings them into the catalog and fetches them again, with the server's keys or
-the demo emulator, once they are older than ``model_listing_max_age_seconds``: no generation
+background task brings them into the catalog and fetches them again, with the server's keys
+(without them, the listings that are public: OpenRouter's) or the demo emulator, once they are
+older than ``model_listing_max_age_seconds``: no generation
 waits for a listing.  A model that no listing has yet is looked up once, with the user's own
 keys, when a request names it (at most every ``LISTING_REFRESH_AFTER`` seconds per provider).
 """
@@ -82,7 +83,7 @@ async def resolve(
 
 def background_upstream(services: Services) -> Upstream:
     """What the background refresh lists with: the server's keys, else the demo emulator,
-    else nothing (the kept listings are still brought in)."""
+    else no key (a provider whose listing is public is still listed: OpenRouter's)."""
     settings = services.settings
     keys = settings.server_keys()
     if keys:

@@ -148,7 +148,8 @@ class Settings(BaseSettings):
         default=3600.0,
         ge=1,
         description="How old the providers' model listings may get before the service fetches "
-        "them again, in the background, with the server's keys (or the demo emulator).",
+        "them again, in the background, with the server's keys (without them, OpenRouter's "
+        "public listing; in demo mode, the emulator).",
     )
     idempotency_window_seconds: int = Field(default=DAY, ge=1)
 
