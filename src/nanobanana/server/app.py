@@ -1,7 +1,9 @@
 """``create_app(settings)``: the FastAPI application factory.
 
-Start-up (the lifespan): open the database and apply migrations; mark jobs a crash left
-``queued``/``running`` as ``interrupted`` (never re-run: a paid call is not sent twice); load the
+Start-up (the lifespan): open the database and apply migrations; register this process as a
+worker and mark the jobs that gone workers left ``queued``/``running`` as ``interrupted`` (never
+re-run: a paid call is not sent twice; another live process's jobs are left alone, ``leases``);
+load the
 master key and check that it opens every stored provider key (a key that cannot be decrypted
 stops the start with a message saying what to do); rotate stored keys to the first master key;
 start the demo emulator in demo mode; open one shared HTTP session; start the worker pool and
@@ -32,7 +34,8 @@ from .db.migrate import upgrade_database
 from .db.models import ProviderKey
 from .deps import reject_unknown_query
 from .events import EventBus
-from .jobs import JobManager, mark_interrupted
+from .jobs import JobManager
+from .leases import Leases
 from .listings import refresh_forever
 from .middleware import BodyLimit, SecurityHeaders
 from .problems import install_error_handlers, route_methods
@@ -114,12 +117,11 @@ async def _start(stack: AsyncExitStack, settings: Settings) -> Services:
         listings=Listings(ListingCache(settings.listings_dir)),
     )
     await check_and_rotate_keys(services)
-    stale = await mark_interrupted(services)
-    if stale:
-        log.warning(
-            "%d job(s) were left unfinished by the previous run; marked interrupted (not re-run).",
-            stale,
-        )
+    # Only the jobs of processes that are gone are reconciled: others may share the database.
+    leases = Leases(services)
+    await leases.start()
+    services.worker_id = leases.id
+    stack.push_async_callback(leases.stop)
     if settings.demo_enabled:
         from .demo import DemoUpstream
 

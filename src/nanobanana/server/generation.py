@@ -301,6 +301,8 @@ async def create_job(
         created_at=now,
         started_at=now if started else None,
         finished_at=None,
+        owner=services.worker_id,
+        attempt=0,
     )
     row = {c.key: getattr(job, c.key) for c in _JOB_COLUMNS}
     try:

@@ -27,6 +27,7 @@ from ..request import GenerationRequest
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
+from .leases import interrupt
 from .listings import client_for
 from .memory import release_free_memory
 from .reports import error_details
@@ -37,11 +38,6 @@ from .views import generation_out
 
 log = logging.getLogger("nanobanana.server")
 
-INTERRUPTED_RUNNING = (
-    "The service stopped while this job was running. It was not re-run; the provider may "
-    "have billed the calls still in flight. Every image that had arrived is kept."
-)
-INTERRUPTED_QUEUED = "The service stopped before this job started; nothing was sent to a provider."
 _IMAGE_COLUMNS = tuple(StoredImage.__table__.columns)
 #: Seconds without a running job before free heap memory is returned to the system.
 IDLE_TRIM_SECONDS = 2.0
@@ -343,7 +339,7 @@ class JobManager:
         async with self.s.sessionmaker() as session, session.begin():
             res = await session.execute(
                 update(Job)
-                .where(Job.id == job.id, Job.status == "queued")
+                .where(Job.id == job.id, Job.status == "queued", Job.attempt == job.attempt)
                 .values(status="running", started_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -440,8 +436,8 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], result)
-        if not await self._record(job.id, values):
-            return None  # deleted while running: keep nothing
+        if not await self._record(job, values):
+            return None  # deleted while running (keep nothing), or ended by another process
         for name, value in values.items():
             setattr(job, name, value)
         out = generation_out(job, rows)
@@ -457,14 +453,20 @@ class JobManager:
         self.s.bus.publish(job.id, "done", out)
         return Finished(job, rows, [landing.data[r.index] for r in rows])
 
-    async def _record(self, job_id: str, values: dict[str, Any]) -> bool:
+    async def _record(self, job: Job, values: dict[str, Any]) -> bool:
         """The job's end in one UPDATE, run in one step (``db.direct``); False when the job
-        was deleted meanwhile.  Its images are already in (``_Landing``)."""
+        was deleted meanwhile, or ended by another process that found this one gone (its
+        attempt raised: the fence, see ``leases``).  Its images are already in (``_Landing``)."""
+        job_id, attempt = job.id, job.attempt
 
         def record(conn: Connection) -> bool:
-            return bool(conn.execute(update(Job).where(Job.id == job_id).values(**values)).rowcount)
+            stmt = update(Job).where(Job.id == job_id, Job.attempt == attempt).values(**values)
+            return bool(conn.execute(stmt).rowcount)
 
-        return await self.s.tx.run(record)
+        if await self.s.tx.run(record):
+            return True
+        log.warning("Job %s ended elsewhere meanwhile; its end here is not recorded.", job_id)
+        return False
 
     async def _finish_failed(
         self,
@@ -487,7 +489,7 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], None)
-        if not await self._record(job.id, values):
+        if not await self._record(job, values):
             return None
         for name, value in values.items():
             setattr(job, name, value)
@@ -528,26 +530,6 @@ def _prepare_file(image: Image) -> _Files:
     )
 
 
-async def mark_interrupted(services: Services, job_ids: list[str] | None = None) -> int:
-    """Jobs left queued or running become ``interrupted`` (never re-run).  ``None``: all of
-    them (startup reconciliation after a crash)."""
-    now = services.now()
-    total = 0
-    async with services.sessionmaker() as session, session.begin():
-        for status, message in (("running", INTERRUPTED_RUNNING), ("queued", INTERRUPTED_QUEUED)):
-            stmt = (
-                update(Job)
-                .where(Job.status == status)
-                .values(
-                    status="interrupted",
-                    error_code="interrupted",
-                    error_message=message,
-                    error_details={"was": status, "may_be_billed": status == "running"},
-                    finished_at=now,
-                )
-            )
-            if job_ids is not None:
-                stmt = stmt.where(Job.id.in_(job_ids))
-            res = await session.execute(stmt)
-            total += int(getattr(res, "rowcount", 0) or 0)
-    return total
+async def mark_interrupted(services: Services, job_ids: list[str]) -> int:
+    """The jobs ``job_ids`` left queued or running become ``interrupted`` (never re-run)."""
+    return await interrupt(services, [Job.id.in_(job_ids)])

@@ -55,6 +55,8 @@ class Services:
     #: processes that share it; the demo emulator's in memory only.
     listings: Listings = field(default_factory=lambda: Listings(None), repr=False)
     demo_listings: Listings = field(default_factory=lambda: Listings(None), repr=False)
+    #: This process as the owner of the jobs it runs (``leases.Leases.id``).
+    worker_id: str | None = None
     #: The clock for expiry and idempotency windows (tests move it).
     now: Callable[[], datetime] = utcnow
 

@@ -144,6 +144,13 @@ class Settings(BaseSettings):
         default=3, ge=1, le=10, description="Attempts per provider for a retryable failure."
     )
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    worker_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="How long a process sharing the database may go without a heartbeat "
+        "before another ends its jobs as interrupted (at once when it ran on the same host and "
+        "its process is gone).",
+    )
     model_listing_max_age_seconds: float = Field(
         default=3600.0,
         ge=1,

@@ -148,6 +148,18 @@ class ServerConfig(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
+class Worker(Base):
+    """A process that runs jobs, alive while its heartbeat is fresh (``leases``)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -188,6 +200,11 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: The worker (``Worker.id``) that runs it; its lease is that worker's heartbeat.
+    owner: Mapped[str | None] = mapped_column(String(32))
+    #: Raised when the job is taken from its owner: the owner's later writes of the job's end
+    #: name the attempt they began with, and match nothing (the fence).
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class StoredImage(Base):
