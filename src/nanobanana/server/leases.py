@@ -19,9 +19,10 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from .db.models import ACTIVE_STATUSES, Job, Worker, new_id, utcnow
 from .services import Services
@@ -49,7 +50,7 @@ def _alive_here(pid: int) -> bool:
     return True
 
 
-async def interrupt(services: Services, where: list[object]) -> int:
+async def interrupt(services: Services, where: Sequence[ColumnElement[bool]]) -> int:
     """End the active jobs matching ``where`` as ``interrupted``, raising their attempt (the
     fence); how many."""
     now = utcnow()
@@ -58,7 +59,7 @@ async def interrupt(services: Services, where: list[object]) -> int:
         for status, message in (("running", INTERRUPTED_RUNNING), ("queued", INTERRUPTED_QUEUED)):
             res = await session.execute(
                 update(Job)
-                .where(Job.status == status, *where)  # type: ignore[arg-type]
+                .where(Job.status == status, *where)
                 .values(
                     status="interrupted",
                     error_code="interrupted",
