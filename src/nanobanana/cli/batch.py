@@ -32,6 +32,7 @@ from .common import (
     EXIT_OK,
     SYNTHETIC_NOTE,
     Endpoints,
+    add_image_option,
     client_endpoints,
     command_client,
     eprint,
@@ -97,15 +98,7 @@ def add_parser(subparsers: Any) -> None:
     defaults.add_argument(
         "--google-search", action="store_true", help="ground every row in Google Search"
     )
-    defaults.add_argument(
-        "--image-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a model-specific image option sent in OpenRouter's image_config, e.g. "
-        "style=Photorealism or 'rgb_colors=[[255,0,0]]' (VALUE read as JSON when it is; "
-        "repeatable)",
-    )
+    add_image_option(defaults)
     remote = p.add_argument_group("run on a nanobanana server")
     remote.add_argument(
         "--server",

@@ -112,6 +112,19 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def add_image_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--image-option KEY=VALUE`` (``generate``, ``edit``, ``batch``)."""
+    parser.add_argument(
+        "--image-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model-specific image option sent in OpenRouter's image_config, e.g. "
+        "style=Photorealism or 'rgb_colors=[[255,0,0]]' (VALUE read as JSON when it is; "
+        "repeatable)",
+    )
+
+
 def image_options(pairs: list[str]) -> dict[str, Any]:
     """``--image-option KEY=VALUE`` pairs: VALUE as JSON when it reads as JSON (``0.7``,
     ``[[255, 0, 0]]``, ``"123"``), else as the text it is (``Photorealism``)."""

@@ -18,6 +18,7 @@ from ..errors import NanobananaError
 from .common import (
     SYNTHETIC_NOTE,
     add_base_url_options,
+    add_image_option,
     client_endpoints,
     command_client,
     eprint,
@@ -81,15 +82,7 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ground the image in Google Search results (Google's models)",
     )
-    p.add_argument(
-        "--image-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a model-specific image option sent in OpenRouter's image_config, e.g. "
-        "style=Photorealism or 'rgb_colors=[[255,0,0]]' (VALUE read as JSON when it is; "
-        "repeatable)",
-    )
+    add_image_option(p)
     p.add_argument(
         "-o",
         "--output",
