@@ -73,8 +73,8 @@ _PROVIDER_PREFIXES = ("openrouter/",)
 #: at most this many, each key a snake_case name, the whole at most this many bytes of JSON.
 MAX_IMAGE_OPTIONS = 16
 MAX_IMAGE_OPTIONS_BYTES = 16 * 1024
-#: Options with a field of their own: given as options they would fight that field.
-_TYPED_IMAGE_OPTIONS = {"aspect_ratio": "aspect_ratio", "image_size": "image_size"}
+#: Options with a parameter of their own: given as options they would fight it.
+_TYPED_IMAGE_OPTIONS = frozenset({"aspect_ratio", "image_size"})
 _OPTION_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 _SIZE_RE = re.compile(r"^\s*(0\.5|[124])\s*k\s*$", re.IGNORECASE)
@@ -89,8 +89,8 @@ def validate_image_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(options, Mapping):
         raise ValidationError(
-            "image_options is an object of option names and values, such as "
-            '{"style": "Photorealism"}.',
+            "image_options must be a JSON object of option names and values, such as "
+            f'{{"style": "Photorealism"}}, not {type(options).__name__}.',
             field="image_options",
         )
     if len(options) > MAX_IMAGE_OPTIONS:
@@ -102,8 +102,7 @@ def validate_image_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, value in options.items():
         if key in _TYPED_IMAGE_OPTIONS:
             raise ValidationError(
-                f"{key} has a parameter of its own: set {_TYPED_IMAGE_OPTIONS[key]}, not an "
-                "image option.",
+                f"{key} has a parameter of its own: set {key}, not an image option.",
                 field="image_options",
             )
         if not isinstance(key, str) or not _OPTION_KEY_RE.match(key):
@@ -135,6 +134,24 @@ def validate_image_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             field="image_options",
         )
     return out
+
+
+def image_options_from(value: str | Mapping[str, Any]) -> dict[str, Any]:
+    """Image options given as JSON text (a batch cell, a ComfyUI input; empty: none) or as an
+    object, checked (``validate_image_options``)."""
+    if not isinstance(value, str):
+        return validate_image_options(value)
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ValidationError(
+            'image_options must be a JSON object, such as {"style": "Photorealism"}; '
+            f"got {value!r}.",
+            field="image_options",
+        ) from None
+    return validate_image_options(parsed)
 
 
 def normalize_size(size: str) -> str:

@@ -49,17 +49,14 @@ def test_provider_filter(cli) -> None:
     assert not any(m["id"].startswith("black-forest-labs/") for m in data)
 
 
+def urls(emu: EmulatorServer) -> list[str]:
+    return ["--openrouter-base-url", emu.openrouter_url, "--gemini-base-url", emu.gemini_url]
+
+
 def test_without_keys_only_openrouters_public_listing_is_read(cli, emu: EmulatorServer) -> None:
     """OpenRouter's /models needs no key, so a user without one still sees its image models;
     Google's models.list needs one, so Google is not called."""
-    r = cli(
-        "models",
-        "--json",
-        "--openrouter-base-url",
-        emu.openrouter_url,
-        "--gemini-base-url",
-        emu.gemini_url,
-    )
+    r = cli("models", "--json", *urls(emu))
     assert r.code == 0, r.err
     [call] = emu.requests()
     assert (call["service"], call["path"]) == ("openrouter", "/api/v1/models")
@@ -77,14 +74,7 @@ def test_live_discovery_merges_models_from_the_emulator(
 ) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_CANARY)
     monkeypatch.setenv("GEMINI_API_KEY", GEMINI_CANARY)
-    r = cli(
-        "models",
-        "--json",
-        "--openrouter-base-url",
-        emu.openrouter_url,
-        "--gemini-base-url",
-        emu.gemini_url,
-    )
+    r = cli("models", "--json", *urls(emu))
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert {s.id for s in BUILTIN_MODELS} <= {m["id"] for m in data}

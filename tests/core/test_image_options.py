@@ -83,7 +83,7 @@ async def test_options_are_sent_as_given_and_kept_with_the_result(emu: Any) -> N
         ({"rgb_colors": [{1, 2}]}, "JSON cannot carry"),
         ({f"k{i}": 1 for i in range(17)}, "At most 16 image options"),
         ({"text": "x" * 20_000}, "the limit is 16384"),
-        (["style"], "is an object of option names"),
+        (["style"], "must be a JSON object of option names and values, such as"),
     ],
 )
 async def test_a_malformed_option_is_refused_before_any_call(
@@ -172,9 +172,10 @@ def test_a_batch_row_takes_them_as_a_json_object() -> None:
     with pytest.raises(errors.UsageError) as info:
         parse_rows(text)
     assert "line 4: image_options must be a JSON object" in info.value.message
-    assert "line 5: image_options must be a JSON object of option names and values, not list" in (
-        info.value.message
-    )
+    assert (
+        "line 5: image_options must be a JSON object of option names and values, such as "
+        '{"style": "Photorealism"}, not list.'
+    ) in info.value.message
     defaults = GenerationRequest(prompt="", image_options={"style": "Vector"})
     fox, cat = parse_rows(text.split('"a dog"')[0], defaults=defaults)
     assert fox.request.image_options == {"style": "Photorealism"}

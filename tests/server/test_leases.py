@@ -41,7 +41,7 @@ async def start_slow_job(api: Api, marker: str) -> tuple[str, dict[str, str]]:
     await api.put_key(h, "openrouter", OPENROUTER_CANARY)
     r = await api.client.post(
         "/api/generations",
-        json={"prompt": f"slow {marker} [emulator:latency:1.5]"},
+        json={"prompt": f"slow {marker} [emulator:latency:3]"},
         headers=h,
     )
     assert r.status_code == 202, r.text

@@ -24,7 +24,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..catalog import validate_image_options
+from ..catalog import image_options_from
 from ..errors import UsageError
 from ..request import GenerationRequest
 
@@ -405,23 +405,8 @@ def _text(record: Mapping[str, Any], key: str) -> str | None:
 
 def _options(value: Any) -> dict[str, Any] | None:
     """Image options: a JSON object (in a CSV cell, its text); they replace the command
-    line's."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise UsageError(
-                'image_options must be a JSON object, such as {"style": "Photorealism"}; '
-                f"got {value!r}."
-            ) from None
-    if not isinstance(value, dict):
-        raise UsageError(
-            f"image_options must be a JSON object of option names and values, not "
-            f"{type(value).__name__}."
-        )
-    return validate_image_options(value)
+    line's (``None``: the row has none of its own)."""
+    return None if value is None else image_options_from(value)
 
 
 def _int(record: Mapping[str, Any], key: str, low: int, high: int) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nanobanana.catalog import DEFAULT_MODEL, THINKING_LEVELS, Catalog
+from nanobanana.catalog import DEFAULT_MODEL, THINKING_LEVELS, Catalog, image_options_from
 from nanobanana.providers import PROVIDERS
 from nanobanana.request import GenerationRequest
 
@@ -159,28 +159,9 @@ def _request(prompt: str, refs: tuple[bytes, ...], n: int, **kw: Any) -> Generat
         seed=int(kw["seed"]) % (MAX_SEED + 1),
         thinking=_opt(kw.get("thinking", AUTO)),
         google_search=bool(kw.get("google_search", False)),
-        image_options=_options(kw.get("image_options", "")),
+        image_options=image_options_from(kw.get("image_options", "")),
         images=refs,
     )
-
-
-def _options(text: str) -> dict[str, Any]:
-    """The ``image_options`` input: a JSON object, or empty."""
-    from nanobanana.catalog import validate_image_options
-    from nanobanana.errors import ValidationError
-
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValidationError(
-            'image_options must be a JSON object, such as {"style": "Photorealism"}, or empty.',
-            field="image_options",
-        )
-    return validate_image_options(value)
 
 
 class NanoBananaGenerate:
