@@ -50,12 +50,16 @@ def _alive_here(pid: int) -> bool:
     return True
 
 
-async def interrupt(services: Services, where: Sequence[ColumnElement[bool]]) -> int:
+async def interrupt(
+    services: Services, where: Sequence[ColumnElement[bool]], *, forget: Sequence[str] = ()
+) -> int:
     """End the active jobs matching ``where`` as ``interrupted``, raising their attempt (the
-    fence); how many."""
+    fence), and remove the workers ``forget``, in one transaction; how many jobs."""
     now = utcnow()
     total = 0
     async with services.sessionmaker() as session, session.begin():
+        if forget:
+            await session.execute(delete(Worker).where(Worker.id.in_(forget)))
         for status, message in (("running", INTERRUPTED_RUNNING), ("queued", INTERRUPTED_QUEUED)):
             res = await session.execute(
                 update(Job)
@@ -117,10 +121,10 @@ class Leases:
             owners.append(Job.owner.is_(None))
         if not owners:
             return 0
-        ended = await interrupt(self.s, [Job.status.in_(ACTIVE_STATUSES), or_(*owners)])
-        if gone:
-            async with self.s.sessionmaker() as session, session.begin():
-                await session.execute(delete(Worker).where(Worker.id.in_(gone)))
+        # The gone workers are forgotten in the same transaction as their jobs are ended.
+        ended = await interrupt(
+            self.s, [Job.status.in_(ACTIVE_STATUSES), or_(*owners)], forget=gone
+        )
         if ended:
             log.warning(
                 "%d job(s) were left unfinished by a stopped process; marked interrupted "
