@@ -177,6 +177,31 @@ def test_serve_says_what_stops_it_in_one_line(cli_proc, tmp_path: Path) -> None:
     assert r.err.strip().splitlines()[-1].startswith("error: Master key #1 is not a valid")
 
 
+def test_worker_and_external_jobs_say_they_need_postgresql(cli_proc, tmp_path: Path) -> None:
+    """Jobs outside the web process need a database the processes share: on the default
+    SQLite, one line naming the setting, exit 2, nothing created."""
+    data = tmp_path / "data"
+    r = cli_proc(["worker", "--data-dir", str(data)])
+    assert r.code == 2 and "Traceback" not in r.err
+    assert (
+        r.err.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: nanobanana worker takes its jobs from a PostgreSQL database shared with the web "
+            "processes: set NANOBANANA_DATABASE_URL="
+        )
+    )
+    r = cli_proc(
+        ["serve", "--port", str(free_port()), "--data-dir", str(data)],
+        env={"NANOBANANA_JOBS": "external"},
+    )
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "NANOBANANA_JOBS=external needs a PostgreSQL database" in r.err.strip().splitlines()[-1]
+    r = cli_proc(["worker", "--concurrency", "0"])
+    assert r.code == 2 and r.err.strip().endswith("--concurrency must be 1 or more.")
+    assert not data.exists()
+
+
 def test_users_create_without_a_terminal_needs_password_stdin(cli_proc, tmp_path: Path) -> None:
     r = cli_proc(["users", "create", "bob", "--data-dir", str(tmp_path / "d")], input="")
     assert r.code == 2

@@ -40,6 +40,8 @@ TABLES = (
     "user_settings",
     "server_config",
     "users",
+    "workers",
+    "procrastinate_jobs",
 )
 
 

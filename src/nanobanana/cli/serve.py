@@ -1,4 +1,5 @@
-"""``nanobanana serve`` and ``nanobanana users create``: the web service's command-line doors.
+"""``nanobanana serve``, ``nanobanana worker`` and ``nanobanana users create``: the web
+service's command-line doors.
 
 The service lives in ``nanobanana.server`` (an optional extra); both commands import it only
 when they run, and say how to install it when it is missing.
@@ -32,6 +33,24 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--data-dir", metavar="DIR", help="database, images and master key folder")
     p.set_defaults(func=run_serve)
+
+    w = sub.add_parser(
+        "worker",
+        help="run generation jobs for the web service (no HTTP)",
+        description="Run the generation jobs that web processes started with "
+        "NANOBANANA_JOBS=external queue, from the PostgreSQL database they share "
+        "(NANOBANANA_DATABASE_URL). Start as many as wanted, on any host with the same "
+        "NANOBANANA_* settings and master key. SIGTERM or Ctrl-C stops taking jobs and lets "
+        "running ones finish for NANOBANANA_SHUTDOWN_GRACE_SECONDS.",
+    )
+    w.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="jobs run at once (default NANOBANANA_MAX_CONCURRENT_JOBS, 512)",
+    )
+    w.add_argument("--data-dir", metavar="DIR", help="images and master key folder")
+    w.set_defaults(func=run_worker)
 
     users = sub.add_parser("users", help="manage web service accounts")
     us = users.add_subparsers(dest="users_command", metavar="ACTION", title="actions")
@@ -93,6 +112,29 @@ def run_serve(args: argparse.Namespace) -> int:
         if exc.code == 3:  # uvicorn's "startup failed": its log above says why
             raise NanobananaError("The service could not start; see the messages above.") from None
         raise
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency must be 1 or more.")
+    settings = _settings(args, max_concurrent_jobs=args.concurrency)
+    try:
+        from ..server.security import StartupError
+        from ..server.worker import run_worker as run
+    except ModuleNotFoundError as exc:
+        raise _needs_server_extra(exc) from exc
+    try:
+        run(settings)
+    except ModuleNotFoundError as exc:  # procrastinate comes with the postgres extra
+        raise UsageError(
+            f"nanobanana worker needs the package's server and postgres extras ({exc.name} is "
+            "not installed): pip install '.[server,postgres]' in a clone of nanobanana."
+        ) from exc
+    except StartupError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

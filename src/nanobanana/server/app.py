@@ -1,55 +1,25 @@
 """``create_app(settings)``: the FastAPI application factory.
 
-Start-up (the lifespan): open the database and apply migrations; register this process as a
-worker and mark the jobs that gone workers left ``queued``/``running`` as ``interrupted`` (never
-re-run: a paid call is not sent twice; another live process's jobs are left alone, ``leases``);
-load the
-master key and check that it opens every stored provider key (a key that cannot be decrypted
-stops the start with a message saying what to do); rotate stored keys to the first master key;
-start the demo emulator in demo mode; open one shared HTTP session; start the worker pool and
-the background refresh of the providers' model listings (``listings``).  Shutdown: stop taking
-jobs, let running ones finish for ``shutdown_grace_seconds``, mark the rest ``interrupted``,
-close everything.
+Its lifespan starts the process's services (``runtime.start_services``: database and
+migrations, leases, keys, demo emulator, job manager, model listings) and closes them on
+shutdown (running jobs get ``shutdown_grace_seconds`` to finish, the rest end ``interrupted``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from cryptography.fernet import InvalidToken
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import select
 
 from .. import __version__
-from ..catalog import Catalog
-from ..discovery import ListingCache, Listings
-from .db.direct import Transactions
-from .db.engine import create_engine, create_sessionmaker
-from .db.migrate import upgrade_database
-from .db.models import ProviderKey
 from .deps import reject_unknown_query
-from .events import EventBus
-from .jobs import JobManager
-from .leases import Leases
-from .listings import refresh_forever
 from .middleware import BodyLimit, SecurityHeaders
 from .problems import install_error_handlers, route_methods
-from .security import (
-    KeyVault,
-    LoginGuard,
-    MemoryRateLimiter,
-    Passwords,
-    StartupError,
-    load_master_keys,
-)
-from .services import Services
+from .runtime import start_services
 from .settings import Settings
-from .storage import LocalImageStore
 
 log = logging.getLogger("nanobanana.server")
 
@@ -61,87 +31,6 @@ shape `{"error": {"code": "...", "message": "...", ...details}}`.
 """
 
 
-async def check_and_rotate_keys(services: Services) -> None:
-    """Every stored provider key must decrypt; keys under an older master key are re-encrypted
-    under the first one (MultiFernet rotation)."""
-    vault = services.vault
-    async with services.sessionmaker() as session, session.begin():
-        rows = (await session.scalars(select(ProviderKey))).all()
-        unreadable = 0
-        rotated = 0
-        for row in rows:
-            try:
-                if vault.needs_rotation(row.ciphertext):
-                    row.ciphertext = vault.rotate(row.ciphertext)
-                    rotated += 1
-            except InvalidToken:
-                unreadable += 1
-        if unreadable:
-            raise StartupError(
-                f"{unreadable} of {len(rows)} stored provider key(s) cannot be decrypted with the "
-                "configured master key(s). Start with the master key they were saved under "
-                "(NANOBANANA_MASTER_KEYS=<new>,<old> rotates them to the new key), or restore "
-                f"the key file {services.settings.resolved_master_key_file}."
-            )
-    if rotated:
-        log.info("Re-encrypted %d stored provider key(s) under the first master key.", rotated)
-
-
-async def _start(stack: AsyncExitStack, settings: Settings) -> Services:
-    import aiohttp
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    vault = KeyVault(load_master_keys(settings))
-    engine = create_engine(settings.resolved_database_url)
-    stack.push_async_callback(engine.dispose)
-    await upgrade_database(engine)
-    # No connection cap here (aiohttp's default is 100): the job manager already bounds the
-    # calls in flight (max_concurrent_jobs); a second, hidden limit queued the rest unseen.
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
-    stack.push_async_callback(http.close)
-    tx = Transactions(engine)
-    stack.callback(tx.close)
-    services = Services(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        tx=tx,
-        store=LocalImageStore(settings.images_dir),
-        vault=vault,
-        passwords=Passwords(settings),
-        login_guard=LoginGuard(settings),
-        generation_limiter=MemoryRateLimiter(settings.generations_per_minute, 60.0),
-        catalog=Catalog(),
-        bus=EventBus(),
-        http=http,
-        listings=Listings(ListingCache(settings.listings_dir)),
-    )
-    await check_and_rotate_keys(services)
-    # Only the jobs of processes that are gone are reconciled: others may share the database.
-    leases = Leases(services)
-    await leases.start()
-    services.worker_id = leases.id
-    stack.push_async_callback(leases.stop)
-    if settings.demo_enabled:
-        from .demo import DemoUpstream
-
-        demo = DemoUpstream()
-        await demo.start()
-        stack.push_async_callback(demo.stop)
-        services.demo = demo
-    services.jobs = JobManager(services)
-    stack.push_async_callback(services.jobs.shutdown, settings.shutdown_grace_seconds)
-    refresher = asyncio.create_task(refresh_forever(services), name="model-listings")
-    stack.push_async_callback(_cancel, refresher)
-    return services
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; ``settings`` default to ``Settings()`` (the environment)."""
     settings = settings if settings is not None else Settings()
@@ -149,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await _start(stack, settings)
+            app.state.services = await start_services(stack, settings)
             log.info("nanobanana %s service ready (data in %s).", __version__, settings.data_dir)
             yield
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,7 @@ from .errors import (
 )
 from .schemas import GenerateIn
 from .services import Services
+from .tasks import QUEUED
 from .uploads import store_upload
 from .upstream import Upstream, resolve_upstream
 
@@ -256,7 +257,7 @@ async def create_job(
             return found, True
     _check_rate(services, user_id, count=False)
     manager = services.job_manager
-    manager.check_capacity(user_id)
+    await manager.check_capacity(user_id)
     prepared = await prepare(session, services, user, body, references)
     ids: list[str] = []
     if any(not isinstance(ref, str) for ref in prepared.references):
@@ -301,7 +302,7 @@ async def create_job(
         created_at=now,
         started_at=now if started else None,
         finished_at=None,
-        owner=services.worker_id,
+        owner=QUEUED if manager.queue is not None else services.worker_id,
         attempt=0,
     )
     row = {c.key: getattr(job, c.key) for c in _JOB_COLUMNS}
@@ -309,7 +310,7 @@ async def create_job(
         if session.in_transaction():
             await session.commit()  # the intake's reads (cache misses, idempotency)
         # The row in one step (``db.direct``): the hot path's only write at intake.
-        await services.tx.run(lambda conn: conn.execute(insert(Job), [row]))
+        await manager.insert(row)
         try:
             _check_rate(services, user_id, count=True)
         except RateLimited:  # others were accepted meanwhile: this one is not
@@ -331,6 +332,9 @@ async def create_job(
         if started:
             manager.release(user_id)
         raise
-    # The pool owns the record from here (``job`` was never in the request's session).
-    manager.submit(job, user_id, upstream=prepared.upstream if started else None, started=started)
+    if manager.queue is None:
+        # The pool owns the record from here (``job`` was never in the request's session).
+        manager.submit(
+            job, user_id, upstream=prepared.upstream if started else None, started=started
+        )
     return job, False

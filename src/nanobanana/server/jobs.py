@@ -9,6 +9,11 @@ transactions are short and never span an upstream call.
 Lifecycle: queued -> running -> succeeded | failed | blocked, or interrupted when the service
 stops first.  Nothing is ever re-run automatically: a call that may have been billed is not
 sent twice.
+
+With ``NANOBANANA_JOBS=external`` a web process runs no job: it commits each new job as
+``queued`` together with its task for the ``nanobanana worker`` processes (``tasks.Queue``),
+and its synchronous routes wait for the row to end.  A worker runs what the task queue
+delivers (``run_queued``), in the same pool and with the same landing as here.
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..files import Pieces, file_data
 from ..request import GenerationRequest
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
-from .db.models import Job, StoredImage, Upload, new_id
+from .db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
 from .leases import interrupt
 from .listings import client_for
@@ -33,6 +38,7 @@ from .memory import release_free_memory
 from .reports import error_details
 from .services import Services
 from .slots import Slots
+from .tasks import Queue
 from .upstream import Upstream, resolve_upstream
 from .views import generation_out
 
@@ -41,6 +47,8 @@ log = logging.getLogger("nanobanana.server")
 _IMAGE_COLUMNS = tuple(StoredImage.__table__.columns)
 #: Seconds without a running job before free heap memory is returned to the system.
 IDLE_TRIM_SECONDS = 2.0
+#: How often a process that does not run a job reads whether it has ended (first, last).
+POLL_SECONDS = (0.05, 0.5)
 
 
 @dataclass
@@ -205,8 +213,10 @@ async def _stored_row(services: Services, job_id: str, user_id: str, f: _Files) 
 
 
 class JobManager:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, queue: Queue | None = None) -> None:
+        """``queue``: this process leaves the jobs it accepts to the workers (external)."""
         self.s = services
+        self.queue = queue
         settings = services.settings
         self._slots = Slots(settings.max_concurrent_jobs, settings.max_concurrent_jobs_per_user)
         self._active: dict[str, int] = {}
@@ -219,20 +229,39 @@ class JobManager:
     def active_jobs(self, user_id: str) -> int:
         return self._active.get(user_id, 0)
 
-    def check_capacity(self, user_id: str) -> None:
+    async def check_capacity(self, user_id: str) -> None:
         if self._closing:
             raise ShuttingDown("The service is shutting down; try again soon.")
-        if self.active_jobs(user_id) >= self.s.settings.max_queued_jobs_per_user:
+        active = self.active_jobs(user_id) if self.queue is None else await self._counted(user_id)
+        if active >= self.s.settings.max_queued_jobs_per_user:
             raise TooManyJobs(
-                f"You have {self.active_jobs(user_id)} generations queued or running; wait for "
-                "some to finish.",
+                f"You have {active} generations queued or running; wait for some to finish.",
                 retry_after=5,
             )
 
+    async def _counted(self, user_id: str) -> int:
+        """The user's active jobs in every process (external jobs run elsewhere)."""
+        async with self.s.sessionmaker() as session:
+            n = await session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))
+            )
+            await session.commit()
+        return int(n or 0)
+
     def reserve(self, user_id: str) -> bool:
         """Take a running slot now if one is free (the job is then created as ``running``);
-        the caller hands it to ``submit(started=True)`` or gives it back with ``release``."""
-        return not self._closing and self._slots.try_take(user_id)
+        the caller hands it to ``submit(started=True)`` or gives it back with ``release``.
+        Never with external jobs: a worker takes them from the queue."""
+        return self.queue is None and not self._closing and self._slots.try_take(user_id)
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        """Commit a new job's row; with external jobs, together with its task for a worker."""
+        if self.queue is not None:
+            await self.queue.insert(row)
+        else:
+            await self.s.tx.run(lambda conn: conn.execute(insert(Job), [row]))
 
     def release(self, user_id: str) -> None:
         self._slots.give(user_id)
@@ -243,24 +272,60 @@ class JobManager:
         """Run a job that was just committed (detached from any session: the pool owns it).
         ``started``: it was committed as ``running`` with a slot from ``reserve``;
         ``upstream``: the keys already resolved for it (else resolved when it starts)."""
-        job_id = job.id
-        self.s.bus.open(job_id)
-        self.s.bus.publish(job_id, job.status, {"id": job_id, "status": job.status})
-        self._waiters[job_id] = _Waiter()
-        self._active[user_id] = self._active.get(user_id, 0) + 1
+        self._enter(job, user_id)
+        self.s.bus.publish(job.id, job.status, {"id": job.id, "status": job.status})
         task = asyncio.create_task(
-            self._run(job, user_id, upstream, started), name=f"nanobanana-job-{job_id}"
+            self._run(job, user_id, upstream, started), name=f"nanobanana-job-{job.id}"
         )
-        self._tasks[job_id] = task
+        self._tasks[job.id] = task
+
+    def _enter(self, job: Job, user_id: str) -> None:
+        self.s.bus.open(job.id)
+        self._waiters[job.id] = _Waiter()
+        self._active[user_id] = self._active.get(user_id, 0) + 1
+
+    async def run_queued(self, job_id: str) -> None:
+        """Run a job the task queue delivered, in the queue's task, unless its row is no longer
+        ``queued`` (claimed by another worker, ended or deleted: then nothing is sent).  A
+        cancellation (the worker stopping past its grace) ends a job it had claimed as
+        ``interrupted``; one still waiting for a slot stays queued for another worker."""
+        async with self.s.sessionmaker() as session:
+            job = await session.get(Job, job_id)
+            await session.commit()
+        if job is None or job.status != "queued" or self._closing:
+            return
+        user_id = job.user_id
+        self._enter(job, user_id)
+        self._tasks[job_id] = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            await self._run(job, user_id, None, False)
+        except asyncio.CancelledError:
+            mine = [Job.id == job_id, Job.owner == self.s.worker_id]
+            await asyncio.shield(interrupt(self.s, mine))
+            raise
 
     async def wait(self, job_id: str) -> Finished | None:
         """Until the job has ended.  Its end as it was recorded when it ran here (None when it
-        is not running here, or was deleted meanwhile: read the database then)."""
+        did not run here, or was deleted meanwhile: read the database then)."""
         waiter = self._waiters.get(job_id)
         if waiter is None:
+            if self.queue is not None:
+                await self._until_ended(job_id)
             return None
         await waiter.event.wait()
         return waiter.finished
+
+    async def _until_ended(self, job_id: str) -> None:
+        """Until the job's row is ended or gone, read more slowly as the wait grows."""
+        delay, longest = POLL_SECONDS
+        while True:
+            async with self.s.sessionmaker() as session:
+                status = await session.scalar(select(Job.status).where(Job.id == job_id))
+                await session.commit()
+            if status not in ACTIVE_STATUSES:
+                return
+            await asyncio.sleep(delay)
+            delay = min(longest, delay * 1.5)
 
     def is_running_here(self, job_id: str) -> bool:
         return job_id in self._tasks
@@ -340,7 +405,7 @@ class JobManager:
             res = await session.execute(
                 update(Job)
                 .where(Job.id == job.id, Job.status == "queued", Job.attempt == job.attempt)
-                .values(status="running", started_at=now)
+                .values(status="running", started_at=now, owner=self.s.worker_id)
                 .execution_options(synchronize_session=False)
             )
             if not getattr(res, "rowcount", 0):

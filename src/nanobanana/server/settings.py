@@ -9,11 +9,11 @@ time: a ``Settings()`` reads the environment when it is built.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DAY = 24 * 3600
@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     # service can hold hundreds at once; a low cap only queued them behind each other.  What a
     # user may spend is bounded by the per-user limits and, above all, by
     # ``generations_per_minute`` (new generations a user may start; the budget guard).
+    jobs: Literal["embedded", "external"] = Field(
+        default="embedded",
+        description="Who runs the generation jobs: this process (embedded), or the "
+        "`nanobanana worker` processes sharing its PostgreSQL database (external; the web "
+        "process then only queues them).",
+    )
     max_concurrent_jobs: int = Field(
         default=512, ge=1, description="Generations running at once, all users together."
     )
@@ -201,12 +207,26 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _external_jobs_need_postgresql(self) -> Settings:
+        if self.jobs == "external" and not self.uses_postgresql:
+            raise ValueError(
+                "NANOBANANA_JOBS=external needs a PostgreSQL database shared by the web and "
+                "worker processes: set NANOBANANA_DATABASE_URL=postgresql+asyncpg://user@host/db "
+                "(SQLite serves one process, which runs its jobs itself)"
+            )
+        return self
+
     # ------------------------------------------------------------------ derived values
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'nanobanana.db'}"
+
+    @property
+    def uses_postgresql(self) -> bool:
+        return self.resolved_database_url.startswith("postgresql")
 
     @property
     def resolved_master_key_file(self) -> Path:

@@ -1,0 +1,361 @@
+"""Jobs outside the web process: web processes with ``NANOBANANA_JOBS=external`` queue what
+they accept, ``nanobanana worker`` processes run it (``server.tasks``, ``server.worker``), on a
+real PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import uuid
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from nanobanana.emulator import EmulatorServer
+from nanobanana.server.db.models import Job
+from nanobanana.server.settings import Settings
+from nanobanana.server.tasks import QUEUED, defer
+from nanobanana.server.worker import work
+
+from .conftest import OPENROUTER_CANARY, Api, running, upstream_requests
+from .test_leases import job_of, wait_status
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    from .conftest import _truncate
+
+    asyncio.run(_truncate(pg_database))
+    return pg_database
+
+
+@contextlib.asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
+    """A ``nanobanana worker`` in this event loop (its own services, the same database)."""
+    task = asyncio.create_task(work(settings, install_signal_handlers=False))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def user_with_key(api: Api) -> dict[str, str]:
+    h = await api.user(f"u{uuid.uuid4().hex[:8]}")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    return h
+
+
+async def workers_seen(api: Api) -> set[str]:
+    from sqlalchemy import select
+
+    from nanobanana.server.db.models import Worker
+
+    async with api.services.sessionmaker() as s:
+        return set(await s.scalars(select(Worker.id)))
+
+
+async def test_the_seed_endpoint_answers_with_what_a_worker_made(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """The design notes' POST /api/nano-banana/generate on a web process that runs no job:
+    the job is queued with its task in one transaction, a worker runs it, the route answers
+    with its images; the upstream saw the prompt once."""
+    settings = settings_for(pg_url, jobs="external")
+    marker = uuid.uuid4().hex
+    async with running(settings) as web, worker(settings):
+        h = await user_with_key(web)
+        r = await web.client.post(
+            "/api/nano-banana/generate", json={"prompt": f"a fox {marker}"}, headers=h
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["images"]) == 1 and body["prompt"] == f"a fox {marker}"
+        job = await job_of(web, body["id"])
+        assert job.status == "succeeded"
+        assert job.owner not in (None, QUEUED, web.services.worker_id)
+        assert job.owner in await workers_seen(web)
+    assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_queued_jobs_wait_for_a_worker_and_run_when_one_starts(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """The asynchronous API answers 202 at once; with no worker running the job stays queued
+    (no web process runs it, and a web process starting does not end it); the first worker
+    to start runs it."""
+    settings = settings_for(pg_url, jobs="external")
+    marker = uuid.uuid4().hex
+    async with running(settings) as web:
+        h = await user_with_key(web)
+        r = await web.client.post(
+            "/api/generations", json={"prompt": f"an owl {marker}"}, headers=h
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        async with running(settings):  # a second web process starting: reconciliation
+            await asyncio.sleep(0.3)
+        job = await job_of(web, job_id)
+        assert (job.status, job.owner) == ("queued", QUEUED)
+        assert upstream_requests(emulator, marker) == []
+        async with worker(settings):
+            done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
+        assert done.status == "succeeded", done.error_message
+        r = await web.client.get(f"/api/generations/{job_id}", headers=h)
+        assert r.status_code == 200 and len(r.json()["images"]) == 1
+        image = await web.client.get(r.json()["images"][0]["url"], headers=h)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_a_job_delivered_twice_is_sent_upstream_once(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """The task queue may deliver a job again (a stalled worker's jobs are handed on): the row
+    decides, so the second delivery finds it claimed or ended and sends nothing."""
+    settings = settings_for(pg_url, jobs="external")
+    marker = uuid.uuid4().hex
+    async with running(settings) as web:
+        h = await user_with_key(web)
+        r = await web.client.post(
+            "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:1]"}, headers=h
+        )
+        job_id = r.json()["id"]
+        queue: Any = web.services.job_manager.queue
+        async with worker(settings), worker(settings):
+            await wait_status(web, job_id, "running")
+            # Another delivery while it runs, without the queueing lock of a waiting one.
+            await queue.app.tasks["nanobanana.run_job"].defer_async(job_id=job_id)
+            done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
+            await defer(queue.app, job_id)  # and one after it ended
+            await asyncio.sleep(1.0)
+        assert done.status == "succeeded", done.error_message
+    assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_a_queued_row_without_its_task_is_queued_again(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """A queued row whose task is gone (a delivery cancelled by a worker's shutdown) is found
+    by the workers' sweep after the lease and queued again, then run once."""
+    settings = settings_for(pg_url, jobs="external", worker_lease_seconds=1)
+    marker = uuid.uuid4().hex
+    async with running(settings) as web:
+        h = await user_with_key(web)
+        r = await web.client.post(
+            "/api/generations", json={"prompt": f"a hare {marker}"}, headers=h
+        )
+        job_id = r.json()["id"]
+        queue: Any = web.services.job_manager.queue
+        await queue.app.connector.execute_query_async(
+            "DELETE FROM procrastinate_jobs WHERE queueing_lock = %(id)s", id=job_id
+        )
+        async with worker(settings):
+            done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
+        assert done.status == "succeeded", done.error_message
+    assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_a_job_a_gone_worker_claimed_is_interrupted_not_resent(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """A row claimed by a worker that is gone (it may have been billed) is ended as
+    ``interrupted`` by a live worker's reconciliation, and its task handed on finds nothing
+    to send."""
+    settings = settings_for(pg_url, jobs="external", worker_lease_seconds=1)
+    marker = uuid.uuid4().hex
+    async with running(settings) as web:
+        h = await user_with_key(web)
+        r = await web.client.post(
+            "/api/generations", json={"prompt": f"a lynx {marker}"}, headers=h
+        )
+        job_id = r.json()["id"]
+        # A worker that claimed it and vanished: owner is a worker id nobody heartbeats.
+        async with web.services.sessionmaker() as s, s.begin():
+            await s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(status="running", owner="f" * 32, started_at=Job.created_at)
+            )
+        queue: Any = web.services.job_manager.queue
+        await queue.app.connector.execute_query_async(
+            "DELETE FROM procrastinate_jobs WHERE queueing_lock = %(id)s", id=job_id
+        )
+        from sqlalchemy import insert
+
+        from nanobanana.server.db.models import Worker, utcnow
+
+        async with web.services.sessionmaker() as s, s.begin():
+            old = utcnow().replace(year=2000)
+            await s.execute(
+                insert(Worker).values(
+                    id="f" * 32, host="elsewhere", pid=1, started_at=old, heartbeat_at=old
+                )
+            )
+        async with worker(settings):
+            done = await wait_status(web, job_id, "interrupted", "succeeded", seconds=10)
+        assert done.status == "interrupted"
+        assert done.error_details == {"was": "running", "may_be_billed": True}
+    assert upstream_requests(emulator, marker) == []
+
+
+async def start_worker_process(settings: Settings, log: Path, **env: str) -> Process:
+    """``nanobanana worker`` as users run it, in its own process; ready when registered."""
+    before = await _worker_ids(settings)
+    variables = {
+        **os.environ,
+        "NANOBANANA_DATA_DIR": str(settings.data_dir),
+        "NANOBANANA_DATABASE_URL": settings.resolved_database_url,
+        "NANOBANANA_DEMO": "false",
+        "NANOBANANA_OPENROUTER_BASE_URL": str(settings.openrouter_base_url),
+        "NANOBANANA_GEMINI_BASE_URL": str(settings.gemini_base_url),
+        "NANOBANANA_RETRY_MAX_ATTEMPTS": "1",
+        "NANOBANANA_WORKER_LEASE_SECONDS": str(settings.worker_lease_seconds),
+        **env,
+    }
+    with log.open("ab") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "nanobanana", "worker", env=variables, stdout=out, stderr=out
+        )
+    for _ in range(300):
+        if (await _worker_ids(settings)) - before:
+            return proc
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError(log.read_text())
+
+
+async def _engine_status(settings: Settings, job_id: str) -> str | None:
+    """The status of the task queue's job for ``job_id`` (None: there is none)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.resolved_database_url.replace("+asyncpg", ""))
+    try:
+        status: str | None = await conn.fetchval(
+            "SELECT status::text FROM procrastinate_jobs WHERE args->>'job_id' = $1", job_id
+        )
+        return status
+    finally:
+        await conn.close()
+
+
+async def _worker_ids(settings: Settings) -> set[str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.resolved_database_url.replace("+asyncpg", ""))
+    try:
+        return {r["id"] for r in await conn.fetch("SELECT id FROM workers")}
+    finally:
+        await conn.close()
+
+
+async def test_a_worker_killed_mid_flight_loses_no_job_and_sends_none_twice(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """SIGKILL a worker holding two jobs of one user: one in its upstream call (claimed), one
+    delivered but waiting for the user's slot (not claimed).  Within the lease the first is
+    ``interrupted`` (may be billed, never re-sent) and the second runs on another worker;
+    each prompt reached the upstream once, and no key reached a log."""
+    settings = settings_for(pg_url, jobs="external", worker_lease_seconds=2)
+    log = tmp_path / "workers.log"
+    first_marker, second_marker = uuid.uuid4().hex, uuid.uuid4().hex
+    async with running(settings) as web:
+        h = await user_with_key(web)
+        victim = await start_worker_process(
+            settings, log, NANOBANANA_MAX_CONCURRENT_JOBS_PER_USER="1"
+        )
+        try:
+            ids = []
+            for marker in (first_marker, second_marker):
+                r = await web.client.post(
+                    "/api/generations",
+                    json={"prompt": f"kill {marker} [emulator:latency:3]"},
+                    headers=h,
+                )
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            for _ in range(200):
+                if upstream_requests(emulator, first_marker):
+                    break
+                await asyncio.sleep(0.02)
+            assert upstream_requests(emulator, first_marker), log.read_text()
+            # The victim has taken the second task too (the queue's fallback poll at the
+            # latest), but cannot run it before the first ends: the row stays queued.
+            for _ in range(300):
+                if await _engine_status(settings, ids[1]) == "doing":
+                    break
+                await asyncio.sleep(0.05)
+            assert await _engine_status(settings, ids[1]) == "doing", log.read_text()
+            second = await job_of(web, ids[1])
+            assert (second.status, second.owner) == ("queued", QUEUED)
+            victim.send_signal(signal.SIGKILL)
+            await victim.wait()
+            heir = await start_worker_process(settings, log)
+            try:
+                first = await wait_status(web, ids[0], "interrupted", "succeeded", seconds=20)
+                second = await wait_status(web, ids[1], "succeeded", "failed", seconds=30)
+            finally:
+                heir.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(heir.wait(), 20) == 0, log.read_text()
+        finally:
+            if victim.returncode is None:
+                victim.kill()
+    assert first.status == "interrupted"
+    assert first.error_details == {"was": "running", "may_be_billed": True}
+    assert second.status == "succeeded", second.error_message
+    assert len(upstream_requests(emulator, first_marker)) == 1
+    assert len(upstream_requests(emulator, second_marker)) == 1
+    assert OPENROUTER_CANARY not in log.read_text()
+
+
+async def test_a_worker_loads_no_web_framework(
+    pg_url: str, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A worker runs jobs with the service layer alone: FastAPI, its routes and the pages are
+    never imported (checked in a fresh interpreter, after the worker has started)."""
+    settings = settings_for(pg_url)
+    code = (
+        "import asyncio, logging, sys\n"
+        "from nanobanana.server.settings import Settings\n"
+        "from nanobanana.server.worker import work\n"
+        "ready = []\n"
+        "class Ready(logging.Handler):\n"
+        "    def emit(self, record):\n"
+        "        ready.append(record.getMessage().startswith('nanobanana worker'))\n"
+        "logging.getLogger('nanobanana.server').addHandler(Ready())\n"
+        "logging.getLogger('nanobanana.server').setLevel(logging.INFO)\n"
+        "async def main():\n"
+        "    task = asyncio.create_task(work(Settings(), install_signal_handlers=False))\n"
+        "    while not any(ready):\n"
+        "        assert not task.done(), task.exception()\n"
+        "        await asyncio.sleep(0.05)\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    task.cancel()\n"
+        "    print(sorted(m for m in sys.modules if m.split('.')[0] == 'fastapi'\n"
+        "                 or m.startswith('nanobanana.server.routes')))\n"
+        "asyncio.run(main())\n"
+    )
+    env = {
+        **os.environ,
+        "NANOBANANA_DATA_DIR": str(settings.data_dir),
+        "NANOBANANA_DATABASE_URL": settings.resolved_database_url,
+        "NANOBANANA_DEMO": "false",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    assert out.decode().strip().splitlines()[-1] == "[]"
