@@ -183,3 +183,41 @@ def serve_process(nanobanana: Path, data: Path, env: dict[str, str], *args: str)
             proc.terminate()
             proc.wait(timeout=30)
     assert "Traceback" not in log_path.read_text()
+
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1:5432 (user postgres, trust auth), dropped
+    afterwards; its SQLAlchemy URL.  Fails, saying how to start the server, if unreachable."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+    import pytest
+
+    name = f"nanobanana_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        try:
+            conn = await asyncpg.connect(
+                host=PG_HOST, port=PG_PORT, user="postgres", database="postgres", timeout=5
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.fail(
+                f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} ({exc!r}); "
+                "start it with `make services` (scripts/services.sh)."
+            )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -24,7 +24,7 @@ import pytest
 from nanobanana.emulator import EmulatorServer
 
 from ..core.test_discovery import UNLISTED, discovery_script
-from ..support import clean_env, serve_process
+from ..support import clean_env, postgres_database, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ENV = Path(os.environ.get("NANOBANANA_RUN_ENV", ROOT / ".venv-run"))
@@ -393,3 +393,44 @@ def test_service_serves_its_api_docs_offline(service: httpx.Client) -> None:
         r = service.get(asset)
         assert r.status_code == 200 and len(r.content) > 1000, asset
     assert "swagger-ui-bundle.js" in page.text
+
+
+@pytest.mark.postgres
+def test_web_and_worker_processes_from_the_run_install(tmp_path: Path, emu: EmulatorServer) -> None:
+    """The scale-out from what `make run` installs: `nanobanana serve` with
+    NANOBANANA_JOBS=external and a `nanobanana worker` on one PostgreSQL database; the design
+    notes' request is answered with the image the worker made, and SIGTERM stops the worker
+    cleanly."""
+    with postgres_database() as database:
+        env = clean_env(
+            NANOBANANA_OPENROUTER_BASE_URL=emu.openrouter_url,
+            NANOBANANA_GEMINI_BASE_URL=emu.gemini_url,
+            NANOBANANA_DATABASE_URL=database,
+            NANOBANANA_JOBS="external",
+        )
+        data = tmp_path / "data"
+        with serve_process(run_env_bin("nanobanana"), data, env, "--no-demo") as url:
+            log_path = tmp_path / "worker.log"
+            with log_path.open("w") as log:
+                worker = subprocess.Popen(
+                    [run_env_bin("nanobanana"), "worker", "--data-dir", str(data)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**env, "NANOBANANA_DEMO": "false"},
+                )
+            try:
+                with httpx.Client(base_url=url, timeout=60) as service:
+                    h = sign_up(service, {"openrouter": OPENROUTER_CANARY})
+                    r = service.post(
+                        "/api/nano-banana/generate", json={"prompt": "a red fox"}, headers=h
+                    )
+                    assert r.status_code == 200, r.text
+                    [image] = r.json()["images"]
+                    assert base64.b64decode(image).startswith(b"\x89PNG")
+            finally:
+                worker.terminate()
+                code = worker.wait(timeout=30)
+        text = log_path.read_text()
+        assert code == 0, text
+        assert "Traceback" not in text and "succeeded" in text
+        assert OPENROUTER_CANARY not in text

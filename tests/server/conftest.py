@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,10 +22,8 @@ from nanobanana.emulator import EmulatorConfig, EmulatorServer
 from nanobanana.server.app import create_app
 from nanobanana.server.settings import Settings
 
-from ..support import service_settings
+from ..support import postgres_database, service_settings
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
 OPENROUTER_CANARY = "sk-or-v1-CANARY0123456789abcdef0123456789abcdef"
 GOOGLE_CANARY = "AIzaSyCANARY0123456789abcdefghijklmnop"
 CANARIES = (OPENROUTER_CANARY, GOOGLE_CANARY)
@@ -49,30 +46,8 @@ TABLES = (
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session (dropped afterwards)."""
-    import asyncpg
-
-    name = f"nanobanana_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        try:
-            conn = await asyncpg.connect(
-                host=PG_HOST, port=PG_PORT, user="postgres", database="postgres", timeout=5
-            )
-        except (OSError, asyncpg.PostgresError) as exc:
-            pytest.fail(
-                f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} ({exc!r}); "
-                "start it with `make services` (scripts/services.sh)."
-            )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database() as url:
+        yield url
 
 
 async def _truncate(url: str) -> None:
