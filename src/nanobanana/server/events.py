@@ -4,7 +4,7 @@
 A channel lives while its job runs and keeps the events so far, so a subscriber that arrives
 late still sees the whole story.  After the job ends the channel is dropped and the SSE route
 answers from the database.  (Several processes would need a shared bus, e.g. Redis pub/sub,
-behind the same three methods.)
+behind the same three methods: ``sharedbus.SharedEventBus``.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 #: Put on a subscriber's queue when the channel closes.
 CLOSED: dict[str, Any] = {"event": "__closed__", "data": None}
@@ -25,7 +25,29 @@ class _Channel:
     subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
 
 
+class Bus(Protocol):
+    """What the job manager and the event stream route need of a bus: this process's
+    (``EventBus``) or every process's (``sharedbus.SharedEventBus``)."""
+
+    #: Whether a job running in another process can be followed.
+    shared: bool
+
+    def open(self, job_id: str) -> None: ...
+
+    def publish(self, job_id: str, event: str, data: dict[str, Any]) -> None: ...
+
+    def close(self, job_id: str) -> None: ...
+
+    def subscribe(
+        self, job_id: str
+    ) -> contextlib.AbstractAsyncContextManager[
+        tuple[list[dict[str, Any]], asyncio.Queue[dict[str, Any]]] | None
+    ]: ...
+
+
 class EventBus:
+    shared = False
+
     def __init__(self) -> None:
         self._channels: dict[str, _Channel] = {}
 

@@ -337,4 +337,6 @@ async def create_job(
         manager.submit(
             job, user_id, upstream=prepared.upstream if started else None, started=started
         )
+    else:  # a worker runs it; its event stream starts here
+        services.bus.publish(job.id, "queued", {"id": job.id, "status": "queued"})
     return job, False

@@ -32,6 +32,7 @@ from ..request import GenerationRequest
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
 from .db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
+from .events import CLOSED
 from .leases import interrupt
 from .listings import client_for
 from .memory import release_free_memory
@@ -49,6 +50,9 @@ _IMAGE_COLUMNS = tuple(StoredImage.__table__.columns)
 IDLE_TRIM_SECONDS = 2.0
 #: How often a process that does not run a job reads whether it has ended (first, last).
 POLL_SECONDS = (0.05, 0.5)
+#: With shared events: how long a waiter goes without one before it reads the job's row (a
+#: job ended by another process's reconciliation has no ``done`` event).
+EVENTLESS_CHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -316,14 +320,28 @@ class JobManager:
         return waiter.finished
 
     async def _until_ended(self, job_id: str) -> None:
-        """Until the job's row is ended or gone, read more slowly as the wait grows."""
+        """Until the job's row is ended or gone: woken by its ``done`` event when events are
+        shared, else reading the row more slowly as the wait grows."""
+        bus = self.s.bus
+        if bus.shared:
+            async with bus.subscribe(job_id) as sub:
+                assert sub is not None  # a shared bus follows every job
+                history, queue = sub
+                if any(ev["event"] == "done" for ev in history):
+                    return
+                if not await is_active(self.s, job_id):
+                    return
+                while True:
+                    try:
+                        ev = await asyncio.wait_for(queue.get(), EVENTLESS_CHECK_SECONDS)
+                    except TimeoutError:
+                        if not await is_active(self.s, job_id):
+                            return
+                        continue
+                    if ev is CLOSED or ev["event"] == "done":
+                        return
         delay, longest = POLL_SECONDS
-        while True:
-            async with self.s.sessionmaker() as session:
-                status = await session.scalar(select(Job.status).where(Job.id == job_id))
-                await session.commit()
-            if status not in ACTIVE_STATUSES:
-                return
+        while await is_active(self.s, job_id):
             await asyncio.sleep(delay)
             delay = min(longest, delay * 1.5)
 
@@ -593,6 +611,14 @@ def _prepare_file(image: Image) -> _Files:
         height=image.height,
         sha256=data.sha256(),
     )
+
+
+async def is_active(services: Services, job_id: str) -> bool:
+    """Whether the job is queued or running (in any process)."""
+    async with services.sessionmaker() as session:
+        status = await session.scalar(select(Job.status).where(Job.id == job_id))
+        await session.commit()
+    return status in ACTIVE_STATUSES
 
 
 async def mark_interrupted(services: Services, job_ids: list[str]) -> int:

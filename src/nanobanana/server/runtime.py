@@ -28,7 +28,7 @@ from .db.direct import Transactions
 from .db.engine import create_engine, create_sessionmaker
 from .db.migrate import upgrade_database
 from .db.models import ProviderKey
-from .events import EventBus
+from .events import Bus, EventBus
 from .jobs import JobManager
 from .leases import Leases
 from .listings import refresh_forever
@@ -94,6 +94,7 @@ async def start_services(
     stack.push_async_callback(http.close)
     tx = Transactions(engine)
     stack.callback(tx.close)
+    bus = await _bus(stack, settings)
     services = Services(
         settings=settings,
         engine=engine,
@@ -105,7 +106,7 @@ async def start_services(
         login_guard=LoginGuard(settings),
         generation_limiter=MemoryRateLimiter(settings.generations_per_minute, 60.0),
         catalog=Catalog(),
-        bus=EventBus(),
+        bus=bus,
         http=http,
         listings=Listings(ListingCache(settings.listings_dir)),
     )
@@ -134,6 +135,29 @@ async def start_services(
     refresher = asyncio.create_task(refresh_forever(services), name="model-listings")
     stack.push_async_callback(_cancel, refresher)
     return services
+
+
+async def _bus(stack: AsyncExitStack, settings: Settings) -> Bus:
+    """This process's event bus, or with Redis every process's (stopped after the job manager,
+    so that the last events are sent)."""
+    if settings.redis_url is None:
+        return EventBus()
+    import redis.asyncio
+
+    from .sharedbus import SharedEventBus
+
+    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    stack.push_async_callback(client.aclose)
+    bus = SharedEventBus(client)
+    try:
+        await bus.start()
+    except (OSError, TimeoutError, redis.exceptions.RedisError) as exc:
+        raise StartupError(
+            f"Redis at NANOBANANA_REDIS_URL did not answer ({type(exc).__name__}): start it, or "
+            "unset the variable to keep job events in each process."
+        ) from None
+    stack.push_async_callback(bus.stop)
+    return bus
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

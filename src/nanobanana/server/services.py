@@ -15,7 +15,7 @@ from .authcache import AuthCache
 from .db.direct import Transactions
 from .db.models import utcnow
 from .defaultscache import DefaultsCache
-from .events import EventBus
+from .events import Bus
 from .keycache import KeyCache
 from .security import KeyVault, LoginGuard, Passwords, RateLimiter
 from .settings import Settings
@@ -40,7 +40,7 @@ class Services:
     #: New generations per user and minute.
     generation_limiter: RateLimiter
     catalog: Catalog
-    bus: EventBus
+    bus: Bus
     #: The shared aiohttp.ClientSession every provider call goes through.
     http: Any
     demo: DemoUpstream | None = None

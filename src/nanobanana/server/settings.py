@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
     )
 
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis shared by the service's processes, e.g. redis://host:6379/0: job "
+        "events follow a job from any web process (live event streams, and synchronous "
+        "requests woken at once instead of reading the database).",
+    )
+
     # ----------------------------------------------------------------------- secrets
     master_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

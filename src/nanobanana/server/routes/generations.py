@@ -20,6 +20,7 @@ from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
 from ..generation import create_job
+from ..jobs import is_active
 from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
@@ -191,17 +192,24 @@ async def _stored_state(services: Services, job_id: str) -> bytes:
 
 
 async def _event_stream(services: Services, job_id: str) -> AsyncIterator[bytes]:
-    async with services.bus.subscribe(job_id) as sub:
+    """The job's events (from every process when the bus is shared), then its stored state
+    when they end without ``done``; with a shared bus, a job that is not active (it ended
+    before, or another process's reconciliation ended it) is answered from the database."""
+    bus = services.bus
+    async with bus.subscribe(job_id) as sub:
         if sub is not None:
             history, queue = sub
             for ev in history:
                 yield _sse(ev["event"], ev["data"], ev["id"])
                 if ev["event"] == "done":
                     return
-            while True:
+            ended = bus.shared and not await is_active(services, job_id)
+            while not ended:
                 try:
                     ev = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
+                    if bus.shared and not await is_active(services, job_id):
+                        break
                     yield b": keep-alive\n\n"
                     continue
                 if ev is CLOSED:
@@ -217,8 +225,8 @@ async def _event_stream(services: Services, job_id: str) -> AsyncIterator[bytes]
     responses={
         200: {
             "description": "Server-sent events: `queued`, `running`, `attempt`, `fallback`, "
-            "`image`, then `done` with the generation (or `status` for a job running in "
-            "another process).",
+            "`image`, then `done` with the generation (for a job running in another process "
+            "without a shared Redis, one `status` event).",
             "content": {"text/event-stream": {"schema": SSE_EVENT}},
         },
         **errors(401, 404),

@@ -1,0 +1,185 @@
+"""Job events shared by every process on Redis (``NANOBANANA_REDIS_URL``): an event stream on
+web process A follows a job that a worker runs, and a synchronous request waiting on A wakes
+the moment that job is done.
+
+Each job's events go to a Redis stream (``nanobanana:job:<id>``, kept ``KEEP_SECONDS`` after
+its last event) and, in the same step (one Lua script, so the two cannot disagree on order), to
+one pub/sub channel that every process listens to.  A subscriber registers for the live events
+first, then reads the stream so far: nothing falls between the two, and what arrives twice is
+recognised by its stream id.  The stream ids are the events' ids (``id:`` of the SSE events).
+
+A publisher never waits for Redis: events are handed to one sender task per process, which
+keeps their order.  If Redis is unreachable the events are dropped with a warning, not the
+job: the job's row in the database stays the truth, and every waiter falls back to reading it
+(``EVENTLESS_CHECK_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+
+from .events import CLOSED
+
+__all__ = ["KEEP_SECONDS", "SharedEventBus"]
+
+log = logging.getLogger("nanobanana.server")
+
+#: How long a job's events stay readable after its last one.
+KEEP_SECONDS = 600
+CHANNEL = "nanobanana:events"
+_PREFIX = "nanobanana:job:"
+#: The marker of a channel closed without ``done`` (the job was deleted while it ran).
+_CLOSED = "__closed__"
+#: XADD and PUBLISH in one step: the stream and the channel see the same order.
+_PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000, '*', 'e', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], KEYS[1] .. '\\n' .. id .. '\\n' .. ARGV[1])
+return id
+"""
+
+
+#: What a Redis call may raise when the server is away or refuses.
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+def _order(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(eq=False)  # each one is itself: kept in sets
+class _Subscriber:
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    #: Events that arrived before the stream so far was read (then ``after`` is None).
+    early: list[dict[str, Any]] = field(default_factory=list)
+    after: tuple[int, int] | None = None
+
+    def offer(self, item: dict[str, Any]) -> None:
+        if self.after is None:
+            self.early.append(item)
+        elif _order(item["id"]) > self.after:
+            self.after = _order(item["id"])
+            self.queue.put_nowait(CLOSED if item["event"] == _CLOSED else item)
+
+
+class SharedEventBus:
+    """``EventBus``'s three methods and ``subscribe``, across processes."""
+
+    shared = True
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_PUBLISH)
+        self._outbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._subscribers: dict[str, set[_Subscriber]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listen for every process's events (raises when Redis does not answer)."""
+        await self._redis.ping()
+        self._tasks = [
+            asyncio.create_task(self._send(), name="events-out"),
+            asyncio.create_task(self._listen(), name="events-in"),
+        ]
+        await asyncio.wait_for(self._listening.wait(), 10)
+
+    async def stop(self, flush_seconds: float = 5.0) -> None:
+        """Send what is still queued (for at most ``flush_seconds``), then stop."""
+        self._outbox.put_nowait(None)
+        sender = self._tasks[0]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(sender), flush_seconds)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------- publishing
+    def open(self, job_id: str) -> None:
+        """Nothing to set up: a job's stream begins with its first event."""
+
+    def publish(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        self._outbox.put_nowait((job_id, orjson.dumps({"event": event, "data": data})))
+
+    def close(self, job_id: str) -> None:
+        """The job's events end here; a ``done`` said so already (else: deleted meanwhile)."""
+        self._outbox.put_nowait((job_id, orjson.dumps({"event": _CLOSED, "data": None})))
+
+    async def _send(self) -> None:
+        while True:
+            entry = await self._outbox.get()
+            if entry is None:
+                return
+            job_id, payload = entry
+            try:
+                await self._script(keys=[_PREFIX + job_id], args=[payload, KEEP_SECONDS, CHANNEL])
+            except _FAILURES as exc:  # the job goes on; its row stays the truth
+                log.warning("A job event could not be sent to Redis (%s).", type(exc).__name__)
+
+    # ------------------------------------------------------------------- listening
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                self._listening.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except _FAILURES as exc:  # reconnect; waiters read the database meanwhile
+                log.warning("Listening for job events on Redis failed (%s).", type(exc).__name__)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _dispatch(self, raw: bytes) -> None:
+        key, stream_id, payload = raw.split(b"\n", 2)
+        subscribers = self._subscribers.get(key.decode()[len(_PREFIX) :])
+        if not subscribers:
+            return
+        item = {**orjson.loads(payload), "id": stream_id.decode()}
+        for sub in subscribers:
+            sub.offer(item)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, job_id: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], asyncio.Queue[dict[str, Any]]] | None]:
+        """(the job's events so far, queue of the next ones), wherever the job runs."""
+        sub = _Subscriber()
+        self._subscribers.setdefault(job_id, set()).add(sub)
+        try:
+            history: list[dict[str, Any]] = []
+            try:
+                entries = await self._redis.xrange(_PREFIX + job_id)
+            except _FAILURES as exc:  # live events only; the caller reads the database too
+                log.warning("Reading job events from Redis failed (%s).", type(exc).__name__)
+                entries = []
+            for stream_id, fields in entries:
+                sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+                history.append({**orjson.loads(fields[b"e"]), "id": sid})
+            sub.after = _order(history[-1]["id"]) if history else (0, 0)
+            early, sub.early = sub.early, []
+            for item in early:
+                sub.offer(item)
+            if any(item["event"] == _CLOSED for item in history):
+                sub.queue.put_nowait(CLOSED)
+            yield [i for i in history if i["event"] != _CLOSED], sub.queue
+        finally:
+            subs = self._subscribers.get(job_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subscribers[job_id]
