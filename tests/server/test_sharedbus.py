@@ -14,11 +14,11 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 from nanobanana.server.events import CLOSED
-from nanobanana.server.security import StartupError
+from nanobanana.server.security import StartupError, hash_token
 from nanobanana.server.settings import Settings
 from nanobanana.server.sharedbus import SharedEventBus
 
-from .conftest import Api, running, upstream_requests
+from .conftest import Api, auth, running, upstream_requests
 from .test_worker import user_with_key, worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -176,3 +176,81 @@ async def test_a_redis_that_does_not_answer_stops_the_start_in_one_line(
     with pytest.raises(StartupError, match="Redis at NANOBANANA_REDIS_URL did not answer"):
         async with running(settings):
             pass
+
+
+@pytest.fixture
+def shared_pg_settings(pg_database: str, settings_for: Callable[..., Settings]) -> Settings:
+    """Two or more web processes on one PostgreSQL database and one Redis."""
+    from .conftest import _truncate
+
+    asyncio.run(_truncate(pg_database))
+    return settings_for(pg_database, redis_url=REDIS_URL)
+
+
+@pytest.mark.postgres
+async def test_a_revocation_on_one_process_holds_on_the_other_at_once(
+    shared_pg_settings: Settings,
+) -> None:
+    """A token that process B has just accepted (and cached for 30 s) is refused by B right
+    after it is revoked on A; likewise a replaced provider key and new defaults."""
+    async with running(shared_pg_settings) as a, running(shared_pg_settings) as b:
+        h = await a.user("alice")
+        token = a.tokens["alice"]
+        assert (await b.client.get("/api/auth/me", headers=h)).status_code == 200
+        assert b.services.auth_cache.get(hash_token(token)) is not None
+        assert (await a.client.post("/api/auth/logout", headers=h)).status_code == 204
+        assert await eventually(lambda: b.services.auth_cache.get(hash_token(token)) is None)
+        assert (await b.client.get("/api/auth/me", headers=h)).status_code == 401
+
+        h = auth(await a.login("alice"))
+        user_id = (await b.client.get("/api/auth/me", headers=h)).json()["id"]
+        b.services.key_cache.put(user_id, {"openrouter": "old"})
+        b.services.defaults_cache.put(user_id, None, b.services.defaults_cache.epoch())
+        await a.put_key(h, "openrouter", "sk-or-v1-" + "1" * 64)
+        assert await eventually(lambda: b.services.key_cache.get(user_id) is None)
+        r = await a.client.put("/api/settings/defaults", json={"aspect_ratio": "16:9"}, headers=h)
+        assert r.status_code == 200, r.text
+        assert await eventually(lambda: b.services.defaults_cache.get(user_id) == (False, None))
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 1.0) -> bool:
+    """Whether ``check`` holds within ``seconds`` (the bound the service promises)."""
+    for _ in range(int(seconds / 0.01)):
+        if check():
+            return True
+        await asyncio.sleep(0.01)
+    return check()
+
+
+def test_the_server_extra_alone_needs_no_redis_nor_task_queue(tmp_path: Any) -> None:
+    """``pip install '.[server]'`` has neither redis nor procrastinate: the embedded service
+    starts and generates without them (checked with their imports blocked)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('redis', 'procrastinate', 'psycopg', 'asyncpg'):\n"
+        "    sys.modules[name] = None\n"
+        "import asyncio, httpx\n"
+        "from nanobanana.server.app import create_app\n"
+        "from nanobanana.server.settings import Settings\n"
+        "async def main():\n"
+        f"    app = create_app(Settings(data_dir={str(tmp_path)!r}, demo=True))\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        t = httpx.ASGITransport(app=app)\n"
+        "        async with httpx.AsyncClient(transport=t, base_url='http://x') as c:\n"
+        "            body = {'username': 'ann', 'password': 'correct horse battery'}\n"
+        "            await c.post('/api/auth/register', json=body)\n"
+        "            r = await c.post('/api/auth/login', json=body)\n"
+        "            h = {'Authorization': 'Bearer ' + r.json()['access_token']}\n"
+        "            r = await c.post('/api/nano-banana/generate', json={'prompt': 'a fox'},\n"
+        "                             headers=h)\n"
+        "            print(r.status_code, len(r.json()['images']))\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["200", "1"]

@@ -38,9 +38,9 @@ class AuthCache:
     generation itself, the largest database cost of a generation.  What can end a token's
     validity early goes through this process's routes and drops the user's entries at once
     (``forget_user``): logout, revoking a token, an admin disabling an account or changing its
-    role.  A token's own expiry is checked on every hit.  ``ttl`` bounds how long another
-    process sharing the database could still accept a revoked token (one process is the
-    supported deployment; see docs/server.md).
+    role.  A token's own expiry is checked on every hit.  Processes sharing a Redis tell each
+    other within milliseconds (``broadcast``); without it ``ttl`` bounds how long another
+    process sharing the database could still accept a revoked token.
 
     Each hit returns fresh, transient ``User`` and ``Token`` objects (never instances shared
     between requests, so one request's session cannot expire another's).  Unknown tokens are
@@ -91,7 +91,17 @@ class AuthCache:
             {f: getattr(token, f) for f in _TOKEN_FIELDS},
         )
 
+    #: Tells the other processes (``sharedbus.share_caches``), when they share a Redis.
+    broadcast: Callable[[str], None] | None = None
+
     def forget_user(self, user_id: str) -> None:
-        """Drop every cached token of ``user_id`` (call after the change is committed)."""
+        """Drop every cached token of ``user_id`` (call after the change is committed), here
+        and, with a shared Redis, in every process."""
+        self.drop_user(user_id)
+        if self.broadcast is not None:
+            self.broadcast(user_id)
+
+    def drop_user(self, user_id: str) -> None:
+        """``forget_user`` in this process only."""
         self._epoch += 1
         self._entries = {k: v for k, v in self._entries.items() if v.user["id"] != user_id}

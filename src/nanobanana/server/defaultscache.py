@@ -64,7 +64,16 @@ class DefaultsCache:
                 self._entries.clear()
         self._entries[user_id] = (self._clock() + self.ttl, value)
 
+    #: Tells the other processes (``sharedbus.share_caches``).
+    broadcast: Callable[[str], None] | None = None
+
     def forget(self, user_id: str) -> None:
+        """Drop ``user_id``'s defaults here and, with a shared Redis, in every process."""
+        self.drop(user_id)
+        if self.broadcast is not None:
+            self.broadcast(user_id)
+
+    def drop(self, user_id: str) -> None:
         self._epoch += 1
         self._entries.pop(user_id, None)
 

@@ -13,7 +13,8 @@ class KeyCache:
     query and the Fernet decryption were a sizeable part of a generation's CPU.  PUT/DELETE of
     a key and the admin switch drop the entry at once (``forget``), so in this process the next
     generation uses the new key; ``ttl`` bounds how long another process of the same database
-    could still use a replaced key.  Plaintext keys only live in this process's memory, as
+    could still use a replaced key (processes sharing a Redis tell each other at once).
+    Plaintext keys only live in this process's memory, as
     they already did for the call itself: never logged (no ``repr``), never persisted.
     """
 
@@ -43,7 +44,17 @@ class KeyCache:
                 self._keys.clear()
         self._keys[user_id] = (self._clock() + self.ttl, keys)
 
+    #: Tells the other processes (``sharedbus.share_caches``): ("keys", user id) or
+    #: ("allowed", "").
+    broadcast: Callable[[str, str], None] | None = None
+
     def forget(self, user_id: str) -> None:
+        """Drop ``user_id``'s keys here and, with a shared Redis, in every process."""
+        self.drop(user_id)
+        if self.broadcast is not None:
+            self.broadcast("keys", user_id)
+
+    def drop(self, user_id: str) -> None:
         self._keys.pop(user_id, None)
 
     def get_allowed(self) -> bool | None:
@@ -55,4 +66,9 @@ class KeyCache:
         self._allowed = (self._clock() + self.ttl, value)
 
     def forget_allowed(self) -> None:
+        self.drop_allowed()
+        if self.broadcast is not None:
+            self.broadcast("allowed", "")
+
+    def drop_allowed(self) -> None:
         self._allowed = None

@@ -110,6 +110,11 @@ async def start_services(
         http=http,
         listings=Listings(ListingCache(settings.listings_dir)),
     )
+    if bus.shared:  # redis is imported only when configured (the redis extra)
+        from .sharedbus import SharedEventBus, share_caches
+
+        assert isinstance(bus, SharedEventBus)
+        share_caches(services, bus)
     await check_and_rotate_keys(services)
     # Only the jobs of processes that are gone are reconciled: others may share the database.
     leases = Leases(services)

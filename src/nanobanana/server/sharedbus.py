@@ -8,6 +8,10 @@ one pub/sub channel that every process listens to.  A subscriber registers for t
 first, then reads the stream so far: nothing falls between the two, and what arrives twice is
 recognised by its stream id.  The stream ids are the events' ids (``id:`` of the SSE events).
 
+The same channel machinery carries cache invalidations (``share_caches``): a revoked token, a
+replaced key or new defaults take effect on every process within milliseconds, not after the
+caches' 30 s.
+
 A publisher never waits for Redis: events are handed to one sender task per process, which
 keeps their order.  If Redis is unreachable the events are dropped with a warning, not the
 job: the job's row in the database stays the truth, and every waiter falls back to reading it
@@ -19,22 +23,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.exceptions import RedisError
 
 from .events import CLOSED
 
-__all__ = ["KEEP_SECONDS", "SharedEventBus"]
+if TYPE_CHECKING:
+    from .services import Services
+
+__all__ = ["KEEP_SECONDS", "SharedEventBus", "share_caches"]
 
 log = logging.getLogger("nanobanana.server")
 
 #: How long a job's events stay readable after its last one.
 KEEP_SECONDS = 600
 CHANNEL = "nanobanana:events"
+INVALIDATE = "nanobanana:invalidate"
 _PREFIX = "nanobanana:job:"
 #: The marker of a channel closed without ``done`` (the job was deleted while it ran).
 _CLOSED = "__closed__"
@@ -79,7 +88,12 @@ class SharedEventBus:
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self._script = redis.register_script(_PUBLISH)
+        #: (job id, event) or (``INVALIDATE``, message); None stops the sender.
         self._outbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        #: This process, to skip its own invalidations.
+        self._origin = uuid.uuid4().hex.encode()
+        #: Applies another process's invalidation here (``share_caches``).
+        self.on_invalidate: Callable[[str, str], None] | None = None
         self._subscribers: dict[str, set[_Subscriber]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
@@ -114,14 +128,22 @@ class SharedEventBus:
         """The job's events end here; a ``done`` said so already (else: deleted meanwhile)."""
         self._outbox.put_nowait((job_id, orjson.dumps({"event": _CLOSED, "data": None})))
 
+    def invalidate(self, kind: str, arg: str) -> None:
+        """Tell the other processes to drop a cache entry (``share_caches``)."""
+        message = b"\n".join((self._origin, kind.encode(), arg.encode()))
+        self._outbox.put_nowait((INVALIDATE, message))
+
     async def _send(self) -> None:
         while True:
             entry = await self._outbox.get()
             if entry is None:
                 return
-            job_id, payload = entry
+            target, payload = entry
             try:
-                await self._script(keys=[_PREFIX + job_id], args=[payload, KEEP_SECONDS, CHANNEL])
+                if target == INVALIDATE:
+                    await self._redis.publish(INVALIDATE, payload)
+                    continue
+                await self._script(keys=[_PREFIX + target], args=[payload, KEEP_SECONDS, CHANNEL])
             except _FAILURES as exc:  # the job goes on; its row stays the truth
                 log.warning("A job event could not be sent to Redis (%s).", type(exc).__name__)
 
@@ -130,10 +152,14 @@ class SharedEventBus:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(CHANNEL, INVALIDATE)
                 self._listening.set()
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                    if message.get("type") != "message":
+                        continue
+                    if message["channel"] in (INVALIDATE, INVALIDATE.encode()):
+                        self._invalidated(message["data"])
+                    else:
                         self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
@@ -143,6 +169,11 @@ class SharedEventBus:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    def _invalidated(self, raw: bytes) -> None:
+        origin, kind, arg = raw.split(b"\n", 2)
+        if origin != self._origin and self.on_invalidate is not None:
+            self.on_invalidate(kind.decode(), arg.decode())
 
     def _dispatch(self, raw: bytes) -> None:
         key, stream_id, payload = raw.split(b"\n", 2)
@@ -183,3 +214,26 @@ class SharedEventBus:
                 subs.discard(sub)
                 if not subs:
                     del self._subscribers[job_id]
+
+
+def share_caches(services: Services, bus: SharedEventBus) -> None:
+    """Every cache drop (a revoked token, a replaced key, new defaults, the server-keys
+    switch) is told to the other processes, which drop the same entry at once.  If Redis
+    is away, the caches' own 30 s bound the staleness, as with one process per database."""
+    auth, keys, defaults = services.auth_cache, services.key_cache, services.defaults_cache
+    auth.broadcast = lambda user_id: bus.invalidate("auth", user_id)
+    keys.broadcast = bus.invalidate
+    defaults.broadcast = lambda user_id: bus.invalidate("defaults", user_id)
+    drops: dict[str, Callable[[str], None]] = {
+        "auth": auth.drop_user,
+        "keys": keys.drop,
+        "allowed": lambda _: keys.drop_allowed(),
+        "defaults": defaults.drop,
+    }
+
+    def apply(kind: str, arg: str) -> None:
+        drop = drops.get(kind)
+        if drop is not None:
+            drop(arg)
+
+    bus.on_invalidate = apply
