@@ -254,3 +254,84 @@ def test_the_server_extra_alone_needs_no_redis_nor_task_queue(tmp_path: Any) -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["200", "1"]
+
+
+async def test_a_rate_limit_on_redis_holds_across_processes_and_counts_once() -> None:
+    """Two processes' limiters on one Redis share the count: concurrent takes never pass the
+    limit together, the wait is what the oldest event leaves, and a reset clears it."""
+    import redis.asyncio
+
+    from nanobanana.server.sharedlimits import RedisRateLimiter
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    a_client = redis.asyncio.Redis.from_url(REDIS_URL)
+    b_client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        a = RedisRateLimiter(a_client, name, 5, 60.0)
+        b = RedisRateLimiter(b_client, name, 5, 60.0)
+        results = await asyncio.gather(*(lim.take("ann") for lim in [a, b] * 10))
+        assert sum(r is None for r in results) == 5
+        waits = [r for r in results if r is not None]
+        assert all(59 < w <= 60 for w in waits)
+        assert await a.retry_after("bob") is None
+        await b.hit("bob")
+        assert await a.retry_after("bob") is None  # one of five
+        await a.reset("ann")
+        assert await b.take("ann") is None
+    finally:
+        await a_client.aclose()
+        await b_client.aclose()
+
+
+async def test_a_rate_limit_without_redis_counts_in_the_process() -> None:
+    """Redis going away lifts no limit: each process counts in its own memory meanwhile."""
+    import redis.asyncio
+
+    from nanobanana.server.sharedlimits import RedisRateLimiter
+
+    client = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0")
+    try:
+        limiter = RedisRateLimiter(client, "away", 2, 60.0)
+        assert await limiter.take("ann") is None
+        assert await limiter.take("ann") is None
+        wait = await limiter.take("ann")
+        assert wait is not None and wait > 59
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.postgres
+async def test_generation_and_login_limits_hold_across_two_web_processes(
+    pg_database: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """A user's generations per minute count on both web processes together, and failed
+    logins on one lock the account out on the other."""
+    from .conftest import _truncate
+
+    await asyncio.to_thread(lambda: asyncio.run(_truncate(pg_database)))
+    settings = settings_for(
+        pg_database,
+        redis_url=REDIS_URL,
+        generations_per_minute=3,
+        login_max_failures_per_account=2,
+    )
+    async with running(settings) as a, running(settings) as b:
+        h = await user_with_key(a)
+        codes = []
+        for web in (a, b, a, b):
+            r = await web.client.post(
+                "/api/generations", json={"prompt": "a fox [emulator:latency:0]"}, headers=h
+            )
+            codes.append(r.status_code)
+        assert codes == [202, 202, 202, 429], codes
+        carol = f"carol{uuid.uuid4().hex[:8]}"  # Redis keeps the count beyond this test
+        await a.register(carol)
+        for _ in range(2):
+            r = await a.client.post(
+                "/api/auth/login", json={"username": carol, "password": "wrong password!"}
+            )
+            assert r.status_code == 401
+        r = await b.client.post(
+            "/api/auth/login", json={"username": carol, "password": "correct horse battery"}
+        )
+        assert r.status_code == 429, r.text

@@ -78,7 +78,7 @@ async def sign_in(
     piling up tokens."""
     account = username.lower()
     guard = services.login_guard
-    wait = guard.retry_after(account, address)
+    wait = await guard.retry_after(account, address)
     if wait is not None:
         raise TooManyAttempts(f"Too many failed logins; try again in {wait} s.", retry_after=wait)
     user = await session.scalar(select(User).where(User.username_key == account))
@@ -87,9 +87,9 @@ async def sign_in(
         password, user.password_hash if user is not None else None
     )
     if user is None or not ok or not user.is_active:
-        guard.failed(account, address)
+        await guard.failed(account, address)
         raise InvalidCredentials(INVALID_CREDENTIALS)
-    guard.succeeded(account)
+    await guard.succeeded(account)
     token = new_token()
     now = services.now()
     row = Token(

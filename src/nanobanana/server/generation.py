@@ -190,19 +190,17 @@ async def _check_owned(
             )
 
 
-def _check_rate(services: Services, user_id: str, *, count: bool) -> None:
+async def _check_rate(services: Services, user_id: str, *, count: bool) -> None:
     """At most ``generations_per_minute`` new generations per user.  Only accepted ones
     count: a request is checked on arrival (a flood is refused before any work) and counted
     once its job row is in (``count``), in the same step as a second check, so concurrent
     requests cannot slip past the limit.  Requests refused as invalid, and duplicates that
     lose an idempotency race or are answered by a replay, never count."""
     limiter = services.generation_limiter
-    wait = limiter.retry_after(user_id)
+    wait = await (limiter.take(user_id) if count else limiter.retry_after(user_id))
     if wait is not None:
         seconds = max(1, math.ceil(wait))
         raise RateLimited(f"Too many generations; try again in {seconds} s.", retry_after=seconds)
-    if count:
-        limiter.hit(user_id)
 
 
 async def find_replay(
@@ -255,7 +253,7 @@ async def create_job(
         if found is not None:
             await session.commit()
             return found, True
-    _check_rate(services, user_id, count=False)
+    await _check_rate(services, user_id, count=False)
     manager = services.job_manager
     await manager.check_capacity(user_id)
     prepared = await prepare(session, services, user, body, references)
@@ -312,7 +310,7 @@ async def create_job(
         # The row in one step (``db.direct``): the hot path's only write at intake.
         await manager.insert(row)
         try:
-            _check_rate(services, user_id, count=True)
+            await _check_rate(services, user_id, count=True)
         except RateLimited:  # others were accepted meanwhile: this one is not
             await services.tx.run(lambda conn: conn.execute(delete(Job).where(Job.id == job.id)))
             raise

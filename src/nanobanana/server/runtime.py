@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import select
@@ -37,6 +39,7 @@ from .security import (
     LoginGuard,
     MemoryRateLimiter,
     Passwords,
+    RateLimiter,
     StartupError,
     load_master_keys,
 )
@@ -94,7 +97,9 @@ async def start_services(
     stack.push_async_callback(http.close)
     tx = Transactions(engine)
     stack.callback(tx.close)
-    bus = await _bus(stack, settings)
+    redis = await _redis(stack, settings)
+    bus = await _bus(stack, redis)
+    limiter = _limiters(settings, redis)
     services = Services(
         settings=settings,
         engine=engine,
@@ -103,8 +108,8 @@ async def start_services(
         store=LocalImageStore(settings.images_dir),
         vault=vault,
         passwords=Passwords(settings),
-        login_guard=LoginGuard(settings),
-        generation_limiter=MemoryRateLimiter(settings.generations_per_minute, 60.0),
+        login_guard=LoginGuard(settings, limiter=limiter),
+        generation_limiter=limiter("generations", settings.generations_per_minute, 60.0),
         catalog=Catalog(),
         bus=bus,
         http=http,
@@ -142,27 +147,44 @@ async def start_services(
     return services
 
 
-async def _bus(stack: AsyncExitStack, settings: Settings) -> Bus:
-    """This process's event bus, or with Redis every process's (stopped after the job manager,
-    so that the last events are sent)."""
+async def _redis(stack: AsyncExitStack, settings: Settings) -> Any:
+    """The Redis client the processes share (``NANOBANANA_REDIS_URL``), or None."""
     if settings.redis_url is None:
-        return EventBus()
+        return None
     import redis.asyncio
-
-    from .sharedbus import SharedEventBus
 
     client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
     stack.push_async_callback(client.aclose)
-    bus = SharedEventBus(client)
     try:
-        await bus.start()
+        await client.ping()
     except (OSError, TimeoutError, redis.exceptions.RedisError) as exc:
         raise StartupError(
             f"Redis at NANOBANANA_REDIS_URL did not answer ({type(exc).__name__}): start it, or "
-            "unset the variable to keep job events in each process."
+            "unset the variable to keep job events and limits in each process."
         ) from None
+    return client
+
+
+async def _bus(stack: AsyncExitStack, redis: Any) -> Bus:
+    """This process's event bus, or with Redis every process's (stopped after the job manager,
+    so that the last events are sent)."""
+    if redis is None:
+        return EventBus()
+    from .sharedbus import SharedEventBus
+
+    bus = SharedEventBus(redis)
+    await bus.start()
     stack.push_async_callback(bus.stop)
     return bus
+
+
+def _limiters(settings: Settings, redis: Any) -> Callable[[str, int, float], RateLimiter]:
+    """Makes the rate limits: in this process, or with Redis across all of them."""
+    if redis is None:
+        return lambda _name, limit, window: MemoryRateLimiter(limit, window)
+    from .sharedlimits import RedisRateLimiter
+
+    return lambda name, limit, window: RedisRateLimiter(redis, name, limit, window)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

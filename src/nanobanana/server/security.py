@@ -160,19 +160,25 @@ def _read_key_file(path: Path) -> list[bytes]:
 
 # ---------------------------------------------------------------------------- rate limits
 class RateLimiter(Protocol):
-    """Counts events per key in a sliding window (in memory here; Redis could back it)."""
+    """Counts events per key in a sliding window: in this process (``MemoryRateLimiter``) or
+    in every process sharing a Redis (``sharedlimits.RedisRateLimiter``)."""
 
-    def retry_after(self, key: str) -> float | None:
+    limit: int
+
+    async def retry_after(self, key: str) -> float | None:
         """Seconds until ``key`` may try again, or None when it is not limited."""
         ...
 
-    def hit(self, key: str) -> None: ...
-
-    def forget(self, key: str) -> None:
-        """Take back one hit of ``key`` (an attempt that turned out not to count)."""
+    async def take(self, key: str) -> float | None:
+        """Count one event of ``key`` unless it is limited, in one step (None: counted; else
+        the seconds to wait, and nothing counted)."""
         ...
 
-    def reset(self, key: str) -> None: ...
+    async def hit(self, key: str) -> None:
+        """Count one event of ``key``, limited or not."""
+        ...
+
+    async def reset(self, key: str) -> None: ...
 
 
 class MemoryRateLimiter:
@@ -196,53 +202,68 @@ class MemoryRateLimiter:
             return None
         return hits
 
-    def retry_after(self, key: str) -> float | None:
+    def _wait(self, key: str) -> float | None:
         hits = self._prune(key)
         if hits is None or len(hits) < self.limit:
             return None
         return max(0.0, hits[0] + self.window - self._clock())
 
-    def hit(self, key: str) -> None:
+    def _count(self, key: str) -> None:
         self._prune(key)
         self._hits.setdefault(key, deque()).append(self._clock())
         if len(self._hits) > 100_000:  # bound memory under a flood of distinct keys
             for k in list(self._hits)[:10_000]:
                 self._prune(k)
 
-    def forget(self, key: str) -> None:
-        hits = self._hits.get(key)
-        if hits:
-            hits.pop()
-            if not hits:
-                del self._hits[key]
+    async def retry_after(self, key: str) -> float | None:
+        return self._wait(key)
 
-    def reset(self, key: str) -> None:
+    async def take(self, key: str) -> float | None:
+        wait = self._wait(key)
+        if wait is None:
+            self._count(key)
+        return wait
+
+    async def hit(self, key: str) -> None:
+        self._count(key)
+
+    async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
 
 
 class LoginGuard:
-    """Failed-login limits per account and per client address."""
+    """Failed-login limits per account and per client address (``limiter(limit, window)``
+    makes each counter: in memory by default, on Redis when processes share one)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        limiter: Callable[[str, int, float], RateLimiter] | None = None,
+    ) -> None:
         window = settings.login_window_seconds
-        self.accounts: RateLimiter = MemoryRateLimiter(
-            settings.login_max_failures_per_account, window, clock
-        )
-        self.addresses: RateLimiter = MemoryRateLimiter(
-            settings.login_max_failures_per_address, window, clock
-        )
 
-    def retry_after(self, account: str, address: str) -> int | None:
+        def memory(_name: str, limit: int, seconds: float) -> RateLimiter:
+            return MemoryRateLimiter(limit, seconds, clock)
+
+        make = limiter or memory
+        self.accounts = make("login-account", settings.login_max_failures_per_account, window)
+        self.addresses = make("login-address", settings.login_max_failures_per_address, window)
+
+    async def retry_after(self, account: str, address: str) -> int | None:
         waits = [
             w
-            for w in (self.accounts.retry_after(account), self.addresses.retry_after(address))
+            for w in (
+                await self.accounts.retry_after(account),
+                await self.addresses.retry_after(address),
+            )
             if w is not None
         ]
         return max(1, math.ceil(max(waits))) if waits else None
 
-    def failed(self, account: str, address: str) -> None:
-        self.accounts.hit(account)
-        self.addresses.hit(address)
+    async def failed(self, account: str, address: str) -> None:
+        await self.accounts.hit(account)
+        await self.addresses.hit(address)
 
-    def succeeded(self, account: str) -> None:
-        self.accounts.reset(account)
+    async def succeeded(self, account: str) -> None:
+        await self.accounts.reset(account)
