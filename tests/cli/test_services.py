@@ -213,3 +213,40 @@ def test_serve_runs_the_service_and_demo_flag_overrides_the_default(tmp_path: Pa
         # No provider key in the environment would turn demo mode on; --no-demo keeps it off.
         assert health["status"] == "ok"
         assert health["demo"] is False
+
+
+def test_serve_with_workers_runs_several_processes_on_one_port(tmp_path: Path) -> None:
+    """`nanobanana serve --workers 2` on the embedded default: two processes answer on the
+    port, each registered as the worker of the jobs it accepts, and generations succeed."""
+    import httpx
+
+    port = free_port()
+    data = tmp_path / "srv"
+    url = f"http://127.0.0.1:{port}"
+    with running(
+        ["serve", "--port", str(port), "--demo", "--workers", "2", "--data-dir", str(data)],
+        f"{url}/healthz",
+        env=FAST_HASH,
+    ) as health:
+        assert health["demo"] is True
+        body = {"username": "ann", "password": "correct horse battery"}
+        assert httpx.post(f"{url}/api/auth/register", json=body).status_code == 201
+        token = httpx.post(f"{url}/api/auth/login", json=body).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 30
+        while True:
+            with sqlite3.connect(data / "nanobanana.db") as db:
+                pids = {row[0] for row in db.execute("SELECT pid FROM workers")}
+            if len(pids) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(pids) == 2
+        for i in range(6):
+            r = httpx.post(
+                f"{url}/api/nano-banana/generate", json={"prompt": f"fox {i}"}, headers=h
+            )
+            assert r.status_code == 200, r.text
+            assert len(r.json()["images"]) == 1
+        with sqlite3.connect(data / "nanobanana.db") as db:
+            statuses = [row[0] for row in db.execute("SELECT status FROM jobs")]
+        assert statuses == ["succeeded"] * 6

@@ -32,6 +32,14 @@ def register(sub: Any) -> None:
         "(default: on when no provider key is configured)",
     )
     p.add_argument("--data-dir", metavar="DIR", help="database, images and master key folder")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="web processes on this port (default 1); each runs the jobs it accepts unless "
+        "NANOBANANA_JOBS=external, and NANOBANANA_REDIS_URL makes them share events and limits",
+    )
     p.set_defaults(func=run_serve)
 
     w = sub.add_parser(
@@ -97,13 +105,15 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more.")
     settings = _settings(args, demo=args.demo)
     from ..server import run
 
     try:
         from ..server.security import StartupError
 
-        run(settings, args.host, args.port)
+        run(settings, args.host, args.port, workers=args.workers)
     except ModuleNotFoundError as exc:  # fastapi & co. are imported when the app is built
         raise _needs_server_extra(exc) from exc
     except StartupError as exc:  # a port in use, a bad master key: one line, not a traceback

@@ -22,6 +22,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return factory(settings)
 
 
+def worker_app() -> FastAPI:
+    """The app of one of the processes of ``run(workers=N)``, from the environment."""
+    import logging
+
+    from .memory import keep_buffers_mapped
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    keep_buffers_mapped()
+    return create_app()
+
+
 def check_port(host: str, port: int) -> None:
     """Bind ``host:port`` for a moment, as uvicorn will (``StartupError`` saying what to do
     when it cannot): a port in use is found before anything is set up."""
@@ -49,9 +61,15 @@ def check_port(host: str, port: int) -> None:
 
 
 def run(
-    settings: Settings, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int = 1,
+    **uvicorn_options: Any,
 ) -> None:
-    """Serve the app (blocking) until interrupted."""
+    """Serve the app (blocking) until interrupted; ``workers`` processes share the port (each
+    builds its app from the environment, which ``settings`` are written back to)."""
     import logging
 
     import uvicorn
@@ -73,8 +91,20 @@ def run(
         logging.getLogger("nanobanana.server").warning(
             "Starting in DEMO MODE: images for users without a key are synthetic."
         )
+    app: Any
+    if workers > 1:
+        import os
+
+        # Each process builds its own app, from the environment: the options given on the
+        # command line go there first.
+        os.environ["NANOBANANA_DATA_DIR"] = str(settings.data_dir)
+        os.environ["NANOBANANA_DEMO"] = "true" if settings.demo_enabled else "false"
+        app = "nanobanana.server:worker_app"
+        uvicorn_options.update(factory=True, workers=workers)
+    else:
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds) + 5),
