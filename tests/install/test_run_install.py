@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from nanobanana.emulator import EmulatorServer
 
@@ -407,6 +408,7 @@ def test_web_and_worker_processes_from_the_run_install(tmp_path: Path, emu: Emul
             NANOBANANA_GEMINI_BASE_URL=emu.gemini_url,
             NANOBANANA_DATABASE_URL=database,
             NANOBANANA_JOBS="external",
+            NANOBANANA_MASTER_KEYS=Fernet.generate_key().decode(),
         )
         data = tmp_path / "data"
         with serve_process(run_env_bin("nanobanana"), data, env, "--no-demo") as url:

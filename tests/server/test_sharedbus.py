@@ -19,7 +19,7 @@ from nanobanana.server.settings import Settings
 from nanobanana.server.sharedbus import SharedEventBus
 
 from .conftest import Api, auth, running, upstream_requests
-from .test_worker import user_with_key, worker
+from .test_worker import MASTER_KEY, user_with_key, worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -117,7 +117,7 @@ def redis_settings(
 
     database = request.getfixturevalue("pg_database")
     asyncio.run(_truncate(database))
-    return settings_for(database, jobs="external", redis_url=REDIS_URL)
+    return settings_for(database, jobs="external", master_keys=MASTER_KEY, redis_url=REDIS_URL)
 
 
 async def test_an_event_stream_follows_a_job_through_redis(

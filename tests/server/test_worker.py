@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import update
 
 from nanobanana.emulator import EmulatorServer
@@ -28,6 +29,9 @@ from .conftest import OPENROUTER_CANARY, Api, running, upstream_requests
 from .test_leases import job_of, wait_status
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
+
+#: The master key the web and worker processes share (NANOBANANA_MASTER_KEYS).
+MASTER_KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture
@@ -71,7 +75,7 @@ async def test_the_seed_endpoint_answers_with_what_a_worker_made(
     """The design notes' POST /api/nano-banana/generate on a web process that runs no job:
     the job is queued with its task in one transaction, a worker runs it, the route answers
     with its images; the upstream saw the prompt once."""
-    settings = settings_for(pg_url, jobs="external")
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
     marker = uuid.uuid4().hex
     async with running(settings) as web, worker(settings):
         h = await user_with_key(web)
@@ -94,7 +98,7 @@ async def test_queued_jobs_wait_for_a_worker_and_run_when_one_starts(
     """The asynchronous API answers 202 at once; with no worker running the job stays queued
     (no web process runs it, and a web process starting does not end it); the first worker
     to start runs it."""
-    settings = settings_for(pg_url, jobs="external")
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
@@ -123,7 +127,7 @@ async def test_a_job_delivered_twice_is_sent_upstream_once(
 ) -> None:
     """The task queue may deliver a job again (a stalled worker's jobs are handed on): the row
     decides, so the second delivery finds it claimed or ended and sends nothing."""
-    settings = settings_for(pg_url, jobs="external")
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
@@ -148,7 +152,7 @@ async def test_a_queued_row_without_its_task_is_queued_again(
 ) -> None:
     """A queued row whose task is gone (a delivery cancelled by a worker's shutdown) is found
     by the workers' sweep after the lease and queued again, then run once."""
-    settings = settings_for(pg_url, jobs="external", worker_lease_seconds=1)
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, worker_lease_seconds=1)
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
@@ -172,7 +176,7 @@ async def test_a_job_a_gone_worker_claimed_is_interrupted_not_resent(
     """A row claimed by a worker that is gone (it may have been billed) is ended as
     ``interrupted`` by a live worker's reconciliation, and its task handed on finds nothing
     to send."""
-    settings = settings_for(pg_url, jobs="external", worker_lease_seconds=1)
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, worker_lease_seconds=1)
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
@@ -221,6 +225,7 @@ async def start_worker_process(settings: Settings, log: Path, **env: str) -> Pro
         "NANOBANANA_GEMINI_BASE_URL": str(settings.gemini_base_url),
         "NANOBANANA_RETRY_MAX_ATTEMPTS": "1",
         "NANOBANANA_WORKER_LEASE_SECONDS": str(settings.worker_lease_seconds),
+        "NANOBANANA_MASTER_KEYS": MASTER_KEY,
         **env,
     }
     with log.open("ab") as out:
@@ -268,7 +273,7 @@ async def test_a_worker_killed_mid_flight_loses_no_job_and_sends_none_twice(
     delivered but waiting for the user's slot (not claimed).  Within the lease the first is
     ``interrupted`` (may be billed, never re-sent) and the second runs on another worker;
     each prompt reached the upstream once, and no key reached a log."""
-    settings = settings_for(pg_url, jobs="external", worker_lease_seconds=2)
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, worker_lease_seconds=2)
     log = tmp_path / "workers.log"
     first_marker, second_marker = uuid.uuid4().hex, uuid.uuid4().hex
     async with running(settings) as web:
@@ -352,6 +357,7 @@ async def test_a_worker_loads_no_web_framework(
         "NANOBANANA_DATA_DIR": str(settings.data_dir),
         "NANOBANANA_DATABASE_URL": settings.resolved_database_url,
         "NANOBANANA_DEMO": "false",
+        "NANOBANANA_MASTER_KEYS": MASTER_KEY,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, env=env, stdout=asyncio.subprocess.PIPE
@@ -359,3 +365,21 @@ async def test_a_worker_loads_no_web_framework(
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0
     assert out.decode().strip().splitlines()[-1] == "[]"
+
+
+def test_a_worker_never_makes_a_master_key_of_its_own(tmp_path: Path) -> None:
+    """A worker (or an external-jobs web process) with no master key would make its own, and
+    then could not read the keys the others stored: it stops with one line saying what to set."""
+    from nanobanana.server.security import StartupError, load_master_keys
+
+    settings = Settings(data_dir=tmp_path, database_url="postgresql+asyncpg://x@127.0.0.1/x")
+    with pytest.raises(StartupError, match="set NANOBANANA_MASTER_KEYS"):
+        load_master_keys(settings, create=False)
+    external = Settings(
+        data_dir=tmp_path, database_url="postgresql+asyncpg://x@127.0.0.1/x", jobs="external"
+    )
+    with pytest.raises(StartupError, match="need the same master key"):
+        load_master_keys(external)
+    assert not (tmp_path / "master.key").exists()
+    assert load_master_keys(Settings(data_dir=tmp_path))  # the embedded default makes one
+    assert (tmp_path / "master.key").exists()

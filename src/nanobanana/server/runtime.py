@@ -87,7 +87,7 @@ async def start_services(
     import aiohttp
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    vault = KeyVault(load_master_keys(settings))
+    vault = KeyVault(load_master_keys(settings, create=None if accepts_jobs else False))
     engine = create_engine(settings.resolved_database_url)
     stack.push_async_callback(engine.dispose)
     await upgrade_database(engine)

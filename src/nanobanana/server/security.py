@@ -124,13 +124,24 @@ class KeyVault:
         return self._multi.rotate(token)
 
 
-def load_master_keys(settings: Settings) -> list[bytes]:
-    """From ``NANOBANANA_MASTER_KEYS``, else the key file (created with mode 0600 if absent)."""
+def load_master_keys(settings: Settings, *, create: bool | None = None) -> list[bytes]:
+    """From ``NANOBANANA_MASTER_KEYS``, else the key file, created with mode 0600 if absent
+    when ``create`` (by default: when this process runs its own jobs).  A process that shares
+    the database with others (a worker, a web process of ``NANOBANANA_JOBS=external``) never
+    makes a key of its own: the keys the others stored would be unreadable to it, and its
+    own to them."""
     if settings.master_keys:
         return [k.get_secret_value().encode("ascii", "replace") for k in settings.master_keys]
     path = settings.resolved_master_key_file
     if path.exists():
         return _read_key_file(path)
+    if not (settings.jobs == "embedded" if create is None else create):
+        raise StartupError(
+            "Processes that share a database need the same master key: set "
+            "NANOBANANA_MASTER_KEYS to the key the others use (or copy their master.key to "
+            f"{path}). Make one with: python -c \"from cryptography.fernet import Fernet; "
+            'print(Fernet.generate_key().decode())"'
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key()
     try:

@@ -97,7 +97,7 @@ def run_worker(settings: Settings) -> None:
     from .security import KeyVault, load_master_keys
 
     keep_buffers_mapped()
-    KeyVault(load_master_keys(settings))  # a bad master key stops here, with one line
+    KeyVault(load_master_keys(settings, create=False))  # stops here, with one line
     from .db.migrate import migrate_in_child
 
     migrate_in_child(settings.resolved_database_url)
