@@ -139,7 +139,7 @@ def load_master_keys(settings: Settings, *, create: bool | None = None) -> list[
         raise StartupError(
             "Processes that share a database need the same master key: set "
             "NANOBANANA_MASTER_KEYS to the key the others use (or copy their master.key to "
-            f"{path}). Make one with: python -c \"from cryptography.fernet import Fernet; "
+            f'{path}). Make one with: python -c "from cryptography.fernet import Fernet; '
             'print(Fernet.generate_key().decode())"'
         )
     path.parent.mkdir(parents=True, exist_ok=True)
