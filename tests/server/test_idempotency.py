@@ -149,3 +149,37 @@ async def test_async_endpoint_replays_the_job(api: Api, emulator: EmulatorServer
     other = await api.client.post(GEN, json=body, headers={**h, **key})
     assert other.status_code == 422
     assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_a_replay_whose_image_file_is_gone_says_what_to_fix(api: Api) -> None:
+    """The job and its image row are there, the file is not (a worker on another host wrote
+    it to its own folder): the seed endpoint and the OpenRouter dialect answer a clear 500
+    naming the setting, not a traceback."""
+    h = await _user_with_key(api, "ann")
+    headers = {**h, "Idempotency-Key": "gone-1"}
+    r = await api.client.post(
+        "/api/nano-banana/generate", json={"prompt": "a fox"}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    for path in api.settings.images_dir.rglob("*.png"):
+        path.unlink()
+    again = await api.client.post(
+        "/api/nano-banana/generate", json={"prompt": "a fox"}, headers=headers
+    )
+    assert again.status_code == 500
+    error = again.json()["error"]
+    assert error["code"] == "image_file_missing"
+    assert "NANOBANANA_STORAGE_URL" in error["message"] and error["job_id"] == r.json()["id"]
+    body = {
+        "model": "google/gemini-2.5-flash-image",
+        "messages": [{"role": "user", "content": "an owl"}],
+        "modalities": ["image", "text"],
+    }
+    compat = {**h, "Idempotency-Key": "gone-2"}
+    first = await api.client.post("/api/v1/chat/completions", json=body, headers=compat)
+    assert first.status_code == 200, first.text
+    for path in api.settings.images_dir.rglob("*.png"):
+        path.unlink()
+    replay = await api.client.post("/api/v1/chat/completions", json=body, headers=compat)
+    assert replay.status_code == 500
+    assert "NANOBANANA_STORAGE_URL" in replay.json()["error"]["message"]

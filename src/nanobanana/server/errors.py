@@ -16,6 +16,7 @@
         ├── InvalidIdempotencyKey      not 1-255 printable ASCII characters
         ├── IdempotencyKeyReused       the same key with another request
         ├── IdempotencyInFlight        the first request with this key still runs
+        ├── ImageFileMissing           a stored image's file is not in this process's store
         └── UploadError                a reference image refused as it arrived
             ├── UploadTooLarge         more bytes than the limit
             ├── ImageTooLarge          more pixels than the limit
@@ -86,6 +87,10 @@ class IdempotencyKeyReused(ServiceError):
 
 class IdempotencyInFlight(ServiceError):
     code = "idempotency_in_flight"
+
+
+class ImageFileMissing(ServiceError):
+    code = "image_file_missing"
 
 
 class UploadError(ServiceError):

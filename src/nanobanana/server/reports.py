@@ -22,6 +22,7 @@ from ..errors import (
 from .errors import (
     IdempotencyInFlight,
     IdempotencyKeyReused,
+    ImageFileMissing,
     ImageTooLarge,
     InvalidCredentials,
     InvalidIdempotencyKey,
@@ -53,6 +54,7 @@ SERVICE_STATUS = {
     InvalidIdempotencyKey.code: 400,
     IdempotencyKeyReused.code: 422,
     IdempotencyInFlight.code: 409,
+    ImageFileMissing.code: 500,
     UploadTooLarge.code: 413,
     ImageTooLarge.code: 413,
     InvalidImage.code: 422,

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .db.models import Job, StoredImage
+from .errors import ImageFileMissing
 from .reports import report
+from .storage import ImageStore
 
 
 def image_url(image_id: str) -> str:
@@ -89,3 +91,18 @@ async def images_of(session: AsyncSession, job_ids: Sequence[str]) -> dict[str, 
     for img in rows:
         out[img.job_id].append(img)
     return out
+
+
+async def stored_bytes(store: ImageStore, image: StoredImage) -> bytes:
+    """An image's bytes from the store; ``ImageFileMissing`` (saying what to fix) when the
+    row is there but the file is not: a worker on another host wrote it to its own folder."""
+    try:
+        return await store.get(image.storage_key)
+    except FileNotFoundError:
+        raise ImageFileMissing(
+            "The image was made and recorded, but its file is not in this service's image "
+            "store. Processes on several hosts must share one: set NANOBANANA_STORAGE_URL "
+            "(docs/deploy.md).",
+            image_id=image.id,
+            job_id=image.job_id,
+        ) from None

@@ -77,6 +77,7 @@ OPENROUTER_ERROR_TYPES: Mapping[str, str] = {
     "image_too_large": "image_too_large",
     "deadline_exceeded": "timeout",
     "internal_error": "server",
+    "image_file_missing": "server",
 }
 #: Our codes -> OpenAI's ``error.code`` values.
 OPENAI_CODES: Mapping[str, str] = {

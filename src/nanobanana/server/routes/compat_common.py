@@ -46,7 +46,7 @@ from ..problems import ApiError
 from ..schemas import GenerateIn
 from ..services import Services
 from ..upstream import resolve_upstream
-from ..views import image_url, images_of
+from ..views import image_url, images_of, stored_bytes
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 #: Honoured as on the service's own routes, but left out of the OpenAPI description: OpenAI's
@@ -180,11 +180,10 @@ async def _outcome(
         known: Sequence[Pieces | None] = data if data is not None else [None] * len(stored)
         pairs = zip(stored, known, strict=True)
         for img, payload in sorted(pairs, key=lambda p: p[0].index):
+            body = payload if payload is not None else await stored_bytes(services.store, img)
             payloads.append(
                 ImagePayload(
-                    data=payload
-                    if payload is not None
-                    else await services.store.get(img.storage_key),
+                    data=body,
                     mime_type=img.mime_type,
                     width=img.width,
                     height=img.height,

@@ -27,7 +27,7 @@ from ..problems import ApiError, job_error, not_found
 from ..schemas import GenerateIn, ModelOut, ModelsOut, ProviderName, SeedResponse
 from ..storage import ImageStore
 from ..upstream import resolve_upstream
-from ..views import image_url, images_of, outcome_out
+from ..views import image_url, images_of, outcome_out, stored_bytes
 from .common import errors
 
 router = APIRouter(prefix="/api/nano-banana", tags=["seed API"])
@@ -157,7 +157,7 @@ async def seed_response(
     ordered = [img for img, _ in pairs]
     splicer = Splicer()
     encoded = [
-        splicer.b64(payload if payload is not None else await store.get(img.storage_key))
+        splicer.b64(payload if payload is not None else await stored_bytes(store, img))
         for img, payload in pairs
     ]
     return splicer.render(
