@@ -60,6 +60,25 @@ def register(sub: Any) -> None:
     w.add_argument("--data-dir", metavar="DIR", help="images and master key folder")
     w.set_defaults(func=run_worker)
 
+    cp = sub.add_parser(
+        "copy-data",
+        help="copy the service's data folder into PostgreSQL (and images into S3)",
+        description="Copy the embedded service's data (the data folder's SQLite database and, "
+        "with --storage-url, its image files) into a new PostgreSQL database and S3 bucket, "
+        "for several processes to share (docs/deploy.md). Stop the service first; the source "
+        "is only read. S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+    )
+    cp.add_argument(
+        "--database-url",
+        required=True,
+        metavar="URL",
+        help="the new database: postgresql+asyncpg://user@host/db (must hold no account)",
+    )
+    cp.add_argument("--storage-url", metavar="URL", help="s3://bucket/prefix for the images")
+    cp.add_argument("--s3-endpoint-url", metavar="URL", help="the S3 endpoint, if not AWS")
+    cp.add_argument("--data-dir", metavar="DIR", help="the data folder to copy from")
+    cp.set_defaults(func=run_copy_data)
+
     users = sub.add_parser("users", help="manage web service accounts")
     us = users.add_subparsers(dest="users_command", metavar="ACTION", title="actions")
     us.required = True
@@ -145,6 +164,41 @@ def run_worker(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def run_copy_data(args: argparse.Namespace) -> int:
+    import asyncio
+
+    settings = _settings(args)
+    try:
+        from ..server.copydata import copy_data
+        from ..server.security import StartupError
+    except ModuleNotFoundError as exc:
+        raise _needs_server_extra(exc) from exc
+    try:
+        done = asyncio.run(
+            copy_data(
+                settings,
+                args.database_url,
+                args.storage_url,
+                args.s3_endpoint_url,
+                say=lambda line: print(line, flush=True),
+            )
+        )
+    except StartupError as exc:
+        raise UsageError(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"copy-data needs the postgres and s3 extras ({exc.name} is not installed)."
+        ) from exc
+    for key in done.missing:
+        print(f"missing in the data folder: images/{key}", file=sys.stderr)
+    key_file = settings.resolved_master_key_file
+    print(
+        "Copied. Start the new processes with NANOBANANA_MASTER_KEYS set to the key in "
+        f"{key_file} (the stored provider keys are encrypted with it)."
+    )
     return 0
 
 

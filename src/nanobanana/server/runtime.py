@@ -47,7 +47,7 @@ from .services import Services
 from .settings import Settings
 from .storage import ImageStore, LocalImageStore
 
-__all__ = ["check_and_rotate_keys", "start_services"]
+__all__ = ["check_and_rotate_keys", "open_store", "start_services"]
 
 log = logging.getLogger("nanobanana.server")
 
@@ -105,7 +105,8 @@ async def start_services(
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         tx=tx,
-        store=await _store(settings),
+        store=await open_store(settings.storage_url, settings.s3_endpoint_url)
+        or LocalImageStore(settings.images_dir),
         vault=vault,
         passwords=Passwords(settings),
         login_guard=LoginGuard(settings, limiter=limiter),
@@ -165,16 +166,16 @@ async def _redis(stack: AsyncExitStack, settings: Settings) -> Any:
     return client
 
 
-async def _store(settings: Settings) -> ImageStore:
-    """The local image folder, or the S3 bucket that every process shares (checked now: a
-    wrong bucket or key stops the start, not the first generation)."""
-    if settings.storage_url is None:
-        return LocalImageStore(settings.images_dir)
+async def open_store(storage_url: str | None, endpoint_url: str | None) -> ImageStore | None:
+    """The S3 bucket that every process shares, checked now (a wrong bucket or key stops the
+    start, not the first generation); None without ``storage_url`` (the local folder)."""
+    if storage_url is None:
+        return None
     from obstore.exceptions import BaseError
 
     from .storage.s3 import S3ImageStore
 
-    store = S3ImageStore(settings.storage_url, settings.s3_endpoint_url)
+    store = S3ImageStore(storage_url, endpoint_url)
     try:
         await store.check()
     except (BaseError, OSError) as exc:  # said in one line, without the URL's details
