@@ -101,6 +101,29 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of the process and every live descendant (``serve --workers N`` forks)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += cpu_s(current)
+        except OSError:
+            continue
+        todo.extend(children.get(current, []))
+    return total
+
+
 def reset_hwm(pid: int) -> bool:
     """Reset the peak RSS (VmHWM) to the current RSS; False if the kernel refuses."""
     try:
@@ -240,11 +263,12 @@ class ServiceConfig:
     #: user running up to 1,000 generations, far above the defaults meant for a shared service.
     job_limit: int = 4000
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: More ``nanobanana serve`` options (``--workers 2``).
+    extra_args: list[str] = field(default_factory=list)
 
 
-def start_service(core: int | None, config: ServiceConfig, logs: Path) -> tuple[Proc, Path]:
-    port = free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="nanobanana-bench-"))
+def service_env(config: ServiceConfig, data_dir: Path) -> dict[str, str]:
+    """The environment of the service's processes (its workers' too)."""
     env = _base_env()
     env.update(
         {
@@ -261,7 +285,15 @@ def start_service(core: int | None, config: ServiceConfig, logs: Path) -> tuple[
     )
     if config.database_url:
         env["NANOBANANA_DATABASE_URL"] = config.database_url
+    return env
+
+
+def start_service(core: int | None, config: ServiceConfig, logs: Path) -> tuple[Proc, Path]:
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="nanobanana-bench-"))
+    env = service_env(config, data_dir)
     argv = [NANOBANANA, "serve", "--no-demo", "--host", HOST, "--port", str(port)]
+    argv += config.extra_args
     svc = _spawn("service", argv, core, env, logs, port)
     try:
         wait_ready(f"{svc.url}/healthz", svc.proc)

@@ -6,7 +6,8 @@ table per scenario (the emulator direct beside the service) and keep them in ``b
     .venv/bin/python bench/run.py --only 1,3 --update-readme
 
 Scenarios: 1 added latency (c=1), 2 throughput (c=50), 3 the 4K path, 4 held concurrency,
-5 history with 10,000 jobs (SQLite and PostgreSQL), 6 CLI.  Every request sends
+5 history with 10,000 jobs (SQLite and PostgreSQL), 6 CLI, 7 one and two web processes,
+with and without workers (PostgreSQL and Redis).  Every request sends
 ``Accept-Encoding: identity``.  See bench/README.md for the method and the latest figures.
 """
 
@@ -29,6 +30,7 @@ from report import Table
 from scenario_cli import cli
 from scenario_db import database
 from scenario_http import added_latency, held, path_4k, throughput
+from scenario_processes import processes
 
 SCENARIOS: dict[int, Callable[[Bench], Table]] = {
     1: added_latency,
@@ -37,6 +39,7 @@ SCENARIOS: dict[int, Callable[[Bench], Table]] = {
     4: held,
     5: database,
     6: cli,
+    7: processes,
 }
 README = harness.BENCH / "README.md"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
