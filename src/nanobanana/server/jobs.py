@@ -293,10 +293,12 @@ class JobManager:
         ``queued`` (claimed by another worker, ended or deleted: then nothing is sent).  A
         cancellation (the worker stopping past its grace) ends a job it had claimed as
         ``interrupted``; one still waiting for a slot stays queued for another worker."""
+        if job_id in self._tasks:  # delivered again while this worker already holds it
+            return
         async with self.s.sessionmaker() as session:
             job = await session.get(Job, job_id)
             await session.commit()
-        if job is None or job.status != "queued" or self._closing:
+        if job is None or job.status != "queued" or self._closing or job_id in self._tasks:
             return
         user_id = job.user_id
         self._enter(job, user_id)
