@@ -335,3 +335,71 @@ async def test_generation_and_login_limits_hold_across_two_web_processes(
             "/api/auth/login", json={"username": carol, "password": "correct horse battery"}
         )
         assert r.status_code == 429, r.text
+
+
+async def test_a_users_running_places_are_shared_and_leased() -> None:
+    """Two processes' slots on one Redis: a user at the limit waits until a place is freed
+    anywhere; a place whose process stopped renewing it is free after the lease."""
+    import redis.asyncio
+
+    from nanobanana.server.sharedlimits import RedisUserSlots
+
+    user = f"u{uuid.uuid4().hex[:8]}"
+    clients = [redis.asyncio.Redis.from_url(REDIS_URL) for _ in range(2)]
+    a = RedisUserSlots(clients[0], 2, lease=1.0, poll=0.05)
+    b = RedisUserSlots(clients[1], 2, lease=1.0, poll=0.05)
+    try:
+        await a.acquire(user, "j1")
+        await b.acquire(user, "j2")
+        third = asyncio.create_task(a.acquire(user, "j3"))
+        await asyncio.sleep(0.3)
+        assert not third.done()  # two running, in two processes: the third waits
+        await b.release(user, "j2")
+        await asyncio.wait_for(third, 2)
+        await a.acquire(user, "j3")  # a job that holds its place gets it again at once
+        await asyncio.sleep(1.5)  # a's renewals keep j1 and j3 past the lease
+        fourth = asyncio.create_task(b.acquire(user, "j4"))
+        await asyncio.sleep(0.3)
+        assert not fourth.done()
+        await a.close()  # a "dies": no more renewals; its places lapse with the lease
+        await asyncio.wait_for(fourth, 3)
+    finally:
+        await b.close()
+        for c in clients:
+            await c.aclose()
+
+
+@pytest.mark.postgres
+async def test_a_users_running_limit_holds_across_two_web_processes(
+    shared_pg_settings: Settings, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """NANOBANANA_MAX_CONCURRENT_JOBS_PER_USER=1 on two web processes sharing Redis: jobs sent
+    to both never run two at once."""
+    settings = shared_pg_settings.model_copy(update={"max_concurrent_jobs_per_user": 1})
+    async with running(settings) as a, running(settings) as b:
+        h = await user_with_key(a)
+        ids = []
+        for web in (a, b, a):
+            r = await web.client.post(
+                "/api/generations", json={"prompt": "slow [emulator:latency:0.5]"}, headers=h
+            )
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        most = 0
+        for _ in range(200):
+            async with a.services.sessionmaker() as s:
+                from sqlalchemy import func, select
+
+                from nanobanana.server.db.models import Job
+
+                running_now = await s.scalar(
+                    select(func.count()).where(Job.id.in_(ids), Job.status == "running")
+                )
+                done = await s.scalar(
+                    select(func.count()).where(Job.id.in_(ids), Job.status == "succeeded")
+                )
+            most = max(most, running_now or 0)
+            if done == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert done == 3 and most == 1

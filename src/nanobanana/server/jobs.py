@@ -257,8 +257,11 @@ class JobManager:
     def reserve(self, user_id: str) -> bool:
         """Take a running slot now if one is free (the job is then created as ``running``);
         the caller hands it to ``submit(started=True)`` or gives it back with ``release``.
-        Never with external jobs: a worker takes them from the queue."""
-        return self.queue is None and not self._closing and self._slots.try_take(user_id)
+        Never with external jobs (a worker takes them from the queue), nor when a user's
+        running jobs are counted across processes (the place is taken when the job runs)."""
+        if self.queue is not None or self.s.user_slots is not None or self._closing:
+            return False
+        return self._slots.try_take(user_id)
 
     async def insert(self, row: dict[str, Any]) -> None:
         """Commit a new job's row; with external jobs, together with its task for a worker."""
@@ -389,10 +392,15 @@ class JobManager:
     async def _run(self, job: Job, user_id: str, upstream: Upstream | None, holding: bool) -> None:
         job_id = job.id
         finished: Finished | None = None
+        shared = self.s.user_slots
+        placed = False
         try:
             if not holding:
                 await self._slots.take(user_id)
                 holding = True
+            if shared is not None:  # the user's place among all processes' running jobs
+                await shared.acquire(user_id, job_id)
+                placed = True
             finished = await self._execute(job, user_id, upstream)
         except asyncio.CancelledError:
             raise
@@ -417,6 +425,8 @@ class JobManager:
             if not self._tasks:
                 self._trim_when_idle()
             self.s.bus.close(job_id)
+            if placed and shared is not None:  # last: the bookkeeping above is done already
+                await asyncio.shield(shared.release(user_id, job_id))
 
     async def _start(self, job: Job, user_id: str) -> Upstream | None:
         """A queued job takes its turn: ``running`` in one UPDATE (None: deleted meanwhile)."""

@@ -118,9 +118,14 @@ async def start_services(
     )
     if bus.shared:  # redis is imported only when configured (the redis extra)
         from .sharedbus import SharedEventBus, share_caches
+        from .sharedlimits import RedisUserSlots
 
         assert isinstance(bus, SharedEventBus)
         share_caches(services, bus)
+        services.user_slots = RedisUserSlots(
+            redis, settings.max_concurrent_jobs_per_user, settings.worker_lease_seconds
+        )
+        stack.push_async_callback(services.user_slots.close)  # after the job manager's end
     await check_and_rotate_keys(services)
     # Only the jobs of processes that are gone are reconciled: others may share the database.
     leases = Leases(services)

@@ -24,6 +24,7 @@ from .storage import ImageStore
 if TYPE_CHECKING:
     from .demo import DemoUpstream
     from .jobs import JobManager
+    from .sharedlimits import RedisUserSlots
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Services:
     #: processes that share it; the demo emulator's in memory only.
     listings: Listings = field(default_factory=lambda: Listings(None), repr=False)
     demo_listings: Listings = field(default_factory=lambda: Listings(None), repr=False)
+    #: With Redis: a user's running jobs counted across processes.
+    user_slots: RedisUserSlots | None = field(default=None, repr=False)
     #: This process as the owner of the jobs it runs (``leases.Leases.id``).
     worker_id: str | None = None
     #: The clock for expiry and idempotency windows (tests move it).

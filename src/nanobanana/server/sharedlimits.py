@@ -1,5 +1,6 @@
-"""Rate limits that hold across every process sharing a Redis (``NANOBANANA_REDIS_URL``): new
-generations per user and minute, and the failed-login limits per account and per address.
+"""Limits that hold across every process sharing a Redis (``NANOBANANA_REDIS_URL``): new
+generations per user and minute, the failed-login limits per account and per address, and
+how many jobs a user has running at once (``RedisUserSlots``).
 
 Each counter is a sorted set of event times (``nanobanana:limit:<name>:<key>``), pruned and
 checked in one Lua step on Redis's own clock, so that processes on hosts whose clocks differ
@@ -10,6 +11,8 @@ lifted for everyone by an outage, and a request never fails for it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -18,7 +21,7 @@ from redis.exceptions import RedisError
 
 from .security import MemoryRateLimiter
 
-__all__ = ["RedisRateLimiter"]
+__all__ = ["RedisRateLimiter", "RedisUserSlots"]
 
 log = logging.getLogger("nanobanana.server")
 
@@ -85,3 +88,98 @@ class RedisRateLimiter:
             await self._redis.delete(self._prefix + key)
         except _FAILURES as exc:
             log.warning("Redis did not answer a rate limit reset (%s).", type(exc).__name__)
+
+
+#: KEYS[1] a user's running jobs (job id -> lease expiry); ARGV: limit, lease (s), job id.
+#: 1 when the job now holds one of the user's places (or already held one), else 0.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
+  return 1
+end
+return 0
+"""
+#: Extend the leases of the places this process holds: KEYS the users, ARGV lease then the
+#: job ids, one per key.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+  redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[1])) + 1)
+end
+return #KEYS
+"""
+
+
+class RedisUserSlots:
+    """How many jobs a user has running in all processes together (``NANOBANANA_MAX_
+    CONCURRENT_JOBS_PER_USER``).  Each running job holds a place under a lease that its process
+    renews every third of it: a process that dies frees its places within the lease, without
+    anyone's help.  A job waits for a place by asking again every ``poll`` seconds.  If Redis
+    does not answer, the job runs (each process's own per-user limit still holds)."""
+
+    def __init__(self, redis: Any, limit: int, lease: float, poll: float = 0.2) -> None:
+        self.limit = limit
+        self.lease = lease
+        self.poll = poll
+        self._redis = redis
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
+        #: job id -> user id, the places this process holds.
+        self._held: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _key(user_id: str) -> str:
+        return f"nanobanana:running:{user_id}"
+
+    async def acquire(self, user_id: str, job_id: str) -> None:
+        """Until ``job_id`` holds one of ``user_id``'s places."""
+        while True:
+            try:
+                got = await self._acquire(
+                    keys=[self._key(user_id)], args=[self.limit, self.lease, job_id]
+                )
+            except _FAILURES as exc:
+                log.warning(
+                    "Redis did not answer a running-jobs check (%s); the job runs.",
+                    type(exc).__name__,
+                )
+                return
+            if got:
+                self._held[job_id] = user_id
+                if self._task is None or self._task.done():
+                    self._task = asyncio.create_task(self._renew_forever(), name="user-slots")
+                return
+            await asyncio.sleep(self.poll)
+
+    async def release(self, user_id: str, job_id: str) -> None:
+        self._held.pop(job_id, None)
+        try:
+            await self._redis.zrem(self._key(user_id), job_id)
+        except _FAILURES as exc:  # the lease frees it
+            log.warning("Redis did not answer a running-jobs release (%s).", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _renew_forever(self) -> None:
+        while self._held:
+            await asyncio.sleep(self.lease / 3)
+            held = list(self._held.items())
+            if not held:
+                return
+            try:
+                await self._renew(
+                    keys=[self._key(u) for _, u in held], args=[self.lease, *(j for j, _ in held)]
+                )
+            except _FAILURES as exc:
+                log.warning("Redis did not answer a lease renewal (%s).", type(exc).__name__)
