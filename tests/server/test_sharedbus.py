@@ -403,3 +403,31 @@ async def test_a_users_running_limit_holds_across_two_web_processes(
                 break
             await asyncio.sleep(0.05)
         assert done == 3 and most == 1
+
+
+async def test_an_outage_is_said_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis that stops answering is one warning, not one per check; its return one line."""
+    import logging
+
+    import redis.asyncio
+
+    from nanobanana.server.sharedlimits import RedisRateLimiter
+
+    up = redis.asyncio.Redis.from_url(REDIS_URL)
+    down = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0")
+    try:
+        working = RedisRateLimiter(up, f"t{uuid.uuid4().hex[:6]}", 1000, 60.0)
+        away = RedisRateLimiter(down, "away", 1000, 60.0)
+        await working.take("ann")  # whatever came before, Redis answers now
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nanobanana.server"):
+            for _ in range(50):
+                await away.take("ann")
+            await working.take("ann")
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 2, lines
+        assert lines[0].startswith("Redis did not answer (a rate limit check")
+        assert lines[1].startswith("Redis answers again after")
+    finally:
+        await up.aclose()
+        await down.aclose()

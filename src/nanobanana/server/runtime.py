@@ -98,7 +98,7 @@ async def start_services(
     tx = Transactions(engine)
     stack.callback(tx.close)
     redis = await _redis(stack, settings)
-    bus = await _bus(stack, redis)
+    bus = await _bus(stack, redis, settings)
     limiter = _limiters(settings, redis)
     services = Services(
         settings=settings,
@@ -159,7 +159,10 @@ async def _redis(stack: AsyncExitStack, settings: Settings) -> Any:
         return None
     import redis.asyncio
 
-    client = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+    # A Redis that hangs must not hang requests: every command gives up after 5 s.
+    client = redis.asyncio.Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5
+    )
     stack.push_async_callback(client.aclose)
     try:
         await client.ping()
@@ -192,14 +195,21 @@ async def open_store(storage_url: str | None, endpoint_url: str | None) -> Image
     return store
 
 
-async def _bus(stack: AsyncExitStack, redis: Any) -> Bus:
+async def _bus(stack: AsyncExitStack, client: Any, settings: Settings) -> Bus:
     """This process's event bus, or with Redis every process's (stopped after the job manager,
     so that the last events are sent)."""
-    if redis is None:
+    if client is None or settings.redis_url is None:
         return EventBus()
+    import redis.asyncio
+
     from .sharedbus import SharedEventBus
 
-    bus = SharedEventBus(redis)
+    # The pub/sub connection waits for messages indefinitely: no read timeout, a health check.
+    listener = redis.asyncio.Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_connect_timeout=5, health_check_interval=30
+    )
+    stack.push_async_callback(listener.aclose)
+    bus = SharedEventBus(client, listener)
     await bus.start()
     stack.push_async_callback(bus.stop)
     return bus

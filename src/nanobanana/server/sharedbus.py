@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,39 @@ return id
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
+class Outage:
+    """One warning when Redis stops answering and one line when it is back, instead of a
+    warning per event, limit check or lease (thousands a minute on a busy service)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "Redis did not answer (%s, %s): %s; the service goes on without it and says "
+                "when it is back.",
+                what,
+                type(exc).__name__,
+                _DEGRADED,
+            )
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("Redis answers again after %.0f s.", time.monotonic() - self.since)
+            self.since = None
+
+
+#: What the service does while Redis is away.
+_DEGRADED = (
+    "job events are dropped (waiters read the database), limits are counted per process, "
+    "cache changes reach other processes within 30 s"
+)
+#: This process's view of Redis, shared by the bus and the limits.
+OUTAGE = Outage()
+
+
 def _order(stream_id: str) -> tuple[int, int]:
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq or 0)
@@ -85,8 +119,11 @@ class SharedEventBus:
 
     shared = True
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, listener: Any = None) -> None:
+        """``listener``: a client without a read timeout for the pub/sub connection, which
+        waits for messages indefinitely (default ``redis``)."""
         self._redis = redis
+        self._listener = listener if listener is not None else redis
         self._script = redis.register_script(_PUBLISH)
         #: (job id, event) or (``INVALIDATE``, message); None stops the sender.
         self._outbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
@@ -145,12 +182,14 @@ class SharedEventBus:
                     continue
                 await self._script(keys=[_PREFIX + target], args=[payload, KEEP_SECONDS, CHANNEL])
             except _FAILURES as exc:  # the job goes on; its row stays the truth
-                log.warning("A job event could not be sent to Redis (%s).", type(exc).__name__)
+                OUTAGE.failed("sending a job event", exc)
+            else:
+                OUTAGE.ok()
 
     # ------------------------------------------------------------------- listening
     async def _listen(self) -> None:
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._listener.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL, INVALIDATE)
                 self._listening.set()
@@ -164,7 +203,7 @@ class SharedEventBus:
             except asyncio.CancelledError:
                 raise
             except _FAILURES as exc:  # reconnect; waiters read the database meanwhile
-                log.warning("Listening for job events on Redis failed (%s).", type(exc).__name__)
+                OUTAGE.failed("listening for job events", exc)
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
@@ -196,7 +235,7 @@ class SharedEventBus:
             try:
                 entries = await self._redis.xrange(_PREFIX + job_id)
             except _FAILURES as exc:  # live events only; the caller reads the database too
-                log.warning("Reading job events from Redis failed (%s).", type(exc).__name__)
+                OUTAGE.failed("reading job events", exc)
                 entries = []
             for stream_id, fields in entries:
                 sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from .security import MemoryRateLimiter
+from .sharedbus import OUTAGE
 
 __all__ = ["RedisRateLimiter", "RedisUserSlots"]
 
@@ -63,11 +64,9 @@ class RedisRateLimiter:
                 keys=[self._prefix + key], args=[self.limit, self.window, mode, uuid.uuid4().hex]
             )
         except _FAILURES as exc:
-            log.warning(
-                "Redis did not answer a rate limit check (%s); counting in this process.",
-                type(exc).__name__,
-            )
+            OUTAGE.failed("a rate limit check; counting in this process", exc)
             return False
+        OUTAGE.ok()
         return None if wait is None else float(wait)
 
     async def retry_after(self, key: str) -> float | None:
@@ -87,7 +86,7 @@ class RedisRateLimiter:
         try:
             await self._redis.delete(self._prefix + key)
         except _FAILURES as exc:
-            log.warning("Redis did not answer a rate limit reset (%s).", type(exc).__name__)
+            OUTAGE.failed("a rate limit reset", exc)
 
 
 #: KEYS[1] a user's running jobs (job id -> lease expiry); ARGV: limit, lease (s), job id.
@@ -146,10 +145,7 @@ class RedisUserSlots:
                     keys=[self._key(user_id)], args=[self.limit, self.lease, job_id]
                 )
             except _FAILURES as exc:
-                log.warning(
-                    "Redis did not answer a running-jobs check (%s); the job runs.",
-                    type(exc).__name__,
-                )
+                OUTAGE.failed("a running-jobs check; the job runs", exc)
                 return
             if got:
                 self._held[job_id] = user_id
@@ -163,7 +159,7 @@ class RedisUserSlots:
         try:
             await self._redis.zrem(self._key(user_id), job_id)
         except _FAILURES as exc:  # the lease frees it
-            log.warning("Redis did not answer a running-jobs release (%s).", type(exc).__name__)
+            OUTAGE.failed("a running-jobs release", exc)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -182,4 +178,4 @@ class RedisUserSlots:
                     keys=[self._key(u) for _, u in held], args=[self.lease, *(j for j, _ in held)]
                 )
             except _FAILURES as exc:
-                log.warning("Redis did not answer a lease renewal (%s).", type(exc).__name__)
+                OUTAGE.failed("a lease renewal", exc)
