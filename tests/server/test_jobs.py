@@ -657,3 +657,44 @@ async def test_generation_rate_limit(
                 await api.services.job_manager.wait(r.json()["id"])
         async with api.services.sessionmaker() as s:
             assert len(list(await s.scalars(select(Job)))) == 11
+
+
+async def test_a_job_waiting_for_its_turn_can_be_cancelled(
+    settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """One running job per user: the second waits, is cancelled, and is never sent; its event
+    stream ends with `done` (failed, cancelled); the seed request waiting for it gets 409."""
+    from .test_leases import wait_status
+
+    settings = settings_for(max_concurrent_jobs_per_user=1)
+    marker = uuid.uuid4().hex
+    async with running(settings) as api:
+        h = await api.user("ann")
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        first = await api.client.post(
+            "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:1.5]"}, headers=h
+        )
+        second = await api.client.post(
+            "/api/generations", json={"prompt": f"second {marker}"}, headers=h
+        )
+        job_id = second.json()["id"]
+        seed = asyncio.create_task(
+            api.client.post(
+                "/api/nano-banana/generate", json={"prompt": f"third {marker}"}, headers=h
+            )
+        )
+        await asyncio.sleep(0.3)
+        r = await api.client.post(f"/api/generations/{job_id}/cancel", headers=h)
+        assert r.status_code == 200 and r.json()["error"]["code"] == "job_cancelled", r.text
+        events = (await api.client.get(f"/api/generations/{job_id}/events", headers=h)).text
+        assert "event: done" in events and '"cancelled"' in events
+        listed = (await api.client.get("/api/generations", headers=h)).json()["items"]
+        third = next(j for j in listed if j["prompt"] == f"third {marker}")
+        r = await api.client.post(f"/api/generations/{third['id']}/cancel", headers=h)
+        assert r.status_code == 200
+        answer = await seed
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "job_cancelled"
+        done = await wait_status(api, first.json()["id"], "succeeded", "failed")
+        assert done.status == "succeeded"
+    assert upstream_requests(emulator, f"second {marker}") == []
+    assert upstream_requests(emulator, f"third {marker}") == []

@@ -383,3 +383,38 @@ def test_a_worker_never_makes_a_master_key_of_its_own(tmp_path: Path) -> None:
     assert not (tmp_path / "master.key").exists()
     assert load_master_keys(Settings(data_dir=tmp_path))  # the embedded default makes one
     assert (tmp_path / "master.key").exists()
+
+
+async def test_a_queued_job_cancelled_on_any_web_process_is_never_sent(
+    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """Cancel on web process B a job queued on A: it ends `failed`/`cancelled` at once, asking
+    again answers the same, and the worker that starts later sends nothing.  A running job
+    cannot be called back (409 job_running), a finished one says so (409 job_finished)."""
+    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
+    marker = uuid.uuid4().hex
+    async with running(settings) as a, running(settings) as b:
+        h = await user_with_key(a)
+        r = await a.client.post("/api/generations", json={"prompt": f"a fox {marker}"}, headers=h)
+        job_id = r.json()["id"]
+        for _ in range(2):
+            r = await b.client.post(f"/api/generations/{job_id}/cancel", headers=h)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "failed"
+            assert r.json()["error"]["code"] == "job_cancelled"
+        slow = await a.client.post(
+            "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:2]"}, headers=h
+        )
+        slow_id = slow.json()["id"]
+        async with worker(settings):
+            await wait_status(a, slow_id, "running")
+            r = await b.client.post(f"/api/generations/{slow_id}/cancel", headers=h)
+            assert r.status_code == 409 and r.json()["error"]["code"] == "job_running"
+            await wait_status(a, slow_id, "succeeded")
+        r = await b.client.post(f"/api/generations/{slow_id}/cancel", headers=h)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "job_finished"
+        other = await b.user(f"v{uuid.uuid4().hex[:8]}")
+        r = await b.client.post(f"/api/generations/{job_id}/cancel", headers=other)
+        assert r.status_code == 404  # only its owner sees it
+        assert (await job_of(a, job_id)).error_code == "cancelled"
+    assert upstream_requests(emulator, f"a fox {marker}") == []

@@ -633,6 +633,32 @@ async def is_active(services: Services, job_id: str) -> bool:
     return status in ACTIVE_STATUSES
 
 
+CANCELLED = "Cancelled before it was sent to a provider; nothing was billed."
+
+
+async def cancel_queued(services: Services, job_id: str) -> bool:
+    """End a job that is still ``queued`` as ``failed`` with the code ``cancelled``, in one
+    UPDATE that raises its attempt: whichever process was to run it (this one, another web
+    process, a worker) finds the row no longer queued and sends nothing.  False when the job
+    was not queued any more (a worker may have claimed it just now)."""
+    now = services.now()
+    async with services.sessionmaker() as session, session.begin():
+        res = await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(
+                status="failed",
+                error_code="cancelled",
+                error_message=CANCELLED,
+                error_details={"was": "queued", "may_be_billed": False},
+                finished_at=now,
+                attempt=Job.attempt + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return bool(getattr(res, "rowcount", 0))
+
+
 async def mark_interrupted(services: Services, job_ids: list[str]) -> int:
     """The jobs ``job_ids`` left queued or running become ``interrupted`` (never re-run)."""
     return await interrupt(services, [Job.id.in_(job_ids)])

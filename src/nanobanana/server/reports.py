@@ -101,6 +101,8 @@ def status_for_code(code: str) -> tuple[int, str]:
         return 422, code
     if code == "interrupted":
         return 503, "job_interrupted"
+    if code == "cancelled":
+        return 409, "job_cancelled"
     if code == "internal_error":
         return 500, code
     return 503, "upstream_failed"

@@ -20,7 +20,7 @@ from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
 from ..generation import create_job
-from ..jobs import is_active
+from ..jobs import cancel_queued, is_active
 from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
@@ -132,6 +132,34 @@ async def get_generation(job_id: str, user: CurrentUser, session: SessionDep) ->
     images = (await images_of(session, [job.id]))[job.id]
     await session.commit()
     return json_response(generation_out(job, images))
+
+
+@router.post("/{job_id}/cancel", response_model=Generation, responses=errors(401, 404, 409))
+async def cancel_generation(
+    job_id: str, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> Response:
+    """Cancel a generation that is still queued: it is never sent, nothing is billed, and it
+    ends as `failed` with `error.code` `job_cancelled` (asking again answers the same).  One that
+    is running was already sent to the provider and cannot be called back: 409 `job_running`."""
+    job = await owned_job(session, user.id, job_id)
+    await session.commit()
+    cancelled = job.status == "queued" and await cancel_queued(services, job.id)
+    await session.refresh(job)  # as the UPDATE (or another process) left it
+    await session.commit()
+    if cancelled:
+        out = generation_out(job, [])
+        services.bus.publish(job.id, "done", out)  # followers of its events see the end
+        return json_response(out)
+    if job.error_code == "cancelled":
+        return json_response(generation_out(job, []))
+    if job.status in ACTIVE_STATUSES:
+        raise ApiError(
+            409,
+            "job_running",
+            "The generation was already sent to the provider, which bills it; it cannot be "
+            "cancelled. Its images will be kept.",
+        )
+    raise ApiError(409, "job_finished", f"The generation has already ended ({job.status}).")
 
 
 @router.delete("/{job_id}", status_code=204, responses=errors(401, 404, 409))
