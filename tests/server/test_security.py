@@ -207,6 +207,7 @@ APPROVED_ROUTES = {
     ("GET", "/api/generations"),
     ("GET", "/api/generations/{job_id}"),
     ("DELETE", "/api/generations/{job_id}"),
+    ("POST", "/api/generations/{job_id}/cancel"),
     ("GET", "/api/generations/{job_id}/events"),
     ("GET", "/api/images/{image_id}"),
     ("GET", "/api/admin/users"),
