@@ -95,3 +95,7 @@ async def test_a_bucket_that_refuses_stops_the_start_in_one_line(
 def test_a_storage_url_that_is_not_s3_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be s3://bucket"):
         Settings(data_dir=tmp_path, storage_url="/var/images")
+    for bad in ("s3://rc", "s3://Images", "s3://-images-"):  # SeaweedFS said only in its log
+        with pytest.raises(ValueError, match="is not a bucket name"):
+            Settings(data_dir=tmp_path, storage_url=bad)
+    assert Settings(data_dir=tmp_path, storage_url="s3://my.images-1/p").storage_url

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:  # obstore's typed dictionaries exist for the type checker onl
 
 __all__ = ["S3ImageStore", "parse_storage_url"]
 
+#: S3's bucket naming rules (which S3-compatible stores share).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 #: Larger bodies go up in parts (as a stream of the pieces), smaller ones in one PUT.
 MULTIPART_BYTES = 8 * 1024 * 1024
 #: A key no content has: writing and removing it checks the bucket and the credentials.
@@ -37,6 +40,11 @@ def parse_storage_url(url: str) -> tuple[str, str]:
         raise ValueError(
             "NANOBANANA_STORAGE_URL must be s3://bucket or s3://bucket/prefix (the bucket must "
             "exist; set NANOBANANA_S3_ENDPOINT_URL for a store other than AWS S3)"
+        )
+    if not _BUCKET.match(parts.netloc):
+        raise ValueError(
+            f"NANOBANANA_STORAGE_URL: {parts.netloc!r} is not a bucket name (3 to 63 lowercase "
+            "letters, digits, dots and hyphens, starting and ending with a letter or digit)"
         )
     return parts.netloc, parts.path.strip("/")
 
