@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
-__all__ = ["check_port", "create_app", "run"]
+__all__ = ["check_port", "create_app", "prepare_process", "run", "worker_app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,6 +24,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def worker_app() -> FastAPI:
     """The app of one of the processes of ``run(workers=N)``, from the environment."""
+    prepare_process()
+    return create_app()
+
+
+def prepare_process() -> None:
+    """What every service process sets once, for itself: its log lines, and (process-wide, so
+    here and not in the app) no page faults on every generation's buffers."""
     import logging
 
     from .memory import keep_buffers_mapped
@@ -31,7 +38,6 @@ def worker_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     keep_buffers_mapped()
-    return create_app()
 
 
 def check_port(host: str, port: int) -> None:
@@ -74,12 +80,7 @@ def run(
 
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Process-wide, so here and not in the app: no page faults on every generation's buffers.
-    from .memory import keep_buffers_mapped
-
-    keep_buffers_mapped()
+    prepare_process()
     check_port(host, port)
     from .security import KeyVault, load_master_keys
 

@@ -37,7 +37,7 @@ from .events import CLOSED
 if TYPE_CHECKING:
     from .services import Services
 
-__all__ = ["KEEP_SECONDS", "SharedEventBus", "share_caches"]
+__all__ = ["FAILURES", "KEEP_SECONDS", "OUTAGE", "SharedEventBus", "share_caches"]
 
 log = logging.getLogger("nanobanana.server")
 
@@ -58,7 +58,7 @@ return id
 
 
 #: What a Redis call may raise when the server is away or refuses.
-_FAILURES = (RedisError, OSError, TimeoutError)
+FAILURES = (RedisError, OSError, TimeoutError)
 
 
 class Outage:
@@ -136,8 +136,7 @@ class SharedEventBus:
         self._listening = asyncio.Event()
 
     async def start(self) -> None:
-        """Listen for every process's events (raises when Redis does not answer)."""
-        await self._redis.ping()
+        """Listen for every process's events (the caller has seen Redis answer a ping)."""
         self._tasks = [
             asyncio.create_task(self._send(), name="events-out"),
             asyncio.create_task(self._listen(), name="events-in"),
@@ -181,7 +180,7 @@ class SharedEventBus:
                     await self._redis.publish(INVALIDATE, payload)
                     continue
                 await self._script(keys=[_PREFIX + target], args=[payload, KEEP_SECONDS, CHANNEL])
-            except _FAILURES as exc:  # the job goes on; its row stays the truth
+            except FAILURES as exc:  # the job goes on; its row stays the truth
                 OUTAGE.failed("sending a job event", exc)
             else:
                 OUTAGE.ok()
@@ -202,7 +201,7 @@ class SharedEventBus:
                         self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
-            except _FAILURES as exc:  # reconnect; waiters read the database meanwhile
+            except FAILURES as exc:  # reconnect; waiters read the database meanwhile
                 OUTAGE.failed("listening for job events", exc)
                 await asyncio.sleep(1.0)
             finally:
@@ -234,7 +233,7 @@ class SharedEventBus:
             history: list[dict[str, Any]] = []
             try:
                 entries = await self._redis.xrange(_PREFIX + job_id)
-            except _FAILURES as exc:  # live events only; the caller reads the database too
+            except FAILURES as exc:  # live events only; the caller reads the database too
                 OUTAGE.failed("reading job events", exc)
                 entries = []
             for stream_id, fields in entries:

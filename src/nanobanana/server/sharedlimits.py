@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from .security import MemoryRateLimiter
-from .sharedbus import OUTAGE
+from .sharedbus import FAILURES, OUTAGE
 
 __all__ = ["RedisRateLimiter", "RedisUserSlots"]
 
-log = logging.getLogger("nanobanana.server")
-
-_FAILURES = (RedisError, OSError, TimeoutError)
 #: KEYS[1] the counter; ARGV: limit, window (s), mode (check | take | hit), a unique member.
 #: Returns the seconds to wait (a string: Redis would truncate a number) or nil.
 _SCRIPT = """
@@ -63,7 +57,7 @@ class RedisRateLimiter:
             wait = await self._script(
                 keys=[self._prefix + key], args=[self.limit, self.window, mode, uuid.uuid4().hex]
             )
-        except _FAILURES as exc:
+        except FAILURES as exc:
             OUTAGE.failed("a rate limit check; counting in this process", exc)
             return False
         OUTAGE.ok()
@@ -85,7 +79,7 @@ class RedisRateLimiter:
         await self._fallback.reset(key)
         try:
             await self._redis.delete(self._prefix + key)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             OUTAGE.failed("a rate limit reset", exc)
 
 
@@ -144,9 +138,10 @@ class RedisUserSlots:
                 got = await self._acquire(
                     keys=[self._key(user_id)], args=[self.limit, self.lease, job_id]
                 )
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 OUTAGE.failed("a running-jobs check; the job runs", exc)
                 return
+            OUTAGE.ok()
             if got:
                 self._held[job_id] = user_id
                 if self._task is None or self._task.done():
@@ -158,7 +153,7 @@ class RedisUserSlots:
         self._held.pop(job_id, None)
         try:
             await self._redis.zrem(self._key(user_id), job_id)
-        except _FAILURES as exc:  # the lease frees it
+        except FAILURES as exc:  # the lease frees it
             OUTAGE.failed("a running-jobs release", exc)
 
     async def close(self) -> None:
@@ -177,5 +172,5 @@ class RedisUserSlots:
                 await self._renew(
                     keys=[self._key(u) for _, u in held], args=[self.lease, *(j for j, _ in held)]
                 )
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 OUTAGE.failed("a lease renewal", exc)

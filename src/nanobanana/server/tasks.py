@@ -22,7 +22,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, cast, column, exists, insert, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -44,6 +44,8 @@ QUEUE = "generations"
 TASK = "nanobanana.run_job"
 #: The owner of a job row waiting in the engine's queue (no worker has claimed it yet).
 QUEUED = "queue"
+#: Queued rows without a task re-queued per sweep at most (the next sweep takes the rest).
+SWEEP_BATCH = 500
 #: Serializes the creation of the engine's tables by processes starting together.
 _SCHEMA_LOCK = 0x6E62_7072  # "nbpr"
 
@@ -131,26 +133,26 @@ async def sweep(services: Services, app: procrastinate.App) -> None:
         await manager.retry_job(stalled)
         log.warning("Engine job %s of a stopped worker handed to another.", stalled.id)
     cutoff = utcnow() - timedelta(seconds=lease)
-    async with services.sessionmaker() as session:
+    engine_jobs = table("procrastinate_jobs", column("queueing_lock"), column("status"))
+    has_task = exists().where(
+        engine_jobs.c.queueing_lock == Job.id,
+        cast(engine_jobs.c.status, String).in_(("todo", "doing")),
+    )
+    async with services.sessionmaker() as session:  # one query, bounded, whatever the backlog
         waiting = list(
             await session.scalars(
-                select(Job.id).where(
-                    Job.status == "queued", Job.owner == QUEUED, Job.created_at < cutoff
+                select(Job.id)
+                .where(
+                    Job.status == "queued",
+                    Job.owner == QUEUED,
+                    Job.created_at < cutoff,
+                    ~has_task,
                 )
+                .limit(SWEEP_BATCH)
             )
         )
         await session.commit()
-    if not waiting:
-        return
-    rows = await app.connector.execute_query_all_async(
-        "SELECT queueing_lock FROM procrastinate_jobs "
-        "WHERE queueing_lock = ANY(%(ids)s) AND status IN ('todo', 'doing')",
-        ids=waiting,
-    )
-    pending = {r["queueing_lock"] for r in rows}
     for job_id in waiting:
-        if job_id in pending:
-            continue
         try:
             await defer(app, job_id)
         except procrastinate.exceptions.AlreadyEnqueued:

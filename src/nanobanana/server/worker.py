@@ -91,12 +91,10 @@ async def _sweep_forever(services: Services, app: procrastinate.App) -> None:
 def run_worker(settings: Settings) -> None:
     """``nanobanana worker``: migrate, then run jobs until SIGTERM or SIGINT (blocking)."""
     _require_postgresql(settings)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from .memory import keep_buffers_mapped
+    from . import prepare_process
     from .security import KeyVault, load_master_keys
 
-    keep_buffers_mapped()
+    prepare_process()
     KeyVault(load_master_keys(settings, create=False))  # stops here, with one line
     from .db.migrate import migrate_in_child
 
