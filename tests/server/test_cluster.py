@@ -6,7 +6,6 @@ is served by both web processes from the bucket."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from nanobanana.emulator import EmulatorServer
 
 from ..support import S3Server, clean_env, postgres_database, serve_process
 from .conftest import OPENROUTER_CANARY, PASSWORD, upstream_requests
+from .test_jobs import _parse_sse
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -36,6 +36,7 @@ pytestmark = [
 NANOBANANA = Path(sys.executable).with_name("nanobanana")
 LEASE_SECONDS = 2
 FINAL = {"succeeded", "failed", "blocked", "interrupted"}
+DB_CANARY = "db-password-CANARY-7f3a"
 
 
 class Cluster:
@@ -87,7 +88,8 @@ def cluster(
     """Two web processes (their URLs) and two workers."""
     with postgres_database() as database, ExitStack() as stack:
         env = clean_env(
-            NANOBANANA_DATABASE_URL=database,
+            # PostgreSQL here trusts loopback; the password is a canary for the logs.
+            NANOBANANA_DATABASE_URL=database.replace("postgres@", f"postgres:{DB_CANARY}@"),
             NANOBANANA_REDIS_URL="redis://127.0.0.1:6379/0",
             NANOBANANA_STORAGE_URL=f"s3://{s3.bucket}/cluster-{uuid.uuid4().hex[:8]}",
             NANOBANANA_S3_ENDPOINT_URL=s3.endpoint,
@@ -225,7 +227,8 @@ def test_two_web_processes_and_two_workers_survive_killed_workers(
 
     logs = "".join(p.read_text() for p in group.logs)
     logs += "".join((tmp_path / w / "serve.log").read_text() for w in ("web-a", "web-b"))
-    assert OPENROUTER_CANARY not in logs
+    for secret in (OPENROUTER_CANARY, DB_CANARY, s3_server.secret_access_key):
+        assert secret not in logs
     assert "Traceback" not in logs
 
 
@@ -236,17 +239,10 @@ def job_view(url: str, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def sse_events(url: str, headers: dict[str, str]) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    with httpx.stream("GET", url, headers=headers, timeout=60) as r:
-        assert r.status_code == 200
-        event = None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event is not None:
-                out.append((event, json.loads(line[6:])))
-                event = None
-    return out
+    """The whole event stream (it ends after ``done``), as (event, data) pairs."""
+    r = httpx.get(url, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    return _parse_sse(r.text)
 
 
 def s3_store(env: dict[str, str]) -> Any:

@@ -19,6 +19,7 @@ from nanobanana.server.settings import Settings
 from nanobanana.server.sharedbus import SharedEventBus
 
 from .conftest import Api, auth, running, upstream_requests
+from .test_jobs import _parse_sse
 from .test_worker import MASTER_KEY, user_with_key, worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -131,6 +132,7 @@ async def test_an_event_stream_follows_a_job_through_redis(
     marker = uuid.uuid4().hex
     async with contextlib.AsyncExitStack() as stack:
         web = await stack.enter_async_context(running(settings))
+        assert web.services.bus.shared  # the events below crossed Redis
         if jobs == "external":
             await stack.enter_async_context(worker(settings))
         h = await user_with_key(web)
@@ -154,19 +156,10 @@ async def test_an_event_stream_follows_a_job_through_redis(
 
 
 async def sse_events(api: Api, path: str, headers: dict[str, str]) -> list[tuple[str, Any]]:
-    import json
-
-    out: list[tuple[str, Any]] = []
-    async with api.client.stream("GET", path, headers=headers) as r:
-        assert r.status_code == 200
-        event = None
-        async for line in r.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event is not None:
-                out.append((event, json.loads(line[6:])))
-                event = None
-    return out
+    """The whole event stream (it ends after ``done``), as (event, data) pairs."""
+    r = await api.client.get(path, headers=headers)
+    assert r.status_code == 200, r.text
+    return _parse_sse(r.text)
 
 
 async def test_a_redis_that_does_not_answer_stops_the_start_in_one_line(

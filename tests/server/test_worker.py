@@ -42,6 +42,41 @@ def pg_url(pg_database: str) -> str:
     return pg_database
 
 
+@pytest.fixture
+def external(pg_url: str, settings_for: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Settings of processes that share the PostgreSQL database and its master key, the web
+    processes leaving jobs to workers; keyword overrides."""
+
+    def build(**over: Any) -> Settings:
+        return settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, **over)
+
+    return build
+
+
+async def queue_job(web: Api, headers: dict[str, str], prompt: str) -> str:
+    """POST /api/generations; the queued job's id."""
+    r = await web.client.post("/api/generations", json={"prompt": prompt}, headers=headers)
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+async def drop_task(web: Api, job_id: str) -> None:
+    """Remove the job's task from the queue, as a delivery lost to a shutdown would."""
+    queue: Any = web.services.job_manager.queue
+    await queue.app.connector.execute_query_async(
+        "DELETE FROM procrastinate_jobs WHERE queueing_lock = %(id)s", id=job_id
+    )
+
+
+async def until_no_task(settings: Settings, job_id: str) -> None:
+    """Until every task of ``job_id`` was delivered and finished (the workers delete them)."""
+    for _ in range(300):
+        if await _engine_status(settings, job_id) is None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"a task of job {job_id} was never delivered")
+
+
 @contextlib.asynccontextmanager
 async def worker(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
     """A ``nanobanana worker`` in this event loop (its own services, the same database)."""
@@ -70,12 +105,12 @@ async def workers_seen(api: Api) -> set[str]:
 
 
 async def test_the_seed_endpoint_answers_with_what_a_worker_made(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+    external: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
     """The design notes' POST /api/nano-banana/generate on a web process that runs no job:
     the job is queued with its task in one transaction, a worker runs it, the route answers
     with its images; the upstream saw the prompt once."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
+    settings = external()
     marker = uuid.uuid4().hex
     async with running(settings) as web, worker(settings):
         h = await user_with_key(web)
@@ -93,20 +128,16 @@ async def test_the_seed_endpoint_answers_with_what_a_worker_made(
 
 
 async def test_queued_jobs_wait_for_a_worker_and_run_when_one_starts(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+    external: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
     """The asynchronous API answers 202 at once; with no worker running the job stays queued
     (no web process runs it, and a web process starting does not end it); the first worker
     to start runs it."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
+    settings = external()
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
-        r = await web.client.post(
-            "/api/generations", json={"prompt": f"an owl {marker}"}, headers=h
-        )
-        assert r.status_code == 202, r.text
-        job_id = r.json()["id"]
+        job_id = await queue_job(web, h, f"an owl {marker}")
         async with running(settings):  # a second web process starting: reconciliation
             await asyncio.sleep(0.3)
         job = await job_of(web, job_id)
@@ -123,18 +154,15 @@ async def test_queued_jobs_wait_for_a_worker_and_run_when_one_starts(
 
 
 async def test_a_job_delivered_twice_is_sent_upstream_once(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+    external: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
     """The task queue may deliver a job again (a stalled worker's jobs are handed on): the row
     decides, so the second delivery finds it claimed or ended and sends nothing."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
+    settings = external()
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
-        r = await web.client.post(
-            "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:1]"}, headers=h
-        )
-        job_id = r.json()["id"]
+        job_id = await queue_job(web, h, f"slow {marker} [emulator:latency:1]")
         queue: Any = web.services.job_manager.queue
         async with worker(settings), worker(settings):
             await wait_status(web, job_id, "running")
@@ -142,28 +170,22 @@ async def test_a_job_delivered_twice_is_sent_upstream_once(
             await queue.app.tasks["nanobanana.run_job"].defer_async(job_id=job_id)
             done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
             await defer(queue.app, job_id)  # and one after it ended
-            await asyncio.sleep(1.0)
+            await until_no_task(settings, job_id)  # both redeliveries were run, and sent nothing
         assert done.status == "succeeded", done.error_message
     assert len(upstream_requests(emulator, marker)) == 1
 
 
 async def test_a_queued_row_without_its_task_is_queued_again(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+    external: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
     """A queued row whose task is gone (a delivery cancelled by a worker's shutdown) is found
     by the workers' sweep after the lease and queued again, then run once."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, worker_lease_seconds=1)
+    settings = external(worker_lease_seconds=1)
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
-        r = await web.client.post(
-            "/api/generations", json={"prompt": f"a hare {marker}"}, headers=h
-        )
-        job_id = r.json()["id"]
-        queue: Any = web.services.job_manager.queue
-        await queue.app.connector.execute_query_async(
-            "DELETE FROM procrastinate_jobs WHERE queueing_lock = %(id)s", id=job_id
-        )
+        job_id = await queue_job(web, h, f"a hare {marker}")
+        await drop_task(web, job_id)
         async with worker(settings):
             done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
         assert done.status == "succeeded", done.error_message
@@ -171,19 +193,16 @@ async def test_a_queued_row_without_its_task_is_queued_again(
 
 
 async def test_a_job_a_gone_worker_claimed_is_interrupted_not_resent(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+    external: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
     """A row claimed by a worker that is gone (it may have been billed) is ended as
-    ``interrupted`` by a live worker's reconciliation, and its task handed on finds nothing
-    to send."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, worker_lease_seconds=1)
+    ``interrupted`` by a live worker's reconciliation and never sent (the hand-over of a dead
+    worker's tasks is the SIGKILL test's)."""
+    settings = external(worker_lease_seconds=1)
     marker = uuid.uuid4().hex
     async with running(settings) as web:
         h = await user_with_key(web)
-        r = await web.client.post(
-            "/api/generations", json={"prompt": f"a lynx {marker}"}, headers=h
-        )
-        job_id = r.json()["id"]
+        job_id = await queue_job(web, h, f"a lynx {marker}")
         # A worker that claimed it and vanished: owner is a worker id nobody heartbeats.
         async with web.services.sessionmaker() as s, s.begin():
             await s.execute(
@@ -191,10 +210,7 @@ async def test_a_job_a_gone_worker_claimed_is_interrupted_not_resent(
                 .where(Job.id == job_id)
                 .values(status="running", owner="f" * 32, started_at=Job.created_at)
             )
-        queue: Any = web.services.job_manager.queue
-        await queue.app.connector.execute_query_async(
-            "DELETE FROM procrastinate_jobs WHERE queueing_lock = %(id)s", id=job_id
-        )
+        await drop_task(web, job_id)
         from sqlalchemy import insert
 
         from nanobanana.server.db.models import Worker, utcnow
@@ -267,13 +283,13 @@ async def _worker_ids(settings: Settings) -> set[str]:
 
 
 async def test_a_worker_killed_mid_flight_loses_no_job_and_sends_none_twice(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer, tmp_path: Path
+    external: Callable[..., Settings], emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     """SIGKILL a worker holding two jobs of one user: one in its upstream call (claimed), one
     delivered but waiting for the user's slot (not claimed).  Within the lease the first is
     ``interrupted`` (may be billed, never re-sent) and the second runs on another worker;
     each prompt reached the upstream once, and no key reached a log."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY, worker_lease_seconds=2)
+    settings = external(worker_lease_seconds=2)
     log = tmp_path / "workers.log"
     first_marker, second_marker = uuid.uuid4().hex, uuid.uuid4().hex
     async with running(settings) as web:
@@ -386,31 +402,28 @@ def test_a_worker_never_makes_a_master_key_of_its_own(tmp_path: Path) -> None:
 
 
 async def test_a_queued_job_cancelled_on_any_web_process_is_never_sent(
-    pg_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
+    external: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
     """Cancel on web process B a job queued on A: it ends `failed`/`cancelled` at once, asking
     again answers the same, and the worker that starts later sends nothing.  A running job
     cannot be called back (409 job_running), a finished one says so (409 job_finished)."""
-    settings = settings_for(pg_url, jobs="external", master_keys=MASTER_KEY)
+    settings = external()
     marker = uuid.uuid4().hex
     async with running(settings) as a, running(settings) as b:
         h = await user_with_key(a)
-        r = await a.client.post("/api/generations", json={"prompt": f"a fox {marker}"}, headers=h)
-        job_id = r.json()["id"]
+        job_id = await queue_job(a, h, f"a fox {marker}")
         for _ in range(2):
             r = await b.client.post(f"/api/generations/{job_id}/cancel", headers=h)
             assert r.status_code == 200, r.text
             assert r.json()["status"] == "failed"
             assert r.json()["error"]["code"] == "job_cancelled"
-        slow = await a.client.post(
-            "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:2]"}, headers=h
-        )
-        slow_id = slow.json()["id"]
+        slow_id = await queue_job(a, h, f"slow {marker} [emulator:latency:2]")
         async with worker(settings):
             await wait_status(a, slow_id, "running")
             r = await b.client.post(f"/api/generations/{slow_id}/cancel", headers=h)
             assert r.status_code == 409 and r.json()["error"]["code"] == "job_running"
             await wait_status(a, slow_id, "succeeded")
+            await until_no_task(settings, job_id)  # the cancelled job was delivered, and dropped
         r = await b.client.post(f"/api/generations/{slow_id}/cancel", headers=h)
         assert r.status_code == 409 and r.json()["error"]["code"] == "job_finished"
         other = await b.user(f"v{uuid.uuid4().hex[:8]}")
