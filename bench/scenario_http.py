@@ -37,6 +37,19 @@ def _errors(result: dict[str, Any]) -> str:
     return f"{result['errors']}" + (f" ({samples[0][:80]})" if samples else "")
 
 
+def load_spec(target: dict[str, Any], n: int, c: int) -> dict[str, Any]:
+    """``n`` requests to ``target``, ``c`` at a time, after 3 to warm up."""
+    return {
+        "mode": "load",
+        "targets": [target],
+        "requests": n,
+        "concurrency": c,
+        "warmup": 3,
+        "timeout_s": 120,
+        "deadline_s": 300,
+    }
+
+
 # ---------------------------------------------------------------------------- scenario 1
 def added_latency(b: Bench) -> Table:
     n = b.sizes.latency_requests
@@ -119,17 +132,7 @@ def throughput(b: Bench) -> Table:
             # the service otherwise (less sensitive to a busy machine than wall time).
             pid = b.emulator.pid if target["name"] == "direct" else svc.proc.pid
             before = harness.cpu_s(pid)
-            res = b.loadgen(
-                {
-                    "mode": "load",
-                    "targets": [target],
-                    "requests": n,
-                    "concurrency": c,
-                    "warmup": 3,
-                    "timeout_s": 120,
-                    "deadline_s": 300,
-                }
-            )
+            res = b.loadgen(load_spec(target, n, c))
             ok = max(1, res["targets"][0]["ok"] + 3)
             res["cpu_ms_per_request"] = (harness.cpu_s(pid) - before) * 1000 / ok
             runs[target["name"]] = res

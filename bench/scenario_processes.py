@@ -13,11 +13,11 @@ import uuid
 from typing import Any
 
 import harness
-from context import Bench
+from context import Bench, Service
 from cryptography.fernet import Fernet
 from report import Table, pct
 from scenario_db import _pg_database
-from scenario_http import MIN_1K, PROMPT_1K, _errors, _rps
+from scenario_http import MIN_1K, PROMPT_1K, _errors, _rps, load_spec
 
 REDIS = "redis://127.0.0.1:6379/0"
 #: (label, web processes, worker processes); workers 0: the web processes run the jobs.
@@ -93,29 +93,12 @@ def _run(b: Bench, webs: int, workers: int, n: int, c: int) -> dict[str, Any]:
                         stderr=subprocess.STDOUT,
                     )
                 )
-        token = harness.setup_user(svc.url)
+        service = Service(svc, harness.setup_user(svc.url), data_dir)
         body = b.body_file("processes", {"prompt": PROMPT_1K})
-        target = {
-            "name": "seed",
-            "url": svc.url + "/api/nano-banana/generate",
-            "body_file": body,
-            "headers": {"Authorization": f"Bearer {token}"},
-            "min_bytes": MIN_1K,
-            "expect": '"images":["',
-        }
+        target = b.seed_target(service, body, MIN_1K)
         pids = [svc.pid, *(p.pid for p in procs)]
         before = sum(harness.tree_cpu_s(pid) for pid in pids)
-        res = b.loadgen(
-            {
-                "mode": "load",
-                "targets": [target],
-                "requests": n,
-                "concurrency": c,
-                "warmup": 3,
-                "timeout_s": 120,
-                "deadline_s": 300,
-            }
-        )
+        res = b.loadgen(load_spec(target, n, c))
         spent = sum(harness.tree_cpu_s(pid) for pid in pids) - before
         res["cpu_ms_per_generation"] = spent * 1000 / max(1, res["targets"][0]["ok"] + 3)
         return res
