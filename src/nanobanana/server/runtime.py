@@ -99,7 +99,7 @@ async def start_services(
     stack.callback(tx.close)
     redis = await _redis(stack, settings)
     bus = await _bus(stack, redis, settings)
-    limiter = _limiters(settings, redis)
+    limiter = _limiters(redis)
     services = Services(
         settings=settings,
         engine=engine,
@@ -116,7 +116,7 @@ async def start_services(
         http=http,
         listings=Listings(ListingCache(settings.listings_dir)),
     )
-    if bus.shared:  # redis is imported only when configured (the redis extra)
+    if redis is not None:  # redis is imported only when configured (the redis extra)
         from .sharedbus import SharedEventBus, share_caches
         from .sharedlimits import RedisUserSlots
 
@@ -215,7 +215,7 @@ async def _bus(stack: AsyncExitStack, client: Any, settings: Settings) -> Bus:
     return bus
 
 
-def _limiters(settings: Settings, redis: Any) -> Callable[[str, int, float], RateLimiter]:
+def _limiters(redis: Any) -> Callable[[str, int, float], RateLimiter]:
     """Makes the rate limits: in this process, or with Redis across all of them."""
     if redis is None:
         return lambda _name, limit, window: MemoryRateLimiter(limit, window)
