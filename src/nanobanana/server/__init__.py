@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
-__all__ = ["check_port", "create_app", "prepare_process", "run", "worker_app"]
+__all__ = ["check_port", "create_app", "run", "worker_app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,20 +24,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def worker_app() -> FastAPI:
     """The app of one of the processes of ``run(workers=N)``, from the environment."""
+    from .memory import prepare_process
+
     prepare_process()
     return create_app()
-
-
-def prepare_process() -> None:
-    """What every service process sets once, for itself: its log lines, and (process-wide, so
-    here and not in the app) no page faults on every generation's buffers."""
-    import logging
-
-    from .memory import keep_buffers_mapped
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    keep_buffers_mapped()
 
 
 def check_port(host: str, port: int) -> None:
@@ -79,6 +69,8 @@ def run(
     import logging
 
     import uvicorn
+
+    from .memory import prepare_process
 
     prepare_process()
     check_port(host, port)

@@ -73,3 +73,13 @@ def keep_buffers_mapped() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def prepare_process() -> None:
+    """What every service process (``serve``, each of its ``--workers``, ``worker``) sets once
+    for itself: its log lines, and no page faults on every generation's buffers."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    keep_buffers_mapped()

@@ -91,7 +91,7 @@ async def _sweep_forever(services: Services, app: procrastinate.App) -> None:
 def run_worker(settings: Settings) -> None:
     """``nanobanana worker``: migrate, then run jobs until SIGTERM or SIGINT (blocking)."""
     _require_postgresql(settings)
-    from . import prepare_process
+    from .memory import prepare_process
     from .security import KeyVault, load_master_keys
 
     prepare_process()
