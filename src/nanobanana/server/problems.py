@@ -7,6 +7,12 @@
 ``code`` is stable and machine-readable; ``message`` is for people; details depend on the code
 (``field`` and ``allowed`` for bad parameters, ``job_id``, ``provider``, ``reason``,
 ``retry_after``...).  FastAPI's own 422, 404 and 405 answers are rewritten to the same shape.
+
+Under the drop-in prefixes the shape is the one those clients parse (``compat/errors.py``):
+OpenRouter's under ``/api/v1`` (an integer ``code``, the HTTP status), OpenAI's under ``/v1``
+and on the OpenAI-compatible routes.  The compatible routes render their own errors; the
+handlers here cover what reaches no route (an unknown path, a method the path does not allow)
+and what the middleware refuses.
 Library and service errors (``nanobanana.errors``, ``server/errors.py``) are reported as
 ``server/reports.py`` says.
 """
@@ -27,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import NanobananaError
+from .compat.errors import Flavour, from_api, openai_error, openrouter_error
 from .reports import Report, report, report_of
 from .schemas import PATTERN_HINTS
 
@@ -116,9 +123,32 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _on_api_error(_request: Request, exc: Exception) -> Response:
+#: Paths under ``/api/v1`` that speak OpenAI's dialect (its Images API, mirrored there).
+_OPENAI_UNDER_OPENROUTER = ("/api/v1/images/generations", "/api/v1/images/edits")
+
+
+def dialect_of(path: str) -> Flavour | None:
+    """The drop-in dialect whose clients call ``path``, if any."""
+    if path.startswith(_OPENAI_UNDER_OPENROUTER) or path == "/v1" or path.startswith("/v1/"):
+        return "openai"
+    if path == "/api/v1" or path.startswith("/api/v1/"):
+        return "openrouter"
+    return None
+
+
+def _answer(request: Request, error: ApiError) -> Response:
+    """``error`` in the shape the caller's client parses."""
+    dialect = dialect_of(request.url.path)
+    if dialect is None:
+        return error.response()
+    problem = from_api(error.status, error.code, error.message, error.details, error.headers)
+    body = openrouter_error(problem) if dialect == "openrouter" else openai_error(problem)
+    return json_response(body, problem.status, problem.response_headers())
+
+
+async def _on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return exc.response()
+    return _answer(request, exc)
 
 
 #: An example body for messages about the body as a whole.
@@ -156,12 +186,12 @@ def _explain(error: dict[str, Any]) -> str:
     return f"Invalid {where}: {str(error.get('msg', 'invalid value')).rstrip('.')}."
 
 
-async def _on_validation(_request: Request, exc: Exception) -> Response:
+async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc)
     raw = exc.errors()
     message = _explain(raw[0]) if raw else "Invalid request."
-    return ApiError(422, "validation_error", message, errors=errors).response()
+    return _answer(request, ApiError(422, "validation_error", message, errors=errors))
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
@@ -176,7 +206,9 @@ async def _on_http(request: Request, exc: Exception) -> Response:
         if allowed:
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed here; use {' or '.join(allowed)}."
-    return ApiError(exc.status_code, code, message, headers=headers).response()
+    if exc.status_code == 404 and dialect_of(request.url.path) is not None:
+        message = f"This service has no endpoint {request.url.path}."
+    return _answer(request, ApiError(exc.status_code, code, message, headers=headers))
 
 
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -198,14 +230,14 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
 
 
-async def _on_library(_request: Request, exc: Exception) -> Response:
+async def _on_library(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NanobananaError)
-    return from_library(exc).response()
+    return _answer(request, from_library(exc))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return ApiError(500, "internal_error", "Internal server error.").response()
+    return _answer(request, ApiError(500, "internal_error", "Internal server error."))
 
 
 def install_error_handlers(app: FastAPI) -> None:
