@@ -97,3 +97,34 @@ def test_errors_carry_no_secret(live: Live) -> None:
     with httpx.Client(base_url=live.url, timeout=30) as c:
         r = c.get("/api/v1/missing", headers={"Authorization": f"Bearer {canary}"})
     assert r.status_code == 404 and canary not in r.text
+
+
+# ---------------------------------------------------------------------------------- models
+def test_models_list_validates_and_pages(client: OpenRouter) -> None:
+    every = client.models.list(output_modalities="image")
+    assert every is not None
+    listing = every.result
+    ids = [m.id for m in listing.data]
+    assert "google/gemini-2.5-flash-image" in ids
+    assert listing.total_count == len(ids) and listing.links.next is None
+    flash = next(m for m in listing.data if m.id == "google/gemini-2.5-flash-image")
+    assert flash.architecture.output_modalities == ["image", "text"]
+    assert flash.pricing.prompt == "0.0000003"
+    assert flash.links.details.startswith("https://openrouter.ai/api/v1/models/google/")
+    # The SDK pages by offset and limit: it fetches the next page while the last was full.
+    first = client.models.list(output_modalities="image", limit=2)
+    assert first is not None
+    seen = []
+    page = first
+    while page is not None:
+        seen += [m.id for m in page.result.data]
+        page = page.next()
+    assert seen == ids
+    assert first.result.links.next is not None and "offset=2" in first.result.links.next
+
+
+def test_models_list_refuses_a_bad_filter_with_a_400(client: OpenRouter) -> None:
+    with pytest.raises(errors.BadRequestResponseError) as caught:
+        client.models.list(input_modalities="smell")
+    assert caught.value.data.error.code == 400
+    assert "input modality 'smell'" in caught.value.data.error.message

@@ -11,7 +11,7 @@ import json
 import random
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pybase64
@@ -568,9 +568,14 @@ def test_images_response_b64_and_urls() -> None:
 
 # ------------------------------------------------------------------------------- models
 def test_models_default_to_text_output_like_openrouter() -> None:
-    text = models.openrouter_models(CATALOG, models.parse_output_modalities(None))["data"]
-    image = models.openrouter_models(CATALOG, models.parse_output_modalities("image"))["data"]
-    every = models.openrouter_models(CATALOG, models.parse_output_modalities("all"))["data"]
+    def listed(**query: str) -> list[dict[str, Any]]:
+        page = models.openrouter_models(CATALOG, models.ModelQuery.parse(query))
+        assert page["total_count"] == len(page["data"]) and page["links"] == {"next": None}
+        return cast(list[dict[str, Any]], page["data"])
+
+    text = listed()
+    image = listed(output_modalities="image")
+    every = listed(output_modalities="all")
     assert {m["id"] for m in text} == {
         "google/gemini-2.5-flash-image",
         "google/gemini-3-pro-image-preview",
@@ -583,8 +588,44 @@ def test_models_default_to_text_output_like_openrouter() -> None:
         models.parse_output_modalities("video")
 
 
+def test_models_page_and_filter_as_openrouter_documents() -> None:
+    def page(**query: str) -> dict[str, Any]:
+        return models.openrouter_models(CATALOG, models.ModelQuery.parse(query), raw_query=query)
+
+    every = page(output_modalities="all")
+    ids = [m["id"] for m in every["data"]]
+    first = page(output_modalities="all", limit="2")
+    assert [m["id"] for m in first["data"]] == ids[:2]
+    assert first["total_count"] == len(ids) > 2
+    assert first["links"]["next"] == "/api/v1/models?output_modalities=all&offset=2&limit=2"
+    last = page(output_modalities="all", limit="2", offset=str(len(ids) - 1))
+    assert [m["id"] for m in last["data"]] == ids[-1:] and last["links"]["next"] is None
+    assert page(output_modalities="all", offset=str(len(ids)))["data"] == []
+    # Filters: every named input and parameter, any named author, the text in id or name.
+    seeded = page(output_modalities="all", supported_parameters="seed,image_config")["data"]
+    assert seeded and all("seed" in m["supported_parameters"] for m in seeded)
+    assert len(seeded) < len(ids)
+    google = page(output_modalities="all", model_authors="google")["data"]
+    assert google and all(m["id"].startswith("google/") for m in google)
+    assert [m["id"] for m in page(output_modalities="all", q="FLUX.2-PRO")["data"]] == [
+        "black-forest-labs/flux.2-pro"
+    ]
+    edits = page(output_modalities="all", input_modalities="image,text")["data"]
+    assert edits and all("image" in m["architecture"]["input_modalities"] for m in edits)
+    assert page(output_modalities="all", input_modalities="audio")["data"] == []
+    # OpenRouter's other parameters are taken; a typo or a bad number is a 400 naming it.
+    assert page(sort="newest", max_price="1")["data"] == page()["data"]
+    for bad in ({"limit": "0"}, {"limit": "1001"}, {"offset": "-1"}, {"limit": "ten"}):
+        with pytest.raises(ProblemError) as caught:
+            models.ModelQuery.parse(bad)
+        assert caught.value.problem.field_name == next(iter(bad))
+    with pytest.raises(ProblemError) as caught:
+        models.ModelQuery.parse({"input_modalities": "smell"})
+    assert caught.value.problem.details["allowed"] == list(models.INPUT_MODALITIES)
+
+
 def test_model_shape_reads_back_with_the_librarys_discovery() -> None:
-    doc = models.openrouter_models(CATALOG, None)
+    doc = models.openrouter_models(CATALOG)
     flash = next(m for m in doc["data"] if m["id"] == "google/gemini-2.5-flash-image")
     reference = fixture("models.json")["data"][0]
     assert set(reference) - set(flash) == set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +31,8 @@ _EFFORTS = ("max", "xhigh", "high", "medium", "low", "minimal", "none")
 #: The web plugin's ``engine`` values (OpenRouter's web-search guide).
 _ENGINES = ("native", "exa", "firecrawl", "parallel", "perplexity")
 _LIST_MODALITIES = frozenset({"text", "image", "audio", "embeddings"})
+#: The most models one page of ``GET /models`` holds (reference §1.6).
+_MAX_LIMIT = 1000
 _FLAKY_RETRY = 0.05
 
 
@@ -360,8 +363,23 @@ async def list_models(request: Request) -> Response:
             )
             return finish(entry, reply)
         models = [m for m in models if wanted & set(m.outputs)]
-    data = [wire.model_object(m) for m in models]
-    return finish(entry, wire.json_reply(200, {"data": data, "total_count": len(data)}))
+    try:
+        offset = int(request.query_params.get("offset") or 0)
+        limit = int(request.query_params.get("limit") or _MAX_LIMIT)
+    except ValueError:
+        offset = limit = -1
+    if offset < 0 or not 1 <= limit <= _MAX_LIMIT:
+        reply = wire.error(400, f"offset must be >= 0 and limit from 1 to {_MAX_LIMIT}")
+        return finish(entry, reply)
+    page = [wire.model_object(m) for m in models[offset : offset + limit]]
+    following = None
+    if offset + limit < len(models):
+        rest = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
+        following = (
+            f"/api/v1/models?{urlencode({**rest, 'offset': offset + limit, 'limit': limit})}"
+        )
+    body = {"data": page, "total_count": len(models), "links": {"next": following}}
+    return finish(entry, wire.json_reply(200, body))
 
 
 async def get_model(request: Request) -> Response:

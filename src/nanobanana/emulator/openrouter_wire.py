@@ -431,6 +431,8 @@ def model_object(spec: ModelSpec) -> dict[str, Any]:
         "per_request_limits": None,
         "supported_parameters": params,
         "default_parameters": {},
+        "supported_voices": None,
+        "links": {"details": f"/api/v1/models/{spec.id}/endpoints"},
         "expiration_date": None,
         # The models guide: a model that lets callers choose an effort says which.
         **(

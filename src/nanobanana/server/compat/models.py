@@ -1,31 +1,47 @@
 """The model lists of both dialects, built from the catalog.
 
-``GET /api/v1/models`` answers in OpenRouter's Model shape (reference §1.6) with its
-``output_modalities`` filter: a comma list of ``text``, ``image``, ``audio``, ``embeddings``,
-or ``all``; a model is listed when it outputs any of them (OpenRouter's other parameters are
-accepted and ignored; unknown ones are refused).  The default is ``text``, as on
-OpenRouter, so a client sees what it would see there for the same query: the Gemini image
-models (they answer with text too) but not the image-only ones; an image tool asks
-``?output_modalities=image`` and gets every model.  ``GET /v1/models`` is OpenAI's list.
+``GET /api/v1/models`` answers in OpenRouter's Model shape (reference §1.6), every field
+OpenRouter's SDK requires included, paged by ``offset`` and ``limit`` (at most 1000) with
+``total_count`` and ``links.next``.  Filters: ``output_modalities``, a comma list of ``text``,
+``image``, ``audio``, ``embeddings``, or ``all`` (a model is listed when it outputs any of
+them); ``input_modalities`` and ``supported_parameters`` (a model is listed when it has all
+of them); ``model_authors`` (a comma list of id prefixes); ``q`` (in the id or the name).
+OpenRouter's other parameters (prices, benchmarks, regions) are accepted and ignored; unknown
+ones are refused.  The default is ``text``, as on OpenRouter, so a client sees what it would
+see there for the same query: the Gemini image models (they answer with text too) but not the
+image-only ones; an image tool asks ``?output_modalities=image`` and gets every model.
+``GET /v1/models`` is OpenAI's list.
 
 Prices are USD per token as strings, like OpenRouter's; ``"-1"`` where the catalog has none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from ...catalog import ModelSpec
 from .errors import bad_request
 
 OUTPUT_MODALITIES = ("text", "image", "audio", "embeddings")
-#: Query parameters OpenRouter's model list takes: accepted (only ``output_modalities`` is
-#: applied); any other is a 400, so a typo does not pass unnoticed.
+#: Query parameters OpenRouter's model list takes (its API reference and SDK): those of
+#: ``ModelQuery`` are applied, the others accepted and ignored; any other is a 400, so a typo
+#: does not pass unnoticed.
 OPENROUTER_MODEL_QUERY = frozenset(
-    {"output_modalities", "supported_parameters", "category", "sort", "order", "offset", "limit"}
-)
+    {
+        "output_modalities", "input_modalities", "supported_parameters", "model_authors", "q",
+        "offset", "limit", "category", "sort", "order", "context", "arch", "providers",
+        "distillable", "zdr", "region", "min_price", "max_price", "min_output_price",
+        "max_output_price", "min_age_days", "max_age_days", "min_intelligence_index",
+        "max_intelligence_index", "min_coding_index", "max_coding_index", "min_agentic_index",
+        "max_agentic_index", "min_tool_success_rate", "max_tool_success_rate",
+    }
+)  # fmt: skip
 DEFAULT_OUTPUT_MODALITIES = frozenset({"text"})
+INPUT_MODALITIES = ("text", "image", "audio", "video", "file")
+MAX_LIMIT = 1000
 UNKNOWN_PRICE = "-1"
 
 
@@ -53,6 +69,79 @@ def parse_output_modalities(value: str | None) -> frozenset[str] | None:
             allowed=[*OUTPUT_MODALITIES, "all"],
         )
     return frozenset(parts)
+
+
+def _comma_list(value: str | None) -> frozenset[str]:
+    return frozenset(p.strip().lower() for p in (value or "").split(",") if p.strip())
+
+
+def _count(query: Mapping[str, str], name: str, default: int, lowest: int, highest: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lowest - 1
+    if not lowest <= value <= highest:
+        raise bad_request(
+            f"{name} must be a whole number from {lowest} to {highest}, not {raw!r}.", name
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ModelQuery:
+    """What ``GET /api/v1/models`` was asked for."""
+
+    outputs: frozenset[str] | None = DEFAULT_OUTPUT_MODALITIES
+    inputs: frozenset[str] = frozenset()
+    parameters: frozenset[str] = frozenset()
+    authors: frozenset[str] = frozenset()
+    text: str = ""
+    offset: int = 0
+    limit: int = MAX_LIMIT
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> ModelQuery:
+        check_query(query.keys(), OPENROUTER_MODEL_QUERY)
+        inputs = _comma_list(query.get("input_modalities"))
+        unknown = sorted(inputs - set(INPUT_MODALITIES))
+        if unknown:
+            raise bad_request(
+                f"Unknown input modality {unknown[0]!r}; use a comma list of "
+                f"{', '.join(INPUT_MODALITIES)}.",
+                "input_modalities",
+                allowed=list(INPUT_MODALITIES),
+            )
+        return cls(
+            outputs=parse_output_modalities(query.get("output_modalities")),
+            inputs=inputs,
+            parameters=_comma_list(query.get("supported_parameters")),
+            authors=_comma_list(query.get("model_authors")),
+            text=(query.get("q") or "").strip().lower(),
+            offset=_count(query, "offset", 0, 0, 1_000_000),
+            limit=_count(query, "limit", MAX_LIMIT, 1, MAX_LIMIT),
+        )
+
+    def matches(self, model: Mapping[str, Any]) -> bool:
+        arch = model["architecture"]
+        return (
+            (self.outputs is None or bool(self.outputs & set(arch["output_modalities"])))
+            and self.inputs <= set(arch["input_modalities"])
+            and self.parameters <= set(model["supported_parameters"])
+            and (not self.authors or model["id"].split("/", 1)[0].lower() in self.authors)
+            and (self.text in model["id"].lower() or self.text in model["name"].lower())
+        )
+
+    def next_page(self, path: str, query: Mapping[str, str], total: int) -> str | None:
+        """The relative URL of the next page, or ``None`` on the last."""
+        if self.offset + self.limit >= total:
+            return None
+        rest = {k: v for k, v in query.items() if k not in ("offset", "limit")}
+        return (
+            f"{path}?{urlencode({**rest, 'offset': self.offset + self.limit, 'limit': self.limit})}"
+        )
 
 
 def openrouter_id(spec: ModelSpec) -> str:
@@ -121,18 +210,40 @@ def openrouter_model(spec: ModelSpec) -> dict[str, Any]:
         },
         "per_request_limits": None,
         "supported_parameters": params,
+        "default_parameters": None,
+        "supported_voices": None,
+        "links": {"details": details_url(spec)},
         **({"reasoning": reasoning} if reasoning is not None else {}),
         "expiration_date": spec.shutdown.isoformat() if spec.shutdown else None,
     }
 
 
-def openrouter_models(models: Iterable[ModelSpec], wanted: frozenset[str] | None) -> dict[str, Any]:
-    data = [
-        openrouter_model(spec)
-        for spec in models
-        if wanted is None or wanted & set(output_modalities(spec))
-    ]
-    return {"data": data}
+def details_url(spec: ModelSpec) -> str:
+    """Where the model's maker describes it: OpenRouter's endpoints page for a model it
+    serves, else Google's model page."""
+    if "openrouter" in spec.provider_ids:
+        return f"https://openrouter.ai/api/v1/models/{spec.provider_ids['openrouter']}/endpoints"
+    return (
+        f"https://ai.google.dev/gemini-api/docs/models/{spec.provider_ids.get('google', spec.id)}"
+    )
+
+
+def openrouter_models(
+    models: Iterable[ModelSpec],
+    query: ModelQuery | None = None,
+    path: str = "/api/v1/models",
+    raw_query: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One page of the list (``query`` ``None``: every model, one page)."""
+    every = [openrouter_model(spec) for spec in models]
+    if query is None:
+        return {"data": every, "total_count": len(every), "links": {"next": None}}
+    found = [m for m in every if query.matches(m)]
+    return {
+        "data": found[query.offset : query.offset + query.limit],
+        "total_count": len(found),
+        "links": {"next": query.next_page(path, raw_query or {}, len(found))},
+    }
 
 
 def owner(spec: ModelSpec) -> str:

@@ -107,11 +107,16 @@ class OpenRouterModel(_Doc):
     top_provider: dict[str, Any]
     per_request_limits: dict[str, Any] | None
     supported_parameters: list[str]
+    default_parameters: dict[str, Any] | None
+    supported_voices: list[str] | None
+    links: dict[str, str] = Field(description="`details`: where the model's maker describes it.")
     expiration_date: str | None
 
 
 class OpenRouterModels(_Doc):
     data: list[OpenRouterModel]
+    total_count: int = Field(description="Models that match, on every page.")
+    links: dict[str, str | None] = Field(description="`next`: the next page's URL, or null.")
 
 
 # --------------------------------------------------------------------------------- OpenAI

@@ -26,13 +26,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..compat.errors import ProblemError
-from ..compat.models import (
-    OPENROUTER_MODEL_QUERY,
-    check_query,
-    openrouter_id,
-    openrouter_models,
-    parse_output_modalities,
-)
+from ..compat.models import MAX_LIMIT, ModelQuery, openrouter_id, openrouter_models
 from ..compat.openrouter_request import ChatRequest, parse_chat
 from ..compat.openrouter_response import (
     KEEPALIVE,
@@ -186,8 +180,13 @@ async def models(
             "Default `text` (as on OpenRouter): image tools ask for `image`."
         ),
     ] = None,
+    offset: Annotated[int, Query(ge=0, description="Models to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Models per page.")] = MAX_LIMIT,
 ) -> Response:
-    """The catalog in OpenRouter's Model shape."""
-    check_query(request.query_params.keys(), OPENROUTER_MODEL_QUERY)
-    wanted = parse_output_modalities(output_modalities)
-    return json_bytes_response(orjson.dumps(openrouter_models(services.catalog, wanted)))
+    """The catalog in OpenRouter's Model shape, paged (`total_count`, `links.next`).
+
+    Also filtered by `input_modalities` and `supported_parameters` (models that have all of
+    them), `model_authors` and `q`; OpenRouter's other filters are accepted and ignored."""
+    query = ModelQuery.parse(request.query_params)
+    page = openrouter_models(services.catalog, query, request.url.path, request.query_params)
+    return json_bytes_response(orjson.dumps(page))
