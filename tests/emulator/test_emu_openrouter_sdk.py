@@ -51,7 +51,7 @@ def test_chat_send_returns_the_image(client: OpenRouter) -> None:
 
 
 def test_a_bad_key_is_the_sdk_unauthorized_error(emu: EmulatorServer) -> None:
-    with OpenRouter(api_key="sk-or-v1-invalid", server_url=emu.openrouter_url) as c:
-        with pytest.raises(errors.UnauthorizedResponseError) as caught:
-            c.chat.send(model=MODEL, messages=[{"role": "user", "content": "a red fox"}])
+    client = OpenRouter(api_key="sk-or-v1-invalid", server_url=emu.openrouter_url)
+    with client, pytest.raises(errors.UnauthorizedResponseError) as caught:
+        client.chat.send(model=MODEL, messages=[{"role": "user", "content": "a red fox"}])
     assert caught.value.data.error.code == 401
