@@ -22,13 +22,14 @@ def python_blocks() -> list[str]:
 
 def test_the_doc_has_the_examples() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     assert "requests.post" in blocks[0] and "stream=True" in blocks[0]
     assert "chat.completions.create" in blocks[1] and "stream=True" in blocks[1]
-    assert "images.generate" in blocks[2] and "images.edit" in blocks[2]
+    assert "from openrouter import" in blocks[2] and "images.generate" in blocks[2]
+    assert "images.generate" in blocks[3] and "images.edit" in blocks[3]
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
 def test_python_example_runs(
     index: int, live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -43,10 +44,11 @@ def test_python_example_runs(
     expected = {
         0: {"fox-0.png": (1344, 768), "owl.png": (1024, 1024)},
         1: {"fox.png": (1344, 768), "lighthouse.png": (512, 2048)},
-        2: {"fox-0.png": (1344, 768), "fox-1.png": (1344, 768)},
+        2: {"fox-0.png": (1344, 768), "fox-1.png": (1344, 768), "owl.png": (1024, 1024)},
+        3: {"fox-0.png": (1344, 768), "fox-1.png": (1344, 768)},
     }[index]
     assert written == expected
     with live.http(token) as c:
         items = c.get("/api/generations").json()["items"]
     assert items and all(i["status"] == "succeeded" for i in items)
-    assert {i["kind"] for i in items} == ({"openai"} if index == 2 else {"openrouter"})
+    assert {i["kind"] for i in items} == ({"openai"} if index == 3 else {"openrouter"})

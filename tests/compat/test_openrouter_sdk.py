@@ -7,15 +7,21 @@ integer ``code``) or the SDK reports a validation error instead of the service's
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from openrouter import OpenRouter, errors
 
-from .conftest import Live
+from nanobanana.emulator import EmulatorServer
+
+from ..support import image_size, png_bytes
+from .conftest import Live, tag, upstream_prompts
 
 pytestmark = pytest.mark.timeout(60)
+MODEL = "google/gemini-2.5-flash-image"
 
 
 def sdk(live: Live, token: str | None = None) -> OpenRouter:
@@ -128,3 +134,98 @@ def test_models_list_refuses_a_bad_filter_with_a_400(client: OpenRouter) -> None
         client.models.list(input_modalities="smell")
     assert caught.value.data.error.code == 400
     assert "input modality 'smell'" in caught.value.data.error.message
+
+
+# ------------------------------------------------------------------------------- Image API
+def test_images_generate_returns_the_images_and_a_job(
+    client: OpenRouter, live: Live, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    r = client.images.generate(
+        model=MODEL, prompt=f"a red fox {marker}", aspect_ratio="16:9", resolution="1K", n=2
+    )
+    assert len(r.data) == 2
+    for item in r.data:
+        raw = base64.b64decode(item.b64_json, validate=True)
+        assert item.media_type == "image/png" and image_size(raw) == (1344, 768)
+    assert r.usage is not None and r.usage.cost and r.usage.completion_tokens > 0
+    assert len(upstream_prompts(emulator, marker)) == 2  # one call per image, no more
+    with live.http(live.token) as c:
+        items = c.get("/api/generations").json()["items"]
+    job = next(i for i in items if marker in i["prompt"])
+    assert job["status"] == "succeeded" and job["request"]["n"] == 2
+    assert len(job["images"]) == 2 and job["kind"] == "openrouter"
+
+
+def test_images_generate_takes_references_size_and_routes(
+    client: OpenRouter, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    reference = "data:image/png;base64," + base64.b64encode(png_bytes(64, 48)).decode()
+    r = client.images.generate(
+        model="gemini-3.1-flash-image",
+        prompt=f"the same fox, in winter {marker}",
+        size="2048x2048",
+        input_references=[{"type": "image_url", "image_url": {"url": reference}}],
+        provider={"only": ["google"]},
+        stream=True,  # answered whole, as OpenRouter answers it for Gemini
+    )
+    [item] = r.data
+    assert image_size(base64.b64decode(item.b64_json)) == (2048, 2048)
+    [seen] = upstream_prompts(emulator, marker)
+    assert seen["service"] == "gemini"  # provider.only named a route of the service
+    parts = seen["body"]["contents"][-1]["parts"]
+    assert any("inlineData" in p or "inline_data" in p for p in parts)
+
+
+@pytest.mark.parametrize(
+    ("args", "param", "words"),
+    [
+        ({"aspect_ratio": "2.35:1"}, "aspect_ratio", "can make; use 1:1"),
+        ({"resolution": "4K"}, "resolution", "can make; use"),
+        ({"size": "512x512"}, "size", "Valid sizes: 1024x1024"),
+        ({"size": "1344x768", "aspect_ratio": "1:1"}, "size", "Send size alone"),
+        ({"n": 11}, "n", "less than or equal to 10"),
+        (
+            {"input_references": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+            "input_references",
+            "not a data URL",
+        ),
+    ],
+)
+def test_images_generate_refuses_what_the_model_cannot_make(
+    client: OpenRouter, args: dict[str, Any], param: str, words: str
+) -> None:
+    with pytest.raises(errors.BadRequestResponseError) as caught:
+        client.images.generate(model=MODEL, prompt="a red fox", **args)
+    error = caught.value.data.error
+    assert error.code == 400 and words in error.message
+    assert error.metadata and error.metadata["param"] == param
+
+
+def test_images_generate_without_a_key_says_where_to_add_one(live: Live) -> None:
+    token = live.new_user(keys={})
+    with sdk(live, token) as c, pytest.raises(errors.BadRequestResponseError) as caught:
+        c.images.generate(model=MODEL, prompt="a red fox")
+    error = caught.value.data.error
+    assert error.metadata and error.metadata["error_type"] == "missing_api_key"
+    assert "/settings" in error.message
+
+
+def test_images_list_models_and_endpoints(client: OpenRouter) -> None:
+    listing = client.images.list_models()
+    by_id = {m.id: m for m in listing.data}
+    flash = by_id[MODEL]
+    assert flash.supports_streaming is False
+    ratios = flash.supported_parameters["aspect_ratio"]
+    assert ratios.type == "enum" and "16:9" in ratios.values
+    assert flash.supported_parameters["n"].max == 10
+    assert "black-forest-labs/flux.2-pro" in by_id
+    author, slug = MODEL.split("/")
+    assert flash.endpoints == f"/api/v1/images/models/{MODEL}/endpoints"
+    found = client.images.list_model_endpoints(author=author, slug=slug)
+    assert found.id == MODEL
+    assert {e.provider_slug for e in found.endpoints} == {"openrouter", "google"}
+    assert all(e.pricing and e.pricing[0].billable == "output_image" for e in found.endpoints)
+    with pytest.raises(errors.NotFoundResponseError):
+        client.images.list_model_endpoints(author="nobody", slug="nothing")

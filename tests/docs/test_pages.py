@@ -138,7 +138,14 @@ def test_compat_page(reader: Reader) -> None:
 
     reader.sh(block_in(page, "sh", "/v1/images/generations").text)
     assert (reader.home / "purple.png").read_bytes()[:4] == b"\x89PNG"
-    reader.python(block_in(page, "python", "client.images.generate").text)
+    for name in ("fox-0.png", "fox-1.png", "owl.png"):
+        (reader.home / name).unlink(missing_ok=True)
+    out = reader.python(block_in(page, "python", "from openrouter import").text)
+    cost, ids = out.splitlines()[:2]
+    assert float(cost) > 0 and "google/gemini-3.1-flash-image" in ids
+    for name in ("fox-0.png", "fox-1.png", "owl.png"):
+        assert (reader.home / name).read_bytes()[:4] == b"\x89PNG"
+    reader.python(block_in(page, "python", "client.images.edit").text)
     assert (reader.home / "fox-1.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         compat_openai,
         compat_openrouter,
+        compat_openrouter_images,
         generate,
         generations,
         health,
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router, dependencies=strict)
         routers.append(module.router)
-    for module in (compat_openrouter, compat_openai):
+    for module in (compat_openrouter, compat_openrouter_images, compat_openai):
         app.include_router(module.router)
         routers.append(module.router)
     app.include_router(ui.router)

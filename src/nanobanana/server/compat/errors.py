@@ -30,6 +30,8 @@ from ..errors import ServiceError
 from ..reports import DEFAULT_QUOTA_RETRY_AFTER, error_details, missing_key_message, report_of
 
 Flavour = Literal["openrouter", "openai"]
+#: Whose parameter names an error's ``param`` uses: a dialect's, or OpenRouter's Image API's.
+ParamNames = Literal["openrouter", "openrouter_images", "openai"]
 
 #: Statuses of library / job error codes on the compatibility routes.
 JOB_STATUS: Mapping[str, int] = {
@@ -90,7 +92,7 @@ OPENAI_CODES: Mapping[str, str] = {
     "unknown_model": "model_not_found",
 }
 #: Our field names (library and GenerateIn) -> each dialect's parameter names.
-PARAMS: Mapping[Flavour, Mapping[str, str]] = {
+PARAMS: Mapping[ParamNames, Mapping[str, str]] = {
     "openrouter": {
         "prompt": "messages",
         "images": "messages",
@@ -100,6 +102,11 @@ PARAMS: Mapping[Flavour, Mapping[str, str]] = {
         "thinking": "reasoning.effort",
         "google_search": "plugins",
         "image_options": "image_config",
+    },
+    "openrouter_images": {
+        "images": "input_references",
+        "image_size": "resolution",
+        "num_images": "n",
     },
     "openai": {
         "images": "image",
@@ -245,10 +252,10 @@ def from_validation(errors: Iterable[Mapping[str, Any]]) -> Problem:
     )
 
 
-def param_for(field_name: str | None, flavour: Flavour) -> str | None:
+def param_for(field_name: str | None, names: ParamNames) -> str | None:
     if field_name is None:
         return None
-    return PARAMS[flavour].get(field_name, field_name)
+    return PARAMS[names].get(field_name, field_name)
 
 
 # ---------------------------------------------------------------------------- renderings
@@ -266,12 +273,12 @@ _METADATA_KEYS = {
 }
 
 
-def openrouter_metadata(p: Problem) -> dict[str, Any]:
+def openrouter_metadata(p: Problem, names: ParamNames = "openrouter") -> dict[str, Any]:
     error_type = OPENROUTER_ERROR_TYPES.get(p.code)
     meta: dict[str, Any] = {"error_type": error_type or p.code}
     if error_type is not None:
         meta["reason"] = p.code
-    param = param_for(p.field_name, "openrouter")
+    param = param_for(p.field_name, names)
     if param:
         meta["param"] = param
     for key, name in _METADATA_KEYS.items():
@@ -281,9 +288,10 @@ def openrouter_metadata(p: Problem) -> dict[str, Any]:
     return meta
 
 
-def openrouter_error(p: Problem) -> dict[str, Any]:
+def openrouter_error(p: Problem, names: ParamNames = "openrouter") -> dict[str, Any]:
     """``{"error": {"code", "message", "metadata"}}`` (the HTTP status equals ``code``)."""
-    return {"error": {"code": p.status, "message": p.message, "metadata": openrouter_metadata(p)}}
+    meta = openrouter_metadata(p, names)
+    return {"error": {"code": p.status, "message": p.message, "metadata": meta}}
 
 
 def openai_type(status: int) -> str:

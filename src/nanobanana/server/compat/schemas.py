@@ -119,6 +119,51 @@ class OpenRouterModels(_Doc):
     links: dict[str, str | None] = Field(description="`next`: the next page's URL, or null.")
 
 
+class GeneratedImageData(_Doc):
+    b64_json: str
+    media_type: str = Field(
+        description="`image/png`, sometimes `image/jpeg`: as the model made it."
+    )
+
+
+class ImageGenerationUsage(_Doc):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float | None = Field(description="USD.")
+
+
+class ImageGenerationResponse(_Doc):
+    """OpenRouter's Image API answer."""
+
+    created: int
+    data: list[GeneratedImageData]
+    usage: ImageGenerationUsage
+
+
+class ImageModel(_Doc):
+    id: str
+    name: str
+    created: int
+    description: str
+    architecture: dict[str, list[str]]
+    endpoints: str = Field(description="The model's endpoints, relative to the service.")
+    supported_parameters: dict[str, dict[str, Any]] = Field(
+        description='Capability descriptors: `{"type": "enum", "values": [...]}`, '
+        '`{"type": "range", "min", "max"}`, `{"type": "boolean"}`.'
+    )
+    supports_streaming: bool
+
+
+class ImageModels(_Doc):
+    data: list[ImageModel]
+
+
+class ImageModelEndpoints(_Doc):
+    id: str
+    endpoints: list[dict[str, Any]] = Field(description="One per provider that serves it.")
+
+
 # --------------------------------------------------------------------------------- OpenAI
 class GeneratedImage(_Doc):
     b64_json: str | None = Field(default=None, description="With response_format=b64_json.")

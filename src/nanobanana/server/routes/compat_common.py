@@ -109,6 +109,13 @@ class OpenRouterRoute(DialectRoute):
         return openrouter_error(problem)
 
 
+class OpenRouterImagesRoute(DialectRoute):
+    """OpenRouter's shape, with the Image API's parameter names (``resolution``, ``n``...)."""
+
+    def render(self, problem: Problem) -> dict[str, Any]:
+        return openrouter_error(problem, "openrouter_images")
+
+
 class OpenAIRoute(DialectRoute):
     def render(self, problem: Problem) -> dict[str, Any]:
         return openai_error(problem)

@@ -1,0 +1,111 @@
+"""OpenRouter's Image API: ``POST /api/v1/images``, ``GET /api/v1/images/models`` and a
+model's endpoints, for OpenRouter's SDK (``images.generate``, ``images.list_models``) and any
+client written against that API.  The mapping is in ``compat/openrouter_images.py``; every
+call is a job in the caller's history, run with the caller's stored keys and the service's
+fallback, like a chat completion.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Response
+
+from ..compat.errors import ProblemError
+from ..compat.models import openrouter_id
+from ..compat.openrouter_images import (
+    ImageRequest,
+    image_endpoints,
+    image_model,
+    image_response,
+    plan,
+    route_hint,
+)
+from ..compat.openrouter_request import clean_text
+from ..compat.schemas import (
+    ImageGenerationResponse,
+    ImageModelEndpoints,
+    ImageModels,
+    OpenRouterError,
+    error_responses,
+)
+from ..compat.splice import SplicedResponse
+from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..generation import create_job
+from ..problems import not_found
+from .compat_common import (
+    IdempotencyKey,
+    OpenRouterImagesRoute,
+    choose_target,
+    failure_problem,
+    generate_in,
+    job_headers,
+    json_bytes_response,
+    wait_outcome,
+)
+
+router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterImagesRoute)
+
+
+@router.post(
+    "/api/v1/images",
+    response_model=ImageGenerationResponse,
+    responses=error_responses(OpenRouterError, 400, 401, 402, 408, 409, 413, 422, 429, 502, 503),
+)
+async def generate(
+    body: ImageRequest,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Generate images (OpenRouter's Image API): `{created, data: [{b64_json, media_type}],
+    usage}`.  `stream: true` is answered with the whole answer, as OpenRouter answers it for
+    models without native image streaming."""
+    choice, provider = await choose_target(session, services, user.id, body.model, route_hint(body))
+    spec = choice.spec
+    call = plan(spec, body, clean_text(body.prompt))
+    request = generate_in(
+        prompt=call.prompt,
+        num_images=call.n,
+        provider=provider,
+        model=body.model,  # as the caller spelled it, so that the job warns about an old one
+        aspect_ratio=call.aspect_ratio,
+        image_size=call.image_size,
+        seed=call.seed,
+        images=list(call.images),
+    )
+    job, replayed = await create_job(
+        session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
+    )
+    headers = job_headers(job.id, replayed)
+    outcome = await wait_outcome(services, job.id, openrouter_id(spec))
+    if outcome is not None and outcome.succeeded:
+        return SplicedResponse(image_response(outcome), 200, headers)
+    problem = failure_problem(outcome, job.id)
+    problem.headers.update(headers)
+    raise ProblemError(problem)
+
+
+@router.get(
+    "/api/v1/images/models",
+    response_model=ImageModels,
+    responses=error_responses(OpenRouterError, 401),
+)
+async def models(user: CurrentUser, services: ServicesDep) -> Response:
+    """The image models, with the parameters each takes (OpenRouter's capability
+    descriptors: enums, ranges, booleans)."""
+    data = [image_model(spec) for spec in services.catalog]
+    return json_bytes_response(orjson.dumps({"data": data}))
+
+
+@router.get(
+    "/api/v1/images/models/{author}/{slug}/endpoints",
+    response_model=ImageModelEndpoints,
+    responses=error_responses(OpenRouterError, 401, 404),
+)
+async def endpoints(author: str, slug: str, user: CurrentUser, services: ServicesDep) -> Response:
+    """The routes of this service that serve a model (OpenRouter, Google), with prices."""
+    spec = services.catalog.find(f"{author}/{slug}")
+    if spec is None:
+        raise not_found("image model (GET /api/v1/images/models lists them)")
+    return json_bytes_response(orjson.dumps(image_endpoints(spec)))
