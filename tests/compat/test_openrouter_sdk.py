@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from openrouter import OpenRouter, errors
+from openrouter.utils import BackoffStrategy, RetryConfig
 
 from nanobanana.emulator import EmulatorServer
 
@@ -229,3 +231,102 @@ def test_images_list_models_and_endpoints(client: OpenRouter) -> None:
     assert all(e.pricing and e.pricing[0].billable == "output_image" for e in found.endpoints)
     with pytest.raises(errors.NotFoundResponseError):
         client.images.list_model_endpoints(author="nobody", slug="nothing")
+
+
+# ---------------------------------------------------------------------------- blind retries
+def fast_retries() -> RetryConfig:
+    """The SDK's own policy (every 5xx, backoff), squeezed from an hour into 2 seconds."""
+    return RetryConfig("backoff", BackoffStrategy(20, 100, 1.5, 2000), True)
+
+
+def jobs_with(live: Live, marker: str) -> list[dict[str, Any]]:
+    with live.http(live.token) as c:
+        items = c.get("/api/generations", params={"limit": 100}).json()["items"]
+    return [i for i in items if marker in i["prompt"]]
+
+
+def test_a_blindly_retried_ambiguous_failure_pays_once(
+    live: Live, emulator: EmulatorServer
+) -> None:
+    """The SDK resends a 502 for as long as its policy allows, ignoring x-should-retry: the
+    call reaches the upstream once, and every retry gets the first failure, marked."""
+    marker = tag()
+    prompt = f"a red fox {marker} [emulator@openrouter:reset]"
+    sent: list[int] = []
+    hooks = {"response": [lambda r: sent.append(r.status_code)]}
+    http = httpx.Client(event_hooks=hooks, timeout=30)
+    with OpenRouter(
+        api_key=live.token,
+        server_url=f"{live.url}/api/v1",
+        retry_config=fast_retries(),
+        client=http,
+    ) as c, pytest.raises(errors.BadGatewayResponseError) as caught:
+        c.images.generate(model=MODEL, prompt=prompt, provider={"only": ["openrouter"]})
+    assert len(sent) >= 3 and set(sent) == {502}  # the SDK did retry, several times
+    assert len(upstream_prompts(emulator, marker)) == 1
+    [job] = jobs_with(live, marker)
+    assert job["status"] == "failed", job["error"]
+    assert job["error"]["may_be_billed"] is True
+    error = caught.value.data.error
+    assert error.metadata and error.metadata["replayed"] is True
+    assert f"gen-{job['id']}" in error.message and "Idempotency-Key" in error.message
+    assert caught.value.raw_response.headers["Idempotent-Replayed"] == "true"
+    assert caught.value.raw_response.headers["x-should-retry"] == "false"
+
+
+def test_a_new_idempotency_key_or_a_changed_body_pays_again(
+    client: OpenRouter, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    prompt = f"a red fox {marker} [emulator@openrouter:reset]"
+    for headers in ({}, {}, {"Idempotency-Key": f"again-{marker}"}):
+        with pytest.raises(errors.BadGatewayResponseError):
+            client.images.generate(
+                model=MODEL,
+                prompt=prompt,
+                provider={"only": ["openrouter"]},
+                retries=RetryConfig("none", BackoffStrategy(1, 1, 1, 1), False),
+                http_headers=headers,
+            )
+    assert len(upstream_prompts(emulator, marker)) == 2  # the first, and the keyed one
+    with pytest.raises(errors.BadGatewayResponseError):
+        client.images.generate(model=MODEL, prompt=prompt + " again", retries=None)
+    assert len(upstream_prompts(emulator, marker)) == 3
+
+
+def test_successes_and_unbilled_failures_run_anew(
+    client: OpenRouter, live: Live, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    for _ in range(2):  # the same prompt twice is two images, as a user asking again expects
+        client.images.generate(model=MODEL, prompt=f"a red fox {marker}")
+    assert len(upstream_prompts(emulator, marker)) == 2
+    refused = tag()
+    for _ in range(2):  # a 402 costs nothing: a retry may try again
+        with pytest.raises(errors.OpenRouterError) as caught:
+            client.images.generate(
+                model=MODEL,
+                prompt=f"a red fox {refused} [emulator:payment]",
+                provider={"only": ["openrouter"]},
+            )
+        assert caught.value.status_code == 402
+    assert len(upstream_prompts(emulator, refused)) == 2
+
+
+def test_the_replay_window_ends(client: OpenRouter, live: Live, emulator: EmulatorServer) -> None:
+    marker = tag()
+    prompt = f"a red fox {marker} [emulator@openrouter:reset]"
+    no_retries = RetryConfig("none", BackoffStrategy(1, 1, 1, 1), False)
+    with pytest.raises(errors.BadGatewayResponseError):
+        client.images.generate(model=MODEL, prompt=prompt, retries=no_retries)
+    services = live.services
+    window = timedelta(seconds=services.settings.retry_replay_seconds + 1)
+    real_now = services.now
+    services.now = lambda: real_now() + window
+    try:
+        with pytest.raises(errors.BadGatewayResponseError) as caught:
+            client.images.generate(model=MODEL, prompt=prompt, retries=no_retries)
+    finally:
+        services.now = real_now
+    assert "replayed" not in (caught.value.data.error.metadata or {})
+    assert len(upstream_prompts(emulator, marker)) == 2

@@ -9,6 +9,13 @@ the same key with the same body within the window (24 h by default,
 no second upstream call; the same key with another body is a 422; while the first request still
 runs, a 409.  After the window the key runs anew.  The unique index on (user, key) settles
 concurrent first requests: one job is created, the others see it.
+
+Blind retries (drop-in calls, without a key): some clients resend a failed call by themselves,
+whatever the answer says (OpenRouter's SDK retries every 5xx for up to an hour and ignores
+``x-should-retry: false``).  When the same user's latest call with the same body (same
+``request_hash``) in the last ``NANOBANANA_RETRY_REPLAY_SECONDS`` ended in a failure that may
+have been billed (``reports.may_have_billed``), the call is answered with that job instead of
+paying again.  A new ``Idempotency-Key``, or any change to the body, runs anew.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from .errors import (
     InvalidIdempotencyKey,
     RateLimited,
 )
+from .reports import may_have_billed
 from .schemas import GenerateIn
 from .services import Services
 from .tasks import QUEUED
@@ -230,6 +238,31 @@ async def find_replay(
     return job
 
 
+#: Job kinds whose calls come from clients that may retry by themselves (the drop-in faces).
+BLIND_RETRY_KINDS = frozenset({"openrouter", "openai"})
+
+
+async def find_blind_retry(
+    session: AsyncSession, services: Services, user_id: str, digest: str
+) -> Job | None:
+    """The job a blind retry should answer with: the user's latest job with this body within
+    the window, if it failed in a way that may have been billed; else None (run anew)."""
+    window = services.settings.retry_replay_seconds
+    if window <= 0:
+        return None
+    since = services.now() - timedelta(seconds=window)
+    job = await session.scalar(
+        select(Job)
+        .where(Job.user_id == user_id, Job.created_at >= since)
+        .where(Job.request_hash == digest, Job.idempotency_key.is_(None))
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
+    if job is None or job.status in ACTIVE_STATUSES:
+        return None
+    return job if may_have_billed(job.status, job.error_code, job.error_details) else None
+
+
 async def create_job(
     session: AsyncSession,
     services: Services,
@@ -250,9 +283,13 @@ async def create_job(
     references = await asyncio.to_thread(decode_references, body.images) if body.images else []
     if idempotency_key is not None:
         found = await find_replay(session, services, user_id, idempotency_key, digest)
-        if found is not None:
-            await session.commit()
-            return found, True
+    elif kind in BLIND_RETRY_KINDS:
+        found = await find_blind_retry(session, services, user_id, digest)
+    else:
+        found = None
+    if found is not None:
+        await session.commit()
+        return found, True
     await _check_rate(services, user_id, count=False)
     manager = services.job_manager
     await manager.check_capacity(user_id)

@@ -41,6 +41,33 @@ from .errors import (
 #: Retry-After when a quota error carries no hint.
 DEFAULT_QUOTA_RETRY_AFTER = 60
 
+#: Job failures after which the provider may have charged for the call: it ran (a block, an
+#: answer without an image, one that could not be read), or it may have (the connection broke
+#: after the request was sent, the deadline passed, the process running it died).  A client
+#: must not resend those by itself: the answer says so (``x-should-retry: false``), and a blind
+#: retry is answered with the failure instead of paying again.
+BILLED_FAILURE_CODES = frozenset(
+    {
+        "content_blocked",
+        "no_image",
+        "upstream_ambiguous",
+        "deadline_exceeded",
+        "upstream_invalid_response",
+        "interrupted",
+    }
+)
+
+
+def may_have_billed(status: str, code: str | None, details: dict[str, Any] | None) -> bool:
+    """Whether a finished job's failure may have been billed."""
+    if status == "succeeded" or code is None:
+        return False
+    info = details or {}
+    if code == "interrupted":
+        return bool(info.get("may_be_billed", True))
+    return code in BILLED_FAILURE_CODES or bool(info.get("may_be_billed"))
+
+
 #: The status of each of the service's own refusals.
 SERVICE_STATUS = {
     RateLimited.code: 429,

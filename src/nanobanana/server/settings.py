@@ -182,6 +182,14 @@ class Settings(BaseSettings):
         "public listing; in demo mode, the emulator).",
     )
     idempotency_window_seconds: int = Field(default=DAY, ge=1)
+    retry_replay_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="How long a drop-in call (OpenRouter or OpenAI dialect) sent again with the "
+        "same body by the same user, after a failure that may have been billed, is answered "
+        "with that failure instead of paying again (clients that retry blindly, such as "
+        "OpenRouter's SDK for an hour); 0 turns this off.",
+    )
 
     # ------------------------------------------------------------------------ uploads
     max_request_bytes: int = Field(

@@ -27,7 +27,13 @@ from typing import Any, Literal
 
 from ...errors import MissingKeyError, NanobananaError, UnknownModelError
 from ..errors import ServiceError
-from ..reports import DEFAULT_QUOTA_RETRY_AFTER, error_details, missing_key_message, report_of
+from ..reports import (
+    BILLED_FAILURE_CODES,
+    DEFAULT_QUOTA_RETRY_AFTER,
+    error_details,
+    missing_key_message,
+    report_of,
+)
 
 Flavour = Literal["openrouter", "openai"]
 #: Whose parameter names an error's ``param`` uses: a dialect's, or OpenRouter's Image API's.
@@ -55,17 +61,9 @@ JOB_STATUS: Mapping[str, int] = {
     "upstream_unavailable": 503,
     "interrupted": 503,
 }
-#: Failures that may have been billed: an automatic retry would pay again.
-NO_RETRY_CODES = frozenset(
-    {
-        "content_blocked",
-        "no_image",
-        "upstream_ambiguous",
-        "deadline_exceeded",
-        "upstream_invalid_response",
-        "job_interrupted",
-    }
-)
+#: Failures that may have been billed (by their public codes): an automatic retry would pay
+#: again.
+NO_RETRY_CODES = (BILLED_FAILURE_CODES - {"interrupted"}) | {"job_interrupted"}
 #: Our codes -> OpenRouter's ``metadata.error_type`` values.
 OPENROUTER_ERROR_TYPES: Mapping[str, str] = {
     "quota_exceeded": "rate_limit_exceeded",
@@ -270,6 +268,7 @@ _METADATA_KEYS = {
     "finish_reason": "native_finish_reason",
     "limit_bytes": "limit_bytes",
     "max_pixels": "max_pixels",
+    "replayed": "replayed",
 }
 
 

@@ -215,8 +215,9 @@ async def _outcome(
     )
 
 
-def failure_problem(outcome: JobOutcome | None, job_id: str) -> Problem:
-    """The error answer of a job that gave no image."""
+def failure_problem(outcome: JobOutcome | None, job_id: str, replayed: bool = False) -> Problem:
+    """The error answer of a job that gave no image (``replayed``: the answer of an earlier
+    identical call, given again instead of paying for a new one)."""
     if outcome is None:
         return Problem(
             404, "not_found", "The generation was deleted while it ran.", details={"job_id": job_id}
@@ -226,11 +227,23 @@ def failure_problem(outcome: JobOutcome | None, job_id: str) -> Problem:
             500, "internal_error", "The generation stored no image.", details={"job_id": job_id}
         )
     details = {**outcome.error_details, "job_id": outcome.id}
-    return from_job(
+    problem = from_job(
         outcome.error_code or "internal_error",
         outcome.error_message or "The generation failed.",
         details,
     )
+    if replayed:
+        problem.message += REPLAY_NOTE.format(id=outcome.generation_id)
+        problem.details["replayed"] = True
+    return problem
+
+
+#: Said after the message of a failure answered again to an identical call.
+REPLAY_NOTE = (
+    " (This is the answer of the identical earlier call {id}: it may have been billed, so this "
+    "call was not sent again. To pay for a new attempt, change the request or send a new "
+    "Idempotency-Key.)"
+)
 
 
 def job_headers(

@@ -92,7 +92,7 @@ async def _run(
             outcome, call.response_format, public_root(request, services.settings)
         )
         return SplicedResponse(data, 200, headers)
-    problem = failure_problem(outcome, job_id)
+    problem = failure_problem(outcome, job_id, replayed)
     problem.headers.update(headers)
     raise ProblemError(problem)
 

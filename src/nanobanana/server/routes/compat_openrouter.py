@@ -109,17 +109,19 @@ async def chat_completions(
     if call.stream:
         headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return StreamingResponse(
-            _stream(services, job_id, model), media_type=MEDIA_TYPE_SSE, headers=headers
+            _stream(services, job_id, model, replayed), media_type=MEDIA_TYPE_SSE, headers=headers
         )
     outcome = await wait_outcome(services, job_id, model)
     if outcome is not None and (outcome.succeeded or outcome.content_outcome):
         return SplicedResponse(completion(outcome), 200, headers)
-    problem = failure_problem(outcome, job_id)
+    problem = failure_problem(outcome, job_id, replayed)
     problem.headers.update(headers)
     raise ProblemError(problem)
 
 
-async def _stream(services: Services, job_id: str, model: str) -> AsyncIterator[bytes]:
+async def _stream(
+    services: Services, job_id: str, model: str, replayed: bool
+) -> AsyncIterator[bytes]:
     yield KEEPALIVE
     waiter = asyncio.ensure_future(services.job_manager.wait(job_id))
     try:
@@ -140,7 +142,7 @@ async def _stream(services: Services, job_id: str, model: str) -> AsyncIterator[
         for event in stream_events(outcome):
             yield event
         return
-    problem = failure_problem(outcome, job_id)
+    problem = failure_problem(outcome, job_id, replayed)
     shell = outcome or JobOutcome(
         id=job_id, created=int(time.time()), status="deleted", provider=None, model=model
     )

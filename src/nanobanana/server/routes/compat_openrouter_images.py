@@ -81,7 +81,7 @@ async def generate(
     outcome = await wait_outcome(services, job.id, openrouter_id(spec))
     if outcome is not None and outcome.succeeded:
         return SplicedResponse(image_response(outcome), 200, headers)
-    problem = failure_problem(outcome, job.id)
+    problem = failure_problem(outcome, job.id, replayed)
     problem.headers.update(headers)
     raise ProblemError(problem)
 
