@@ -255,12 +255,15 @@ def test_a_blindly_retried_ambiguous_failure_pays_once(
     sent: list[int] = []
     hooks = {"response": [lambda r: sent.append(r.status_code)]}
     http = httpx.Client(event_hooks=hooks, timeout=30)
-    with OpenRouter(
-        api_key=live.token,
-        server_url=f"{live.url}/api/v1",
-        retry_config=fast_retries(),
-        client=http,
-    ) as c, pytest.raises(errors.BadGatewayResponseError) as caught:
+    with (
+        OpenRouter(
+            api_key=live.token,
+            server_url=f"{live.url}/api/v1",
+            retry_config=fast_retries(),
+            client=http,
+        ) as c,
+        pytest.raises(errors.BadGatewayResponseError) as caught,
+    ):
         c.images.generate(model=MODEL, prompt=prompt, provider={"only": ["openrouter"]})
     assert len(sent) >= 3 and set(sent) == {502}  # the SDK did retry, several times
     assert len(upstream_prompts(emulator, marker)) == 1
