@@ -23,6 +23,10 @@ import pytest
 
 from nanobanana.emulator import EmulatorServer
 
+# LiteLLM (tests/compat) fetches its price list from GitHub when imported, unless told to use
+# the copy it ships: set before any test module imports it.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorServer]:

@@ -16,6 +16,7 @@ from typing import Any, cast
 import orjson
 import pybase64
 import pytest
+from openai.types import ImagesResponse as OpenAIImagesResponse
 
 from nanobanana.catalog import Catalog
 from nanobanana.errors import (
@@ -558,12 +559,36 @@ def test_images_response_b64_and_urls() -> None:
     assert pybase64.b64decode(doc["data"][0]["b64_json"]) == out.images[0].data
     assert doc["usage"] == {
         "input_tokens": 9,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 9},
         "output_tokens": 1290,
+        "output_tokens_details": {"image_tokens": 1290, "text_tokens": 0},
         "total_tokens": 1299,
         "cost": 0.0387,
     }
+    assert doc["size"] == "40x30" and doc["output_format"] == "png"
+    # OpenAI's own model of the answer reads every field.
+    parsed = OpenAIImagesResponse.model_validate(doc)
+    assert parsed.usage is not None and parsed.usage.input_tokens_details.text_tokens == 9
     doc = json.loads(openai_images.images_response(out, "url", "http://h:8000/").to_bytes())
     assert doc["data"] == [{"url": "http://h:8000/api/images/abc"}]
+    # An edit: the references' tokens by the catalog, never more than the input counted.
+    edit = json.loads(
+        openai_images.images_response(out, "url", "", input_image_tokens=5).to_bytes()
+    )
+    assert edit["usage"]["input_tokens_details"] == {"image_tokens": 5, "text_tokens": 4}
+    big = json.loads(
+        openai_images.images_response(out, "url", "", input_image_tokens=50).to_bytes()
+    )
+    assert big["usage"]["input_tokens_details"] == {"image_tokens": 9, "text_tokens": 0}
+    # The demo's synthetic images cost nothing; an unknown cost is null, not left out.
+    demo = outcome(usage={"input_tokens": 3, "output_tokens": 10}, synthetic=True)
+    usage = json.loads(openai_images.images_response(demo, "url", "").to_bytes())["usage"]
+    assert usage["cost"] == 0.0 and usage["total_tokens"] == 13
+    unknown = outcome(usage={"input_tokens": 3, "output_tokens": 10})
+    assert (
+        json.loads(openai_images.images_response(unknown, "url", "").to_bytes())["usage"]["cost"]
+        is None
+    )
 
 
 # ------------------------------------------------------------------------------- models

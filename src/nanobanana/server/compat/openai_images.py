@@ -195,8 +195,19 @@ def plan(
     )
 
 
-def images_response(outcome: JobOutcome, response_format: str, base_url: str) -> SplicedBody:
-    """``{created, data: [{b64_json} | {url}], usage}`` for a succeeded job."""
+#: ``output_format`` by the images' MIME type (OpenAI's values).
+_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def images_response(
+    outcome: JobOutcome, response_format: str, base_url: str, input_image_tokens: int = 0
+) -> SplicedBody:
+    """``{created, data: [{b64_json} | {url}], size, output_format, usage}`` for a succeeded
+    job, with every field of OpenAI's usage (``input_tokens_details`` is required by clients
+    that validate it, LiteLLM among them).  ``input_image_tokens``: what the reference images
+    cost by the catalog (the providers report one input count); the rest of the input is text.
+    ``usage.cost`` (USD) is an extension: ``0`` for the demo's synthetic images, ``null`` when
+    unknown."""
     splicer = Splicer()
     root = base_url.rstrip("/")
     data: list[dict[str, Any]] = []
@@ -205,16 +216,28 @@ def images_response(outcome: JobOutcome, response_format: str, base_url: str) ->
             data.append({"url": f"{root}{img.path}"})
         else:
             data.append({"b64_json": splicer.b64(img.data)})
-    doc: dict[str, Any] = {"created": outcome.created, "data": data}
-    tokens_in = outcome.usage_int("input_tokens")
-    tokens_out = outcome.usage_int("output_tokens")
-    if tokens_in is not None or tokens_out is not None:
-        doc["usage"] = {
-            "input_tokens": tokens_in or 0,
-            "output_tokens": tokens_out or 0,
-            "total_tokens": outcome.usage_int("total_tokens")
-            or (tokens_in or 0) + (tokens_out or 0),
-        }
-        if outcome.cost is not None:
-            doc["usage"]["cost"] = outcome.cost
+    first = outcome.images[0]
+    doc: dict[str, Any] = {
+        "created": outcome.created,
+        "data": data,
+        "size": f"{first.width}x{first.height}",
+    }
+    if first.mime_type in _FORMATS:
+        doc["output_format"] = _FORMATS[first.mime_type]
+    tokens_in = outcome.usage_int("input_tokens") or 0
+    tokens_out = outcome.usage_int("output_tokens") or 0
+    image_in = min(input_image_tokens, tokens_in)
+    image_out = min(outcome.usage_int("image_tokens") or tokens_out, tokens_out)
+    cost = outcome.cost
+    doc["usage"] = {
+        "input_tokens": tokens_in,
+        "input_tokens_details": {"image_tokens": image_in, "text_tokens": tokens_in - image_in},
+        "output_tokens": tokens_out,
+        "output_tokens_details": {
+            "image_tokens": image_out,
+            "text_tokens": tokens_out - image_out,
+        },
+        "total_tokens": outcome.usage_int("total_tokens") or tokens_in + tokens_out,
+        "cost": 0.0 if cost is None and outcome.synthetic else cost,
+    }
     return splicer.render(doc)

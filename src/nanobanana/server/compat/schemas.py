@@ -172,17 +172,30 @@ class GeneratedImage(_Doc):
     )
 
 
+class TokensDetails(_Doc):
+    image_tokens: int
+    text_tokens: int
+
+
 class ImagesUsage(_Doc):
     input_tokens: int
+    input_tokens_details: TokensDetails = Field(
+        description="Image tokens: the references' by the catalog; the rest is text."
+    )
     output_tokens: int
+    output_tokens_details: TokensDetails
     total_tokens: int
-    cost: float | None = Field(default=None, description="USD (extension).")
+    cost: float | None = Field(
+        description="USD (extension): 0 for the demo's synthetic images, null when unknown."
+    )
 
 
 class ImagesResponse(_Doc):
     created: int
     data: list[GeneratedImage]
-    usage: ImagesUsage | None = None
+    size: str = Field(description="`WxH` of the (first) image, as made.")
+    output_format: str | None = Field(default=None, description="`png` or `jpeg`, as made.")
+    usage: ImagesUsage
 
 
 class OpenAIErrorBody(_Doc):

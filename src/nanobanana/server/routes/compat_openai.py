@@ -89,7 +89,10 @@ async def _run(
     outcome = await wait_outcome(services, job_id, spec.id)
     if outcome is not None and outcome.succeeded:
         data = images_response(
-            outcome, call.response_format, public_root(request, services.settings)
+            outcome,
+            call.response_format,
+            public_root(request, services.settings),
+            input_image_tokens=len(references) * (spec.pricing.input_image_tokens or 0),
         )
         return SplicedResponse(data, 200, headers)
     problem = failure_problem(outcome, job_id, replayed)
