@@ -333,3 +333,29 @@ def test_the_replay_window_ends(client: OpenRouter, live: Live, emulator: Emulat
         services.now = real_now
     assert "replayed" not in (caught.value.data.error.metadata or {})
     assert len(upstream_prompts(emulator, marker)) == 2
+
+
+# -------------------------------------------------------------------------------- model ids
+@pytest.mark.parametrize("variant", ["nitro", "floor", "online"])
+def test_variant_suffixes_pass_through_to_openrouter(
+    client: OpenRouter, emulator: EmulatorServer, variant: str
+) -> None:
+    marker = tag()
+    r = client.images.generate(model=f"{MODEL}:{variant}", prompt=f"a red fox {marker}")
+    assert len(r.data) == 1
+    [seen] = upstream_prompts(emulator, marker)
+    assert seen["service"] == "openrouter" and seen["body"]["model"] == f"{MODEL}:{variant}"
+
+
+def test_unknown_models_are_named_with_openrouter_ids(client: OpenRouter) -> None:
+    with pytest.raises(errors.BadRequestResponseError) as caught:
+        client.chat.send(model="google/no-such-model", messages=[{"role": "user", "content": "x"}])
+    error = caught.value.data.error
+    assert error.metadata and MODEL in error.metadata["allowed"]
+    assert "gemini-2.5-flash-image" not in error.metadata["allowed"]  # the catalog's own id
+    assert f"Known models: {MODEL}" in error.message or f", {MODEL}," in error.message
+    assert "nanobanana models" not in error.message  # the CLI's hint is not for HTTP clients
+    assert "GET /api/v1/models" in error.message
+    with pytest.raises(errors.BadRequestResponseError) as caught:
+        client.images.generate(model="google/gemini-2.5-flash-imag", prompt="x")
+    assert f"Did you mean '{MODEL}'" in caught.value.data.error.message

@@ -13,6 +13,7 @@ validate), and answers in the dialect's shape instead of the service's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -23,8 +24,8 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...catalog import ModelChoice
-from ...errors import NanobananaError
+from ...catalog import Catalog, ModelChoice
+from ...errors import NanobananaError, UnknownModelError
 from ...files import Pieces
 from ..compat.errors import (
     Problem,
@@ -36,6 +37,7 @@ from ..compat.errors import (
     openai_error,
     openrouter_error,
 )
+from ..compat.models import openrouter_id
 from ..compat.outcome import ImagePayload, JobOutcome
 from ..db.models import Job, StoredImage
 from ..defaultscache import user_defaults
@@ -85,7 +87,7 @@ def json_bytes_response(
 class DialectRoute(APIRoute):
     """Answers every error of its routes in one dialect's shape."""
 
-    def render(self, problem: Problem) -> dict[str, Any]:
+    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
         raise NotImplementedError
 
     def get_route_handler(self) -> Handler:
@@ -98,26 +100,47 @@ class DialectRoute(APIRoute):
             except _CAUGHT as exc:
                 problem = problem_of(exc)
                 return json_bytes_response(
-                    orjson.dumps(render(problem)), problem.status, problem.response_headers()
+                    orjson.dumps(render(problem, request)),
+                    problem.status,
+                    problem.response_headers(),
                 )
 
         return guarded
 
 
+def with_openrouter_ids(problem: Problem, catalog: Catalog) -> Problem:
+    """An unknown model's message and ``allowed`` list with the ids OpenRouter clients use
+    (``google/gemini-2.5-flash-image``), not the catalog's."""
+    allowed = problem.details.get("allowed")
+    if problem.code != UnknownModelError.code or not isinstance(allowed, list):
+        return problem
+    ids = {}
+    for name in allowed:
+        spec = catalog.find(str(name))
+        ids[str(name)] = openrouter_id(spec) if spec is not None else str(name)
+    message = problem.message.replace(", ".join(ids), ", ".join(ids.values()))
+    for old, new in ids.items():
+        message = message.replace(repr(old), repr(new))
+    details = {**problem.details, "allowed": list(ids.values())}
+    return replace(problem, message=message, details=details)
+
+
 class OpenRouterRoute(DialectRoute):
-    def render(self, problem: Problem) -> dict[str, Any]:
-        return openrouter_error(problem)
+    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
+        catalog = request.app.state.services.catalog
+        return openrouter_error(with_openrouter_ids(problem, catalog))
 
 
 class OpenRouterImagesRoute(DialectRoute):
     """OpenRouter's shape, with the Image API's parameter names (``resolution``, ``n``...)."""
 
-    def render(self, problem: Problem) -> dict[str, Any]:
-        return openrouter_error(problem, "openrouter_images")
+    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
+        catalog = request.app.state.services.catalog
+        return openrouter_error(with_openrouter_ids(problem, catalog), "openrouter_images")
 
 
 class OpenAIRoute(DialectRoute):
-    def render(self, problem: Problem) -> dict[str, Any]:
+    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
         return openai_error(problem)
 
 
