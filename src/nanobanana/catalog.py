@@ -13,6 +13,7 @@ warning, never an error, so a provider that rounds differently is visible but no
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -164,6 +165,20 @@ def normalize_ratio(ratio: str) -> str:
     """``"16x9"`` or ``" 16 : 9 "`` -> ``"16:9"``."""
     m = _RATIO_RE.match(ratio)
     return f"{int(m.group(1))}:{int(m.group(2))}" if m else ratio.strip()
+
+
+def nearest_ratio(ratios: Iterable[str], width: int, height: int) -> str | None:
+    """The ratio among ``ratios`` closest to a ``width`` x ``height`` shape (by how much it
+    would stretch the image: the distance of the logarithms), or None for no shape."""
+    if width <= 0 or height <= 0:
+        return None
+    shape = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, _, h = ratio.partition(":")
+        return abs(math.log(float(w) / float(h)) - shape)
+
+    return min(ratios, key=distance, default=None)
 
 
 def expected_pixels(aspect_ratio: str | None, image_size: str | None) -> tuple[int, int] | None:

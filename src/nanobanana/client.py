@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 
 from . import retry as retry_mod
-from .catalog import Catalog, ModelChoice, ModelSpec
+from .catalog import Catalog, ModelChoice, ModelSpec, nearest_ratio
 from .config import ProviderConfig
 from .discovery import Listing, ListingCache, Listings
 from .errors import (
@@ -398,6 +398,10 @@ class AsyncClient:
         google_search = self.catalog.validate_google_search(spec, request.google_search)
         image_options = image_options_for(first, request.image_options)
         refs = await resolve_references(request.images)
+        if ratio is None and refs:
+            # No ratio asked for: an edit keeps its input's shape.  Gemini's models do so by
+            # themselves; others draw a square unless told, so the ratio is always sent.
+            ratio = nearest_ratio(spec.aspect_ratios, refs[0].width, refs[0].height)
         self.catalog.validate(spec, aspect_ratio=ratio, image_size=size, n_images=len(refs))
         chain = [first]
         # A variant is OpenRouter's alone: no other provider can stand in for ":free".

@@ -3,7 +3,10 @@ base URL replaced (the token is the example's $NB_TOKEN); tests/docs runs them u
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,29 @@ def test_python_example_runs(
         items = c.get("/api/generations").json()["items"]
     assert items and all(i["status"] == "succeeded" for i in items)
     assert {i["kind"] for i in items} == ({"openai"} if index == 3 else {"openrouter"})
+
+
+def test_the_node_example_runs(live: Live, tmp_path: Path) -> None:
+    """The Node.js example, run by the machine's ``node`` (its built-in ``fetch``), against
+    the service: the images arrive in OpenRouter's object form and are written."""
+    [code] = re.findall(r"```js\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert DOC_BASE in code and "process.env.NB_TOKEN" in code
+    node = shutil.which("node")
+    assert node, "Node.js (`node`) is needed for this test: install it (Debian: nodejs)."
+    script = tmp_path / "image.mjs"
+    script.write_text(code.replace(DOC_BASE, live.url))
+    token = live.new_user(keys={"openrouter": OPENROUTER_CANARY})
+    proc = subprocess.run(
+        [node, str(script)],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "NB_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert image_size((tmp_path / "sunset-0.png").read_bytes()) == (1024, 1024)
+    with live.http(token) as c:
+        [item] = c.get("/api/generations").json()["items"]
+    assert item["status"] == "succeeded" and item["kind"] == "openrouter"

@@ -64,7 +64,7 @@ def test_image_generation(live: Live) -> None:
     assert r.size == "1344x768" and r.output_format == "png"
 
 
-def test_image_edit(live: Live, tmp_path: Path) -> None:
+def test_image_edit_keeps_the_input_shape(live: Live, tmp_path: Path) -> None:
     photo = tmp_path / "wide.png"
     photo.write_bytes(png_bytes(320, 180))  # 16:9
     with photo.open("rb") as image:
@@ -76,7 +76,7 @@ def test_image_edit(live: Live, tmp_path: Path) -> None:
             api_key=live.token,
         )
     [item] = r.data
-    assert image_size(base64.b64decode(item.b64_json))
+    assert image_size(base64.b64decode(item.b64_json)) == (1344, 768)  # 16:9 in, 16:9 out
     details = r.usage.input_tokens_details
     image, text = field(details, "image_tokens"), field(details, "text_tokens")
     assert image > 0 and text > 0 and r.usage.input_tokens == image + text

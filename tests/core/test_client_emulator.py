@@ -199,3 +199,40 @@ def test_an_async_client_used_without_async_with_closes_with_its_loop(emu):
     """As with AsyncOpenAI(): asyncio.run ends quietly, also across two runs and for a client
     dropped while its loop still runs."""
     assert run_quietly(async_client_without_with(emu)) == ["1", "1", "1", "1"]
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("black-forest-labs/flux.2-pro", "openrouter"),  # draws a square unless told
+        ("gemini-2.5-flash-image", "google"),
+        ("gemini-2.5-flash-image", "openrouter"),
+    ],
+)
+async def test_an_edit_without_a_ratio_keeps_the_input_shape(emu, model, provider):
+    from ..support import png_bytes
+
+    async with client_for(emu) as client:
+        r = await client.generate(
+            "make the sky purple", model=model, provider=provider, images=[png_bytes(320, 180)]
+        )
+    (img,) = r.images
+    assert (img.width, img.height) == (1344, 768)
+    assert not [w for w in r.warnings if "should be" in w]
+    sent = [q["body"] for q in emu.requests() if q["method"] == "POST"][-1]
+    ratio = (
+        sent["image_config"]["aspect_ratio"]
+        if provider == "openrouter"
+        else sent["generationConfig"]["imageConfig"]["aspectRatio"]
+    )
+    assert ratio == "16:9"  # sent, so that every model keeps the shape
+    # Asked for, a ratio wins over the input's shape.
+    async with client_for(emu) as client:
+        r = await client.generate(
+            "make it square",
+            model=model,
+            provider=provider,
+            images=[png_bytes(320, 180)],
+            aspect_ratio="1:1",
+        )
+    assert (r.images[0].width, r.images[0].height) == (1024, 1024)

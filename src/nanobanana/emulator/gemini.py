@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import gemini_wire as wire
 from .delivery import Reply, finish, wait_or_disconnect
-from .inputs import INVALID_JSON, decode_base64, loads, sniff_image
+from .inputs import INVALID_JSON, decode_base64, loads, ratio_for_shape, shape_of, sniff_image
 from .models import GEMINI_MODELS, ModelSpec
 from .scenarios import Plan, ScenarioError, strip_markers
 from .state import Artifact, EmulatorState, estimate_tokens, random_id, state_of
@@ -224,6 +224,16 @@ def _check_contents(contents: Any) -> tuple[list[str], str, int] | Reply:
     return texts, prompt, images
 
 
+def _reference_shape(contents: list[Any]) -> tuple[int, int] | None:
+    """The shape of the first image in the last turn that holds one (already checked)."""
+    for content in reversed(contents):
+        for part in content.get("parts") or ():
+            inline = _pick(part, "inlineData")
+            if isinstance(inline, dict):
+                return shape_of(decode_base64(inline["data"]))
+    return None
+
+
 def _check_modalities(config: dict[str, Any], model: ModelSpec) -> tuple[str, ...] | Reply:
     requested = _pick(config, "responseModalities")
     if requested is None:
@@ -318,7 +328,10 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
     )
     if isinstance(image_config, Reply):
         return image_config
-    ratio = _pick(image_config, "aspectRatio") or "1:1"
+    ratio = _pick(image_config, "aspectRatio")
+    if not ratio and images:
+        ratio = ratio_for_shape(model.ratios, _reference_shape(body["contents"]))
+    ratio = ratio or "1:1"
     size = _pick(image_config, "imageSize") or "1K"
     if "image" in modalities:
         if ratio not in model.ratios:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import binascii
+import io
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import pybase64
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["INVALID_JSON", "decode_base64", "loads", "sniff_image"]
+__all__ = ["INVALID_JSON", "decode_base64", "loads", "ratio_for_shape", "shape_of", "sniff_image"]
 
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 INVALID_JSON: Any = object()
@@ -35,6 +39,30 @@ def decode_base64(text: str) -> bytes:
         return pybase64.b64decode(data, validate=True)
     except binascii.Error as exc:
         raise ValueError(str(exc)) from exc
+
+
+def shape_of(raw: bytes) -> tuple[int, int] | None:
+    """(width, height) of an image, from its header; None if it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            return img.size
+    except (OSError, ValueError, UnidentifiedImageError):
+        return None
+
+
+def ratio_for_shape(ratios: Iterable[str], shape: tuple[int, int] | None) -> str | None:
+    """Gemini's choice when a request names no aspect ratio but holds reference images (the
+    API reference, ``ImageConfig.aspectRatio``: "the model will choose a default aspect ratio
+    based on any reference images provided"): the listed ratio nearest the image's shape."""
+    if shape is None or shape[0] <= 0 or shape[1] <= 0:
+        return None
+    target = shape[0] / shape[1]
+
+    def off(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log((float(w) / float(h)) / target))
+
+    return min(ratios, key=off, default=None)
 
 
 def sniff_image(raw: bytes) -> str | None:

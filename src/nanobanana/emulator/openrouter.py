@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import openrouter_wire as wire
 from .delivery import Reply, finish, wait_or_disconnect
-from .inputs import INVALID_JSON, check_data_url, loads
+from .inputs import INVALID_JSON, check_data_url, decode_base64, loads, ratio_for_shape, shape_of
 from .models import OPENROUTER_MODELS, ModelSpec
 from .scenarios import Plan, ScenarioError, Spec, strip_markers
 from .state import Artifact, EmulatorState, bearer_token, estimate_tokens, random_id, state_of
@@ -117,6 +117,18 @@ def _content_parts(index: int, content: Any) -> tuple[list[str], int] | Reply:
     return texts, images
 
 
+def _reference_shape(messages: list[Any]) -> tuple[int, int] | None:
+    """The shape of the first data-URL image of the last message that holds one."""
+    for msg in reversed(messages):
+        content = msg.get("content")
+        for part in content if isinstance(content, list) else ():
+            ref = part.get("image_url") if isinstance(part, dict) else None
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if isinstance(url, str) and url.startswith("data:"):
+                return shape_of(decode_base64(url.partition(",")[2]))
+    return None
+
+
 def _served(state: EmulatorState, model_id: str) -> ModelSpec | None:
     return OPENROUTER_MODELS.get(model_id) if state.serves(model_id) else None
 
@@ -183,7 +195,12 @@ def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply
         # The OpenAPI ImageConfig: keys vary by model, each value a string, number or array.
         if isinstance(value, bool) or not isinstance(value, str | int | float | list):
             return wire.error(400, f"image_config.{key} must be a string, number or array")
-    ratio, size = config.get("aspect_ratio", "1:1"), config.get("image_size", "1K")
+    ratio, size = config.get("aspect_ratio"), config.get("image_size", "1K")
+    if ratio is None and references and model.id.startswith("google/"):
+        # Google's models choose the ratio from the reference (as on Gemini's own API);
+        # the others draw their default, a square.
+        ratio = ratio_for_shape(model.ratios, _reference_shape(messages))
+    ratio = ratio or "1:1"
     if "image" in requested:
         if ratio not in model.ratios:
             return wire.error(

@@ -128,6 +128,8 @@ async def prepare(
     d_ratio, d_size = _supported(
         spec, defaults.aspect_ratio if defaults else None, defaults.image_size if defaults else None
     )
+    if body.images:
+        d_ratio = None  # an edit keeps its input's shape (the library picks the ratio)
     ratio, size = catalog.validate(
         spec,
         aspect_ratio=body.aspect_ratio or d_ratio,
