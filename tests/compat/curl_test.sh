@@ -78,14 +78,21 @@ code=$("${CURL[@]}" -o "$WORK/edit.json" -w '%{http_code}' "$NB_URL/v1/images/ed
 first_b64 b64_json "$WORK/edit.json" | base64 -d > "$WORK/edit.png"
 expect_png "$WORK/edit.png" 1344x768 "images/edits"
 
-# 5. A size the model cannot make: an OpenAI-style 400 naming the valid ones.
+# 5. A size the model cannot make: the nearest it makes, said in a header; not WxH: a 400.
+code=$("${CURL[@]}" "${JSON[@]}" -o "$WORK/near.json" -D "$WORK/near.headers" \
+  -w '%{http_code}' "$NB_URL/v1/images/generations" -d '{
+    "model": "gemini-2.5-flash-image", "prompt": "a red fox", "size": "1536x1024"}')
+[ "$code" = 200 ] || fail "nearest size: HTTP $code: $(head -c 300 "$WORK/near.json")"
+first_b64 b64_json "$WORK/near.json" | base64 -d > "$WORK/near.png"
+expect_png "$WORK/near.png" 1248x832 "nearest size"
+grep -qi '^nanobanana-warning: size 1536x1024 is not one' "$WORK/near.headers" \
+  || fail "nearest size: no warning header"
 code=$("${CURL[@]}" "${JSON[@]}" -o "$WORK/bad-size.json" -w '%{http_code}' \
   "$NB_URL/v1/images/generations" -d '{
-    "model": "gemini-2.5-flash-image", "prompt": "a red fox", "size": "1536x1024"}')
+    "model": "gemini-2.5-flash-image", "prompt": "a red fox", "size": "wide"}')
 [ "$code" = 400 ] || fail "bad size: HTTP $code"
 grep -q '"param":"size"' "$WORK/bad-size.json" || fail "bad size: no param"
-grep -q 'Valid sizes: auto, 1024x1024' "$WORK/bad-size.json" || fail "bad size: sizes not named"
-ok "unsupported size is a 400 naming the valid sizes"
+ok "a size the model lacks gets the nearest (with a warning); a malformed one is a 400"
 
 # 6. Model lists.
 "${CURL[@]}" -o "$WORK/or-models.json" "$NB_URL/api/v1/models?output_modalities=image"

@@ -24,12 +24,12 @@ def test_curl_script(live: Live, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     checks = [line for line in done.stdout.splitlines() if line.startswith("ok: ")]
-    assert len(checks) == 7, done.stdout
+    assert len(checks) == 8, done.stdout
     # Every generating call became a job in the caller's history.
     with live.http(token) as c:
         items = c.get("/api/generations").json()["items"]
     kinds = sorted(i["kind"] for i in items)
-    assert kinds == ["openai", "openai", "openrouter", "openrouter"]
+    assert kinds == ["openai", "openai", "openai", "openrouter", "openrouter"]
     assert all(i["status"] == "succeeded" for i in items)
 
 

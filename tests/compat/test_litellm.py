@@ -85,10 +85,9 @@ def test_image_edit_keeps_the_input_shape(live: Live, tmp_path: Path) -> None:
 def test_an_error_reaches_the_caller_with_the_service_message(live: Live) -> None:
     with pytest.raises(litellm.BadRequestError) as caught:
         litellm.image_generation(
-            model="openai/gemini-2.5-flash-image",
+            model="openai/gemini-2.5-flash-imag",
             prompt="a red fox",
-            size="2048x2048",
             api_base=f"{live.url}/v1",
             api_key=live.token,
         )
-    assert "Valid sizes: auto, 1024x1024" in str(caught.value)
+    assert "Did you mean 'gemini-2.5-flash-image'" in str(caught.value)

@@ -136,16 +136,29 @@ def test_openai_model_names_and_quality(client: openai.OpenAI, live: Live) -> No
     assert job(live, raw.headers["x-job-id"])["request"]["image_size"] == "0.5K"
 
 
-def test_invalid_size_names_the_valid_ones(client: openai.OpenAI, live: Live) -> None:
+def test_a_size_the_model_lacks_gets_the_nearest_and_says_so(
+    client: openai.OpenAI, live: Live
+) -> None:
+    """Tools hard-code other models' sizes (Open WebUI 512x512, gpt-image 1536x1024) and show
+    their users no error text: the nearest size is made, and a header says so."""
+    raw = client.images.with_raw_response.generate(
+        model="gemini-2.5-flash-image", prompt=f"x {tag()}", size="1536x1024"
+    )
+    r = raw.parse()
+    assert r.data is not None
+    assert image_size(base64.b64decode(r.data[0].b64_json or "")) == (1248, 832)
+    warning = raw.headers["nanobanana-warning"]
+    assert "1536x1024" in warning and "1248x832 (3:2 at 1K)" in warning
+    request = job(live, raw.headers["x-job-id"])["request"]
+    assert (request["aspect_ratio"], request["image_size"]) == ("3:2", "1K")
+    exact = client.images.with_raw_response.generate(
+        model="gemini-2.5-flash-image", prompt=f"x {tag()}", size="1344x768"
+    )
+    assert "nanobanana-warning" not in exact.headers
     with pytest.raises(openai.BadRequestError) as caught:
-        client.images.generate(model="gemini-2.5-flash-image", prompt="x", size="1536x1024")
-    err = caught.value
-    assert err.status_code == 400
-    body = err.body
-    assert isinstance(body, dict)
-    assert body["param"] == "size" and body["type"] == "invalid_request_error"
-    assert "1024x1024" in body["message"] and "1344x768" in body["message"]
-    assert err.response.json() == {"error": body}
+        client.images.generate(model="gemini-2.5-flash-image", prompt="x", size="wide")
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == "size"
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.generate(prompt="x", n=11)
     assert caught.value.body["param"] == "n"  # type: ignore[index]
@@ -254,3 +267,32 @@ def test_models_list_and_bad_token(client: openai.OpenAI, live: Live) -> None:
         "param": None,
         "code": "invalid_api_key",
     }
+
+
+@pytest.mark.parametrize(
+    ("size", "made", "warned"),
+    [
+        ("512x512", (1024, 1024), True),
+        ("1024x1024", (1024, 1024), False),
+        ("auto", (1024, 1024), False),
+    ],
+)
+def test_open_webui_image_engine_request(
+    live: Live, size: str, made: tuple[int, int], warned: bool
+) -> None:
+    """The request Open WebUI's OpenAI image engine sends (backend/open_webui/routers/
+    images.py: model, prompt, n, its IMAGE_SIZE setting, default 512x512, and
+    response_format b64_json), answered with an image it can read at any of those sizes."""
+    body = {
+        "model": "gemini-2.5-flash-image",
+        "prompt": f"a lighthouse at dusk {tag()}",
+        "n": 1,
+        "size": size,
+        "response_format": "b64_json",
+    }
+    with live.http(live.token) as c:
+        r = c.post("/v1/images/generations", json=body)
+    assert r.status_code == 200, r.text
+    [item] = r.json()["data"]
+    assert image_size(base64.b64decode(item["b64_json"])) == made
+    assert ("nanobanana-warning" in r.headers) is warned

@@ -185,7 +185,7 @@ def test_images_generate_takes_references_size_and_routes(
     [
         ({"aspect_ratio": "2.35:1"}, "aspect_ratio", "can make; use 1:1"),
         ({"resolution": "4K"}, "resolution", "can make; use"),
-        ({"size": "512x512"}, "size", "Valid sizes: 1024x1024"),
+        ({"size": "huge"}, "size", "can make; use 1K"),
         ({"size": "1344x768", "aspect_ratio": "1:1"}, "size", "Send size alone"),
         ({"n": 11}, "n", "less than or equal to 10"),
         (

@@ -494,12 +494,26 @@ def test_size_table_follows_the_catalog_pixels() -> None:
     assert flash31["512x512"] == ("1:1", "0.5K") and flash31["512x2048"] == ("1:4", "1K")
 
 
-def test_sizes_the_model_cannot_make_name_the_valid_ones() -> None:
+def test_sizes_the_model_cannot_make_get_the_nearest_with_a_note() -> None:
     flash = CATALOG.get("gemini-2.5-flash-image")
-    assert openai_images.map_size(flash, "1344x768", None) == ("16:9", "1K")
-    assert openai_images.map_size(flash, "auto", "high") == (None, "1K")
+    assert openai_images.map_size(flash, "1344x768", None) == openai_images.SizeChoice("16:9", "1K")
+    assert openai_images.map_size(flash, "auto", "high") == openai_images.SizeChoice(None, "1K")
+    # Other models' sizes: Open WebUI's default, gpt-image's landscape and portrait.
+    for asked, made in (
+        ("512x512", ("1:1", "1K")),
+        ("1536x1024", ("3:2", "1K")),
+        ("1024x1536", ("2:3", "1K")),
+        ("1920x1080", ("16:9", "1K")),
+    ):
+        chosen = openai_images.map_size(flash, asked, None)
+        assert (chosen.aspect_ratio, chosen.image_size) == made, asked
+        assert chosen.note and asked in chosen.note and "the nearest" in chosen.note
+    flash31 = CATALOG.get("gemini-3.1-flash-image")
+    assert openai_images.map_size(flash31, "500x500", None).image_size == "0.5K"
+    pro = CATALOG.get("gemini-3-pro-image")
+    assert openai_images.map_size(pro, "2500x2500", None).image_size == "2K"
     with pytest.raises(ProblemError) as caught:
-        openai_images.map_size(flash, "1536x1024", None)
+        openai_images.map_size(flash, "0x100", None)
     problem = caught.value.problem
     assert problem.status == 400 and problem.field_name == "size"
     assert "1024x1024" in problem.message and "1344x768" in problem.message

@@ -4,10 +4,13 @@ Mapping:
 - ``model``: a catalog id, alias or OpenRouter id; OpenAI's own image model names
   (``dall-e-*``, ``gpt-image-*``, ``chatgpt-image-*``) and no model mean your default model, so
   tools that hard-code one work unchanged.
-- ``size``: ``WxH`` must be a size the model produces, from the catalog's pixel table (e.g.
-  ``1024x1024`` is 1:1 at 1K, ``1344x768`` is 16:9 at 1K, ``2048x2048`` is 1:1 at 2K); any other
-  size is a 400 naming the valid ones.  ``auto`` (or none): your default aspect ratio, else the
-  model's.
+- ``size``: ``WxH``, mapped to the model's pixel table (e.g. ``1024x1024`` is 1:1 at 1K,
+  ``1344x768`` is 16:9 at 1K, ``2048x2048`` is 1:1 at 2K).  A size the model does not make
+  gets the nearest one it does (the nearest ratio, then the nearest pixel count), and the
+  answer says so in a ``Nanobanana-Warning`` header: tools hard-code sizes of other models
+  (Open WebUI's 512x512, gpt-image's 1536x1024), and their users see no error text.  A size
+  that is not ``WxH`` is a 400.  ``auto`` (or none): for an edit, the input's shape; else your
+  default aspect ratio, else the model's.
 - ``quality`` picks the resolution when ``size`` does not: ``low`` the smallest, ``medium`` /
   ``standard`` 1K, ``high`` / ``hd`` 2K, ``xhigh`` / ``max`` 4K (or the nearest the model has);
   ``auto`` your default.
@@ -21,6 +24,7 @@ Images come back in the format the model made (PNG, sometimes JPEG); ``output_fo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
@@ -88,6 +92,10 @@ class ImagesRequest(BaseModel):
     )
 
 
+#: The response header that says a requested size was replaced by the nearest one made.
+SIZE_WARNING_HEADER = "Nanobanana-Warning"
+
+
 @dataclass(frozen=True)
 class ImagesCall:
     """An Images API request mapped onto the catalog."""
@@ -98,6 +106,8 @@ class ImagesCall:
     image_size: str | None
     response_format: str
     seed: int | None
+    #: Said in ``SIZE_WARNING_HEADER`` when the size asked for was replaced.
+    size_note: str | None = None
 
 
 def is_openai_model(name: str | None) -> bool:
@@ -144,23 +154,52 @@ def size_for_quality(spec: ModelSpec, quality: str | None) -> str | None:
     return below[-1] if below else sizes[0]
 
 
-def map_size(
-    spec: ModelSpec, size: str | None, quality: str | None
-) -> tuple[str | None, str | None]:
-    """(aspect ratio, image size) for ``size`` and ``quality`` on this model."""
+@dataclass(frozen=True)
+class SizeChoice:
+    """What a ``size`` asks of a model: a ratio and an image size (``None``: the default),
+    and a note when the size asked for was replaced by the nearest the model makes."""
+
+    aspect_ratio: str | None
+    image_size: str | None
+    note: str | None = None
+
+
+def nearest_size(spec: ModelSpec, width: int, height: int) -> str:
+    """The ``WxH`` of the model's table nearest ``width`` x ``height``: the nearest ratio
+    first (a stretched picture is worse than a smaller one), then the nearest pixel count."""
+    shape, area = math.log(width / height), math.log(width * height)
+
+    def distance(key: str) -> tuple[float, float]:
+        w, h = (int(v) for v in key.split("x"))
+        return round(abs(math.log(w / h) - shape), 6), abs(math.log(w * h) - area)
+
+    return min(size_table(spec), key=distance)
+
+
+def map_size(spec: ModelSpec, size: str | None, quality: str | None) -> SizeChoice:
+    """The ratio and image size for ``size`` and ``quality`` on this model."""
     from_quality = size_for_quality(spec, quality)
     if size is None or size.strip().lower() in ("", "auto"):
-        return None, from_quality
+        return SizeChoice(None, from_quality)
     key = size.strip().lower().replace("×", "x").replace(" ", "")
     table = size_table(spec)
-    if key not in table:
-        valid = ["auto", *table]
+    if key in table:
+        return SizeChoice(*table[key])
+    width, _, height = key.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
         raise bad_request(
-            f"Size {size!r} is not one {spec.id} can produce. Valid sizes: {', '.join(valid)}.",
+            f"Size {size!r} is not WIDTHxHEIGHT (e.g. 1024x1024) or auto. Sizes "
+            f"{spec.id} makes: {', '.join(table)}.",
             "size",
-            allowed=valid,
+            allowed=["auto", *table],
         )
-    return table[key]
+    near = nearest_size(spec, int(width), int(height))
+    ratio, image_size = table[near]
+    note = (
+        f"size {key} is not one {spec.id} makes; made {near} ({ratio} at {image_size}), "
+        f"the nearest. Its sizes: {', '.join(table)}."
+    )
+    return SizeChoice(ratio, image_size, note)
 
 
 def plan(
@@ -184,14 +223,15 @@ def plan(
             "response_format",
             allowed=list(RESPONSE_FORMATS),
         )
-    ratio, image_size = map_size(spec, size, quality)
+    chosen = map_size(spec, size, quality)
     return ImagesCall(
         prompt=prompt,
         n=count,
-        aspect_ratio=ratio,
-        image_size=image_size,
+        aspect_ratio=chosen.aspect_ratio,
+        image_size=chosen.image_size,
         response_format=fmt,
         seed=seed,
+        size_note=chosen.note,
     )
 
 

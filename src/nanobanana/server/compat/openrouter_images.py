@@ -8,9 +8,10 @@ What a request may hold, and what it means here:
   OpenRouter clamps a ratio a provider lacks; here it is a 400 naming the model's ratios, so
   that an image never comes back in a shape nobody asked for.
 - ``resolution``: ``512`` (Gemini's ``0.5K``), ``1K``, ``2K``, ``4K``, as the model allows.
-- ``size``: a tier (``2K``) like ``resolution``, or ``WxH`` among the model's pixel sizes
-  (authoritative: a ``resolution`` or ``aspect_ratio`` that disagrees with it is a 400, as on
-  OpenRouter).
+- ``size``: a tier (``2K``) like ``resolution``, or ``WxH``: authoritative, normalized to the
+  nearest of the model's pixel sizes as OpenRouter normalizes it (the ``Nanobanana-Warning``
+  header says when it was not one of them); a ``resolution`` or ``aspect_ratio`` that
+  disagrees with it is a 400, as on OpenRouter.
 - ``input_references``: reference images, ``{"type": "image_url", "image_url": {"url":
   "data:..."}}``; the service never fetches an HTTP URL for a client.
 - ``seed``; ``provider``: OpenRouter's routing object, whose ``only``/``order`` may name one
@@ -39,7 +40,7 @@ from ...errors import ValidationError
 from ...providers import INFOS, PROVIDERS, canonical_provider
 from .errors import Problem, ProblemError, bad_request
 from .models import input_modalities, openrouter_id, output_modalities
-from .openai_images import size_table
+from .openai_images import map_size, size_table
 from .openrouter_request import VISIBLE
 from .outcome import JobOutcome
 from .splice import SplicedBody, Splicer
@@ -94,6 +95,8 @@ class ImageCall:
     image_size: str | None
     images: tuple[str, ...]
     seed: int | None
+    #: Said in the ``Nanobanana-Warning`` header when a ``WxH`` size was replaced.
+    size_note: str | None = None
 
 
 def route_hint(req: ImageRequest) -> str | None:
@@ -131,8 +134,9 @@ def plan(spec: ModelSpec, req: ImageRequest, prompt: str) -> ImageCall:
             allowed=[*spec.aspect_ratios, "auto"],
         )
     size = None if req.resolution is None else _resolution(spec, req.resolution, "resolution")
+    note = None
     if req.size is not None:
-        ratio, size = _from_size(spec, req.size, ratio, size)
+        ratio, size, note = _from_size(spec, req.size, ratio, size)
     urls = [ref.image_url.url for ref in req.input_references or ()]
     for pos, url in enumerate(urls, 1):
         if not url.startswith("data:"):
@@ -152,28 +156,21 @@ def plan(spec: ModelSpec, req: ImageRequest, prompt: str) -> ImageCall:
         image_size=size,
         images=tuple(urls),
         seed=req.seed,
+        size_note=note,
     )
 
 
 def _from_size(
     spec: ModelSpec, size: str, ratio: str | None, resolution: str | None
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, str | None, str | None]:
     key = size.strip().lower().replace("×", "x").replace(" ", "")
     if "x" not in key:  # a tier, as resolution
         tier = _resolution(spec, size, "size")
         if resolution is not None and resolution != tier:
             raise bad_request(f"size {size!r} and resolution disagree; send one of them.", "size")
-        return ratio, tier
-    table = size_table(spec)
-    if key not in table:
-        valid = list(table)
-        raise bad_request(
-            f"size {size!r} is not one {openrouter_id(spec)} can make. Valid sizes: "
-            f"{', '.join(valid)}.",
-            "size",
-            allowed=valid,
-        )
-    exact_ratio, exact_size = table[key]
+        return ratio, tier, None
+    chosen = map_size(spec, key, None)
+    exact_ratio, exact_size = chosen.aspect_ratio, chosen.image_size
     if (ratio is not None and ratio != exact_ratio) or (
         resolution is not None and resolution != exact_size
     ):
@@ -182,7 +179,7 @@ def _from_size(
             "that disagrees with it is refused. Send size alone.",
             "size",
         )
-    return exact_ratio, exact_size
+    return exact_ratio, exact_size, chosen.note
 
 
 def image_response(outcome: JobOutcome) -> SplicedBody:

@@ -24,6 +24,7 @@ from ..compat.models import check_query, openai_models
 from ..compat.openai_images import (
     MAX_IMAGES,
     SIZE_PATTERN,
+    SIZE_WARNING_HEADER,
     ImagesCall,
     ImagesRequest,
     Quality,
@@ -86,6 +87,8 @@ async def _run(
     )
     job_id = job.id
     headers = job_headers(job_id, replayed)
+    if call.size_note:
+        headers[SIZE_WARNING_HEADER] = call.size_note
     outcome = await wait_outcome(services, job_id, spec.id)
     if outcome is not None and outcome.succeeded:
         data = images_response(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 
 from ..compat.errors import ProblemError
 from ..compat.models import openrouter_id
+from ..compat.openai_images import SIZE_WARNING_HEADER
 from ..compat.openrouter_images import (
     ImageRequest,
     image_endpoints,
@@ -78,6 +79,8 @@ async def generate(
         session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
     )
     headers = job_headers(job.id, replayed)
+    if call.size_note:
+        headers[SIZE_WARNING_HEADER] = call.size_note
     outcome = await wait_outcome(services, job.id, openrouter_id(spec))
     if outcome is not None and outcome.succeeded:
         return SplicedResponse(image_response(outcome), 200, headers)
