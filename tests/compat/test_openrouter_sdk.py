@@ -8,6 +8,7 @@ integer ``code``) or the SDK reports a validation error instead of the service's
 from __future__ import annotations
 
 import base64
+import http.client
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -65,6 +66,39 @@ def test_unrouted_errors_under_api_v1_have_openrouter_shape(
     assert error["message"] and isinstance(error["metadata"], dict)
     if status == 405:
         assert r.headers["Allow"] and r.headers["Allow"] in error["message"]
+
+
+def test_refusals_before_any_route_have_openrouter_shape(live: Live) -> None:
+    """The body limit refuses a declared size before FastAPI sees the request; a body that is
+    not JSON never reaches the route's parser."""
+    limit = live.services.settings.max_request_bytes
+    url = httpx.URL(live.url)
+    conn = http.client.HTTPConnection(url.host, url.port, timeout=30)
+    conn.putrequest("POST", "/api/v1/images")
+    for name, value in (
+        ("Authorization", f"Bearer {live.token}"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(limit + 1)),  # declared, never sent: refused on the header
+    ):
+        conn.putheader(name, value)
+    conn.endheaders()
+    answer = conn.getresponse()
+    big = httpx.Response(answer.status, content=answer.read())
+    conn.close()
+    with live.http(live.token) as c:
+        garbled = c.post(
+            "/api/v1/chat/completions",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == 413
+    assert big.json()["error"]["metadata"]["limit_bytes"] == limit
+    assert garbled.status_code == 400
+    error = garbled.json()["error"]
+    assert error["code"] == 400 and error["message"].startswith(
+        "The request body is not valid JSON"
+    )
 
 
 def test_unrouted_errors_under_v1_have_openai_shape(live: Live) -> None:

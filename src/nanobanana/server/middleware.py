@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import ApiError
+from .problems import ApiError, answer_for
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 PAGE_CSP = (
@@ -70,7 +70,7 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._error().response()(scope, receive, send)
+            await answer_for(scope["path"], self._error())(scope, receive, send)
             return
         seen = 0
 

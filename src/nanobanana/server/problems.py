@@ -136,14 +136,18 @@ def dialect_of(path: str) -> Flavour | None:
     return None
 
 
-def _answer(request: Request, error: ApiError) -> Response:
-    """``error`` in the shape the caller's client parses."""
-    dialect = dialect_of(request.url.path)
+def answer_for(path: str, error: ApiError) -> Response:
+    """``error`` in the shape a client calling ``path`` parses."""
+    dialect = dialect_of(path)
     if dialect is None:
         return error.response()
     problem = from_api(error.status, error.code, error.message, error.details, error.headers)
     body = openrouter_error(problem) if dialect == "openrouter" else openai_error(problem)
     return json_response(body, problem.status, problem.response_headers())
+
+
+def _answer(request: Request, error: ApiError) -> Response:
+    return answer_for(request.url.path, error)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> Response:

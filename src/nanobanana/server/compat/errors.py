@@ -230,7 +230,16 @@ def from_validation(errors: Iterable[Mapping[str, Any]]) -> Problem:
         for e in errors
     ]
     first = items[0] if items else {"loc": [], "msg": "invalid request"}
-    raw = list(next(iter(errors), {}).get("loc", ()))
+    head = next(iter(errors), {})
+    if head.get("type") == "json_invalid":
+        return Problem(
+            400,
+            "invalid_request",
+            "The request body is not valid JSON: send a JSON object with "
+            "'Content-Type: application/json'.",
+            details={"errors": items},
+        )
+    raw = list(head.get("loc", ()))
     if raw and raw[0] in ("body", "query", "path", "header"):
         raw = raw[1:]
     # The parameter is the path up to the first list index (``image_config.aspect_ratio``,
