@@ -165,6 +165,8 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
+        # A drop-in call's look for an identical earlier one (``find_blind_retry``).
+        Index("ix_jobs_user_hash", "user_id", "request_hash", "created_at"),
         Index("ix_jobs_status", "status"),
     )
 
