@@ -57,22 +57,29 @@ def parse_output_modalities(value: str | None) -> frozenset[str] | None:
     """The requested modalities, or ``None`` for all."""
     if value is None or not value.strip():
         return DEFAULT_OUTPUT_MODALITIES
-    parts = {p.strip().lower() for p in value.split(",") if p.strip()}
+    parts = _comma_list(value)
     if "all" in parts:
         return None
-    unknown = sorted(parts - set(OUTPUT_MODALITIES))
-    if unknown:
-        raise bad_request(
-            f"Unknown output modality {unknown[0]!r}; use a comma list of "
-            f"{', '.join(OUTPUT_MODALITIES)}, or all.",
-            "output_modalities",
-            allowed=[*OUTPUT_MODALITIES, "all"],
-        )
-    return frozenset(parts)
+    return _known(parts, OUTPUT_MODALITIES, "output", ("all",))
 
 
 def _comma_list(value: str | None) -> frozenset[str]:
     return frozenset(p.strip().lower() for p in (value or "").split(",") if p.strip())
+
+
+def _known(
+    parts: frozenset[str], known: tuple[str, ...], kind: str, also: tuple[str, ...] = ()
+) -> frozenset[str]:
+    """``parts``, or a 400 naming the first unknown ``kind`` modality and the known ones."""
+    unknown = sorted(parts - set(known))
+    if unknown:
+        choices = ", ".join(known) + "".join(f", or {a}" for a in also)
+        raise bad_request(
+            f"Unknown {kind} modality {unknown[0]!r}; use a comma list of {choices}.",
+            f"{kind}_modalities",
+            allowed=[*known, *also],
+        )
+    return parts
 
 
 def _count(query: Mapping[str, str], name: str, default: int, lowest: int, highest: int) -> int:
@@ -105,18 +112,9 @@ class ModelQuery:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> ModelQuery:
         check_query(query.keys(), OPENROUTER_MODEL_QUERY)
-        inputs = _comma_list(query.get("input_modalities"))
-        unknown = sorted(inputs - set(INPUT_MODALITIES))
-        if unknown:
-            raise bad_request(
-                f"Unknown input modality {unknown[0]!r}; use a comma list of "
-                f"{', '.join(INPUT_MODALITIES)}.",
-                "input_modalities",
-                allowed=list(INPUT_MODALITIES),
-            )
         return cls(
             outputs=parse_output_modalities(query.get("output_modalities")),
-            inputs=inputs,
+            inputs=_known(_comma_list(query.get("input_modalities")), INPUT_MODALITIES, "input"),
             parameters=_comma_list(query.get("supported_parameters")),
             authors=_comma_list(query.get("model_authors")),
             text=(query.get("q") or "").strip().lower(),

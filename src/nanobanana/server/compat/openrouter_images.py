@@ -38,10 +38,10 @@ from ...catalog import ModelSpec
 from ...client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
 from ...errors import ValidationError
 from ...providers import INFOS, PROVIDERS, canonical_provider
-from .errors import Problem, ProblemError, bad_request
+from .errors import bad_request
 from .models import input_modalities, openrouter_id, output_modalities
 from .openai_images import map_size, size_table
-from .openrouter_request import VISIBLE
+from .openrouter_request import VISIBLE, require_data_urls
 from .outcome import JobOutcome
 from .splice import SplicedBody, Splicer
 
@@ -138,17 +138,7 @@ def plan(spec: ModelSpec, req: ImageRequest, prompt: str) -> ImageCall:
     if req.size is not None:
         ratio, size, note = _from_size(spec, req.size, ratio, size)
     urls = [ref.image_url.url for ref in req.input_references or ()]
-    for pos, url in enumerate(urls, 1):
-        if not url.startswith("data:"):
-            raise ProblemError(
-                Problem(
-                    400,
-                    "invalid_reference_image",
-                    f"input_references[{pos - 1}] is not a data URL: send images as "
-                    "data:image/png;base64,... (this service does not fetch URLs).",
-                    field_name="images",
-                )
-            )
+    require_data_urls(urls, lambda i: f"input_references[{i}]")
     return ImageCall(
         prompt=prompt,
         n=req.n or 1,

@@ -27,6 +27,7 @@ Choices where OpenRouter's behaviour would not help an image client:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -244,6 +245,23 @@ def _prompt_message(messages: list[Message]) -> tuple[str, list[str]]:
     )
 
 
+def require_data_urls(urls: Sequence[str], name: Callable[[int], str]) -> None:
+    """Refuse reference images that are not ``data:`` URLs (``name``: how the request calls
+    the image at an index): the service never fetches a URL for a client (that would be a
+    server-side request forgery)."""
+    for index, url in enumerate(urls):
+        if not url.startswith("data:"):
+            raise ProblemError(
+                Problem(
+                    400,
+                    "invalid_reference_image",
+                    f"{name(index)} is not a data URL: send images as "
+                    "data:image/png;base64,... (this service does not fetch URLs).",
+                    field_name="images",
+                )
+            )
+
+
 def parse_chat(req: ChatRequest) -> ChatCall:
     """The generation a chat request asks for (raises ``ProblemError`` when it cannot be one)."""
     if req.modalities is not None and "image" not in req.modalities:
@@ -260,17 +278,7 @@ def parse_chat(req: ChatRequest) -> ChatCall:
             )
         )
     prompt, urls = _prompt_message(req.messages)
-    for pos, url in enumerate(urls, 1):
-        if not url.startswith("data:"):
-            raise ProblemError(
-                Problem(
-                    400,
-                    "invalid_reference_image",
-                    f"Image {pos} is not a data URL: send images as "
-                    "data:image/png;base64,... (this service does not fetch URLs).",
-                    field_name="images",
-                )
-            )
+    require_data_urls(urls, lambda i: f"Image {i + 1}")
     config = req.image_config or ImageConfig()
     provider = req.provider if isinstance(req.provider, str) else None
     effort = req.reasoning.effort if req.reasoning else None

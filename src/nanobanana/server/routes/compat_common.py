@@ -238,6 +238,27 @@ async def _outcome(
     )
 
 
+async def answered_outcome(
+    services: Services,
+    job_id: str,
+    model: str,
+    replayed: bool,
+    headers: dict[str, str],
+    content_outcomes: bool = False,
+) -> JobOutcome:
+    """The finished job when it has an answer (images; with ``content_outcomes``, also a
+    block or a text-only reply), else its failure raised as a ``ProblemError`` carrying
+    ``headers``."""
+    outcome = await wait_outcome(services, job_id, model)
+    if outcome is not None and (
+        outcome.succeeded or (content_outcomes and outcome.content_outcome)
+    ):
+        return outcome
+    problem = failure_problem(outcome, job_id, replayed)
+    problem.headers.update(headers)
+    raise ProblemError(problem)
+
+
 def failure_problem(outcome: JobOutcome | None, job_id: str, replayed: bool = False) -> Problem:
     """The error answer of a job that gave no image (``replayed``: the answer of an earlier
     identical call, given again instead of paying for a new one)."""

@@ -45,12 +45,11 @@ from .common import public_root
 from .compat_common import (
     IdempotencyKey,
     OpenAIRoute,
+    answered_outcome,
     choose_target,
-    failure_problem,
     generate_in,
     job_headers,
     json_bytes_response,
-    wait_outcome,
 )
 
 router = APIRouter(tags=["OpenAI-compatible"], route_class=OpenAIRoute)
@@ -85,22 +84,16 @@ async def _run(
     job, replayed = await create_job(
         session, services, user, body, kind="openai", idempotency_key=idempotency_key
     )
-    job_id = job.id
-    headers = job_headers(job_id, replayed)
-    if call.size_note:
-        headers[SIZE_WARNING_HEADER] = call.size_note
-    outcome = await wait_outcome(services, job_id, spec.id)
-    if outcome is not None and outcome.succeeded:
-        data = images_response(
-            outcome,
-            call.response_format,
-            public_root(request, services.settings),
-            input_image_tokens=len(references) * (spec.pricing.input_image_tokens or 0),
-        )
-        return SplicedResponse(data, 200, headers)
-    problem = failure_problem(outcome, job_id, replayed)
-    problem.headers.update(headers)
-    raise ProblemError(problem)
+    notes = [(SIZE_WARNING_HEADER, call.size_note)] if call.size_note else []
+    headers = job_headers(job.id, replayed, notes)
+    outcome = await answered_outcome(services, job.id, spec.id, replayed, headers)
+    data = images_response(
+        outcome,
+        call.response_format,
+        public_root(request, services.settings),
+        input_image_tokens=len(references) * (spec.pricing.input_image_tokens or 0),
+    )
+    return SplicedResponse(data, 200, headers)
 
 
 async def generations(

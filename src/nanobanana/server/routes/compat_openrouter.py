@@ -25,7 +25,6 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ..compat.errors import ProblemError
 from ..compat.models import MAX_LIMIT, ModelQuery, openrouter_id, openrouter_models
 from ..compat.openrouter_request import ChatRequest, parse_chat
 from ..compat.openrouter_response import (
@@ -50,6 +49,7 @@ from ..services import Services
 from .compat_common import (
     IdempotencyKey,
     OpenRouterRoute,
+    answered_outcome,
     choose_target,
     failure_problem,
     generate_in,
@@ -57,7 +57,6 @@ from .compat_common import (
     json_bytes_response,
     load_outcome,
     outcome_of,
-    wait_outcome,
 )
 
 router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterRoute)
@@ -111,12 +110,10 @@ async def chat_completions(
         return StreamingResponse(
             _stream(services, job_id, model, replayed), media_type=MEDIA_TYPE_SSE, headers=headers
         )
-    outcome = await wait_outcome(services, job_id, model)
-    if outcome is not None and (outcome.succeeded or outcome.content_outcome):
-        return SplicedResponse(completion(outcome), 200, headers)
-    problem = failure_problem(outcome, job_id, replayed)
-    problem.headers.update(headers)
-    raise ProblemError(problem)
+    outcome = await answered_outcome(
+        services, job_id, model, replayed, headers, content_outcomes=True
+    )
+    return SplicedResponse(completion(outcome), 200, headers)
 
 
 async def _stream(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Response
 
-from ..compat.errors import ProblemError
 from ..compat.models import openrouter_id
 from ..compat.openai_images import SIZE_WARNING_HEADER
 from ..compat.openrouter_images import (
@@ -36,12 +35,11 @@ from ..problems import not_found
 from .compat_common import (
     IdempotencyKey,
     OpenRouterImagesRoute,
+    answered_outcome,
     choose_target,
-    failure_problem,
     generate_in,
     job_headers,
     json_bytes_response,
-    wait_outcome,
 )
 
 router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterImagesRoute)
@@ -78,15 +76,10 @@ async def generate(
     job, replayed = await create_job(
         session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
     )
-    headers = job_headers(job.id, replayed)
-    if call.size_note:
-        headers[SIZE_WARNING_HEADER] = call.size_note
-    outcome = await wait_outcome(services, job.id, openrouter_id(spec))
-    if outcome is not None and outcome.succeeded:
-        return SplicedResponse(image_response(outcome), 200, headers)
-    problem = failure_problem(outcome, job.id, replayed)
-    problem.headers.update(headers)
-    raise ProblemError(problem)
+    notes = [(SIZE_WARNING_HEADER, call.size_note)] if call.size_note else []
+    headers = job_headers(job.id, replayed, notes)
+    outcome = await answered_outcome(services, job.id, openrouter_id(spec), replayed, headers)
+    return SplicedResponse(image_response(outcome), 200, headers)
 
 
 @router.get(
