@@ -30,7 +30,14 @@ from nanobanana.errors import (
 from nanobanana.files import Pieces
 from nanobanana.providers import openrouter_wire
 from nanobanana.providers.sse import SSEDecoder
-from nanobanana.server.compat import errors, models, openai_images, openrouter_response, splice
+from nanobanana.server.compat import (
+    errors,
+    models,
+    openai_images,
+    openrouter_images,
+    openrouter_response,
+    splice,
+)
 from nanobanana.server.compat.errors import Problem, ProblemError
 from nanobanana.server.compat.openrouter_request import ChatRequest, parse_chat
 from nanobanana.server.compat.outcome import ImagePayload, JobOutcome
@@ -598,6 +605,10 @@ def test_images_response_b64_and_urls() -> None:
     demo = outcome(usage={"input_tokens": 3, "output_tokens": 10}, synthetic=True)
     usage = json.loads(openai_images.images_response(demo, "url", "").to_bytes())["usage"]
     assert usage["cost"] == 0.0 and usage["total_tokens"] == 13
+    # ... in every dialect: OpenRouter's Image API and chat completions say the same.
+    image_api = json.loads(openrouter_images.image_response(demo).to_bytes())["usage"]
+    assert image_api["cost"] == 0.0 and openrouter_response.usage(demo)["cost"] == 0.0
+    assert openrouter_response.usage(outcome(usage={"input_tokens": 3}))["cost"] is None
     unknown = outcome(usage={"input_tokens": 3, "output_tokens": 10})
     assert (
         json.loads(openai_images.images_response(unknown, "url", "").to_bytes())["usage"]["cost"]

@@ -268,7 +268,6 @@ def images_response(
     tokens_out = outcome.usage_int("output_tokens") or 0
     image_in = min(input_image_tokens, tokens_in)
     image_out = min(outcome.usage_int("image_tokens") or tokens_out, tokens_out)
-    cost = outcome.cost
     doc["usage"] = {
         "input_tokens": tokens_in,
         "input_tokens_details": {"image_tokens": image_in, "text_tokens": tokens_in - image_in},
@@ -278,6 +277,6 @@ def images_response(
             "text_tokens": tokens_out - image_out,
         },
         "total_tokens": outcome.usage_int("total_tokens") or tokens_in + tokens_out,
-        "cost": 0.0 if cost is None and outcome.synthetic else cost,
+        "cost": outcome.cost,
     }
     return splicer.render(doc)

@@ -71,7 +71,9 @@ class JobOutcome:
 
     @property
     def cost(self) -> float | None:
+        """USD, as answered: ``0`` for the demo's synthetic images (nothing was paid), ``None``
+        when unknown."""
         value = (self.usage or {}).get("cost")
-        return (
-            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        )
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return 0.0 if self.synthetic else None

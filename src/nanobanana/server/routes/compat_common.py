@@ -284,9 +284,8 @@ def failure_problem(outcome: JobOutcome | None, job_id: str, replayed: bool = Fa
 
 #: Said after the message of a failure answered again to an identical call.
 REPLAY_NOTE = (
-    " (This is the answer of the identical earlier call {id}: it may have been billed, so this "
-    "call was not sent again. To pay for a new attempt, change the request or send a new "
-    "Idempotency-Key.)"
+    " (The answer of the identical earlier call {id}, given again instead of sending this one. "
+    "To pay for a new attempt, change the request or send a new Idempotency-Key.)"
 )
 
 
