@@ -22,7 +22,7 @@ from sqlalchemy import update
 from nanobanana.emulator import EmulatorServer
 from nanobanana.server.db.models import Job
 from nanobanana.server.settings import Settings
-from nanobanana.server.tasks import QUEUED, defer
+from nanobanana.server.tasks import QUEUE, QUEUED, defer, sweep
 from nanobanana.server.worker import work
 
 from .conftest import OPENROUTER_CANARY, Api, running, upstream_requests
@@ -186,6 +186,50 @@ async def test_a_queued_row_without_its_task_is_queued_again(
         h = await user_with_key(web)
         job_id = await queue_job(web, h, f"a hare {marker}")
         await drop_task(web, job_id)
+        async with worker(settings):
+            done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
+        assert done.status == "succeeded", done.error_message
+    assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_two_sweeps_handing_on_one_stalled_task_both_finish(
+    external: Callable[..., Settings], emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker sweeps: two may list the same stalled task, and the second to hand it on
+    finds it no longer stalled. That sweep carries on (it used to fail, logging a traceback,
+    and skip the rest of its round); the task is handed on once and runs once."""
+    settings = external(worker_lease_seconds=1)
+    marker = uuid.uuid4().hex
+    async with running(settings) as web:
+        h = await user_with_key(web)
+        job_id = await queue_job(web, h, f"a vole {marker}")
+        app: Any = web.services.job_manager.queue.app
+        # The task was taken by a worker that stopped beating an hour ago.
+        stopped = await app.connector.execute_query_one_async(
+            "INSERT INTO procrastinate_workers (last_heartbeat) "
+            "VALUES (now() - interval '1 hour') RETURNING id"
+        )
+        await app.connector.execute_query_async(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %(worker)s "
+            "WHERE queueing_lock = %(id)s",
+            worker=stopped["id"],
+            id=job_id,
+        )
+        listed = list(
+            await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=1)
+        )
+        assert [j.queueing_lock for j in listed] == [job_id]
+        await sweep(web.services, app)  # one worker hands it on
+        assert await _engine_status(settings, job_id) == "todo"
+
+        async def as_listed_before(**_: Any) -> list[Any]:
+            return listed
+
+        # Another worker listed it before that, and hands it on now.
+        monkeypatch.setattr(app.job_manager, "get_stalled_jobs", as_listed_before)
+        await sweep(web.services, app)
+        monkeypatch.undo()
+        assert await _engine_status(settings, job_id) == "todo"
         async with worker(settings):
             done = await wait_status(web, job_id, "succeeded", "failed", "interrupted")
         assert done.status == "succeeded", done.error_message

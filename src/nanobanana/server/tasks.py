@@ -124,13 +124,23 @@ async def sweep(services: Services, app: procrastinate.App) -> None:
     """Hand on what a worker that stopped beating left: its engine jobs go back to the queue
     (a delivery of a job it had already claimed finds the row running and does nothing; the
     row is ended by ``leases``), and a queued row without a waiting engine job (a delivery
-    cancelled by a worker's shutdown) gets one again."""
+    cancelled by a worker's shutdown) gets one again.  Every worker sweeps: when two hand on
+    the same engine job, the second finds it no longer stalled and leaves it."""
     import procrastinate.exceptions
+    import psycopg.errors
 
     lease = services.settings.worker_lease_seconds
     manager = app.job_manager
     for stalled in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=lease):
-        await manager.retry_job(stalled)
+        try:
+            await manager.retry_job(stalled)
+        except procrastinate.exceptions.ConnectorException as exc:
+            # procrastinate_retry_job raises when the job is no longer ``doing``: another
+            # worker's sweep handed it on (or it ended) since it was listed.
+            if not isinstance(exc.__cause__, psycopg.errors.RaiseException):
+                raise
+            log.debug("Engine job %s was already handed on.", stalled.id)
+            continue
         log.warning("Engine job %s of a stopped worker handed to another.", stalled.id)
     cutoff = utcnow() - timedelta(seconds=lease)
     engine_jobs = table("procrastinate_jobs", column("queueing_lock"), column("status"))
