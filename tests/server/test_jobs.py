@@ -144,24 +144,29 @@ async def test_free_memory_returned_once_idle(api: Api, monkeypatch: pytest.Monk
     never while jobs are still running."""
     from nanobanana.server import jobs
 
-    calls: list[float] = []
+    manager = api.services.job_manager
+    calls: list[tuple[float, bool]] = []  # (when, whether any job was running then)
     monkeypatch.setattr(jobs, "IDLE_TRIM_SECONDS", 0.2)
-    monkeypatch.setattr(jobs, "release_free_memory", lambda: calls.append(time.monotonic()))
+    monkeypatch.setattr(
+        jobs, "release_free_memory", lambda: calls.append((time.monotonic(), bool(manager._tasks)))
+    )
     h = await _user_with_key(api)
     slow = await api.client.post(
-        "/api/generations", json={"prompt": "slow [emulator:latency:0.8]"}, headers=h
+        "/api/generations", json={"prompt": "slow [emulator:latency:2]"}, headers=h
     )
     fast = await api.client.post("/api/nano-banana/generate", json={"prompt": "fast"}, headers=h)
     assert fast.status_code == 200
     await asyncio.sleep(0.4)
-    assert calls == []  # the slow job still runs: no trim
-    await api.services.job_manager.wait(slow.json()["id"])
+    assert not [c for c in calls if c[1]]  # never while the slow job still runs
+    await manager.wait(slow.json()["id"])
     ended = time.monotonic()
     for _ in range(50):
-        if calls:
+        if any(t >= ended for t, _ in calls):
             break
         await asyncio.sleep(0.05)
-    assert len(calls) == 1 and calls[0] - ended >= 0.15
+    after = [t for t, _ in calls if t >= ended]
+    assert len(after) == 1 and after[0] - ended >= 0.15
+    assert not [c for c in calls if c[1]]
 
 
 async def test_running_job_cannot_be_deleted(api: Api) -> None:
