@@ -8,7 +8,7 @@ TEST_EXTRAS ?= server,postgres,redis,s3,comfyui,dev
 #: Every install is pinned to the versions CI tested; `make lock` refreshes them.
 LOCK := constraints.txt
 
-.PHONY: install install-dev run-env bare-env dist run test lint fmt bench clean services browser screenshots lock
+.PHONY: install install-dev run-env bare-env dist run test lint fmt bench clean services browser screenshots lock comfyui-pack
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-test
@@ -45,19 +45,25 @@ bare-env: dist
 	$(BARE_ENV)/bin/python -m pip install --quiet -c $(LOCK) dist/nanobanana-*.whl
 	$(BARE_ENV)/bin/python -m pip install --quiet --force-reinstall --no-deps dist/nanobanana-*.whl
 
+#: The ComfyUI node pack as the Comfy Registry and ComfyUI-Manager take it, in build/comfyui/.
+#: To publish: make comfyui-pack REPOSITORY=<public URL> PUBLISHER=<registry publisher id>.
+comfyui-pack:
+	$(PYTHON) scripts/comfyui_pack.py --out build/comfyui \
+		$(if $(REPOSITORY),--repository $(REPOSITORY)) $(if $(PUBLISHER),--publisher $(PUBLISHER))
+
 run: install
 	$(BIN)/nanobanana serve --host 127.0.0.1 --port 8000
 
 lint: install-dev
 	$(BIN)/deptry src
 	$(BIN)/lint-imports
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 fmt: install-dev
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 services:
 	bash scripts/services.sh

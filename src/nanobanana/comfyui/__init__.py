@@ -1,8 +1,10 @@
 """Nano Banana nodes for ComfyUI.
 
-Two ways to install (see docs/comfyui.md): ``pip install nanobanana`` into ComfyUI's Python,
-then either copy or symlink this folder into ``ComfyUI/custom_nodes/`` (under any name but
-``nanobanana``), or put a one-line ``custom_nodes/nanobanana_nodes.py`` there::
+Installs (see docs/comfyui.md): the registry pack (``make comfyui-pack``), which carries the
+library; or the library installed from its folder into ComfyUI's Python
+(``python -m pip install /path/to/nanobanana``), then this folder copied or symlinked into
+``ComfyUI/custom_nodes/`` (under any name but ``nanobanana``), or a one-line
+``custom_nodes/nanobanana_nodes.py``::
 
     from nanobanana.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
@@ -26,8 +28,9 @@ try:
     import nanobanana.catalog as _catalog  # noqa: F401 (fails early with a clear message)
 except ImportError as _exc:
     raise ImportError(
-        "The Nano Banana nodes need the nanobanana library in ComfyUI's Python: run "
-        "`python -m pip install nanobanana` with that interpreter."
+        "The Nano Banana nodes need the nanobanana library in ComfyUI's Python: install it "
+        "from its folder with that interpreter (`python -m pip install /path/to/nanobanana`), "
+        "or use the registry pack, which carries it (`make comfyui-pack`, docs/comfyui.md)."
     ) from _exc
 
 from .nodes import NanoBananaEdit, NanoBananaGenerate
