@@ -8,7 +8,7 @@ TEST_EXTRAS ?= server,postgres,redis,s3,comfyui,dev
 #: Every install is pinned to the versions CI tested; `make lock` refreshes them.
 LOCK := constraints.txt
 
-.PHONY: install install-dev run-env bare-env dist run test lint fmt bench clean services browser screenshots lock comfyui-pack
+.PHONY: install install-dev run-env bare-env dist run test lint fmt bench clean services browser screenshots lock comfyui-pack node-clients
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-test
@@ -71,7 +71,16 @@ services:
 browser:
 	bash scripts/browser.sh
 
-test: install-dev run-env bare-env services browser lint
+#: The published JavaScript clients tests/compat drives the service with (OpenAI's Node SDK),
+#: at the versions in tests/compat/node/package-lock.json.
+NODE_CLIENTS := tests/compat/node
+node-clients: $(NODE_CLIENTS)/node_modules/.installed
+
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package.json $(NODE_CLIENTS)/package-lock.json
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install-dev run-env bare-env services browser node-clients lint
 	$(BIN)/python -m pytest
 
 screenshots: install-dev browser
@@ -86,4 +95,4 @@ bench: install-dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(RUN_ENV) $(BARE_ENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_ENV) $(BARE_ENV) dist build $(NODE_CLIENTS)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,13 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "compat.md"
 DOC_BASE = "http://127.0.0.1:8000"
 
 
+def js_block(heading: str) -> str:
+    """The one ``js`` block of the section under ``heading``."""
+    section = DOC.read_text().split(f"\n{heading}\n", 1)[1].split("\n### ", 1)[0]
+    [code] = re.findall(r"```js\n(.*?)```", section, flags=re.S)
+    return code
+
+
 def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
@@ -60,7 +67,7 @@ def test_python_example_runs(
 def test_the_node_example_runs(live: Live, tmp_path: Path) -> None:
     """The Node.js example, run by the machine's ``node`` (its built-in ``fetch``), against
     the service: the images arrive in OpenRouter's object form and are written."""
-    [code] = re.findall(r"```js\n(.*?)```", DOC.read_text(), flags=re.S)
+    code = js_block("### Node.js (`fetch`)")
     assert DOC_BASE in code and "process.env.NB_TOKEN" in code
     node = shutil.which("node")
     assert node, "Node.js (`node`) is needed for this test: install it (Debian: nodejs)."

@@ -57,6 +57,8 @@ NumImages = Annotated[int, Field(ge=1, le=MAX_IMAGES_PER_REQUEST), BeforeValidat
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_integral)]
 RATIO_PATTERN = r"^[0-9]{1,2}[:x/][0-9]{1,2}$"
 SIZE_PATTERN = r"^(0\.5|[124])[kK]$"
+#: The Images API's ``size`` (OpenAI's form); the model's own sizes are checked after.
+PIXEL_SIZE_PATTERN = r"^(auto|[0-9]{2,5}x[0-9]{2,5})$"
 MODEL_PATTERN = r"^[A-Za-z0-9._:/@-]{1,200}$"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
 API_KEY_PATTERN = r"^[\x21-\x7e]{8,512}$"
@@ -66,6 +68,7 @@ PATTERN_HINTS: dict[str, str] = {
     NO_CONTROL: "must not contain control characters",
     RATIO_PATTERN: "must be an aspect ratio such as 16:9",
     SIZE_PATTERN: "must be 0.5K, 1K, 2K or 4K",
+    PIXEL_SIZE_PATTERN: "must be WIDTHxHEIGHT, such as 1024x1024 or 1344x768, or auto",
     MODEL_PATTERN: "must be a model id such as gemini-3.1-flash-image",
     USERNAME_PATTERN: "must be 3 to 64 characters: letters, digits, _ . or -",
     API_KEY_PATTERN: (

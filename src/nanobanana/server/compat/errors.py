@@ -34,6 +34,7 @@ from ..reports import (
     missing_key_message,
     report_of,
 )
+from ..schemas import PATTERN_HINTS
 
 Flavour = Literal["openrouter", "openai"]
 #: Whose parameter names an error's ``param`` uses: a dialect's, or OpenRouter's Image API's.
@@ -250,10 +251,14 @@ def from_validation(errors: Iterable[Mapping[str, Any]]) -> Problem:
             break
         names.append(part)
     where = ".".join(str(p) for p in raw if isinstance(p, int) or str(p).isidentifier())
+    message = f"Invalid {where or 'request'}: {first['msg']}"
+    pattern = (head.get("ctx") or {}).get("pattern")
+    if head.get("type") == "string_pattern_mismatch" and pattern in PATTERN_HINTS:
+        message = f"Invalid {where}: it {PATTERN_HINTS[pattern]}."  # words, not the regex
     return Problem(
         400,
         "invalid_request",
-        f"Invalid {where or 'request'}: {first['msg']}",
+        message,
         field_name=".".join(names) or None,
         details={"errors": items},
     )

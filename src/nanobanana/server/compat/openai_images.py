@@ -32,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ...catalog import ModelSpec, expected_pixels
 from ...client import MAX_IMAGES_PER_REQUEST, MAX_PROMPT_CHARS, MAX_SEED
+from ..schemas import PIXEL_SIZE_PATTERN
 from .errors import bad_request
 from .openrouter_request import VISIBLE
 from .outcome import JobOutcome
@@ -56,7 +57,7 @@ ResponseFormat = Literal["b64_json", "url"]
 QUALITIES: tuple[str, ...] = get_args(Quality)
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=VISIBLE)]
-SIZE_PATTERN = r"^(auto|[0-9]{2,5}x[0-9]{2,5})$"
+SIZE_PATTERN = PIXEL_SIZE_PATTERN
 Size = Annotated[str, Field(pattern=SIZE_PATTERN)]
 Count = Annotated[int, Field(ge=1, le=MAX_IMAGES)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
