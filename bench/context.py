@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+import litellm_proxy
 from harness import Placement, Proc, ServiceConfig
 
 SEED_PATH = "/api/nano-banana/generate"
@@ -65,6 +66,11 @@ class Bench:
     #: Extra environment for every service started (``--service-env``; for experiments).
     service_env: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    #: LiteLLM's proxy beside the service in scenarios 1-3 (``--no-litellm``: without it).
+    litellm: bool = True
+    #: Why the LiteLLM rows are missing, when they are.
+    litellm_missing: str | None = None
+    _proxies: dict[str, litellm_proxy.Proxy] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -89,6 +95,26 @@ class Bench:
         finally:
             proc.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
+
+    def proxy(self, model: str) -> litellm_proxy.Proxy | None:
+        """LiteLLM's proxy serving ``model`` (started once per model), or None without it."""
+        if not self.litellm or self.litellm_missing:
+            return None
+        if model not in self._proxies:
+            try:
+                self._proxies[model] = litellm_proxy.start(
+                    self.placement.service, model, self.emulator.url, self.out / "logs", self.work
+                )
+            except Exception as exc:  # the service's own figures still count
+                self.litellm_missing = f"LiteLLM's proxy did not start: {exc}"[:300]
+                self.say(self.litellm_missing)
+                return None
+        return self._proxies[model]
+
+    def stop_proxies(self) -> None:
+        for proxy in self._proxies.values():
+            proxy.proc.stop()
+        self._proxies.clear()
 
     def loadgen(self, spec: dict[str, Any]) -> dict[str, Any]:
         return harness.run_loadgen(spec, self.placement.loadgen, self.work)

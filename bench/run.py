@@ -5,7 +5,8 @@ table per scenario (the emulator direct beside the service) and keep them in ``b
     .venv/bin/python bench/run.py --full     # the numbers (1,000 held for 20 s ...)
     .venv/bin/python bench/run.py --only 1,3 --update-readme
 
-Scenarios: 1 added latency (c=1), 2 throughput (c=50), 3 the 4K path, 4 held concurrency,
+Scenarios: 1 added latency (c=1), 2 throughput (c=50), 3 the 4K path (each with LiteLLM's proxy
+beside the service, unless ``--no-litellm``), 4 held concurrency,
 5 history with 10,000 jobs (SQLite and PostgreSQL), 6 CLI, 7 one and two web processes,
 with and without workers (PostgreSQL and Redis).  Every request sends
 ``Accept-Encoding: identity``.  See bench/README.md for the method and the latest figures.
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import harness
+import litellm_proxy
 import report
 from context import Bench, Sizes
 from report import Table
@@ -79,6 +81,11 @@ def main() -> int:
         "--update-readme", action="store_true", help="put the tables into bench/README.md"
     )
     parser.add_argument(
+        "--no-litellm",
+        action="store_true",
+        help="leave out LiteLLM's proxy (otherwise installed once into bench/out/litellm-venv)",
+    )
+    parser.add_argument(
         "--service-env",
         action="append",
         default=[],
@@ -103,6 +110,7 @@ def main() -> int:
     emulator = harness.start_emulator(placement.emulator, run_dir / "logs")
     bench = Bench(placement, emulator, sizes, run_dir, work)
     bench.service_env = dict(item.split("=", 1) for item in args.service_env)
+    bench.litellm = not args.no_litellm
     tables: list[Table] = []
     try:
         for number in chosen:
@@ -112,9 +120,12 @@ def main() -> int:
                 traceback.print_exc()
                 table = Table(f"{number}. failed", ["error"])
                 table.add(f"{type(exc).__name__}: {exc}"[:500])
+            finally:
+                bench.stop_proxies()  # its core is the service's: nothing else runs there
             tables.append(table)
             print("\n" + table.markdown(), flush=True)
     finally:
+        bench.stop_proxies()
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -127,6 +138,12 @@ def main() -> int:
             if any("not available" in c for r in t.rows for c in r):
                 t.notes.append(note)
     text = header(mode, placement, started, load_before)
+    if bench.litellm and not bench.litellm_missing and set(chosen) & {1, 2, 3}:
+        text += (
+            f"- LiteLLM's proxy (scenarios 1-3): litellm[proxy] "
+            f"{litellm_proxy.installed_version()}, one worker on the service's core, a master "
+            "key, no database, OpenRouter provider pointed at the emulator.\n"
+        )
     if bench.service_env:
         env = ", ".join(f"`{k}={v}`" for k, v in bench.service_env.items())
         text += f"- Service environment added for this run: {env}\n"

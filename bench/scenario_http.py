@@ -22,14 +22,39 @@ NA = "not available"
 
 
 def _paths(b: Bench, svc: Service, seed_body: dict[str, Any], min_bytes: int) -> list[Any]:
-    """Targets in table order: direct, seed and (when the service has it) the compat path."""
+    """Targets: direct, LiteLLM's proxy (the very request the emulator got, sent through it),
+    seed and (when the service has it) the compat path."""
     upstream = b.capture_upstream_body(svc, seed_body)
     direct_file = b.body_file("direct", upstream)
     targets = [b.direct_target(direct_file, min_bytes)]
+    proxy = b.proxy(str(upstream["model"]))
+    if proxy is not None:
+        targets.append(proxy.target(direct_file, min_bytes))
     targets.append(b.seed_target(svc, b.body_file("seed", seed_body), min_bytes))
     if b.compat_available:
         targets.append(b.compat_target(svc, direct_file, min_bytes))
     return targets
+
+
+def _answerer(b: Bench, svc: Service, name: str) -> tuple[int, bool]:
+    """The process that answers ``name``'s requests, and whether to count its children."""
+    if name == "direct":
+        return b.emulator.pid, False
+    if name == "litellm":
+        return next(iter(b._proxies.values())).proc.pid, True
+    return svc.proc.pid, False
+
+
+def _cpu(pid_tree: tuple[int, bool]) -> float:
+    pid, tree = pid_tree
+    return harness.tree_cpu_s(pid) if tree else harness.cpu_s(pid)
+
+
+def _ratio(theirs: float, ours: float) -> str:
+    return f"{theirs / ours:.1f}x" if ours > 0 else "n/a"
+
+
+LITELLM = "LiteLLM proxy (openrouter/)"
 
 
 def _errors(result: dict[str, Any]) -> str:
@@ -60,7 +85,8 @@ def added_latency(b: Bench) -> Table:
     )
     with b.service() as svc:
         targets = _paths(b, svc, {"prompt": PROMPT_1K}, MIN_1K)
-        cpu_before = harness.cpu_s(svc.proc.pid)
+        answerers = {t["name"]: _answerer(b, svc, t["name"]) for t in targets}
+        cpu_before = {name: _cpu(a) for name, a in answerers.items()}
         res = b.loadgen(
             {
                 "mode": "alternate",
@@ -71,12 +97,24 @@ def added_latency(b: Bench) -> Table:
                 "deadline_s": 600,
             }
         )
-        served = sum(t["ok"] + t["errors"] + 5 for t in res["targets"] if t["name"] != "direct")
-        cpu_per = (harness.cpu_s(svc.proc.pid) - cpu_before) * 1000 / max(1, served)
+        cpu_after = {name: _cpu(a) for name, a in answerers.items()}
+    served = {t["name"]: t["ok"] + t["errors"] + 5 for t in res["targets"]}
+    ours = [name for name in served if name in ("seed", "compat")]
+    cpu_per = (
+        (cpu_after[ours[0]] - cpu_before[ours[0]]) * 1000 / max(1, sum(served[o] for o in ours))
+    )
     by_name = {t["name"]: t for t in res["targets"]}
     direct = by_name["direct"]["latencies_ms"]
     d50, d99 = pct(direct, 50), pct(direct, 99)
     table.add("emulator direct", d50, d99, "", "", "", "", _errors(by_name["direct"]))
+    added: dict[str, float] = {}
+    if "litellm" in by_name:
+        lat = by_name["litellm"]["latencies_ms"]
+        added["litellm"] = pct(lat, 50) - d50
+        table.add(
+            LITELLM, pct(lat, 50), pct(lat, 99), signed(added["litellm"]),
+            signed(pct(lat, 99) - d99), "", "", _errors(by_name["litellm"]),
+        )  # fmt: skip
     limits = {"seed": (5.0, 10.0), "compat": (2.0, 5.0)}
     labels = {"seed": f"seed {'/api/nano-banana/generate'}", "compat": "OpenRouter-compatible"}
     for name in ("compat", "seed"):
@@ -87,6 +125,7 @@ def added_latency(b: Bench) -> Table:
             continue
         lat = by_name[name]["latencies_ms"]
         a50, a99 = pct(lat, 50) - d50, pct(lat, 99) - d99
+        added[name] = a50
         ok = a50 <= lim50 and a99 <= lim99 and by_name[name]["errors"] == 0
         table.add(
             labels[name],
@@ -102,6 +141,19 @@ def added_latency(b: Bench) -> Table:
         f"Service CPU per request (all its paths, all threads): {cpu_per:.1f} ms. Added "
         "p99 is the service's p99 minus the direct p99."
     )
+    if "litellm" in added:
+        lit_cpu = (cpu_after["litellm"] - cpu_before["litellm"]) * 1000 / served["litellm"]
+        ratios = ", ".join(
+            f"{labels[name]} {_ratio(added['litellm'], added[name])}"
+            for name in ("compat", "seed")
+            if name in added
+        )
+        table.notes.append(
+            f"LiteLLM's added p50 over ours: {ratios} (goal: 10x or more). LiteLLM's CPU per "
+            f"request: {lit_cpu:.1f} ms, ours {cpu_per:.1f} ms."
+        )
+    elif b.litellm_missing:
+        table.notes.append(b.litellm_missing)
     table.data = res
     return table
 
@@ -129,21 +181,25 @@ def throughput(b: Bench) -> Table:
         targets = _paths(b, svc, {"prompt": PROMPT_1K}, MIN_1K)
         for target in targets:
             # CPU per request of the process that answers: the emulator for the direct row,
-            # the service otherwise (less sensitive to a busy machine than wall time).
-            pid = b.emulator.pid if target["name"] == "direct" else svc.proc.pid
-            before = harness.cpu_s(pid)
+            # LiteLLM's proxy for its row, the service otherwise (less sensitive to a busy
+            # machine than wall time).
+            answerer = _answerer(b, svc, target["name"])
+            before = _cpu(answerer)
             res = b.loadgen(load_spec(target, n, c))
             ok = max(1, res["targets"][0]["ok"] + 3)
-            res["cpu_ms_per_request"] = (harness.cpu_s(pid) - before) * 1000 / ok
+            res["cpu_ms_per_request"] = (_cpu(answerer) - before) * 1000 / ok
             runs[target["name"]] = res
     direct_rps = _rps(runs["direct"])
-    limits = {"direct": None, "compat": 500, "seed": 300}
+    limits = {"direct": None, "litellm": None, "compat": 500, "seed": 300}
     labels = {
         "direct": "emulator direct",
+        "litellm": LITELLM,
         "compat": "OpenRouter-compatible",
         "seed": "seed /api/nano-banana/generate",
     }
-    for name in ("direct", "compat", "seed"):
+    for name in ("direct", "litellm", "compat", "seed"):
+        if name == "litellm" and name not in runs:
+            continue
         limit = limits[name]
         target = f">= {limit} req/s, 0 errors" if limit else ""
         if name not in runs:
@@ -165,9 +221,20 @@ def throughput(b: Bench) -> Table:
         )
     table.notes.append(
         "CPU ms/req: CPU time (all threads) of the answering process per request: the "
-        "emulator for the direct row, the service for the others. On one core, 1000 / CPU "
-        "ms/req bounds req/s whatever else runs on the machine."
+        "emulator for the direct row, LiteLLM's proxy (with its workers) for its row, the "
+        "service for the others. On one core, 1000 / CPU ms/req bounds req/s whatever else "
+        "runs on the machine."
     )
+    if "litellm" in runs:
+        lit = _rps(runs["litellm"])
+        ratios = ", ".join(
+            f"{labels[name]} {_ratio(_rps(runs[name]), lit)}"
+            for name in ("compat", "seed")
+            if name in runs
+        )
+        table.notes.append(f"Our req/s over LiteLLM's: {ratios} (goal: 5x or more).")
+    elif b.litellm_missing:
+        table.notes.append(b.litellm_missing)
     table.data = runs
     return table
 
@@ -231,8 +298,8 @@ def path_4k(b: Bench) -> Table:
     cpu_ms: dict[str, float] = {}
     with b.service() as svc:
         targets = _paths(b, svc, seed_body, MIN_4K)
-        pid = svc.proc.pid
         for target in targets:
+            pid = _answerer(b, svc, target["name"])[0]
             spec = {
                 "mode": "load",
                 "targets": [target],
@@ -255,15 +322,21 @@ def path_4k(b: Bench) -> Table:
     table.add(
         "emulator direct", d50, pct(d["latencies_ms"], 99), "", "", "", "", "", "", _errors(d), ""
     )
-    labels = {"compat": "OpenRouter-compatible", "seed": "seed /api/nano-banana/generate"}
-    for name in ("compat", "seed"):
+    labels = {
+        "litellm": LITELLM,
+        "compat": "OpenRouter-compatible",
+        "seed": "seed /api/nano-banana/generate",
+    }
+    added_by: dict[str, float] = {}
+    for name in ("litellm", "compat", "seed"):
         if name not in runs:
-            table.add(labels[name], NA, NA, NA, NA, NA, NA, NA, NA, "", NA)
+            if name != "litellm":
+                table.add(labels[name], NA, NA, NA, NA, NA, NA, NA, NA, "", NA)
             continue
         t = runs[name]["targets"][0]
         idle, peak, after = memory[name]
         per = (peak - idle) / c
-        added = pct(t["latencies_ms"], 50) - d50
+        added = added_by[name] = pct(t["latencies_ms"], 50) - d50
         ok = added <= 250 and per <= 30 and t["errors"] == 0
         table.add(
             labels[name],
@@ -276,7 +349,9 @@ def path_4k(b: Bench) -> Table:
             after,
             f"{cpu_ms[name]:.0f}",
             _errors(t),
-            verdict(ok) + (" (stretch met)" if ok and per <= 5 else ""),
+            ""
+            if name == "litellm"
+            else verdict(ok) + (" (stretch met)" if ok and per <= 5 else ""),
         )
     table.notes.append(
         "targets: <= +250 ms p50 added; (peak RSS - idle RSS) / concurrency <= 30 MB "
@@ -284,6 +359,15 @@ def path_4k(b: Bench) -> Table:
         "CPU ms/req: the service's CPU time (all threads) per request; the answers land "
         "together on one core, so the median request waits for about half of the others'."
     )
+    if "litellm" in added_by:
+        ratios = ", ".join(
+            f"{labels[name]} {_ratio(added_by['litellm'], added_by[name])}"
+            for name in ("compat", "seed")
+            if name in added_by
+        )
+        table.notes.append(f"LiteLLM's added p50 over ours: {ratios}.")
+    elif b.litellm_missing:
+        table.notes.append(b.litellm_missing)
     table.data = {"runs": runs, "memory": memory, "cpu_ms_per_request": cpu_ms}
     return table
 
