@@ -41,8 +41,9 @@ async def test_commits_on_return_and_rolls_back_on_error(db_api: Api) -> None:
 
 
 async def test_a_generation_is_recorded_through_it(db_api: Api) -> None:
-    """The job row (at intake), its image (when it arrives) and its end are each written in
-    one step; the history shows the finished job with its image."""
+    """The job row (at intake) and, for a job answered whole with one image, its image and
+    its end together are each written in one step; the history shows the finished job with
+    its image."""
     from .conftest import OPENROUTER_CANARY
 
     c = db_api.client
@@ -59,9 +60,34 @@ async def test_a_generation_is_recorded_through_it(db_api: Api) -> None:
     db_api.services.tx.run = counting  # type: ignore[method-assign]
     r = await c.post("/api/nano-banana/generate", json={"prompt": "a recorded cat"}, headers=h)
     assert r.status_code == 200, r.text
-    assert calls == 3
+    assert calls == 2
     job_id = r.json()["id"]
     r = await c.get(f"/api/generations/{job_id}", headers=h)
     assert r.status_code == 200
     job = r.json()
     assert job["status"] == "succeeded" and len(job["images"]) == 1
+
+
+async def test_a_streamed_job_lands_its_image_before_it_ends(db_api: Api) -> None:
+    """A job followed over its event stream (``/api/generations``) lands each image the moment
+    it arrives, in its own step, and ends in another: a crash between the two keeps the
+    image that was paid for."""
+    from .conftest import OPENROUTER_CANARY
+
+    c = db_api.client
+    h = await db_api.user("streamed")
+    await db_api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    steps: list[str] = []
+    real = db_api.services.tx.run
+
+    async def naming(fn):  # type: ignore[no-untyped-def]
+        steps.append(fn.__qualname__.split(".<locals>")[0])
+        return await real(fn)
+
+    db_api.services.tx.run = naming  # type: ignore[method-assign]
+    r = await c.post("/api/generations", json={"prompt": "a streamed cat"}, headers=h)
+    assert r.status_code == 202, r.text
+    await db_api.services.job_manager.wait(r.json()["id"])
+    assert steps[-2:] == ["_Landing.land", "JobManager._record"]
+    r = await c.get(f"/api/generations/{r.json()['id']}", headers=h)
+    assert r.json()["status"] == "succeeded" and len(r.json()["images"]) == 1

@@ -139,3 +139,45 @@ async def test_a_process_that_lost_its_job_cannot_write_its_end(
             images = list(await s.scalars(select(StoredImage).where(StoredImage.job_id == job_id)))
         assert len(images) == 1  # landed as it arrived, before the fenced end
     assert len(upstream_requests(emulator, marker)) == 1
+
+
+async def test_a_job_answered_whole_keeps_its_image_behind_the_fence(
+    settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """A seed call lands its one image together with its end; when another process has
+    ended the job meanwhile, the fenced end matches nothing but the image is still kept."""
+    settings = settings_for()
+    marker = uuid.uuid4().hex
+    async with running(settings) as api:
+        h = await api.user(f"u{uuid.uuid4().hex[:8]}")
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        call = asyncio.create_task(
+            api.client.post(
+                "/api/nano-banana/generate",
+                json={"prompt": f"slow {marker} [emulator:latency:2]"},
+                headers=h,
+            )
+        )
+        job_id = None
+        for _ in range(100):
+            async with api.services.sessionmaker() as s:
+                job_id = await s.scalar(select(Job.id).where(Job.prompt.contains(marker)))
+            if job_id is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert job_id is not None
+        await wait_status(api, job_id, "running")
+        async with api.services.sessionmaker() as s, s.begin():
+            await s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(status="interrupted", attempt=Job.attempt + 1, error_code="interrupted")
+            )
+        r = await call
+        assert r.status_code != 200  # this process's end was not recorded
+        job = await job_of(api, job_id)
+        assert job.status == "interrupted"
+        async with api.services.sessionmaker() as s:
+            images = list(await s.scalars(select(StoredImage).where(StoredImage.job_id == job_id)))
+        assert len(images) == 1  # the image paid for is kept with the job
+    assert len(upstream_requests(emulator, marker)) == 1
