@@ -17,6 +17,8 @@ from harness import Placement, Proc, ServiceConfig
 
 SEED_PATH = "/api/nano-banana/generate"
 COMPAT_PATH = "/api/v1/chat/completions"
+#: What the first bytes of a chat completion that carries an image hold.
+IMAGE_URL = '"image_url"'
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,11 @@ class Bench:
                 return None
         return self._proxies[model]
 
+    def proxy_pid(self) -> int:
+        """The process of the LiteLLM proxy now running (one per scenario)."""
+        [proxy] = self._proxies.values()
+        return proxy.proc.pid
+
     def stop_proxies(self) -> None:
         for proxy in self._proxies.values():
             proxy.proc.stop()
@@ -142,33 +149,15 @@ class Bench:
 
     # ------------------------------------------------------------------ targets
     def direct_target(self, body_file: str, min_bytes: int) -> dict[str, Any]:
-        return {
-            "name": "direct",
-            "url": f"{self.emulator.url}/api/v1/chat/completions",
-            "body_file": body_file,
-            "headers": {"Authorization": f"Bearer {harness.EMULATOR_KEY}"},
-            "min_bytes": min_bytes,
-            "expect": '"image_url"',
-        }
+        url = f"{self.emulator.url}/api/v1/chat/completions"
+        return harness.target("direct", url, body_file, harness.EMULATOR_KEY, min_bytes, IMAGE_URL)
 
     @staticmethod
     def seed_target(svc: Service, body_file: str, min_bytes: int) -> dict[str, Any]:
-        return {
-            "name": "seed",
-            "url": svc.url + SEED_PATH,
-            "body_file": body_file,
-            "headers": {"Authorization": f"Bearer {svc.token}"},
-            "min_bytes": min_bytes,
-            "expect": '"images":["',
-        }
+        url = svc.url + SEED_PATH
+        return harness.target("seed", url, body_file, svc.token, min_bytes, '"images":["')
 
     @staticmethod
     def compat_target(svc: Service, body_file: str, min_bytes: int) -> dict[str, Any]:
-        return {
-            "name": "compat",
-            "url": svc.url + COMPAT_PATH,
-            "body_file": body_file,
-            "headers": {"Authorization": f"Bearer {svc.token}"},
-            "min_bytes": min_bytes,
-            "expect": '"image_url"',
-        }
+        url = svc.url + COMPAT_PATH
+        return harness.target("compat", url, body_file, svc.token, min_bytes, IMAGE_URL)

@@ -220,7 +220,7 @@ class Proc:
             self.proc.wait(5)
 
 
-def _spawn(
+def spawn(
     name: str, argv: list[str], core: int | None, env: dict[str, str], logs: Path, port: int
 ) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
@@ -232,7 +232,7 @@ def _spawn(
     return Proc(name, proc, port, log)
 
 
-def _base_env() -> dict[str, str]:
+def base_env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -246,7 +246,7 @@ def _base_env() -> dict[str, str]:
 def start_emulator(core: int | None, logs: Path) -> Proc:
     port = free_port()
     argv = [NANOBANANA, "emulator", "--fixed-payload", "--host", HOST, "--port", str(port)]
-    emu = _spawn("emulator", argv, core, _base_env(), logs, port)
+    emu = spawn("emulator", argv, core, base_env(), logs, port)
     try:
         wait_ready(f"{emu.url}/_emulator/health", emu.proc)
     except RuntimeError:
@@ -269,7 +269,7 @@ class ServiceConfig:
 
 def service_env(config: ServiceConfig, data_dir: Path) -> dict[str, str]:
     """The environment of the service's processes (its workers' too)."""
-    env = _base_env()
+    env = base_env()
     env.update(
         {
             "NANOBANANA_DATA_DIR": str(data_dir),
@@ -294,7 +294,7 @@ def start_service(core: int | None, config: ServiceConfig, logs: Path) -> tuple[
     env = service_env(config, data_dir)
     argv = [NANOBANANA, "serve", "--no-demo", "--host", HOST, "--port", str(port)]
     argv += config.extra_args
-    svc = _spawn("service", argv, core, env, logs, port)
+    svc = spawn("service", argv, core, env, logs, port)
     try:
         wait_ready(f"{svc.url}/healthz", svc.proc)
     except RuntimeError:
@@ -335,6 +335,21 @@ def has_route(service_url: str, path: str) -> bool:
 
 
 # ------------------------------------------------------------------------------ load generator
+def target(
+    name: str, url: str, body_file: str, bearer: str, min_bytes: int, expect: str
+) -> dict[str, Any]:
+    """A load-generator target: POST ``body_file`` to ``url``; an answer is good with HTTP
+    200, at least ``min_bytes`` and ``expect`` in its first bytes."""
+    return {
+        "name": name,
+        "url": url,
+        "body_file": body_file,
+        "headers": {"Authorization": f"Bearer {bearer}"},
+        "min_bytes": min_bytes,
+        "expect": expect,
+    }
+
+
 def run_loadgen(spec: dict[str, Any], core: int | None, work: Path) -> dict[str, Any]:
     """Run ``loadgen.py`` with ``spec`` in its own (pinned) process and return its results."""
     work.mkdir(parents=True, exist_ok=True)

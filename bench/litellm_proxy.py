@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +30,14 @@ MASTER_KEY = "sk-bench-litellm-CANARY-000000"  # a canary: the proxy's own beare
 VERSION = "1.108.7"
 
 
-def ensure_installed(say: object = print) -> Path:
+def ensure_installed(say: Callable[[str], None] = print) -> Path:
     """The proxy's ``litellm`` command, installing it first if needed (a few minutes once)."""
     version = VERSION
     exe = VENV / "bin" / "litellm"
     stamp = VENV / ".installed"
     if exe.exists() and stamp.exists() and stamp.read_text().strip() == version:
         return exe
-    say(f"installing litellm[proxy]=={version} into {VENV} (once)")  # type: ignore[operator]
+    say(f"installing litellm[proxy]=={version} into {VENV} (once)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
@@ -65,14 +66,8 @@ class Proxy:
 
     def target(self, body_file: str, min_bytes: int) -> dict[str, object]:
         """A load-generator target: OpenAI's chat completions on the proxy, same body."""
-        return {
-            "name": "litellm",
-            "url": f"{self.url}/chat/completions",
-            "body_file": body_file,
-            "headers": {"Authorization": f"Bearer {MASTER_KEY}"},
-            "min_bytes": min_bytes,
-            "expect": '"image_url"',
-        }
+        url = f"{self.url}/chat/completions"
+        return harness.target("litellm", url, body_file, MASTER_KEY, min_bytes, '"image_url"')
 
 
 def config(model: str, emulator_url: str) -> dict[str, object]:
@@ -98,7 +93,7 @@ def start(core: int | None, model: str, emulator_url: str, logs: Path, work: Pat
     cfg = work / "litellm-config.json"  # YAML is a superset of JSON: the proxy reads it
     cfg.write_text(json.dumps(config(model, emulator_url)))
     port = harness.free_port()
-    env = harness._base_env()
+    env = harness.base_env()
     env.update(
         {
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price list
@@ -108,7 +103,7 @@ def start(core: int | None, model: str, emulator_url: str, logs: Path, work: Pat
     )
     argv = [str(exe), "--config", str(cfg), "--host", harness.HOST, "--port", str(port)]
     argv += ["--num_workers", "1"]
-    proc = harness._spawn("litellm", argv, core, env, logs, port)
+    proc = harness.spawn("litellm", argv, core, env, logs, port)
     try:
         harness.wait_ready(f"{proc.url}/health/liveliness", proc.proc, timeout=180)
     except RuntimeError:

@@ -41,7 +41,7 @@ def _answerer(b: Bench, svc: Service, name: str) -> tuple[int, bool]:
     if name == "direct":
         return b.emulator.pid, False
     if name == "litellm":
-        return next(iter(b._proxies.values())).proc.pid, True
+        return b.proxy_pid(), True
     return svc.proc.pid, False
 
 
@@ -50,11 +50,31 @@ def _cpu(pid_tree: tuple[int, bool]) -> float:
     return harness.tree_cpu_s(pid) if tree else harness.cpu_s(pid)
 
 
-def _ratio(theirs: float, ours: float) -> str:
-    return f"{theirs / ours:.1f}x" if ours > 0 else "n/a"
+LABELS = {
+    "direct": "emulator direct",
+    "litellm": "LiteLLM proxy (openrouter/)",
+    "compat": "OpenRouter-compatible",
+    "seed": "seed /api/nano-banana/generate",
+}
 
 
-LITELLM = "LiteLLM proxy (openrouter/)"
+def _note_litellm(
+    b: Bench, table: Table, values: dict[str, float], sentence: str, *, lower_is_better: bool
+) -> None:
+    """Add ``sentence`` with ``{ratios}``: each of our paths' figure beside LiteLLM's, as how
+    many times better ours is (LiteLLM's over ours when lower is better, ours over LiteLLM's
+    otherwise); or why LiteLLM's row is missing."""
+    if "litellm" not in values:
+        if b.litellm_missing:
+            table.notes.append(b.litellm_missing)
+        return
+    theirs = values["litellm"]
+    ratios = []
+    for name in ("compat", "seed"):
+        if name in values:
+            better, worse = (theirs, values[name]) if lower_is_better else (values[name], theirs)
+            ratios.append(f"{LABELS[name]} " + (f"{better / worse:.1f}x" if worse > 0 else "n/a"))
+    table.notes.append(sentence.format(ratios=", ".join(ratios)))
 
 
 def _errors(result: dict[str, Any]) -> str:
@@ -112,23 +132,22 @@ def added_latency(b: Bench) -> Table:
         lat = by_name["litellm"]["latencies_ms"]
         added["litellm"] = pct(lat, 50) - d50
         table.add(
-            LITELLM, pct(lat, 50), pct(lat, 99), signed(added["litellm"]),
+            LABELS["litellm"], pct(lat, 50), pct(lat, 99), signed(added["litellm"]),
             signed(pct(lat, 99) - d99), "", "", _errors(by_name["litellm"]),
         )  # fmt: skip
     limits = {"seed": (5.0, 10.0), "compat": (2.0, 5.0)}
-    labels = {"seed": f"seed {'/api/nano-banana/generate'}", "compat": "OpenRouter-compatible"}
     for name in ("compat", "seed"):
         lim50, lim99 = limits[name]
         target = f"<= +{lim50:g} / +{lim99:g}"
         if name not in by_name:
-            table.add(labels[name], NA, NA, NA, NA, target, NA, "")
+            table.add(LABELS[name], NA, NA, NA, NA, target, NA, "")
             continue
         lat = by_name[name]["latencies_ms"]
         a50, a99 = pct(lat, 50) - d50, pct(lat, 99) - d99
         added[name] = a50
         ok = a50 <= lim50 and a99 <= lim99 and by_name[name]["errors"] == 0
         table.add(
-            labels[name],
+            LABELS[name],
             pct(lat, 50),
             pct(lat, 99),
             signed(a50),
@@ -141,19 +160,12 @@ def added_latency(b: Bench) -> Table:
         f"Service CPU per request (all its paths, all threads): {cpu_per:.1f} ms. Added "
         "p99 is the service's p99 minus the direct p99."
     )
-    if "litellm" in added:
+    cpu_note = ""
+    if "litellm" in served:
         lit_cpu = (cpu_after["litellm"] - cpu_before["litellm"]) * 1000 / served["litellm"]
-        ratios = ", ".join(
-            f"{labels[name]} {_ratio(added['litellm'], added[name])}"
-            for name in ("compat", "seed")
-            if name in added
-        )
-        table.notes.append(
-            f"LiteLLM's added p50 over ours: {ratios} (goal: 10x or more). LiteLLM's CPU per "
-            f"request: {lit_cpu:.1f} ms, ours {cpu_per:.1f} ms."
-        )
-    elif b.litellm_missing:
-        table.notes.append(b.litellm_missing)
+        cpu_note = f" LiteLLM's CPU per request: {lit_cpu:.1f} ms, ours {cpu_per:.1f} ms."
+    sentence = "LiteLLM's added p50 over ours: {ratios} (goal: 10x or more)." + cpu_note
+    _note_litellm(b, table, added, sentence, lower_is_better=True)
     table.data = res
     return table
 
@@ -191,25 +203,19 @@ def throughput(b: Bench) -> Table:
             runs[target["name"]] = res
     direct_rps = _rps(runs["direct"])
     limits = {"direct": None, "litellm": None, "compat": 500, "seed": 300}
-    labels = {
-        "direct": "emulator direct",
-        "litellm": LITELLM,
-        "compat": "OpenRouter-compatible",
-        "seed": "seed /api/nano-banana/generate",
-    }
     for name in ("direct", "litellm", "compat", "seed"):
         if name == "litellm" and name not in runs:
             continue
         limit = limits[name]
         target = f">= {limit} req/s, 0 errors" if limit else ""
         if name not in runs:
-            table.add(labels[name], NA, NA, NA, NA, NA, NA, target, NA)
+            table.add(LABELS[name], NA, NA, NA, NA, NA, NA, target, NA)
             continue
         t = runs[name]["targets"][0]
         rps = _rps(runs[name])
         ok = None if limit is None else rps >= limit and t["errors"] == 0
         table.add(
-            labels[name],
+            LABELS[name],
             rps,
             pct(t["latencies_ms"], 50),
             pct(t["latencies_ms"], 99),
@@ -225,16 +231,9 @@ def throughput(b: Bench) -> Table:
         "service for the others. On one core, 1000 / CPU ms/req bounds req/s whatever else "
         "runs on the machine."
     )
-    if "litellm" in runs:
-        lit = _rps(runs["litellm"])
-        ratios = ", ".join(
-            f"{labels[name]} {_ratio(_rps(runs[name]), lit)}"
-            for name in ("compat", "seed")
-            if name in runs
-        )
-        table.notes.append(f"Our req/s over LiteLLM's: {ratios} (goal: 5x or more).")
-    elif b.litellm_missing:
-        table.notes.append(b.litellm_missing)
+    rates = {name: _rps(run) for name, run in runs.items()}
+    sentence = "Our req/s over LiteLLM's: {ratios} (goal: 5x or more)."
+    _note_litellm(b, table, rates, sentence, lower_is_better=False)
     table.data = runs
     return table
 
@@ -322,16 +321,11 @@ def path_4k(b: Bench) -> Table:
     table.add(
         "emulator direct", d50, pct(d["latencies_ms"], 99), "", "", "", "", "", "", _errors(d), ""
     )
-    labels = {
-        "litellm": LITELLM,
-        "compat": "OpenRouter-compatible",
-        "seed": "seed /api/nano-banana/generate",
-    }
     added_by: dict[str, float] = {}
     for name in ("litellm", "compat", "seed"):
         if name not in runs:
             if name != "litellm":
-                table.add(labels[name], NA, NA, NA, NA, NA, NA, NA, NA, "", NA)
+                table.add(LABELS[name], NA, NA, NA, NA, NA, NA, NA, NA, "", NA)
             continue
         t = runs[name]["targets"][0]
         idle, peak, after = memory[name]
@@ -339,7 +333,7 @@ def path_4k(b: Bench) -> Table:
         added = added_by[name] = pct(t["latencies_ms"], 50) - d50
         ok = added <= 250 and per <= 30 and t["errors"] == 0
         table.add(
-            labels[name],
+            LABELS[name],
             pct(t["latencies_ms"], 50),
             pct(t["latencies_ms"], 99),
             signed(added),
@@ -359,15 +353,8 @@ def path_4k(b: Bench) -> Table:
         "CPU ms/req: the service's CPU time (all threads) per request; the answers land "
         "together on one core, so the median request waits for about half of the others'."
     )
-    if "litellm" in added_by:
-        ratios = ", ".join(
-            f"{labels[name]} {_ratio(added_by['litellm'], added_by[name])}"
-            for name in ("compat", "seed")
-            if name in added_by
-        )
-        table.notes.append(f"LiteLLM's added p50 over ours: {ratios}.")
-    elif b.litellm_missing:
-        table.notes.append(b.litellm_missing)
+    sentence = "LiteLLM's added p50 over ours: {ratios}."
+    _note_litellm(b, table, added_by, sentence, lower_is_better=True)
     table.data = {"runs": runs, "memory": memory, "cpu_ms_per_request": cpu_ms}
     return table
 

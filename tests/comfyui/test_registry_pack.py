@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 import zipfile
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, packages_distributions, requires
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import nanobanana
 
@@ -84,10 +88,6 @@ print(len(names))
 def blocked_modules(pack: Path) -> list[str]:
     """Top-level modules of installed distributions outside what the pack's requirements (and
     ComfyUI's torch and numpy) bring, with everything those require in turn."""
-    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
-
-    from packaging.requirements import Requirement
-
     wanted = [*(pack / "requirements.txt").read_text().split(), "torch", "numpy"]
     allowed: set[str] = set()
     while wanted:
@@ -119,9 +119,7 @@ def blocked_modules(pack: Path) -> list[str]:
 
 
 def _name(requirement: str) -> str:
-    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
-    assert match is not None, requirement
-    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+    return canonicalize_name(Requirement(requirement).name)
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +227,6 @@ def test_its_cli_stores_a_key_for_the_nodes(built: Path, tmp_path: Path) -> None
 
 
 def test_a_folder_named_nanobanana_is_refused_clearly(built: Path, tmp_path: Path) -> None:
-    import shutil
-
     folder = tmp_path / "custom_nodes" / "nanobanana"
     shutil.copytree(built, folder)
     script = GUARD.format(blocked=[]) + LOAD_AND_RUN

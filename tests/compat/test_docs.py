@@ -26,6 +26,36 @@ def js_block(heading: str) -> str:
     return code
 
 
+def run_node(script: Path, cwd: Path, **env: str) -> str:
+    """Run ``script`` with the machine's Node.js in ``cwd`` with only ``PATH`` and ``env``;
+    its standard output (a failure shows its standard error)."""
+    node = shutil.which("node")
+    assert node, "Node.js (`node`) is needed for this test: install it (Debian: nodejs)."
+    proc = subprocess.run(
+        [node, str(script)],
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def run_js_example(heading: str, live: Live, workdir: Path) -> str:
+    """The ``js`` example under ``heading``, pointed at ``live`` and run in ``workdir`` by a new
+    user with an OpenRouter key; that user's token."""
+    code = js_block(heading)
+    assert DOC_BASE in code and "process.env.NB_TOKEN" in code
+    script = workdir / "example.mjs"
+    script.write_text(code.replace(DOC_BASE, live.url))
+    token = live.new_user(keys={"openrouter": OPENROUTER_CANARY})
+    run_node(script, workdir, NB_TOKEN=token)
+    return token
+
+
 def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
@@ -67,23 +97,7 @@ def test_python_example_runs(
 def test_the_node_example_runs(live: Live, tmp_path: Path) -> None:
     """The Node.js example, run by the machine's ``node`` (its built-in ``fetch``), against
     the service: the images arrive in OpenRouter's object form and are written."""
-    code = js_block("### Node.js (`fetch`)")
-    assert DOC_BASE in code and "process.env.NB_TOKEN" in code
-    node = shutil.which("node")
-    assert node, "Node.js (`node`) is needed for this test: install it (Debian: nodejs)."
-    script = tmp_path / "image.mjs"
-    script.write_text(code.replace(DOC_BASE, live.url))
-    token = live.new_user(keys={"openrouter": OPENROUTER_CANARY})
-    proc = subprocess.run(
-        [node, str(script)],
-        cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", ""), "NB_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    token = run_js_example("### Node.js (`fetch`)", live, tmp_path)
     assert image_size((tmp_path / "sunset-0.png").read_bytes()) == (1024, 1024)
     with live.http(token) as c:
         [item] = c.get("/api/generations").json()["items"]

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +14,24 @@ import pytest
 
 from ..support import image_size
 from .conftest import OPENROUTER_CANARY, Live
-from .test_docs import DOC_BASE, js_block
+from .test_docs import run_js_example, run_node
 
 NODE_DIR = Path(__file__).parent / "node"
 
 
 @pytest.fixture(scope="module")
 def sdk_run(live: Live) -> tuple[dict[str, Any], str]:
-    node = shutil.which("node")
-    assert node, "Node.js (`node`) is needed for this test: install it (Debian: nodejs)."
     assert (NODE_DIR / "node_modules" / "openai" / "package.json").exists(), (
         "OpenAI's Node SDK is not installed: run `make node-clients`."
     )
     token = live.new_user(keys={"openrouter": OPENROUTER_CANARY})
-    proc = subprocess.run(
-        [node, "openai_sdk.mjs"],
-        cwd=NODE_DIR,
-        env={"PATH": os.environ.get("PATH", ""), "NB_URL": live.url, "NB_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), token
+    out = run_node(NODE_DIR / "openai_sdk.mjs", NODE_DIR, NB_URL=live.url, NB_TOKEN=token)
+    return json.loads(out), token
 
 
 def test_the_docs_example_runs(live: Live, tmp_path: Path) -> None:
-    code = js_block("### OpenAI's Node SDK")
-    assert DOC_BASE in code and "process.env.NB_TOKEN" in code
-    script = tmp_path / "images.mjs"
-    script.write_text(code.replace(DOC_BASE, live.url))
     (tmp_path / "node_modules").symlink_to(NODE_DIR / "node_modules", target_is_directory=True)
-    token = live.new_user(keys={"openrouter": OPENROUTER_CANARY})
-    proc = subprocess.run(
-        [str(shutil.which("node")), str(script)],
-        cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", ""), "NB_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run_js_example("### OpenAI's Node SDK", live, tmp_path)
     assert image_size((tmp_path / "fox.png").read_bytes()) == (1344, 768)
     assert image_size((tmp_path / "purple.png").read_bytes()) == (1344, 768)
     assert image_size((tmp_path / "lighthouse.png").read_bytes()) == (768, 1344)  # 9:16 at 1K

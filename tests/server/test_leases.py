@@ -48,6 +48,16 @@ async def start_slow_job(api: Api, marker: str) -> tuple[str, dict[str, str]]:
     return r.json()["id"], h
 
 
+async def end_elsewhere(api: Api, job_id: str) -> None:
+    """What another process does to a job it finds orphaned: ends it and raises its attempt."""
+    async with api.services.sessionmaker() as s, s.begin():
+        await s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="interrupted", attempt=Job.attempt + 1, error_code="interrupted")
+        )
+
+
 async def test_a_second_process_leaves_the_first_ones_jobs_alone(
     db_url: str, settings_for: Callable[..., Settings], emulator: EmulatorServer
 ) -> None:
@@ -126,12 +136,7 @@ async def test_a_process_that_lost_its_job_cannot_write_its_end(
     async with running(settings) as api:
         job_id, _ = await start_slow_job(api, marker)
         await wait_status(api, job_id, "running")
-        async with api.services.sessionmaker() as s, s.begin():
-            await s.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(status="interrupted", attempt=Job.attempt + 1, error_code="interrupted")
-            )
+        await end_elsewhere(api, job_id)
         await api.services.job_manager.wait(job_id)
         job = await job_of(api, job_id)
         assert job.status == "interrupted"
@@ -167,14 +172,10 @@ async def test_a_job_answered_whole_keeps_its_image_behind_the_fence(
             await asyncio.sleep(0.05)
         assert job_id is not None
         await wait_status(api, job_id, "running")
-        async with api.services.sessionmaker() as s, s.begin():
-            await s.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(status="interrupted", attempt=Job.attempt + 1, error_code="interrupted")
-            )
+        await end_elsewhere(api, job_id)
         r = await call
-        assert r.status_code != 200  # this process's end was not recorded
+        # This process's end was not recorded: the caller learns the job was interrupted.
+        assert r.status_code == 503 and r.json()["error"]["code"] == "job_interrupted"
         job = await job_of(api, job_id)
         assert job.status == "interrupted"
         async with api.services.sessionmaker() as s:
