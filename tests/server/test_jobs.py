@@ -703,3 +703,75 @@ async def test_a_job_waiting_for_its_turn_can_be_cancelled(
         assert done.status == "succeeded"
     assert upstream_requests(emulator, f"second {marker}") == []
     assert upstream_requests(emulator, f"third {marker}") == []
+
+
+async def test_a_running_job_cancelled_stops_its_call_and_keeps_what_arrived(
+    settings_for: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """Two images, the second 4 s behind the first: cancelled once the first has landed, the
+    job ends `failed`/`job_cancelled` with `may_be_billed` and the image that arrived; the call
+    is stopped at once (the user's one running slot is free for the next job, long before the
+    second image was due) and nothing the stopped call did later changes the record.  A seed
+    request waiting on a running job that is cancelled gets 409 `job_cancelled`."""
+    from .test_leases import wait_status
+
+    settings = settings_for(max_concurrent_jobs_per_user=1)
+    marker = uuid.uuid4().hex
+    async with running(settings) as api:
+        h = await api.user("ann")
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        r = await api.client.post(
+            "/api/generations",
+            json={"prompt": f"two {marker} [emulator:stagger:4:{marker}]", "num_images": 2},
+            headers=h,
+        )
+        job_id = r.json()["id"]
+        for _ in range(200):
+            got = (await api.client.get(f"/api/generations/{job_id}", headers=h)).json()
+            if got["images"]:
+                break
+            await asyncio.sleep(0.02)
+        assert got["status"] == "running" and len(got["images"]) == 1, got
+        r = await api.client.post(f"/api/generations/{job_id}/cancel", headers=h)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["status"] == "failed" and out["error"]["code"] == "job_cancelled"
+        assert out["error"]["may_be_billed"] is True and len(out["images"]) == 1
+        started = time.monotonic()
+        r = await api.client.post(
+            "/api/nano-banana/generate", json={"prompt": f"next {marker}"}, headers=h
+        )
+        assert r.status_code == 200, r.text  # the slot was free: the call had stopped
+        assert time.monotonic() - started < 2.5
+        assert not api.services.job_manager.is_running_here(job_id)
+        events = (await api.client.get(f"/api/generations/{job_id}/events", headers=h)).text
+        assert "event: done" in events and "job_cancelled" in events
+        again = await api.client.post(f"/api/generations/{job_id}/cancel", headers=h)
+        assert again.status_code == 200 and again.json()["error"]["code"] == "job_cancelled"
+
+        seed = asyncio.create_task(
+            api.client.post(
+                "/api/nano-banana/generate",
+                json={"prompt": f"slow {marker} [emulator:latency:5]"},
+                headers=h,
+            )
+        )
+        for _ in range(200):
+            listed = (await api.client.get("/api/generations", headers=h)).json()["items"]
+            slow = next((j for j in listed if j["prompt"].startswith("slow")), None)
+            if slow is not None and slow["status"] == "running":
+                break
+            await asyncio.sleep(0.02)
+        assert slow is not None and slow["status"] == "running"
+        r = await api.client.post(f"/api/generations/{slow['id']}/cancel", headers=h)
+        assert r.status_code == 200 and r.json()["images"] == []
+        answer = await asyncio.wait_for(seed, 2)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "job_cancelled"
+
+        await asyncio.sleep(4.5 - (time.monotonic() - started))  # the second image's time
+        final = (await api.client.get(f"/api/generations/{job_id}", headers=h)).json()
+        assert final["status"] == "failed" and final["error"]["code"] == "job_cancelled"
+        assert [i["index"] for i in final["images"]] == [0]
+        done = await wait_status(api, slow["id"], "failed")
+        assert done.error_code == "cancelled"
+    assert len(upstream_requests(emulator, f"two {marker}")) == 2  # both were sent at once

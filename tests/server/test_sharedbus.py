@@ -20,6 +20,7 @@ from nanobanana.server.sharedbus import SharedEventBus
 
 from .conftest import Api, auth, running, upstream_requests
 from .test_jobs import _parse_sse
+from .test_leases import job_of, wait_status
 from .test_worker import MASTER_KEY, user_with_key, worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -204,6 +205,28 @@ async def test_a_revocation_on_one_process_holds_on_the_other_at_once(
         r = await a.client.put("/api/settings/defaults", json={"aspect_ratio": "16:9"}, headers=h)
         assert r.status_code == 200, r.text
         assert await eventually(lambda: b.services.defaults_cache.get(user_id) == (False, None))
+
+
+@pytest.mark.postgres
+async def test_a_job_cancelled_on_one_process_stops_its_call_on_the_other_at_once(
+    shared_pg_settings: Settings, emulator: EmulatorServer
+) -> None:
+    """A job running on A (a 5 s call), cancelled on B: B ends it at once and A stops the call
+    within a second (told through Redis, not at its heartbeat 10 s later), writing no end of
+    its own."""
+    marker = uuid.uuid4().hex
+    async with running(shared_pg_settings) as a, running(shared_pg_settings) as b:
+        h = await user_with_key(a)
+        r = await a.client.post(
+            "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:5]"}, headers=h
+        )
+        job_id = r.json()["id"]
+        await wait_status(a, job_id, "running")
+        assert a.services.job_manager.is_running_here(job_id)
+        r = await b.client.post(f"/api/generations/{job_id}/cancel", headers=h)
+        assert r.status_code == 200 and r.json()["error"]["code"] == "job_cancelled", r.text
+        assert await eventually(lambda: not a.services.job_manager.is_running_here(job_id))
+        assert (await job_of(a, job_id)).error_code == "cancelled"
 
 
 async def eventually(check: Callable[[], bool], seconds: float = 1.0) -> bool:

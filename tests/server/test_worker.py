@@ -445,13 +445,14 @@ def test_a_worker_never_makes_a_master_key_of_its_own(tmp_path: Path) -> None:
     assert (tmp_path / "master.key").exists()
 
 
-async def test_a_queued_job_cancelled_on_any_web_process_is_never_sent(
-    external: Callable[..., Settings], emulator: EmulatorServer
+async def test_a_job_cancelled_on_any_web_process_is_never_sent_or_stops(
+    external: Callable[..., Settings], emulator: EmulatorServer, log_capture: Any
 ) -> None:
     """Cancel on web process B a job queued on A: it ends `failed`/`cancelled` at once, asking
-    again answers the same, and the worker that starts later sends nothing.  A running job
-    cannot be called back (409 job_running), a finished one says so (409 job_finished)."""
-    settings = external()
+    again answers the same, and the worker that starts later sends nothing.  A job a worker
+    runs, cancelled on B with no Redis between them, ends at once and the worker stops its call
+    at its next heartbeat; a finished one says so (409 job_finished)."""
+    settings = external(worker_lease_seconds=1.5)  # a heartbeat every 0.5 s
     marker = uuid.uuid4().hex
     async with running(settings) as a, running(settings) as b:
         h = await user_with_key(a)
@@ -461,15 +462,25 @@ async def test_a_queued_job_cancelled_on_any_web_process_is_never_sent(
             assert r.status_code == 200, r.text
             assert r.json()["status"] == "failed"
             assert r.json()["error"]["code"] == "job_cancelled"
-        slow_id = await queue_job(a, h, f"slow {marker} [emulator:latency:2]")
+        slow_id = await queue_job(a, h, f"slow {marker} [emulator:latency:3]")
         async with worker(settings):
             await wait_status(a, slow_id, "running")
             r = await b.client.post(f"/api/generations/{slow_id}/cancel", headers=h)
-            assert r.status_code == 409 and r.json()["error"]["code"] == "job_running"
-            await wait_status(a, slow_id, "succeeded")
+            assert r.status_code == 200 and r.json()["error"]["code"] == "job_cancelled"
+            assert r.json()["error"]["may_be_billed"] is True
+            stopped = f"Job {slow_id} was ended by another process; its call is stopped."
+            for _ in range(40):  # within a heartbeat, well before the 3 s answer
+                if stopped in log_capture.messages:
+                    break
+                await asyncio.sleep(0.05)
+            assert stopped in log_capture.messages
             await until_no_task(settings, job_id)  # the cancelled job was delivered, and dropped
-        r = await b.client.post(f"/api/generations/{slow_id}/cancel", headers=h)
+            await until_no_task(settings, slow_id)
+            quick_id = await queue_job(a, h, f"quick {marker}")
+            await wait_status(a, quick_id, "succeeded")
+        r = await b.client.post(f"/api/generations/{quick_id}/cancel", headers=h)
         assert r.status_code == 409 and r.json()["error"]["code"] == "job_finished"
+        assert (await job_of(a, slow_id)).error_code == "cancelled"  # the worker wrote no end
         other = await b.user(f"v{uuid.uuid4().hex[:8]}")
         r = await b.client.post(f"/api/generations/{job_id}/cancel", headers=other)
         assert r.status_code == 404  # only its owner sees it

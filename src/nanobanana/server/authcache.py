@@ -91,7 +91,7 @@ class AuthCache:
             {f: getattr(token, f) for f in _TOKEN_FIELDS},
         )
 
-    #: Tells the other processes (``sharedbus.share_caches``), when they share a Redis.
+    #: Tells the other processes (``sharedbus.share_messages``), when they share a Redis.
     broadcast: Callable[[str], None] | None = None
 
     def forget_user(self, user_id: str) -> None:

@@ -64,7 +64,7 @@ class DefaultsCache:
                 self._entries.clear()
         self._entries[user_id] = (self._clock() + self.ttl, value)
 
-    #: Tells the other processes (``sharedbus.share_caches``).
+    #: Tells the other processes (``sharedbus.share_messages``).
     broadcast: Callable[[str], None] | None = None
 
     def forget(self, user_id: str) -> None:

@@ -38,6 +38,9 @@ class Bus(Protocol):
 
     def close(self, job_id: str) -> None: ...
 
+    def tell(self, kind: str, arg: str) -> None:
+        """Tell every other process (only with shared events; ``sharedbus.share_messages``)."""
+
     def subscribe(
         self, job_id: str
     ) -> contextlib.AbstractAsyncContextManager[
@@ -62,6 +65,9 @@ class EventBus:
         channel.history.append(item)
         for queue in channel.subscribers:
             queue.put_nowait(item)
+
+    def tell(self, kind: str, arg: str) -> None:
+        """One process: nobody else to tell."""
 
     def close(self, job_id: str) -> None:
         channel = self._channels.pop(job_id, None)

@@ -143,6 +143,11 @@ class _Landing:
         self.rows: dict[int, StoredImage] = {}
         self.data: dict[int, Pieces] = {}
         self.costs: list[tuple[float | None, bool]] = []
+        #: Images that arrived and are not stored yet (their landing is under way, failed,
+        #: or waits for the end).
+        self.arrived: dict[int, Image] = {}
+        #: Landings under way, each in its own task: stopping the call never cuts one short.
+        self._landing: set[asyncio.Task[None]] = set()
         #: The job's row was deleted while it ran: nothing more is kept.
         self.gone = False
 
@@ -150,22 +155,36 @@ class _Landing:
         self.relay(ev)
         if isinstance(ev, AttemptEvent):
             self.attempts.append(asdict(ev.attempt))
-        elif (
-            isinstance(ev, ImageEvent)
-            and ev.image.index not in self.rows
-            and not self.gone
-            and not self.at_end
-        ):
-            try:
-                await self.land(ev.image)
-            except Exception as exc:  # kept in memory; landed again when the job ends
-                log.error(
-                    "Image %d of job %s could not be stored when it arrived; trying again "
-                    "when the job ends.",
-                    ev.image.index,
-                    self.job.id,
-                    exc_info=exc,
-                )
+        elif isinstance(ev, ImageEvent) and ev.image.index not in self.rows and not self.gone:
+            self.arrived[ev.image.index] = ev.image
+            if not self.at_end:
+                task = asyncio.ensure_future(self._land_arrived(ev.image))
+                self._landing.add(task)
+                task.add_done_callback(self._landing.discard)
+                await asyncio.shield(task)
+
+    async def _land_arrived(self, image: Image) -> None:
+        try:
+            await self.land(image)
+        except Exception as exc:  # kept in memory; landed again when the job ends
+            log.error(
+                "Image %d of job %s could not be stored when it arrived; trying again "
+                "when the job ends.",
+                image.index,
+                self.job.id,
+                exc_info=exc,
+            )
+
+    async def settle(self) -> None:
+        """After the call was stopped (a cancellation, a shutdown): let the landings under
+        way finish, then land every image that arrived and is not stored yet.  Each was
+        paid for."""
+        if self._landing:
+            await asyncio.gather(*self._landing, return_exceptions=True)
+        for image in list(self.arrived.values()):
+            if self.gone:
+                return
+            await self._land_arrived(image)
 
     async def land(self, image: Image, end: dict[str, Any] | None = None) -> bool:
         """Write the image's file and insert its row; update the job with what is known now.
@@ -213,6 +232,7 @@ class _Landing:
             self.rows[image.index] = row
             self.data[image.index] = f.data
             self.costs = costs
+            self.arrived.pop(image.index, None)
         else:
             self.gone = True
         return ended
@@ -248,6 +268,10 @@ class JobManager:
         self._active: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters: dict[str, _Waiter] = {}
+        #: The upstream call of each job running here (``stop`` cancels it).
+        self._calls: dict[str, asyncio.Future[Result]] = {}
+        #: Jobs ended elsewhere (cancelled) whose call is to stop.
+        self._stopped: set[str] = set()
         self._closing = False
         self._idle_trim: asyncio.TimerHandle | None = None
 
@@ -375,6 +399,35 @@ class JobManager:
     def is_running_here(self, job_id: str) -> bool:
         return job_id in self._tasks
 
+    def stop(self, job_id: str) -> bool:
+        """Stop the upstream call of a job running here whose row was already ended by
+        ``cancel`` (in this or another process): no retry or fallback is sent after it, the
+        images that had arrived are kept, and the end is the one ``cancel`` recorded.
+        Whether the job was running here."""
+        if job_id not in self._tasks:
+            return False
+        self._stopped.add(job_id)
+        call = self._calls.get(job_id)
+        if call is not None:
+            call.cancel()
+        return True
+
+    async def stop_ended(self) -> None:
+        """Stop the calls of the jobs running here whose rows another process has ended (a
+        cancellation told by no shared event bus): read with every heartbeat."""
+        running = list(self._calls)
+        if not running:
+            return
+        async with self.s.sessionmaker() as session:
+            ended = await session.scalars(
+                select(Job.id).where(Job.id.in_(running), Job.status != "running")
+            )
+            await session.commit()
+        for job_id in ended:
+            if job_id in self._calls:
+                log.info("Job %s was ended by another process; its call is stopped.", job_id)
+                self.stop(job_id)
+
     async def shutdown(self, grace: float) -> None:
         """Let running jobs finish for ``grace`` seconds; mark the rest interrupted."""
         self._closing = True
@@ -435,6 +488,7 @@ class JobManager:
             if holding:
                 self._slots.give(user_id)
             self._tasks.pop(job_id, None)
+            self._stopped.discard(job_id)
             left = self._active.get(user_id, 1) - 1
             if left <= 0:
                 self._active.pop(user_id, None)
@@ -505,14 +559,33 @@ class JobManager:
         one_whole = job.kind != "async" and (job.request.get("n") or 1) == 1
         landing = _Landing(self.s, job, user_id, at_end=one_whole)
         client = client_for(self.s, upstream)
-        try:
-            result = await client.run(
+        call = asyncio.ensure_future(
+            client.run(
                 GenerationRequest.from_record(job.request, images=refs),
                 on_event=landing,
                 # Async jobs are watched over their event stream, so the model's text is relayed
                 # as it arrives; the synchronous routes answer once, so they skip SSE parsing.
                 stream=job.kind == "async",
             )
+        )
+        self._calls[job.id] = call
+        if job.id in self._stopped:  # cancelled while it was starting
+            call.cancel()
+        try:
+            result = await call
+        except asyncio.CancelledError:
+            # A shutdown (this task cancelled) or a cancellation (``stop``: only the call
+            # was): either way every image that arrived is stored before anything else.
+            await asyncio.shield(landing.settle())
+            task = asyncio.current_task()
+            if job.id not in self._stopped or (task is not None and task.cancelling()):
+                raise
+            log.info(
+                "Job %s was cancelled while running; %d image(s) that had arrived are kept.",
+                job.id,
+                len(landing.rows),
+            )
+            return None
         except NanobananaError as exc:
             status = "blocked" if isinstance(exc, ContentError) else "failed"
             attempts = [asdict(a) for a in exc.attempts]
@@ -526,6 +599,7 @@ class JobManager:
                 synthetic=upstream.synthetic,
             )
         finally:
+            self._calls.pop(job.id, None)
             await client.aclose()
         return await self._finish_ok(job, result, landing)
 
@@ -691,6 +765,45 @@ async def cancel_queued(services: Services, job_id: str) -> bool:
             .execution_options(synchronize_session=False)
         )
     return bool(getattr(res, "rowcount", 0))
+
+
+CANCELLED_RUNNING = (
+    "Cancelled while it ran: the call already sent was stopped and nothing more was sent. "
+    "The provider may bill what was sent; every image that had arrived is kept."
+)
+
+
+async def cancel(services: Services, job_id: str) -> bool:
+    """Cancel a queued or running job, wherever it runs; False when it had already ended.
+
+    A queued one is never sent (``may_be_billed: false``).  A running one ends ``failed`` /
+    ``cancelled`` with ``may_be_billed: true`` in one UPDATE that raises its attempt (the fence
+    that keeps its owner from recording another end); then its owner stops the call: at once
+    when it is this process or the processes share events (Redis), else at its next heartbeat
+    (``JobManager.stop_ended``).  No retry or fallback is sent after it, and every image that
+    had arrived is kept."""
+    if await cancel_queued(services, job_id):
+        return True
+    now = services.now()
+    async with services.sessionmaker() as session, session.begin():
+        res = await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(
+                status="failed",
+                error_code="cancelled",
+                error_message=CANCELLED_RUNNING,
+                error_details={"was": "running", "may_be_billed": True},
+                finished_at=now,
+                attempt=Job.attempt + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if not getattr(res, "rowcount", 0):
+        return False
+    if services.jobs is None or not services.jobs.stop(job_id):
+        services.bus.tell("stop", job_id)
+    return True
 
 
 async def mark_interrupted(services: Services, job_ids: list[str]) -> int:

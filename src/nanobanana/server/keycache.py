@@ -44,7 +44,7 @@ class KeyCache:
                 self._keys.clear()
         self._keys[user_id] = (self._clock() + self.ttl, keys)
 
-    #: Tells the other processes (``sharedbus.share_caches``): ("keys", user id) or
+    #: Tells the other processes (``sharedbus.share_messages``): ("keys", user id) or
     #: ("allowed", "").
     broadcast: Callable[[str, str], None] | None = None
 

@@ -158,5 +158,7 @@ class Leases:
                     if not getattr(res, "rowcount", 0):  # forgotten after a long stall
                         session.add(Worker(id=self.id, host=self.host, pid=self.pid))
                 await self.reconcile()
+                if self.s.jobs is not None:
+                    await self.s.jobs.stop_ended()
             except Exception:  # the heartbeat must outlive a bad round
                 log.exception("The worker heartbeat failed; trying again.")

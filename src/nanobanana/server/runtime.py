@@ -117,11 +117,11 @@ async def start_services(
         listings=Listings(ListingCache(settings.listings_dir)),
     )
     if redis is not None:  # redis is imported only when configured (the redis extra)
-        from .sharedbus import SharedEventBus, share_caches
+        from .sharedbus import SharedEventBus, share_messages
         from .sharedlimits import RedisUserSlots
 
         assert isinstance(bus, SharedEventBus)
-        share_caches(services, bus)
+        share_messages(services, bus)
         services.user_slots = RedisUserSlots(
             redis, settings.max_concurrent_jobs_per_user, settings.worker_lease_seconds
         )

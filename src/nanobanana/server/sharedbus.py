@@ -8,9 +8,10 @@ one pub/sub channel that every process listens to.  A subscriber registers for t
 first, then reads the stream so far: nothing falls between the two, and what arrives twice is
 recognised by its stream id.  The stream ids are the events' ids (``id:`` of the SSE events).
 
-The same channel machinery carries cache invalidations (``share_caches``): a revoked token, a
-replaced key or new defaults take effect on every process within milliseconds, not after the
-caches' 30 s.
+The same channel machinery carries messages to every other process (``share_messages``):
+cache invalidations, so that a revoked token, a replaced key or new defaults take effect on
+every process within milliseconds, not after the caches' 30 s; and the stop of a cancelled
+job's call, in whichever process runs it.
 
 A publisher never waits for Redis: events are handed to one sender task per process, which
 keeps their order.  If Redis is unreachable the events are dropped with a warning, not the
@@ -37,14 +38,15 @@ from .events import CLOSED
 if TYPE_CHECKING:
     from .services import Services
 
-__all__ = ["FAILURES", "KEEP_SECONDS", "OUTAGE", "SharedEventBus", "share_caches"]
+__all__ = ["FAILURES", "KEEP_SECONDS", "OUTAGE", "SharedEventBus", "share_messages"]
 
 log = logging.getLogger("nanobanana.server")
 
 #: How long a job's events stay readable after its last one.
 KEEP_SECONDS = 600
 CHANNEL = "nanobanana:events"
-INVALIDATE = "nanobanana:invalidate"
+#: The channel of ``tell`` (its name from when it carried only cache invalidations).
+TOLD = "nanobanana:invalidate"
 _PREFIX = "nanobanana:job:"
 #: The marker of a channel closed without ``done`` (the job was deleted while it ran).
 _CLOSED = "__closed__"
@@ -125,12 +127,12 @@ class SharedEventBus:
         self._redis = redis
         self._listener = listener if listener is not None else redis
         self._script = redis.register_script(_PUBLISH)
-        #: (job id, event) or (``INVALIDATE``, message); None stops the sender.
+        #: (job id, event) or (``TOLD``, message); None stops the sender.
         self._outbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
-        #: This process, to skip its own invalidations.
+        #: This process, to skip its own messages.
         self._origin = uuid.uuid4().hex.encode()
-        #: Applies another process's invalidation here (``share_caches``).
-        self.on_invalidate: Callable[[str, str], None] | None = None
+        #: Applies another process's message here (``share_messages``).
+        self.on_told: Callable[[str, str], None] | None = None
         self._subscribers: dict[str, set[_Subscriber]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
@@ -164,10 +166,10 @@ class SharedEventBus:
         """The job's events end here; a ``done`` said so already (else: deleted meanwhile)."""
         self._outbox.put_nowait((job_id, orjson.dumps({"event": _CLOSED, "data": None})))
 
-    def invalidate(self, kind: str, arg: str) -> None:
-        """Tell the other processes to drop a cache entry (``share_caches``)."""
+    def tell(self, kind: str, arg: str) -> None:
+        """Tell the other processes (``share_messages``): drop a cache entry, stop a call."""
         message = b"\n".join((self._origin, kind.encode(), arg.encode()))
-        self._outbox.put_nowait((INVALIDATE, message))
+        self._outbox.put_nowait((TOLD, message))
 
     async def _send(self) -> None:
         while True:
@@ -176,8 +178,8 @@ class SharedEventBus:
                 return
             target, payload = entry
             try:
-                if target == INVALIDATE:
-                    await self._redis.publish(INVALIDATE, payload)
+                if target == TOLD:
+                    await self._redis.publish(TOLD, payload)
                     continue
                 await self._script(keys=[_PREFIX + target], args=[payload, KEEP_SECONDS, CHANNEL])
             except FAILURES as exc:  # the job goes on; its row stays the truth
@@ -190,13 +192,13 @@ class SharedEventBus:
         while True:
             pubsub = self._listener.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL, INVALIDATE)
+                await pubsub.subscribe(CHANNEL, TOLD)
                 self._listening.set()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    if message["channel"] in (INVALIDATE, INVALIDATE.encode()):
-                        self._invalidated(message["data"])
+                    if message["channel"] in (TOLD, TOLD.encode()):
+                        self._told(message["data"])
                     else:
                         self._dispatch(message["data"])
             except asyncio.CancelledError:
@@ -208,10 +210,10 @@ class SharedEventBus:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    def _invalidated(self, raw: bytes) -> None:
+    def _told(self, raw: bytes) -> None:
         origin, kind, arg = raw.split(b"\n", 2)
-        if origin != self._origin and self.on_invalidate is not None:
-            self.on_invalidate(kind.decode(), arg.decode())
+        if origin != self._origin and self.on_told is not None:
+            self.on_told(kind.decode(), arg.decode())
 
     def _dispatch(self, raw: bytes) -> None:
         key, stream_id, payload = raw.split(b"\n", 2)
@@ -254,24 +256,26 @@ class SharedEventBus:
                     del self._subscribers[job_id]
 
 
-def share_caches(services: Services, bus: SharedEventBus) -> None:
+def share_messages(services: Services, bus: SharedEventBus) -> None:
     """Every cache drop (a revoked token, a replaced key, new defaults, the server-keys
     switch) is told to the other processes, which drop the same entry at once.  If Redis
-    is away, the caches' own 30 s bound the staleness, as with one process per database."""
+    is away, the caches' own 30 s bound the staleness, as with one process per database.
+    A cancelled job's ``stop`` reaches the process running it (else its heartbeat finds it)."""
     auth, keys, defaults = services.auth_cache, services.key_cache, services.defaults_cache
-    auth.broadcast = lambda user_id: bus.invalidate("auth", user_id)
-    keys.broadcast = bus.invalidate
-    defaults.broadcast = lambda user_id: bus.invalidate("defaults", user_id)
-    drops: dict[str, Callable[[str], None]] = {
+    auth.broadcast = lambda user_id: bus.tell("auth", user_id)
+    keys.broadcast = bus.tell
+    defaults.broadcast = lambda user_id: bus.tell("defaults", user_id)
+    handlers: dict[str, Callable[[str], object]] = {
         "auth": auth.drop_user,
         "keys": keys.drop,
         "allowed": lambda _: keys.drop_allowed(),
         "defaults": defaults.drop,
+        "stop": lambda job_id: services.jobs is not None and services.jobs.stop(job_id),
     }
 
     def apply(kind: str, arg: str) -> None:
-        drop = drops.get(kind)
-        if drop is not None:
-            drop(arg)
+        handler = handlers.get(kind)
+        if handler is not None:
+            handler(arg)
 
-    bus.on_invalidate = apply
+    bus.on_told = apply

@@ -20,7 +20,7 @@ from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
 from ..generation import create_job
-from ..jobs import cancel_queued, is_active
+from ..jobs import cancel, is_active
 from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
@@ -138,27 +138,22 @@ async def get_generation(job_id: str, user: CurrentUser, session: SessionDep) ->
 async def cancel_generation(
     job_id: str, user: CurrentUser, services: ServicesDep, session: SessionDep
 ) -> Response:
-    """Cancel a generation that is still queued: it is never sent, nothing is billed, and it
-    ends as `failed` with `error.code` `job_cancelled` (asking again answers the same).  One that
-    is running was already sent to the provider and cannot be called back: 409 `job_running`."""
+    """Cancel a generation; it ends as `failed` with `error.code` `job_cancelled` (asking again
+    answers the same).  One still queued is never sent (`may_be_billed: false`).  One running
+    has its call stopped, wherever it runs: nothing more is sent (no retry, no fallback), the
+    provider may bill what was (`may_be_billed: true`), and every image that had arrived is
+    kept.  One that had already ended: 409 `job_finished`."""
     job = await owned_job(session, user.id, job_id)
     await session.commit()
-    cancelled = job.status == "queued" and await cancel_queued(services, job.id)
+    cancelled = job.status in ACTIVE_STATUSES and await cancel(services, job.id)
     await session.refresh(job)  # as the UPDATE (or another process) left it
+    images = (await images_of(session, [job.id]))[job.id]
     await session.commit()
+    out = generation_out(job, images)
     if cancelled:
-        out = generation_out(job, [])
         services.bus.publish(job.id, "done", out)  # followers of its events see the end
+    if cancelled or job.error_code == "cancelled":
         return json_response(out)
-    if job.error_code == "cancelled":
-        return json_response(generation_out(job, []))
-    if job.status in ACTIVE_STATUSES:
-        raise ApiError(
-            409,
-            "job_running",
-            "The generation was already sent to the provider, which bills it; it cannot be "
-            "cancelled. Its images will be kept.",
-        )
     raise ApiError(409, "job_finished", f"The generation has already ended ({job.status}).")
 
 
