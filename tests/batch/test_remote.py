@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -172,6 +173,29 @@ async def test_server_errors_become_the_librarys(server: LiveServer) -> None:
         gone._sleep = _no_sleep
         with pytest.raises(ServerError, match="Cannot reach"):
             await gone.get_generation("x")
+
+
+async def test_a_generation_cancelled_from_the_client(server: LiveServer) -> None:
+    """A running job cancelled through the client ends at once as cancelled, with what the
+    server says of billing; asking again answers the same; an ended job cannot be."""
+    async with ServerClient(server.url, server.token) as client:
+        job = await client.create_generation(
+            GenerationRequest(prompt="a slow fox [emulator:latency:20]")
+        )
+        for _ in range(100):
+            if (await client.get_generation(job.id)).status == "running":
+                break
+            await asyncio.sleep(0.05)
+        ended = await client.cancel_generation(job.id)
+        assert ended.finished and not ended.succeeded
+        assert ended.error is not None and ended.error["code"] == "job_cancelled"
+        assert ended.error["may_be_billed"] is True  # it had been sent
+        assert (await client.cancel_generation(job.id)).status == ended.status
+        with pytest.raises(errors.NanobananaError, match="Cancelled while it ran"):
+            await client.wait(job.id)
+        done, _ = await client.generate("a quick fox")
+        with pytest.raises(errors.NanobananaError, match="already ended"):
+            await client.cancel_generation(done.id)
 
 
 async def _no_sleep(_: float) -> None:

@@ -128,6 +128,17 @@ class ServerClient:
             raise self._refusal(status, data)
         return Job.from_json(data)
 
+    async def cancel_generation(self, job_id: str) -> Job:
+        """Cancel a job and return it as it ended (``error["code"]`` ``job_cancelled``; asking
+        again answers the same).  One still queued is never sent; a running one has its call
+        stopped, nothing more is sent, the provider may bill what was
+        (``error["may_be_billed"]``), and the images that had arrived are kept.  A job that
+        had already ended raises (HTTP 409 ``job_finished``)."""
+        status, data = await self._request("POST", f"/api/generations/{job_id}/cancel", retry=True)
+        if status >= 400:
+            raise self._refusal(status, data)
+        return Job.from_json(data)
+
     async def wait(self, job_id: str) -> Job:
         """Poll until the job ends; return it if it made images, else raise its error."""
         loop = asyncio.get_running_loop()
