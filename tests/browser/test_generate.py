@@ -248,7 +248,7 @@ def test_cancel_keeps_the_result_for_the_gallery(web: Browsing, server: LiveServ
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_role("button", name="Generate").click()
 
-    cancel = page.get_by_role("button", name="Cancel")
+    cancel = page.get_by_role("button", name="Cancel", exact=True)
     expect(cancel).to_be_visible()
     expect(page.locator("#progress-link a")).to_be_visible()  # the job exists on the server
     started = time.monotonic()
@@ -270,6 +270,35 @@ def test_cancel_keeps_the_result_for_the_gallery(web: Browsing, server: LiveServ
     expect(page.locator(".card", has_text="a slow sunrise")).to_have_attribute(
         "data-status", "succeeded"
     )
+
+
+def test_a_generation_stopped_on_the_server_from_the_page(
+    web: Browsing, server: LiveServer
+) -> None:
+    """After "Cancel" (stop waiting), the note offers to cancel the generation itself: the
+    server ends it at once, the note says what that means for billing, and the Gallery shows
+    it cancelled."""
+    page = web.page
+    username, token = server.new_user("stopper")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    prompt = f"a very slow dawn {uuid.uuid4().hex[:6]} [emulator:latency:30]"
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#progress-state")).to_have_text("Running")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    note = page.locator("#cancel-note")
+    started = time.monotonic()
+    note.get_by_role("button", name="Cancel the generation too").click()
+    expect(note).to_contain_text("Generation cancelled: nothing more is sent")
+    expect(note).to_contain_text("may bill the call that was already sent")
+    assert time.monotonic() - started < 5, "the server must not wait for the upstream"
+    note.get_by_role("link", name="the Gallery").click()
+    page.wait_for_url(re.compile(r"/gallery/[0-9a-f]+$"))
+    expect(page.locator("#detail")).to_have_attribute("data-status", "failed")
+    expect(page.locator("#detail")).to_contain_text("Cancelled while it ran")
 
 
 def test_demo_mode_labels_synthetic_images(web: Browsing, demo_server: LiveServer) -> None:

@@ -460,7 +460,38 @@ function cancel() {
     el("a", { href }, "the Gallery"),
     ".",
   );
+  if (current.id) {
+    const stop = el("button", { type: "button", class: "btn", id: "stop-job" }, "Cancel the generation too");
+    stop.addEventListener("click", () => stopJob(current.id, href, stop));
+    cancelNote.append(" ", stop);
+  }
   cancelNote.hidden = false;
+  cancelNote.focus();
+}
+
+// Ends the job on the server: nothing more is sent; what had arrived stays in the Gallery.
+async function stopJob(id, href, button) {
+  button.disabled = true;
+  const link = el("a", { href }, "the Gallery");
+  try {
+    const job = await api(`/api/generations/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+    const kept = jobImages(job).length;
+    const billed = job.error && job.error.may_be_billed;
+    cancelNote.replaceChildren(
+      "Generation cancelled: nothing more is sent to the provider. ",
+      billed ? "The provider may bill the call that was already sent. " : "Nothing was billed. ",
+      kept ? `The ${kept === 1 ? "image" : `${kept} images`} that had arrived ${kept === 1 ? "is" : "are"} kept in ` : "It stays in ",
+      link,
+      ".",
+    );
+  } catch (err) {
+    if (err && err.code === "job_finished") {
+      cancelNote.replaceChildren("It had already finished: its result is in ", link, ".");
+    } else {
+      button.disabled = false;
+      showError(errorBox, err);
+    }
+  }
   cancelNote.focus();
 }
 
