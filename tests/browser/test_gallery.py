@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -179,3 +180,28 @@ def test_sign_in_errors_and_sign_out(web: Browsing, server: LiveServer) -> None:
     page.get_by_label("Repeat the password").fill("correct horse battery")
     page.get_by_role("button", name="Create account").click()
     expect(page.locator("#auth-error")).to_contain_text("taken")
+
+
+def test_a_running_generation_is_cancelled_from_its_page(web: Browsing, server: LiveServer) -> None:
+    """The detail page of a running generation offers "Cancel generation…"; once confirmed,
+    the page shows it cancelled at once, and the button goes away."""
+    page = web.page
+    username, token = server.new_user("detailstop")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    sign_in(page, server, username, token)
+    with server.client(token) as c:
+        r = c.post("/api/generations", json={"prompt": "a long night [emulator:latency:30]"})
+        job = r.json()["id"]
+        for _ in range(100):  # until it is sent
+            if c.get(f"/api/generations/{job}").json()["status"] == "running":
+                break
+            time.sleep(0.05)
+    page.goto(f"{server.url}/gallery/{job}")
+    expect(page.locator("#detail")).to_have_attribute("data-status", "running")
+    page.get_by_role("button", name="Cancel generation…").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text("Stop this generation?")
+    dialog.get_by_role("button", name="Stop it").click()
+    expect(page.locator("#detail")).to_have_attribute("data-status", "failed")
+    expect(page.locator("#detail-outcome")).to_contain_text("Cancelled while it ran")
+    expect(page.get_by_role("button", name="Cancel generation…")).to_be_hidden()

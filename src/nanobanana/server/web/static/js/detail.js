@@ -139,6 +139,7 @@ function render(job) {
     outcome.hidden = true;
   }
   renderImages(job);
+  $("#cancel-job").hidden = TERMINAL.has(job.status);
   $("#remix").href = `/?remix=${encodeURIComponent(job.id)}`;
   $("#detail").hidden = false;
   $("#detail").dataset.status = job.status;
@@ -171,6 +172,18 @@ function main() {
       window.location.assign("/gallery?deleted=1");
     } catch (err) {
       showError($("#detail-error"), err);
+    }
+  });
+  $("#cancel-job").addEventListener("click", async () => {
+    const question =
+      "Stop this generation? Nothing more is sent to the provider, which may bill a call " +
+      "already sent; images that have arrived are kept.";
+    if (!(await confirmAction(question, "Stop it"))) return;
+    try {
+      render(await api(`/api/generations/${encodeURIComponent(id)}/cancel`, { method: "POST" }));
+    } catch (err) {
+      showError($("#detail-error"), err);
+      load();
     }
   });
   load();
