@@ -43,13 +43,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out"
 SAQ_VENV = OUT / "saq-venv"
 SAQ_VERSION = "0.26.4"
-#: Changes when what goes into the SAQ environment does (a new one is then made).
-SAQ_STAMP = f"{SAQ_VERSION} typing_extensions"
 DATABASE = "nanobanana_bench_engines"
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{DATABASE}"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -159,19 +159,10 @@ async def _send_all(send: Callable[[], Any], phase: str, count: int) -> None:
 
 
 # ----------------------------------------------------------------------------- the orchestrator
-def ensure_saq(say: Callable[[str], None] = print) -> Path:
+def ensure_saq() -> Path:
     """The SAQ environment's Python, installing it first if needed (once, about 20 s)."""
-    python = SAQ_VENV / "bin" / "python"
-    stamp = SAQ_VENV / ".installed"
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == SAQ_STAMP:
-        return python
-    say(f"installing saq[redis]=={SAQ_VERSION} into {SAQ_VENV} (once)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(SAQ_VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet"]
     # typing_extensions: imported by saq.types, not declared by saq's package.
-    subprocess.run([*pip, f"saq[redis]=={SAQ_VERSION}", "typing_extensions"], check=True)
-    stamp.write_text(SAQ_STAMP)
-    return python
+    return harness.own_venv(SAQ_VENV, [f"saq[redis]=={SAQ_VERSION}", "typing_extensions"])
 
 
 def reset_brokers() -> None:
@@ -186,12 +177,6 @@ def reset_brokers() -> None:
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(_procrastinate_app().schema_manager.get_schema())
     redis.Redis.from_url(REDIS_URL).flushdb()
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def processes_named(name: str) -> list[int]:
@@ -211,7 +196,7 @@ def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
         try:
-            total += _cpu_s(pid)
+            total += harness.cpu_s(pid)
         except OSError:
             continue
     return total
@@ -246,7 +231,7 @@ class Worker:
 
 def run_phase(engine: str, python: str, worker: Worker, phase: str, count: int) -> dict[str, float]:
     broker = processes_named(BROKER_PROCESS[engine])
-    before = (_cpu_s(worker.proc.pid), cpu_of(broker))
+    before = (harness.cpu_s(worker.proc.pid), cpu_of(broker))
     argv = ["taskset", "-c", "0", python, str(Path(__file__)), "_produce", engine, phase]
     argv.append(str(count))
     started = time.time()
@@ -256,7 +241,7 @@ def run_phase(engine: str, python: str, worker: Worker, phase: str, count: int) 
         if time.monotonic() > deadline:
             raise SystemExit(f"{engine}: {len(worker.seen(phase))} of {count} {phase} tasks ran")
         time.sleep(0.02)
-    after = (_cpu_s(worker.proc.pid), cpu_of(broker))
+    after = (harness.cpu_s(worker.proc.pid), cpu_of(broker))
     _, status, usage = os.wait4(producer.pid, 0)  # its exact CPU time, as it exits
     producer.returncode = os.waitstatus_to_exitcode(status)
     if producer.returncode != 0:

@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,24 @@ def spawn(
     return Proc(name, proc, port, log)
 
 
+def own_venv(venv: Path, requirements: list[str], say: Callable[[str], None] = print) -> Path:
+    """The Python of a virtual environment of its own holding ``requirements`` (pinned), made
+    on first use: a tool measured beside the service must not mix its dependencies with the
+    service's."""
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    wanted = " ".join(requirements)
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
+        return python
+    say(f"installing {wanted} into {venv} (once)")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, *requirements], check=True)
+    stamp.write_text(wanted)
+    return python
+
+
 def base_env() -> dict[str, str]:
     env = {
         k: v
@@ -265,6 +284,10 @@ class ServiceConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: More ``nanobanana serve`` options (``--workers 2``).
     extra_args: list[str] = field(default_factory=list)
+    #: What runs ``serve`` (a tool may wrap it: ``valgrind ... python -m nanobanana``).
+    command: list[str] = field(default_factory=lambda: [NANOBANANA])
+    #: Seconds the service may take to answer ``/healthz`` (much longer under valgrind).
+    ready_timeout: float = 60.0
 
 
 def service_env(config: ServiceConfig, data_dir: Path) -> dict[str, str]:
@@ -292,11 +315,11 @@ def start_service(core: int | None, config: ServiceConfig, logs: Path) -> tuple[
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="nanobanana-bench-"))
     env = service_env(config, data_dir)
-    argv = [NANOBANANA, "serve", "--no-demo", "--host", HOST, "--port", str(port)]
+    argv = [*config.command, "serve", "--no-demo", "--host", HOST, "--port", str(port)]
     argv += config.extra_args
     svc = spawn("service", argv, core, env, logs, port)
     try:
-        wait_ready(f"{svc.url}/healthz", svc.proc)
+        wait_ready(f"{svc.url}/healthz", svc.proc, config.ready_timeout)
     except RuntimeError:
         svc.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

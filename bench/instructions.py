@@ -46,27 +46,13 @@ WARMUP = 5
 
 def start_service(emulator_url: str, logs: Path, out: Path) -> tuple[harness.Proc, Path]:
     """``nanobanana serve`` under callgrind, instrumentation off until told."""
-    port = harness.free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="nanobanana-instr-"))
-    env = harness.service_env(harness.ServiceConfig(emulator_url=emulator_url), data_dir)
-    argv = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={out}",
-        sys.executable,
-        "-m",
-        "nanobanana",
-        "serve",
-        "--no-demo",
-        "--host",
-        harness.HOST,
-        "--port",
-        str(port),
-    ]
-    svc = harness.spawn("service", argv, None, env, logs, port)
-    harness.wait_ready(f"{svc.url}/healthz", svc.proc, timeout=300)
-    return svc, data_dir
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    config = harness.ServiceConfig(
+        emulator_url=emulator_url,
+        command=[*valgrind, f"--callgrind-out-file={out}", sys.executable, "-m", "nanobanana"],
+        ready_timeout=300,
+    )
+    return harness.start_service(None, config, logs)
 
 
 def control(pid: int, *args: str) -> None:

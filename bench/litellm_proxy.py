@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,18 +31,8 @@ VERSION = "1.108.7"
 
 def ensure_installed(say: Callable[[str], None] = print) -> Path:
     """The proxy's ``litellm`` command, installing it first if needed (a few minutes once)."""
-    version = VERSION
-    exe = VENV / "bin" / "litellm"
-    stamp = VENV / ".installed"
-    if exe.exists() and stamp.exists() and stamp.read_text().strip() == version:
-        return exe
-    say(f"installing litellm[proxy]=={version} into {VENV} (once)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, f"litellm[proxy]=={version}"], check=True)
-    stamp.write_text(version)
-    return exe
+    harness.own_venv(VENV, [f"litellm[proxy]=={VERSION}"], say)
+    return VENV / "bin" / "litellm"
 
 
 def installed_version() -> str:

@@ -237,6 +237,22 @@ def sign_in(page: Any, server: LiveServer, username: str, token: str) -> None:
     )
 
 
+def open_generator(
+    page: Any, server: LiveServer, prefix: str, keys: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """A new user with ``keys`` (provider: key) saved, signed in, on the generator page once
+    it is ready: (username, token)."""
+    from playwright.sync_api import expect
+
+    username, token = server.new_user(prefix)
+    for provider, key in (keys or {}).items():
+        server.save_key(token, provider, key)
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/")
+    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    return username, token
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = os.environ.get(SCREENSHOTS_ENV)

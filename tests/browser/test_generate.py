@@ -21,6 +21,7 @@ from .conftest import (
     PHONE,
     Browsing,
     LiveServer,
+    open_generator,
     sign_in,
 )
 
@@ -143,10 +144,7 @@ def test_register_save_key_generate_gallery_remix(web: Browsing, server: LiveSer
 def test_no_key_points_to_settings(web: Browsing, server: LiveServer) -> None:
     page = web.page
     web.console.allow(r"status of 400")  # the API's answer, shown to the user as a message
-    username, token = server.new_user("nokey")
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "nokey")
     page.get_by_label("Prompt", exact=True).fill("a red kite")
     page.get_by_role("button", name="Generate").click()
 
@@ -165,12 +163,7 @@ def test_no_key_points_to_settings(web: Browsing, server: LiveServer) -> None:
 def test_google_quota_falls_back_to_openrouter(web: Browsing, quota_server: LiveServer) -> None:
     page = web.page
     server = quota_server
-    username, token = server.new_user("quota")
-    server.save_key(token, "openrouter", OPENROUTER_KEY)
-    server.save_key(token, "google", GOOGLE_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "quota", {"openrouter": OPENROUTER_KEY, "google": GOOGLE_KEY})
     page.get_by_label("Provider").select_option("google")
     page.get_by_label("Prompt", exact=True).fill("a quiet harbour")
     page.get_by_role("button", name="Generate").click()
@@ -193,11 +186,7 @@ def test_quota_without_fallback_says_what_to_do(web: Browsing, quota_server: Liv
     page = web.page
     web.console.allow(r"status of 429")
     server = quota_server
-    username, token = server.new_user("quota-only")
-    server.save_key(token, "google", GOOGLE_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "quota-only", {"google": GOOGLE_KEY})
     page.get_by_label("Provider").select_option("google")
     page.get_by_label("Prompt", exact=True).fill("a quiet harbour")
     page.get_by_role("button", name="Generate").click()
@@ -218,11 +207,7 @@ def test_quota_without_fallback_says_what_to_do(web: Browsing, quota_server: Liv
 
 def test_blocked_prompt_shows_the_reason(web: Browsing, server: LiveServer) -> None:
     page = web.page
-    username, token = server.new_user("blocked")
-    server.save_key(token, "openrouter", OPENROUTER_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "blocked", {"openrouter": OPENROUTER_KEY})
     page.get_by_label("Prompt", exact=True).fill("something forbidden [emulator:safety]")
     page.get_by_role("button", name="Generate").click()
 
@@ -239,11 +224,7 @@ def test_blocked_prompt_shows_the_reason(web: Browsing, server: LiveServer) -> N
 
 def test_cancel_keeps_the_result_for_the_gallery(web: Browsing, server: LiveServer) -> None:
     page = web.page
-    username, token = server.new_user("cancel")
-    server.save_key(token, "openrouter", OPENROUTER_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "cancel", {"openrouter": OPENROUTER_KEY})
     prompt = f"a slow sunrise {uuid.uuid4().hex[:6]} [emulator:latency:3]"
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_role("button", name="Generate").click()
@@ -279,11 +260,7 @@ def test_a_generation_stopped_on_the_server_from_the_page(
     server ends it at once, the note says what that means for billing, and the Gallery shows
     it cancelled."""
     page = web.page
-    username, token = server.new_user("stopper")
-    server.save_key(token, "openrouter", OPENROUTER_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "stopper", {"openrouter": OPENROUTER_KEY})
     prompt = f"a very slow dawn {uuid.uuid4().hex[:6]} [emulator:latency:30]"
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_role("button", name="Generate").click()
@@ -303,10 +280,7 @@ def test_a_generation_stopped_on_the_server_from_the_page(
 
 def test_demo_mode_labels_synthetic_images(web: Browsing, demo_server: LiveServer) -> None:
     page = web.page
-    username, token = demo_server.new_user("demo")
-    sign_in(page, demo_server, username, token)
-    page.goto(f"{demo_server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, demo_server, "demo")
     page.get_by_label("Prompt", exact=True).fill("a banana on the moon")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator(".result").first).to_have_attribute("data-loaded", "true", timeout=30_000)
@@ -349,10 +323,7 @@ def test_thinking_and_search_follow_the_model_and_come_back_on_remix(
     """The Thinking choice offers what the chosen model takes (Nano Banana 2 Lite: minimal and
     high; a model whose levels are not known: all four), is sent, shown and remixed."""
     page = web.page
-    username, token = demo_server.new_user("thinker")
-    sign_in(page, demo_server, username, token)
-    page.goto(f"{demo_server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    _, token = open_generator(page, demo_server, "thinker")
     page.locator("details.more summary").click()
     thinking = page.get_by_label("Thinking")
     values = "Array.from(document.querySelectorAll('#thinking option'), o => o.value)"
@@ -390,10 +361,7 @@ def test_model_options_are_sent_shown_checked_and_remixed(
     web: Browsing, demo_server: LiveServer
 ) -> None:
     page = web.page
-    username, token = demo_server.new_user("optioner")
-    sign_in(page, demo_server, username, token)
-    page.goto(f"{demo_server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    _, token = open_generator(page, demo_server, "optioner")
     page.locator("details.more summary").click()
     options = page.get_by_label("Model options")
     page.get_by_label("Prompt", exact=True).fill("a poster in the house style")
@@ -446,11 +414,7 @@ def test_reference_images_pick_paste_drop_remove_and_reuse(
 
     page = web.page
     web.console.allow(r"status of 4\d\d")  # the refused file below
-    username, token = server.new_user("refs")
-    server.save_key(token, "openrouter", OPENROUTER_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    _, token = open_generator(page, server, "refs", {"openrouter": OPENROUTER_KEY})
     # A model that takes at most 3 references, so that the limit is reached below.
     page.get_by_label("Model", exact=True).select_option("gemini-2.5-flash-image")
     refs = page.locator("#ref-list .ref")
@@ -510,11 +474,7 @@ def test_on_a_phone_the_progress_and_results_come_into_view(
 ) -> None:
     b = open_browser(PHONE)
     page = b.page
-    username, token = server.new_user("phone")
-    server.save_key(token, "openrouter", OPENROUTER_KEY)
-    sign_in(page, server, username, token)
-    page.goto(f"{server.url}/")
-    expect(page.locator("#gen-form")).to_have_attribute("data-ready", "true")
+    open_generator(page, server, "phone", {"openrouter": OPENROUTER_KEY})
     assert page.evaluate("window.scrollY") == 0
     page.get_by_label("Prompt", exact=True).fill("a kite on a phone")
     page.get_by_role("button", name="Generate").click()

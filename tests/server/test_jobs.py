@@ -674,8 +674,7 @@ async def test_a_job_waiting_for_its_turn_can_be_cancelled(
     settings = settings_for(max_concurrent_jobs_per_user=1)
     marker = uuid.uuid4().hex
     async with running(settings) as api:
-        h = await api.user("ann")
-        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        h = await _user_with_key(api, "ann")
         first = await api.client.post(
             "/api/generations", json={"prompt": f"slow {marker} [emulator:latency:1.5]"}, headers=h
         )
@@ -712,14 +711,14 @@ async def test_a_running_job_cancelled_stops_its_call_and_keeps_what_arrived(
     job ends `failed`/`job_cancelled` with `may_be_billed` and the image that arrived; the call
     is stopped at once (the user's one running slot is free for the next job, long before the
     second image was due) and nothing the stopped call did later changes the record.  A seed
-    request waiting on a running job that is cancelled gets 409 `job_cancelled`."""
+    request waiting on a running job that is cancelled gets 409 `job_cancelled`; a job waiting
+    to retry a 503 sends no retry once cancelled."""
     from .test_leases import wait_status
 
-    settings = settings_for(max_concurrent_jobs_per_user=1)
+    settings = settings_for(max_concurrent_jobs_per_user=1, retry_max_attempts=3)
     marker = uuid.uuid4().hex
     async with running(settings) as api:
-        h = await api.user("ann")
-        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        h = await _user_with_key(api, "ann")
         r = await api.client.post(
             "/api/generations",
             json={"prompt": f"two {marker} [emulator:stagger:4:{marker}]", "num_images": 2},
@@ -774,4 +773,17 @@ async def test_a_running_job_cancelled_stops_its_call_and_keeps_what_arrived(
         assert [i["index"] for i in final["images"]] == [0]
         done = await wait_status(api, slow["id"], "failed")
         assert done.error_code == "cancelled"
+
+        # A 503 with Retry-After: 1 is retried a second later; cancelled meanwhile, it is not.
+        busy = f"busy {marker} [emulator:server-error:503]"
+        r = await api.client.post("/api/generations", json={"prompt": busy}, headers=h)
+        busy_id = r.json()["id"]
+        for _ in range(200):
+            if upstream_requests(emulator, f"busy {marker}"):
+                break
+            await asyncio.sleep(0.02)
+        r = await api.client.post(f"/api/generations/{busy_id}/cancel", headers=h)
+        assert r.status_code == 200 and r.json()["error"]["code"] == "job_cancelled"
+        await asyncio.sleep(2.5)
     assert len(upstream_requests(emulator, f"two {marker}")) == 2  # both were sent at once
+    assert len(upstream_requests(emulator, f"busy {marker}")) == 1  # and no retry after it

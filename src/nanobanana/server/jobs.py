@@ -741,69 +741,50 @@ async def is_active(services: Services, job_id: str) -> bool:
     return status in ACTIVE_STATUSES
 
 
-CANCELLED = "Cancelled before it was sent to a provider; nothing was billed."
-
-
-async def cancel_queued(services: Services, job_id: str) -> bool:
-    """End a job that is still ``queued`` as ``failed`` with the code ``cancelled``, in one
-    UPDATE that raises its attempt: whichever process was to run it (this one, another web
-    process, a worker) finds the row no longer queued and sends nothing.  False when the job
-    was not queued any more (a worker may have claimed it just now)."""
-    now = services.now()
-    async with services.sessionmaker() as session, session.begin():
-        res = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "queued")
-            .values(
-                status="failed",
-                error_code="cancelled",
-                error_message=CANCELLED,
-                error_details={"was": "queued", "may_be_billed": False},
-                finished_at=now,
-                attempt=Job.attempt + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    return bool(getattr(res, "rowcount", 0))
-
-
-CANCELLED_RUNNING = (
-    "Cancelled while it ran: the call already sent was stopped and nothing more was sent. "
-    "The provider may bill what was sent; every image that had arrived is kept."
-)
+#: What a cancelled job says, by the status it was cancelled in.
+CANCELLED = {
+    "queued": "Cancelled before it was sent to a provider; nothing was billed.",
+    "running": "Cancelled while it ran: the call already sent was stopped and nothing more was "
+    "sent. The provider may bill what was sent; every image that had arrived is kept.",
+}
 
 
 async def cancel(services: Services, job_id: str) -> bool:
     """Cancel a queued or running job, wherever it runs; False when it had already ended.
 
-    A queued one is never sent (``may_be_billed: false``).  A running one ends ``failed`` /
-    ``cancelled`` with ``may_be_billed: true`` in one UPDATE that raises its attempt (the fence
-    that keeps its owner from recording another end); then its owner stops the call: at once
-    when it is this process or the processes share events (Redis), else at its next heartbeat
-    (``JobManager.stop_ended``).  No retry or fallback is sent after it, and every image that
-    had arrived is kept."""
-    if await cancel_queued(services, job_id):
+    The job ends ``failed`` with the code ``cancelled`` in one UPDATE that raises its attempt
+    (the fence that keeps whichever process holds it from sending or recording anything more).
+    A queued one is never sent (``may_be_billed: false``): the process that was to run it
+    finds the row no longer queued.  A running one (``may_be_billed: true``) has its call
+    stopped by its owner: at once when it is this process or the processes share events
+    (Redis), else at the owner's next heartbeat (``JobManager.stop_ended``).  No retry or
+    fallback is sent after it, and every image that had arrived is kept."""
+    if await _cancel_if(services, job_id, "queued"):
         return True
-    now = services.now()
-    async with services.sessionmaker() as session, session.begin():
-        res = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(
-                status="failed",
-                error_code="cancelled",
-                error_message=CANCELLED_RUNNING,
-                error_details={"was": "running", "may_be_billed": True},
-                finished_at=now,
-                attempt=Job.attempt + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    if not getattr(res, "rowcount", 0):
+    if not await _cancel_if(services, job_id, "running"):
         return False
     if services.jobs is None or not services.jobs.stop(job_id):
         services.bus.tell("stop", job_id)
     return True
+
+
+async def _cancel_if(services: Services, job_id: str, was: str) -> bool:
+    """End the job as cancelled if its status is still ``was``; whether it was."""
+    async with services.sessionmaker() as session, session.begin():
+        res = await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == was)
+            .values(
+                status="failed",
+                error_code="cancelled",
+                error_message=CANCELLED[was],
+                error_details={"was": was, "may_be_billed": was == "running"},
+                finished_at=services.now(),
+                attempt=Job.attempt + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return bool(getattr(res, "rowcount", 0))
 
 
 async def mark_interrupted(services: Services, job_ids: list[str]) -> int:
