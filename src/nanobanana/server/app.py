@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from .deps import reject_unknown_query
+from .hotroutes import HotRoutes
 from .middleware import BodyLimit, SecurityHeaders
 from .problems import install_error_handlers, route_methods
 from .runtime import start_services
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # What a 405's Allow names: every method of a path, across the routes that serve it.
     app.state.route_methods = route_methods([r for router in routers for r in router.routes])
 
+    # Innermost: the two hot routes skip FastAPI's routing, not the layers below.
+    app.add_middleware(HotRoutes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         # Bearer tokens need no cookies: credentials stay off, so "*" is never combined with them.

@@ -80,6 +80,12 @@ async def get_auth(
     raw: str | None = credentials.credentials if credentials else None
     if raw is None and request.method in ("GET", "HEAD") and "authorization" not in request.headers:
         raw = request.cookies.get(SESSION_COOKIE)
+    return await authenticate(services, session, raw)
+
+
+async def authenticate(services: Services, session: AsyncSession, raw: str | None) -> Auth:
+    """The account and token of a bearer token (``raw``), from the cache while its
+    ``last_used_at`` is fresh, else from the database (401 or 403 when refused)."""
     if raw in ("null", "undefined"):
         # `Bearer ${localStorage.getItem('token')}` after signing out, or before signing in.
         raise _unauthorized(f"The bearer token is {raw!r}: this browser is not signed in.")

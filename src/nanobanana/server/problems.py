@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -244,9 +244,29 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return _answer(request, ApiError(500, "internal_error", "Internal server error."))
 
 
+_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
+    ApiError: _on_api_error,
+    RequestValidationError: _on_validation,
+    StarletteHTTPException: _on_http,
+    NanobananaError: _on_library,
+}
+
+#: The errors the handlers above answer (any other is an unexpected error, a 500).
+HANDLED = tuple(_HANDLERS)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _on_api_error)
-    app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(StarletteHTTPException, _on_http)
-    app.add_exception_handler(NanobananaError, _on_library)
+    for kind, handler in _HANDLERS.items():
+        app.add_exception_handler(kind, handler)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+async def answer_error(request: Request, exc: Exception) -> Response:
+    """The answer the app's handlers give to ``exc``, for code that runs outside FastAPI's
+    routing (``hotroutes``); any other exception is raised again, for the handler of
+    unexpected errors around the whole app."""
+    for kind in type(exc).__mro__:
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            return await handler(request, exc)
+    raise exc

@@ -54,7 +54,7 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 #: Honoured as on the service's own routes, but left out of the OpenAPI description: OpenAI's
 #: and OpenRouter's APIs do not define it (docs/compat.md documents it).
 IdempotencyKey = Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, include_in_schema=False)]
-_CAUGHT = (
+CAUGHT = (
     StarletteHTTPException,
     RequestValidationError,
     PydanticValidationError,
@@ -84,11 +84,23 @@ def json_bytes_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-class DialectRoute(APIRoute):
-    """Answers every error of its routes in one dialect's shape."""
+Render = Callable[[Problem, Request], dict[str, Any]]
 
-    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
-        raise NotImplementedError
+
+def dialect_answer(render: Render, request: Request, exc: Exception) -> Response:
+    """``exc`` answered in a dialect's shape (``render``); an unexpected one raised again."""
+    if not isinstance(exc, CAUGHT):
+        raise exc
+    problem = problem_of(exc)
+    return json_bytes_response(
+        orjson.dumps(render(problem, request)), problem.status, problem.response_headers()
+    )
+
+
+class DialectRoute(APIRoute):
+    """Answers every error of its routes in one dialect's shape (``render``)."""
+
+    render: Render
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
@@ -97,13 +109,8 @@ class DialectRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except _CAUGHT as exc:
-                problem = problem_of(exc)
-                return json_bytes_response(
-                    orjson.dumps(render(problem, request)),
-                    problem.status,
-                    problem.response_headers(),
-                )
+            except CAUGHT as exc:
+                return dialect_answer(render, request, exc)
 
         return guarded
 
@@ -125,23 +132,31 @@ def with_openrouter_ids(problem: Problem, catalog: Catalog) -> Problem:
     return replace(problem, message=message, details=details)
 
 
+def render_openrouter(problem: Problem, request: Request) -> dict[str, Any]:
+    catalog = request.app.state.services.catalog
+    return openrouter_error(with_openrouter_ids(problem, catalog))
+
+
+def render_openrouter_images(problem: Problem, request: Request) -> dict[str, Any]:
+    """OpenRouter's shape, with the Image API's parameter names (``resolution``, ``n``...)."""
+    catalog = request.app.state.services.catalog
+    return openrouter_error(with_openrouter_ids(problem, catalog), "openrouter_images")
+
+
+def render_openai(problem: Problem, request: Request) -> dict[str, Any]:
+    return openai_error(problem)
+
+
 class OpenRouterRoute(DialectRoute):
-    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
-        catalog = request.app.state.services.catalog
-        return openrouter_error(with_openrouter_ids(problem, catalog))
+    render = staticmethod(render_openrouter)
 
 
 class OpenRouterImagesRoute(DialectRoute):
-    """OpenRouter's shape, with the Image API's parameter names (``resolution``, ``n``...)."""
-
-    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
-        catalog = request.app.state.services.catalog
-        return openrouter_error(with_openrouter_ids(problem, catalog), "openrouter_images")
+    render = staticmethod(render_openrouter_images)
 
 
 class OpenAIRoute(DialectRoute):
-    def render(self, problem: Problem, request: Request) -> dict[str, Any]:
-        return openai_error(problem)
+    render = staticmethod(render_openai)
 
 
 # ------------------------------------------------------------------------------ the target

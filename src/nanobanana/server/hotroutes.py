@@ -1,0 +1,148 @@
+"""The two hot routes without FastAPI's routing and dependency solving.
+
+``POST /api/nano-banana/generate`` and ``POST /api/v1/chat/completions`` (and
+``/v1/chat/completions``) are what image tools call in a loop.  ``HotRoutes``, the innermost
+middleware (the security headers, CORS and the body limit still apply), does for them what
+their dependencies do: the bearer token (``deps.authenticate``), the JSON body parsed into the
+route's request model, a database session; then it calls the same route function and sends its
+response.  Errors get the answers FastAPI's handlers give (``problems.answer_error``, or the
+dialect's renderer for the OpenRouter-compatible route).
+
+Any other request goes to FastAPI untouched, and so does any request this path would answer
+differently or could not explain as well: another method or path, a query string, no
+``Authorization: Bearer`` header, a content type other than ``application/json``, a body that
+does not validate (FastAPI's 422 then says what to fix; the body is handed on as read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .compat.openrouter_request import ChatRequest
+from .deps import authenticate
+from .problems import HANDLED, ApiError, answer_error
+from .routes import compat_openrouter, generate
+from .routes.compat_common import CAUGHT, dialect_answer, render_openrouter
+from .schemas import GenerateIn
+from .services import Services
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    model: type[BaseModel]
+    #: The route function, called with the same arguments FastAPI would give it.
+    endpoint: Callable[..., Awaitable[Response]]
+    #: The errors its route class or the app's handlers answer, and their answer.
+    caught: tuple[type[Exception], ...]
+    answer_error: Callable[[Request, Exception], Awaitable[Response]]
+
+
+async def _openrouter_error(request: Request, exc: Exception) -> Response:
+    return dialect_answer(render_openrouter, request, exc)
+
+
+_SEED = HotRoute(GenerateIn, generate.generate, HANDLED, answer_error)
+_CHAT = HotRoute(ChatRequest, compat_openrouter.chat_completions, CAUGHT, _openrouter_error)
+ROUTES = {
+    "/api/nano-banana/generate": _SEED,
+    "/api/v1/chat/completions": _CHAT,
+    "/v1/chat/completions": _CHAT,
+}
+
+
+def _is_json(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST" or scope["query_string"]:
+            await self.app(scope, receive, send)
+            return
+        authorization = content_type = idempotency_key = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            if name == b"authorization":
+                authorization = authorization or value
+            elif name == b"content-type":
+                content_type = content_type or value
+            elif name == b"idempotency-key":
+                idempotency_key = idempotency_key or value
+        token = _bearer(authorization)
+        if token is None or content_type is None or not _is_json(content_type):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+        except ApiError as exc:  # the body limit's 413
+            response = await route.answer_error(Request(scope), exc)
+            await response(scope, receive, send)
+            return
+        if body is None:  # the client went away
+            return
+        try:
+            parsed = route.model.model_validate_json(body)
+        except ValidationError:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        services: Services = scope["app"].state.services
+        try:
+            async with services.sessionmaker() as session:
+                auth = await authenticate(services, session, token)
+                response = await route.endpoint(
+                    parsed,
+                    user=auth.user,
+                    services=services,
+                    session=session,
+                    idempotency_key=(
+                        idempotency_key.decode("latin-1") if idempotency_key is not None else None
+                    ),
+                )
+        except route.caught as exc:
+            response = await route.answer_error(Request(scope), exc)
+        await response(scope, receive, send)
+
+
+def _bearer(authorization: bytes | None) -> str | None:
+    """The credentials of ``Authorization: Bearer <credentials>``, read as FastAPI's
+    ``HTTPBearer`` reads them; None for anything else."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with ``body`` given again first."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
