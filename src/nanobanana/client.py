@@ -663,9 +663,15 @@ class AsyncClient:
                 first_image_at.append(time.monotonic() - started)
             await self._emit(on_event, ev)
 
-        outcomes = await asyncio.gather(
-            *(self._one_image(plan, i, streaming=stream, on_event=tracking) for i in range(plan.n))
-        )
+        if plan.n == 1:  # most calls: no task and gathering future per call
+            outcomes = [await self._one_image(plan, 0, streaming=stream, on_event=tracking)]
+        else:
+            outcomes = await asyncio.gather(
+                *(
+                    self._one_image(plan, i, streaming=stream, on_event=tracking)
+                    for i in range(plan.n)
+                )
+            )
         result = self._assemble(plan, outcomes, started, first_image_at)
         await self._emit(on_event, DoneEvent(result))
         return result

@@ -76,14 +76,6 @@ class Finished:
     data: list[Pieces]
 
 
-class _Waiter:
-    __slots__ = ("event", "finished")
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.finished: Finished | None = None
-
-
 class _Relay:
     """Turns the client's events into the job's SSE events."""
 
@@ -267,7 +259,9 @@ class JobManager:
         self._slots = Slots(settings.max_concurrent_jobs, settings.max_concurrent_jobs_per_user)
         self._active: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._waiters: dict[str, _Waiter] = {}
+        #: Per running job, its end for the requests waiting on it (a future rather than an
+        #: ``asyncio.Event``: an Event's deque is 600 bytes, held by each waiting request).
+        self._waiters: dict[str, asyncio.Future[Finished | None]] = {}
         #: The upstream call of each job running here (``stop`` cancels it).
         self._calls: dict[str, asyncio.Future[Result]] = {}
         #: Jobs ended elsewhere (cancelled) whose call is to stop.
@@ -334,7 +328,7 @@ class JobManager:
 
     def _enter(self, job: Job, user_id: str) -> None:
         self.s.bus.open(job.id)
-        self._waiters[job.id] = _Waiter()
+        self._waiters[job.id] = asyncio.get_running_loop().create_future()
         self._active[user_id] = self._active.get(user_id, 0) + 1
 
     async def run_queued(self, job_id: str) -> None:
@@ -367,8 +361,8 @@ class JobManager:
             if self.queue is not None:
                 await self._until_ended(job_id)
             return None
-        await waiter.event.wait()
-        return waiter.finished
+        # Shielded: a waiting request that goes away must not cancel the others' wait.
+        return await asyncio.shield(waiter)
 
     async def _until_ended(self, job_id: str) -> None:
         """Until the job's row is ended or gone: woken by its ``done`` event when events are
@@ -445,7 +439,8 @@ class JobManager:
             await mark_interrupted(self.s, list(leftover))
             log.warning("Marked %d unfinished job(s) as interrupted.", len(leftover))
         for waiter in self._waiters.values():
-            waiter.event.set()
+            if not waiter.done():
+                waiter.set_result(None)
 
     # ----------------------------------------------------------------------- memory
     def _trim_when_idle(self) -> None:
@@ -495,9 +490,8 @@ class JobManager:
             else:
                 self._active[user_id] = left
             waiter = self._waiters.pop(job_id, None)
-            if waiter is not None:
-                waiter.finished = finished
-                waiter.event.set()
+            if waiter is not None and not waiter.done():
+                waiter.set_result(finished)
             if not self._tasks:
                 self._trim_when_idle()
             self.s.bus.close(job_id)
