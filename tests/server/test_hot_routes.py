@@ -14,8 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from nanobanana.server import hotroutes
+from nanobanana.server import deps, hotroutes
 from nanobanana.server.deps import Auth
+from nanobanana.server.middleware import API_CSP
 
 from .conftest import OPENROUTER_CANARY, Api, running
 
@@ -195,6 +196,63 @@ async def test_a_streamed_body_over_the_limit_is_refused_in_the_path_s_dialect(
         assert "50,000" in error["message"]
 
 
+async def test_the_hot_path_keeps_the_security_headers_and_the_declared_limit(
+    settings_for: Any, hot_calls: list[str]
+) -> None:
+    async with running(settings_for(max_request_bytes=50_000)) as api:
+        h = await api.user("headers")
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        r = await post(api, SEED, {"prompt": "x"}, h, "application/json")
+        assert r.status_code == 200 and hot_calls
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["content-security-policy"] == API_CSP
+        # A declared Content-Length over the limit: refused before a byte is read.
+        hot_calls.clear()
+        r = await post(api, CHAT, {"prompt": "x" * 60_000}, h, "application/json")
+        assert r.status_code == 413 and r.json()["error"]["code"] == 413
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_cross_origin_calls_get_cors_headers(settings_for: Any, hot_calls: list[str]) -> None:
+    origin = "https://images.example"
+    async with running(settings_for(cors_origins=[origin])) as api:
+        h = await api.user("cors")
+        await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+        r = await post(api, SEED, {"prompt": "x"}, {**h, "Origin": origin}, "application/json")
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == origin
+        assert "x-job-id" not in r.headers  # the seed route's headers, through CORS
+        r = await post(api, SEED, {"prompt": "x"}, h, "application/json")
+        assert r.status_code == 200 and len(hot_calls) == 1
+
+
+@pytest.mark.parametrize("path", [SEED, CHAT])
+async def test_an_unexpected_error_is_a_500_in_the_path_s_dialect(
+    api: Api, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    h = await api.user("broken")
+
+    async def broken(*args: Any) -> Auth:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hotroutes, "authenticate", broken)
+    monkeypatch.setattr(deps, "authenticate", broken)
+    body = {"prompt": "x"} if path == SEED else {"messages": [{"role": "user", "content": "x"}]}
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answers = []
+        for content_type in ("application/json", FASTAPI_JSON):
+            r = await client.post(
+                path, content=orjson.dumps(body), headers={**h, "Content-Type": content_type}
+            )
+            answers.append(shape(r))
+    hot, slow = answers
+    assert hot[:2] == slow[:2]  # FastAPI's 500 comes from outside its security headers
+    assert hot[0] == 500 and hot[2]["content-security-policy"] == API_CSP
+    assert hot[1]["error"]["code"] == (500 if path == CHAT else "internal_error")
+    assert "a bug" not in str(hot[1])
+
+
 async def test_a_client_gone_before_its_body_arrived_gets_nothing() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
         raise AssertionError("handed on")
@@ -214,5 +272,5 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing() -> None:
         "query_string": b"",
         "headers": [(b"authorization", b"Bearer t"), (b"content-type", b"application/json")],
     }
-    await hotroutes.HotRoutes(app)(scope, receive, send)
+    await hotroutes.HotRoutes(app, None, max_bytes=1000, cors=False)(scope, receive, send)
     assert sent == []

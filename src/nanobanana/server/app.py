@@ -7,12 +7,14 @@ shutdown (running jobs get ``shutdown_grace_seconds`` to finish, the rest end ``
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from .deps import reject_unknown_query
@@ -32,6 +34,18 @@ shape `{"error": {"code": "...", "message": "...", ...details}}`.
 """
 
 
+class App(FastAPI):
+    """The FastAPI application, with the hot routes (``hotroutes``) served in front of it."""
+
+    hot: HotRoutes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.hot(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; ``settings`` default to ``Settings()`` (the environment)."""
     settings = settings if settings is not None else Settings()
@@ -44,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 
     docs = settings.docs_enabled
-    app = FastAPI(
+    app = App(
         title="nanobanana",
         version=__version__,
         description=DESCRIPTION,
@@ -100,8 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # What a 405's Allow names: every method of a path, across the routes that serve it.
     app.state.route_methods = route_methods([r for router in routers for r in router.routes])
 
-    # Innermost: the two hot routes skip FastAPI's routing, not the layers below.
-    app.add_middleware(HotRoutes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         # Bearer tokens need no cookies: credentials stay off, so "*" is never combined with them.
@@ -114,4 +126,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Retry-After", "Idempotent-Replayed", "Location"],
         )
     app.add_middleware(SecurityHeaders)
+    app.hot = HotRoutes(
+        functools.partial(FastAPI.__call__, app),
+        app,
+        max_bytes=settings.max_request_bytes,
+        cors=bool(settings.cors_origins),
+    )
     return app

@@ -22,6 +22,19 @@ PAGE_CSP = (
 )
 
 
+def add_security_headers(headers: MutableHeaders) -> None:
+    """The security headers a response does not set itself."""
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if "content-security-policy" not in headers:
+        html = headers.get("content-type", "").startswith("text/html")
+        headers["Content-Security-Policy"] = PAGE_CSP if html else API_CSP
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -33,22 +46,19 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-                if "content-security-policy" not in headers:
-                    if headers.get("content-type", "").startswith("text/html"):
-                        csp = PAGE_CSP
-                    else:
-                        csp = API_CSP
-                    headers["Content-Security-Policy"] = csp
+                add_security_headers(MutableHeaders(scope=message))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"The request body is larger than {max_bytes:,} bytes.",
+        limit_bytes=max_bytes,
+    )
 
 
 class BodyLimit:
@@ -57,12 +67,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     def _error(self) -> ApiError:
-        return ApiError(
-            413,
-            "payload_too_large",
-            f"The request body is larger than {self.max_bytes:,} bytes.",
-            limit_bytes=self.max_bytes,
-        )
+        return too_large(self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -239,7 +239,7 @@ async def _on_library(request: Request, exc: Exception) -> Response:
     return _answer(request, from_library(exc))
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
+async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _answer(request, ApiError(500, "internal_error", "Internal server error."))
 
@@ -258,7 +258,7 @@ HANDLED = tuple(_HANDLERS)
 def install_error_handlers(app: FastAPI) -> None:
     for kind, handler in _HANDLERS.items():
         app.add_exception_handler(kind, handler)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_exception_handler(Exception, on_unexpected)
 
 
 async def answer_error(request: Request, exc: Exception) -> Response:
