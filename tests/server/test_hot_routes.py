@@ -41,9 +41,9 @@ def hot_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     calls: list[str] = []
     real = hotroutes.authenticate
 
-    async def spy(services: Any, session: Any, raw: str | None) -> Auth:
+    async def spy(services: Any, raw: str | None, session: Any = None) -> Auth:
         calls.append(str(raw))
-        return await real(services, session, raw)
+        return await real(services, raw, session)
 
     monkeypatch.setattr(hotroutes, "authenticate", spy)
     yield calls

@@ -80,12 +80,15 @@ async def get_auth(
     raw: str | None = credentials.credentials if credentials else None
     if raw is None and request.method in ("GET", "HEAD") and "authorization" not in request.headers:
         raw = request.cookies.get(SESSION_COOKIE)
-    return await authenticate(services, session, raw)
+    return await authenticate(services, raw, session)
 
 
-async def authenticate(services: Services, session: AsyncSession, raw: str | None) -> Auth:
+async def authenticate(
+    services: Services, raw: str | None, session: AsyncSession | None = None
+) -> Auth:
     """The account and token of a bearer token (``raw``), from the cache while its
-    ``last_used_at`` is fresh, else from the database (401 or 403 when refused)."""
+    ``last_used_at`` is fresh, else from the database, in ``session`` or a session of its own
+    (401 or 403 when refused)."""
     if raw in ("null", "undefined"):
         # `Bearer ${localStorage.getItem('token')}` after signing out, or before signing in.
         raise _unauthorized(f"The bearer token is {raw!r}: this browser is not signed in.")
@@ -101,6 +104,16 @@ async def authenticate(services: Services, session: AsyncSession, raw: str | Non
             _check(token, user, now)
             return Auth(user=user, token=token)
     epoch = cache.epoch
+    if session is None:
+        async with services.sessionmaker() as own:
+            user, token = await _look_up(own, token_hash, now)
+    else:
+        user, token = await _look_up(session, token_hash, now)
+    cache.put(token_hash, user, token, epoch)
+    return Auth(user=user, token=token)
+
+
+async def _look_up(session: AsyncSession, token_hash: str, now: datetime) -> tuple[User, Token]:
     row = (
         await session.execute(
             select(Token, User)
@@ -117,8 +130,7 @@ async def authenticate(services: Services, session: AsyncSession, raw: str | Non
     # End the transaction now: routes may wait a long time (a generation) and must not hold
     # a database lock meanwhile.
     await session.commit()
-    cache.put(token_hash, user, token, epoch)
-    return Auth(user=user, token=token)
+    return user, token
 
 
 def _check(token: Token, user: User, now: datetime) -> None:

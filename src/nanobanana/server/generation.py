@@ -265,6 +265,22 @@ async def find_blind_retry(
     return job if may_have_billed(job.status, job.error_code, job.error_details) else None
 
 
+async def submit_job(
+    services: Services,
+    user: User,
+    body: GenerateIn,
+    *,
+    kind: str,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """``create_job`` in a session of its own, closed and released before it returns: a
+    route that then waits for the job holds no session meanwhile."""
+    async with services.sessionmaker() as session:
+        return await create_job(
+            session, services, user, body, kind=kind, idempotency_key=idempotency_key
+        )
+
+
 async def create_job(
     session: AsyncSession,
     services: Services,

@@ -4,7 +4,7 @@
 ``/v1/chat/completions``) are what image tools call in a loop.  ``HotRoutes`` sits in front of
 the FastAPI application (``app.App``) and does for them what the stack and their dependencies
 do: the body limit (``middleware.too_large``), the bearer token (``deps.authenticate``), the
-JSON body parsed into the route's request model, a database session; then it calls the same
+JSON body parsed into the route's request model; then it calls the same
 route function and sends its response with the security headers
 (``middleware.add_security_headers``).  Errors get the answers FastAPI's handlers give
 (``problems.answer_error``, or the dialect's renderer for the OpenRouter-compatible route;
@@ -121,17 +121,15 @@ class HotRoutes:
         del body
         services: Services = self.owner.state.services
         try:
-            async with services.sessionmaker() as session:
-                auth = await authenticate(services, session, token)
-                response = await route.endpoint(
-                    parsed,
-                    user=auth.user,
-                    services=services,
-                    session=session,
-                    idempotency_key=(
-                        idempotency_key.decode("latin-1") if idempotency_key is not None else None
-                    ),
-                )
+            auth = await authenticate(services, token)
+            response = await route.endpoint(
+                parsed,
+                user=auth.user,
+                services=services,
+                idempotency_key=(
+                    idempotency_key.decode("latin-1") if idempotency_key is not None else None
+                ),
+            )
         except route.caught as exc:
             response = await route.answer_error(Request(scope), exc)
         except Exception as exc:

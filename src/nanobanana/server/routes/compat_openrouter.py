@@ -25,8 +25,9 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from ...catalog import ModelSpec
 from ..compat.models import MAX_LIMIT, ModelQuery, openrouter_id, openrouter_models
-from ..compat.openrouter_request import ChatRequest, parse_chat
+from ..compat.openrouter_request import ChatCall, ChatRequest, parse_chat
 from ..compat.openrouter_response import (
     KEEPALIVE,
     MEDIA_TYPE_SSE,
@@ -43,7 +44,8 @@ from ..compat.schemas import (
     error_responses,
 )
 from ..compat.splice import SplicedResponse
-from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..db.models import Job, User
+from ..deps import CurrentUser, ServicesDep
 from ..generation import create_job
 from ..services import Services
 from .compat_common import (
@@ -73,35 +75,45 @@ _CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _submit(
+    services: Services, user: User, call: ChatCall, idempotency_key: str | None
+) -> tuple[ModelSpec, Job, bool]:
+    """The call as a job: (its model, the job, replayed), in a session closed before the
+    route waits for the job."""
+    async with services.sessionmaker() as session:
+        choice, provider = await choose_target(
+            session, services, user.id, call.model, call.provider
+        )
+        request = generate_in(
+            prompt=call.prompt,
+            provider=provider,
+            # As the caller spelled it, so that the job warns about an old spelling.
+            model=call.model or choice.name,
+            aspect_ratio=call.aspect_ratio,
+            image_size=call.image_size,
+            seed=call.seed,
+            thinking=call.thinking,
+            google_search=call.google_search,
+            image_options=call.image_options,
+            images=list(call.images),
+        )
+        job, replayed = await create_job(
+            session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
+        )
+    return choice.spec, job, replayed
+
+
 async def chat_completions(
     body: ChatRequest,
     user: CurrentUser,
     services: ServicesDep,
-    session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Generate an image as an OpenRouter chat completion (`message.images`), plain or
     streamed (`delta.images`).  The prompt is the last user message's text; its `image_url`
     parts (data URLs) are reference images."""
     call = parse_chat(body)
-    choice, provider = await choose_target(session, services, user.id, call.model, call.provider)
-    spec = choice.spec
-    request = generate_in(
-        prompt=call.prompt,
-        provider=provider,
-        # As the caller spelled it, so that the job warns about an old spelling.
-        model=call.model or choice.name,
-        aspect_ratio=call.aspect_ratio,
-        image_size=call.image_size,
-        seed=call.seed,
-        thinking=call.thinking,
-        google_search=call.google_search,
-        image_options=call.image_options,
-        images=list(call.images),
-    )
-    job, replayed = await create_job(
-        session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
-    )
+    spec, job, replayed = await _submit(services, user, call, idempotency_key)
     job_id = job.id
     model = openrouter_id(spec)
     headers = job_headers(job_id, replayed)

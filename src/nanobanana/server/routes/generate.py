@@ -22,9 +22,10 @@ from ...providers import INFOS, PROVIDERS
 from ..compat.splice import SplicedBody, SplicedResponse, Splicer
 from ..db.models import Job, StoredImage
 from ..deps import CurrentUser, ServicesDep, SessionDep
-from ..generation import IDEMPOTENCY_HEADER, create_job
+from ..generation import IDEMPOTENCY_HEADER, submit_job
 from ..problems import ApiError, job_error, not_found
 from ..schemas import GenerateIn, ModelOut, ModelsOut, ProviderName, SeedResponse
+from ..services import Services
 from ..storage import ImageStore
 from ..upstream import resolve_upstream
 from ..views import image_url, images_of, outcome_out, stored_bytes
@@ -52,12 +53,11 @@ async def generate(
     body: GenerateIn,
     user: CurrentUser,
     services: ServicesDep,
-    session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Generate images and wait for them: `{images: [base64...], prompt, model, ...}`."""
-    job, replayed = await create_job(
-        session, services, user, body, kind="seed", idempotency_key=idempotency_key
+    job, replayed = await submit_job(
+        services, user, body, kind="seed", idempotency_key=idempotency_key
     )
     job_id = job.id
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
@@ -67,9 +67,7 @@ async def generate(
         images = finished.images
         data: list[Pieces] | None = finished.data
     else:  # a replay, or deleted meanwhile: from the database and the store
-        done = await session.get(Job, job_id, populate_existing=True)
-        images = (await images_of(session, [job_id]))[job_id]
-        await session.commit()
+        done, images = await _load(services, job_id)
         data = None
     if done is None:  # deleted by another request meanwhile
         raise not_found("generation")
@@ -126,6 +124,14 @@ async def models(
                 )
             )
     return ModelsOut(models=out)
+
+
+async def _load(services: Services, job_id: str) -> tuple[Job | None, list[StoredImage]]:
+    async with services.sessionmaker() as session:
+        job = await session.get(Job, job_id, populate_existing=True)
+        images = (await images_of(session, [job_id]))[job_id]
+        await session.commit()
+    return job, images
 
 
 def job_failure(job: Job) -> ApiError:
