@@ -330,9 +330,10 @@ class AsyncClient:
             from .providers import create_provider
 
             await self._close_with_loop()
-            self._providers[name] = create_provider(
-                self.configs[name], session=self._session, transport=self._transport
-            )
+            if name not in self._providers:  # another call of this client may have made it
+                self._providers[name] = create_provider(
+                    self.configs[name], session=self._session, transport=self._transport
+                )
         return self._providers[name]
 
     async def _close_with_loop(self) -> None:

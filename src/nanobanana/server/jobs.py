@@ -19,6 +19,7 @@ delivers (``run_queued``), in the same pool and with the same landing as here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..files import Pieces, file_data
 from ..request import GenerationRequest
 from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
+from .clientpool import ClientPool
 from .db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
 from .events import CLOSED
@@ -268,6 +270,8 @@ class JobManager:
         self._stopped: set[str] = set()
         self._closing = False
         self._idle_trim: asyncio.TimerHandle | None = None
+        #: The library clients the jobs run with, shared by the jobs with the same keys.
+        self._clients = ClientPool(functools.partial(client_for, services))
 
     # ----------------------------------------------------------------------- public
     def active_jobs(self, user_id: str) -> int:
@@ -441,6 +445,7 @@ class JobManager:
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.set_result(None)
+        await self._clients.aclose()
 
     # ----------------------------------------------------------------------- memory
     def _trim_when_idle(self) -> None:
@@ -552,7 +557,7 @@ class JobManager:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         one_whole = job.kind != "async" and (job.request.get("n") or 1) == 1
         landing = _Landing(self.s, job, user_id, at_end=one_whole)
-        client = client_for(self.s, upstream)
+        client = self._clients.acquire(upstream)
         call = asyncio.ensure_future(
             client.run(
                 GenerationRequest.from_record(job.request, images=refs),
@@ -594,7 +599,7 @@ class JobManager:
             )
         finally:
             self._calls.pop(job.id, None)
-            await client.aclose()
+            await self._clients.release(upstream)
         return await self._finish_ok(job, result, landing)
 
     async def _finish_ok(self, job: Job, result: Result, landing: _Landing) -> Finished | None:
