@@ -7,6 +7,8 @@ on (FastAPI's route).  A spy on the hot path's ``authenticate`` says which one a
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,8 +17,11 @@ import orjson
 import pytest
 
 from nanobanana.server import deps, hotroutes
+from nanobanana.server.compat.openrouter_request import ChatRequest
+from nanobanana.server.db.models import User
 from nanobanana.server.deps import Auth
 from nanobanana.server.middleware import API_CSP
+from nanobanana.server.schemas import GenerateIn
 
 from .conftest import OPENROUTER_CANARY, Api, running
 
@@ -170,6 +175,28 @@ async def test_replays_and_streams_on_the_hot_path(api: Api, hot_calls: list[str
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     assert '"images"' in r.text and r.text.rstrip().endswith("data: [DONE]")
     assert len(hot_calls) == 3
+
+
+@pytest.mark.parametrize("path", [SEED, CHAT])
+async def test_a_waiting_generation_holds_neither_its_body_nor_its_user(
+    api: Api, hot_calls: list[str], path: str
+) -> None:
+    h = await api.user("lean")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    prompt = f"a slow banana {path} [emulator:latency:1.5]"
+    body: dict[str, Any] = (
+        {"prompt": prompt} if path == SEED else {"messages": [{"role": "user", "content": prompt}]}
+    )
+    request = asyncio.create_task(post(api, path, body, h, "application/json"))
+    while not api.services.job_manager._calls:  # the upstream call has begun
+        await asyncio.sleep(0.02)
+    gc.collect()
+    objects = gc.get_objects()
+    bodies = [o for o in objects if isinstance(o, GenerateIn | ChatRequest) and prompt in repr(o)]
+    users = [o for o in objects if isinstance(o, User) and o.__dict__.get("username") == "lean"]
+    assert bodies == [] and users == []
+    r = await request
+    assert r.status_code == 200 and len(hot_calls) == 1
 
 
 async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:

@@ -4,11 +4,12 @@
 ``/v1/chat/completions``) are what image tools call in a loop.  ``HotRoutes`` sits in front of
 the FastAPI application (``app.App``) and does for them what the stack and their dependencies
 do: the body limit (``middleware.too_large``), the bearer token (``deps.authenticate``), the
-JSON body parsed into the route's request model; then it calls the same
-route function and sends its response with the security headers
-(``middleware.add_security_headers``).  Errors get the answers FastAPI's handlers give
-(``problems.answer_error``, or the dialect's renderer for the OpenRouter-compatible route;
-an unexpected one ``problems.on_unexpected``'s 500).
+JSON body parsed into the route's request model; then it calls the route function's two
+halves (the job accepted, then its answer, holding neither the body nor the user in between)
+and sends the response with the security headers (``middleware.add_security_headers``).
+Errors get the answers FastAPI's handlers give (``problems.answer_error``, or the dialect's
+renderer for the OpenRouter-compatible route; an unexpected one ``problems.on_unexpected``'s
+500).
 
 Any other request goes to FastAPI untouched, and so does any request this path would answer
 differently or could not explain as well: another method or path, a query string, no
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .compat.openrouter_request import ChatRequest
+from .db.models import User
 from .deps import authenticate
 from .middleware import add_security_headers, too_large
 from .problems import HANDLED, ApiError, answer_error, on_unexpected
@@ -41,8 +43,10 @@ from .services import Services
 @dataclass(frozen=True)
 class HotRoute:
     model: type[BaseModel]
-    #: The route function, called with the same arguments FastAPI would give it.
-    endpoint: Callable[..., Awaitable[Response]]
+    #: The two halves of the route function: the request as a job (from the body, the user,
+    #: the services and the Idempotency-Key), then the answer once it has ended.
+    accept: Callable[[Any, User, Services, str | None], Awaitable[Any]]
+    answer: Callable[[Services, Any], Awaitable[Response]]
     #: The errors its route class or the app's handlers answer, and their answer.
     caught: tuple[type[Exception], ...]
     answer_error: Callable[[Request, Exception], Awaitable[Response]]
@@ -52,8 +56,14 @@ async def _openrouter_error(request: Request, exc: Exception) -> Response:
     return dialect_answer(render_openrouter, request, exc)
 
 
-_SEED = HotRoute(GenerateIn, generate.generate, HANDLED, answer_error)
-_CHAT = HotRoute(ChatRequest, compat_openrouter.chat_completions, CAUGHT, _openrouter_error)
+_SEED = HotRoute(GenerateIn, generate.accept, generate.answer, HANDLED, answer_error)
+_CHAT = HotRoute(
+    ChatRequest,
+    compat_openrouter.accept,
+    compat_openrouter.answer,
+    CAUGHT,
+    _openrouter_error,
+)
 ROUTES = {
     "/api/nano-banana/generate": _SEED,
     "/api/v1/chat/completions": _CHAT,
@@ -120,16 +130,13 @@ class HotRoutes:
             return
         del body
         services: Services = self.owner.state.services
+        key = idempotency_key.decode("latin-1") if idempotency_key is not None else None
         try:
             auth = await authenticate(services, token)
-            response = await route.endpoint(
-                parsed,
-                user=auth.user,
-                services=services,
-                idempotency_key=(
-                    idempotency_key.decode("latin-1") if idempotency_key is not None else None
-                ),
-            )
+            accepted = await route.accept(parsed, auth.user, services, key)
+            # Not held while the job runs: the body (with any reference images) and the user.
+            del parsed, auth
+            response = await route.answer(services, accepted)
         except route.caught as exc:
             response = await route.answer_error(Request(scope), exc)
         except Exception as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -112,12 +113,33 @@ async def chat_completions(
     """Generate an image as an OpenRouter chat completion (`message.images`), plain or
     streamed (`delta.images`).  The prompt is the last user message's text; its `image_url`
     parts (data URLs) are reference images."""
+    return await answer(services, await accept(body, user, services, idempotency_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    job_id: str
+    #: The model's OpenRouter id, as the answer names it.
+    model: str
+    replayed: bool
+    stream: bool
+
+
+async def accept(
+    body: ChatRequest, user: User, services: Services, idempotency_key: str | None
+) -> Accepted:
+    """The call as a job, committed and running (the first half of ``chat_completions``: a
+    caller that drops the body and the user before ``answer`` holds neither while it runs)."""
     call = parse_chat(body)
     spec, job, replayed = await _submit(services, user, call, idempotency_key)
-    job_id = job.id
-    model = openrouter_id(spec)
+    return Accepted(job.id, openrouter_id(spec), replayed, call.stream)
+
+
+async def answer(services: Services, accepted: Accepted) -> Response:
+    """The completion, or its stream, once the job has ended (the second half)."""
+    job_id, model, replayed = accepted.job_id, accepted.model, accepted.replayed
     headers = job_headers(job_id, replayed)
-    if call.stream:
+    if accepted.stream:
         headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return StreamingResponse(
             _stream(services, job_id, model, replayed), media_type=MEDIA_TYPE_SSE, headers=headers

@@ -13,6 +13,7 @@ request, not the service, is at fault; ``reason`` and the model's ``text`` are i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Header, Query, Response
 from ...files import Pieces
 from ...providers import INFOS, PROVIDERS
 from ..compat.splice import SplicedBody, SplicedResponse, Splicer
-from ..db.models import Job, StoredImage
+from ..db.models import Job, StoredImage, User
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..generation import IDEMPOTENCY_HEADER, submit_job
 from ..problems import ApiError, job_error, not_found
@@ -56,11 +57,30 @@ async def generate(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Generate images and wait for them: `{images: [base64...], prompt, model, ...}`."""
+    return await answer(services, await accept(body, user, services, idempotency_key))
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    job_id: str
+    replayed: bool
+
+
+async def accept(
+    body: GenerateIn, user: User, services: Services, idempotency_key: str | None
+) -> Accepted:
+    """The request as a job, committed and running (the first half of ``generate``: a
+    caller that drops the body and the user before ``answer`` holds neither while it runs)."""
     job, replayed = await submit_job(
         services, user, body, kind="seed", idempotency_key=idempotency_key
     )
-    job_id = job.id
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return Accepted(job.id, replayed)
+
+
+async def answer(services: Services, accepted: Accepted) -> Response:
+    """The answer once the job has ended (the second half of ``generate``)."""
+    job_id = accepted.job_id
+    headers = {"Idempotent-Replayed": "true"} if accepted.replayed else {}
     finished = await services.job_manager.wait(job_id)
     if finished is not None:  # ran here: the record, rows and bytes are in memory
         done: Job | None = finished.job
