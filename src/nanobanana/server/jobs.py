@@ -557,10 +557,12 @@ class JobManager:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         one_whole = job.kind != "async" and (job.request.get("n") or 1) == 1
         landing = _Landing(self.s, job, user_id, at_end=one_whole)
+        request = GenerationRequest.from_record(job.request, images=refs)
+        # Released in the ``finally`` below: nothing that can raise comes in between.
         client = self._clients.acquire(upstream)
         call = asyncio.ensure_future(
             client.run(
-                GenerationRequest.from_record(job.request, images=refs),
+                request,
                 on_event=landing,
                 # Async jobs are watched over their event stream, so the model's text is relayed
                 # as it arrives; the synchronous routes answer once, so they skip SSE parsing.

@@ -262,9 +262,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def answer_error(request: Request, exc: Exception) -> Response:
-    """The answer the app's handlers give to ``exc``, for code that runs outside FastAPI's
-    routing (``hotroutes``); any other exception is raised again, for the handler of
-    unexpected errors around the whole app."""
+    """The answer the app's handlers give to ``exc`` (one of ``HANDLED``), for code that runs
+    outside FastAPI's routing (``hotroutes``); any other exception is raised again."""
     for kind in type(exc).__mro__:
         handler = _HANDLERS.get(kind)
         if handler is not None:
