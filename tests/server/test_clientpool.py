@@ -75,10 +75,11 @@ async def test_past_max_idle_the_longest_unused_is_closed_first() -> None:
     assert b.closed
 
 
-async def test_its_repr_never_shows_a_key() -> None:
+async def test_it_keeps_no_key_but_in_the_client() -> None:
     p = pool(Clock())
     p.acquire(upstream(OPENROUTER_CANARY))
     assert "CANARY" not in repr(p) and "clients=1" in repr(p)
+    assert not any(b"CANARY" in key for key in p._clients)
 
 
 async def test_one_user_s_generations_run_on_one_client(api: Api) -> None:

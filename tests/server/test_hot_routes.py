@@ -91,6 +91,11 @@ async def test_a_generation_answers_alike_on_both_paths(api: Api, hot_calls: lis
     assert hot.status_code == 200, hot.text
     assert shape(hot) == shape(slow)
     assert len(hot.json()["images"]) == 1 and hot.json()["prompt"] == "a hot banana"
+    # The token read as FastAPI reads it, spaces around it and all.
+    spaced = {"Authorization": h["Authorization"].replace(" ", "   ", 1) + "  "}
+    hot, slow = await both(api, hot_calls, SEED, {"prompt": "spaced"}, spaced)
+    assert hot.status_code == 200, hot.text
+    assert shape(hot) == shape(slow)
     # Kept in the history like any other generation.
     listed = (await api.client.get("/api/generations", headers=h)).json()
     assert hot.json()["id"] in {g["id"] for g in listed["items"]}

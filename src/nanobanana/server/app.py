@@ -37,13 +37,11 @@ shape `{"error": {"code": "...", "message": "...", ...details}}`.
 class App(FastAPI):
     """The FastAPI application, with the hot routes (``hotroutes``) served in front of it."""
 
-    hot: HotRoutes | None = None
+    #: Set by ``create_app``; hands everything else to ``FastAPI.__call__``.
+    hot: HotRoutes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.hot is None:
-            await super().__call__(scope, receive, send)
-        else:
-            await self.hot(scope, receive, send)
+        await self.hot(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,15 +10,16 @@ oldest first), so a replaced or deleted key does not stay in memory for long.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
 from ..client import AsyncClient
 from .upstream import Upstream
-
-_Key = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str | None], ...], bool]
 
 
 @dataclass(slots=True)
@@ -28,12 +29,15 @@ class _Entry:
     users: int = 0
 
 
-def _key(upstream: Upstream) -> _Key:
-    return (
-        tuple(sorted(upstream.api_keys.items())),
-        tuple(sorted(upstream.base_urls.items())),
+def _key(upstream: Upstream) -> bytes:
+    """A digest of the keys, base URLs and kind: the keys themselves are never a dict key
+    here (a traceback's locals or a debugger's view of the pool would show them)."""
+    material = (
+        sorted(upstream.api_keys.items()),
+        sorted(upstream.base_urls.items()),
         upstream.synthetic,
     )
+    return hashlib.sha256(orjson.dumps(material)).digest()
 
 
 class ClientPool:
@@ -49,9 +53,9 @@ class ClientPool:
         self.idle_seconds = idle_seconds
         self.max_idle = max_idle
         self._clock = clock
-        self._clients: dict[_Key, _Entry] = {}
+        self._clients: dict[bytes, _Entry] = {}
         #: The unused clients' keys, the longest unused first, with when they were released.
-        self._idle: OrderedDict[_Key, float] = OrderedDict()
+        self._idle: OrderedDict[bytes, float] = OrderedDict()
 
     def __repr__(self) -> str:  # never the keys
         return f"ClientPool(clients={len(self._clients)}, idle={len(self._idle)})"

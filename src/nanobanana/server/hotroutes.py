@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -153,11 +154,11 @@ class HotRoutes:
 
 
 def _bearer(authorization: bytes | None) -> str | None:
-    """The credentials of ``Authorization: Bearer <credentials>``, read as FastAPI's
-    ``HTTPBearer`` reads them; None for anything else."""
+    """The credentials of ``Authorization: Bearer <credentials>``, read by the same function
+    as FastAPI's ``HTTPBearer``; None for anything else."""
     if not authorization:
         return None
-    scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+    scheme, credentials = get_authorization_scheme_param(authorization.decode("latin-1"))
     if scheme.lower() != "bearer" or not credentials:
         return None
     return credentials
