@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nanobanana.server import deps, hotroutes
 from nanobanana.server.compat.openrouter_request import ChatRequest
@@ -308,3 +309,31 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing() -> None:
     }
     await hotroutes.HotRoutes(app, None, max_bytes=1000, cors=False)(scope, receive, send)
     assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        (SEED, {"prompt": "{p}"}, FASTAPI_JSON),
+        (CHAT, {"messages": [{"role": "user", "content": "{p}"}]}, FASTAPI_JSON),
+        ("/api/v1/images", {"prompt": "{p}", "model": "google/gemini-2.5-flash-image"}, None),
+        ("/v1/images/generations", {"prompt": "{p}"}, None),
+    ],
+)
+async def test_no_route_holds_a_database_session_while_its_generation_waits(
+    api: Api, path: str, body: dict[str, Any], content_type: str | None
+) -> None:
+    """FastAPI's routes too: the authentication and the intake each close their session before
+    the wait (one per waiting request would be thousands held for a slow upstream)."""
+    h = await api.user("waiter")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    prompt = f"a slow banana {path} [emulator:latency:1.5]"
+    raw = orjson.dumps(body).replace(b"{p}", prompt.encode())
+    request = asyncio.create_task(post(api, path, raw, h, content_type or "application/json"))
+    while not api.services.job_manager._calls:  # the upstream call has begun
+        await asyncio.sleep(0.02)
+    gc.collect()
+    sessions = [o for o in gc.get_objects() if type(o) is AsyncSession]
+    assert sessions == []
+    r = await request
+    assert r.status_code == 200, r.text

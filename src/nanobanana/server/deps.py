@@ -74,13 +74,14 @@ def _unauthorized(problem: str = "Missing or invalid bearer token.") -> ApiError
 async def get_auth(
     request: Request,
     services: ServicesDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Auth:
+    """The caller's account, looked up in a session of its own (closed before the route runs):
+    a route that waits for a generation holds no session through the authentication."""
     raw: str | None = credentials.credentials if credentials else None
     if raw is None and request.method in ("GET", "HEAD") and "authorization" not in request.headers:
         raw = request.cookies.get(SESSION_COOKIE)
-    return await authenticate(services, raw, session)
+    return await authenticate(services, raw)
 
 
 async def authenticate(

@@ -10,13 +10,13 @@ stored keys and the service's fallback.  The mapping of ``size``, ``quality``, `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...catalog import ModelChoice
+from ...catalog import ModelSpec
 from ...client import MAX_PROMPT_CHARS, MAX_SEED
 from ...imaging import b64encode
 from ..compat.errors import Problem, ProblemError, bad_request
@@ -36,8 +36,8 @@ from ..compat.openai_images import (
 from ..compat.openrouter_request import VISIBLE, clean_text
 from ..compat.schemas import ImagesResponse, OpenAIError, OpenAIModels, error_responses
 from ..compat.splice import SplicedResponse
-from ..db.models import User
-from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..db.models import Job, User
+from ..deps import CurrentUser, ServicesDep
 from ..generation import create_job
 from ..services import Services
 from ..uploads import too_large
@@ -57,32 +57,49 @@ router = APIRouter(tags=["OpenAI-compatible"], route_class=OpenAIRoute)
 _RESPONSES = error_responses(OpenAIError, 400, 401, 402, 408, 409, 413, 422, 429, 502, 503)
 
 
+async def _submit(
+    services: Services,
+    user: User,
+    requested: str | None,
+    provider_hint: str | None,
+    make_call: Callable[[ModelSpec], ImagesCall],
+    references: list[str],
+    idempotency_key: str | None,
+) -> tuple[ModelSpec, ImagesCall, Job, bool]:
+    """The call as a job: (its model, the call, the job, replayed), in a session closed
+    before the route waits for the job."""
+    async with services.sessionmaker() as session:
+        choice, provider = await choose_target(session, services, user.id, requested, provider_hint)
+        call = make_call(choice.spec)
+        body = generate_in(
+            prompt=call.prompt,
+            num_images=call.n,
+            provider=provider,
+            # As the caller spelled it, so that the job warns about an old spelling.
+            model=requested or choice.name,
+            aspect_ratio=call.aspect_ratio,
+            image_size=call.image_size,
+            seed=call.seed,
+            images=references,
+        )
+        job, replayed = await create_job(
+            session, services, user, body, kind="openai", idempotency_key=idempotency_key
+        )
+    return choice.spec, call, job, replayed
+
+
 async def _run(
     request: Request,
     services: Services,
-    session: AsyncSession,
     user: User,
-    target: tuple[ModelChoice, str],
-    call: ImagesCall,
+    requested: str | None,
+    provider_hint: str | None,
+    make_call: Callable[[ModelSpec], ImagesCall],
     references: list[str],
     idempotency_key: str | None,
-    requested: str | None,
 ) -> Response:
-    choice, provider = target
-    spec = choice.spec
-    body = generate_in(
-        prompt=call.prompt,
-        num_images=call.n,
-        provider=provider,
-        # As the caller spelled it, so that the job warns about an old spelling.
-        model=requested or choice.name,
-        aspect_ratio=call.aspect_ratio,
-        image_size=call.image_size,
-        seed=call.seed,
-        images=references,
-    )
-    job, replayed = await create_job(
-        session, services, user, body, kind="openai", idempotency_key=idempotency_key
+    spec, call, job, replayed = await _submit(
+        services, user, requested, provider_hint, make_call, references, idempotency_key
     )
     notes = [(SIZE_WARNING_HEADER, call.size_note)] if call.size_note else []
     headers = job_headers(job.id, replayed, notes)
@@ -101,32 +118,26 @@ async def generations(
     request: Request,
     user: CurrentUser,
     services: ServicesDep,
-    session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Generate images from a prompt: `{created, data: [{b64_json} | {url}], usage}`."""
-    target = await choose_target(
-        session, services, user.id, catalog_model(body.model), body.provider
-    )
-    call = plan(
-        target[0].spec,
-        prompt=clean_text(body.prompt),
-        n=body.n,
-        size=body.size,
-        quality=body.quality,
-        response_format=body.response_format,
-        seed=body.seed,
-    )
     return await _run(
         request,
         services,
-        session,
         user,
-        target,
-        call,
+        catalog_model(body.model),
+        body.provider,
+        lambda spec: plan(
+            spec,
+            prompt=clean_text(body.prompt),
+            n=body.n,
+            size=body.size,
+            quality=body.quality,
+            response_format=body.response_format,
+            seed=body.seed,
+        ),
         [],
         idempotency_key,
-        catalog_model(body.model),
     )
 
 
@@ -139,7 +150,6 @@ async def edits(
     request: Request,
     user: CurrentUser,
     services: ServicesDep,
-    session: SessionDep,
     prompt: Annotated[str, Form(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=VISIBLE)],
     image: FileList = None,
     images: Annotated[
@@ -163,26 +173,23 @@ async def edits(
     if not files:
         raise bad_request("Send at least one image file (field `image` or `image[]`).", "images")
     references = [await _data_url(f, services.settings.max_upload_bytes) for f in files]
-    target = await choose_target(session, services, user.id, catalog_model(model), provider)
-    call = plan(
-        target[0].spec,
-        prompt=clean_text(prompt),
-        n=n,
-        size=size,
-        quality=quality,
-        response_format=response_format,
-        seed=seed,
-    )
     return await _run(
         request,
         services,
-        session,
         user,
-        target,
-        call,
+        catalog_model(model),
+        provider,
+        lambda spec: plan(
+            spec,
+            prompt=clean_text(prompt),
+            n=n,
+            size=size,
+            quality=quality,
+            response_format=response_format,
+            seed=seed,
+        ),
         references,
         idempotency_key,
-        catalog_model(model),
     )
 
 

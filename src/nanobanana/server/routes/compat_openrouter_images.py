@@ -10,9 +10,11 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Response
 
+from ...catalog import ModelSpec
 from ..compat.models import openrouter_id
 from ..compat.openai_images import SIZE_WARNING_HEADER
 from ..compat.openrouter_images import (
+    ImageCall,
     ImageRequest,
     image_endpoints,
     image_model,
@@ -29,9 +31,11 @@ from ..compat.schemas import (
     error_responses,
 )
 from ..compat.splice import SplicedResponse
-from ..deps import CurrentUser, ServicesDep, SessionDep
+from ..db.models import Job, User
+from ..deps import CurrentUser, ServicesDep
 from ..generation import create_job
 from ..problems import not_found
+from ..services import Services
 from .compat_common import (
     IdempotencyKey,
     OpenRouterImagesRoute,
@@ -45,6 +49,32 @@ from .compat_common import (
 router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterImagesRoute)
 
 
+async def _submit(
+    services: Services, user: User, body: ImageRequest, idempotency_key: str | None
+) -> tuple[ModelSpec, ImageCall, Job, bool]:
+    """The call as a job: (its model, the call, the job, replayed), in a session closed
+    before the route waits for the job."""
+    async with services.sessionmaker() as session:
+        choice, provider = await choose_target(
+            session, services, user.id, body.model, route_hint(body)
+        )
+        call = plan(choice.spec, body, clean_text(body.prompt))
+        request = generate_in(
+            prompt=call.prompt,
+            num_images=call.n,
+            provider=provider,
+            model=body.model,  # as the caller spelled it, so that the job warns about an old one
+            aspect_ratio=call.aspect_ratio,
+            image_size=call.image_size,
+            seed=call.seed,
+            images=list(call.images),
+        )
+        job, replayed = await create_job(
+            session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
+        )
+    return choice.spec, call, job, replayed
+
+
 @router.post(
     "/api/v1/images",
     response_model=ImageGenerationResponse,
@@ -54,28 +84,12 @@ async def generate(
     body: ImageRequest,
     user: CurrentUser,
     services: ServicesDep,
-    session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Generate images (OpenRouter's Image API): `{created, data: [{b64_json, media_type}],
     usage}`.  `stream: true` is answered with the whole answer, as OpenRouter answers it for
     models without native image streaming."""
-    choice, provider = await choose_target(session, services, user.id, body.model, route_hint(body))
-    spec = choice.spec
-    call = plan(spec, body, clean_text(body.prompt))
-    request = generate_in(
-        prompt=call.prompt,
-        num_images=call.n,
-        provider=provider,
-        model=body.model,  # as the caller spelled it, so that the job warns about an old one
-        aspect_ratio=call.aspect_ratio,
-        image_size=call.image_size,
-        seed=call.seed,
-        images=list(call.images),
-    )
-    job, replayed = await create_job(
-        session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
-    )
+    spec, call, job, replayed = await _submit(services, user, body, idempotency_key)
     notes = [(SIZE_WARNING_HEADER, call.size_note)] if call.size_note else []
     headers = job_headers(job.id, replayed, notes)
     outcome = await answered_outcome(services, job.id, openrouter_id(spec), replayed, headers)
