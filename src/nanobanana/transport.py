@@ -2,10 +2,11 @@
 
 The provider sends through a ``Transport``.  ``request(...)`` is an async context manager that
 yields a ``Response``: ``status``, ``headers``, ``content_length``, ``content_type``,
-``content.iter_any()`` and ``close()``.  That is aiohttp's own ``ClientResponse``, so the
-service's hot path keeps aiohttp's objects as they are.  A failure comes out as one of the
-transport's ``errors``, and ``classify`` says what the provider needs to know about it: was
-the request sent at all (``connect`` and ``invalid_url`` say no), and if so what went wrong.
+``content.iter_any()``, ``content.iter_chunks()`` and ``close()``.  That is aiohttp's own
+``ClientResponse``, so the service's hot path keeps aiohttp's objects as they are.  A failure
+comes out as one of the transport's ``errors``, and ``classify`` says what the provider needs
+to know about it: was the request sent at all (``connect`` and ``invalid_url`` say no), and if
+so what went wrong.
 
 ``StdlibTransport`` is for one-shot processes such as ``nanobanana generate``.  Importing
 aiohttp costs 0.15-0.35 s, more than a whole 1K generation against a local server: its
@@ -68,6 +69,10 @@ class TransportError(Exception):
 
 class Body(Protocol):
     def iter_any(self) -> AsyncIterator[bytes]: ...
+
+    #: (bytes, end of an HTTP chunk) as they were received: no two joined (aiohttp's
+    #: ``iter_any`` joins what arrived meanwhile, a copy of most of a large body).
+    def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]: ...
 
 
 class Response(Protocol):
@@ -363,6 +368,10 @@ class _StdlibResponse:
             )
         for piece in self._inflate(None):
             yield piece
+
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
+        async for piece in self.iter_any():
+            yield piece, False
 
     def _read1(self) -> bytes:
         import http.client

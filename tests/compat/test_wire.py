@@ -110,7 +110,7 @@ def test_large_bodies_come_in_bounded_pieces_with_the_same_bytes() -> None:
     """A 4K-sized payload is base64ed slice by slice as it is sent: no piece is the whole
     20 MB, the pieces join up to exactly the encoder's JSON, and the length is known first."""
     rng = random.Random(7)
-    big = rng.randbytes(splice.ONE_PIECE_BYTES)  # base64 makes it larger than one piece
+    big = rng.randbytes(8 * 1024 * 1024)  # larger than a slice
     odd = rng.randbytes(splice.SLICE_BYTES + 1)  # a slice boundary inside a payload
     # An image with its provenance inserted: pieces whose lengths are not multiples of 3.
     tagged = Pieces(odd[:34], b"provenance chunk", memoryview(odd)[34:])
@@ -135,11 +135,21 @@ def test_large_bodies_come_in_bounded_pieces_with_the_same_bytes() -> None:
     small = Splicer()
     one = small.render({"x": small.b64(b"abc"), "y": small.b64(Pieces(b"a", b"bcd"))})
     assert list(one.pieces()) == [orjson.dumps({"x": "YWJj", "y": "YWJjZA=="})]
+    # A 1K image's answer: its base64 is sent as made, between the JSON around it (joined with
+    # the base64 of the PNG head that carries the provenance), never copied into one body.
+    image = rng.randbytes(1_300_000)
+    one_k = Splicer()
+    doc = {"id": "j", "images": [one_k.b64(Pieces(image[:40], b"meta", image[40:]))], "n": 1}
+    sent = list(one_k.render(doc).pieces())
+    assert [len(p) < splice.SMALL_PIECE_BYTES for p in sent] == [True, False, True]
+    assert b"".join(sent) == orjson.dumps(
+        {**doc, "images": [pybase64.b64encode(image[:40] + b"meta" + image[40:]).decode()]}
+    )
 
 
 async def test_spliced_response_sends_every_piece_with_its_length() -> None:
     splicer = Splicer()
-    payload = random.Random(3).randbytes(splice.ONE_PIECE_BYTES)
+    payload = random.Random(3).randbytes(8 * 1024 * 1024)
     body = splicer.render({"b64": splicer.b64(payload)})
     response = splice.SplicedResponse(body, 201, {"X-Job": "j1"})
     sent: list[dict[str, Any]] = []

@@ -167,7 +167,7 @@ class OpenRouterProvider:
             buf = bytearray(length)
             view = memoryview(buf)
             total = 0
-            async for chunk in resp.content.iter_any():
+            async for chunk, _ in resp.content.iter_chunks():
                 end = total + len(chunk)
                 if end > length:  # more than announced (aiohttp refuses this itself)
                     raise InvalidResponseError(
@@ -183,7 +183,7 @@ class OpenRouterProvider:
             return buf  # bytearray: read like bytes, never copied again
         chunks: list[bytes] = []
         total = 0
-        async for chunk in resp.content.iter_any():
+        async for chunk, _ in resp.content.iter_chunks():
             total += len(chunk)
             if total > cap:
                 resp.close()
