@@ -9,8 +9,9 @@ face.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .catalog import VARIANT_PROVIDER, Catalog, ModelChoice, ModelSpec, validate_image_options
@@ -56,8 +57,9 @@ class GenerationRequest:
 
     def record(self) -> dict[str, Any]:
         """The request as JSON-ready data, without its images (stored apart, by reference)."""
-        data = asdict(self)
-        del data["images"]
+        data = {name: getattr(self, name) for name in _RECORDED}
+        # The only field that is not a scalar: a copy of its own (its values may be lists).
+        data["image_options"] = copy.deepcopy(dict(self.image_options))
         return data
 
     @classmethod
@@ -70,6 +72,10 @@ class GenerationRequest:
         if values.get("n") is None:
             values.pop("n", None)
         return cls(**values, images=tuple(images))
+
+
+#: What ``GenerationRequest.record`` keeps: every field but the images (stored apart).
+_RECORDED = tuple(f.name for f in fields(GenerationRequest) if f.name != "images")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from nanobanana import AsyncClient, GenerationRequest
 from nanobanana.catalog import Catalog
 from nanobanana.errors import UnknownModelError, ValidationError
 from nanobanana.request import resolve_target
+from nanobanana.types import Attempt, ImageFailure, Usage, flat_dict
 
 CATALOG = Catalog()
 FLUX = "black-forest-labs/flux.2-pro"  # served by OpenRouter alone
@@ -122,6 +123,32 @@ def test_a_record_round_trips_without_its_images() -> None:
     # Older records: unknown keys left out, a missing or null n is one image.
     old = GenerationRequest.from_record({"prompt": "a fox", "n": None, "retired": 1})
     assert old == GenerationRequest(prompt="a fox")
+
+
+def test_a_record_is_what_asdict_gave_without_the_images_and_detached() -> None:
+    options = {"style": "flat", "font_inputs": [{"text": "SALE"}]}
+    request = GenerationRequest(prompt="a fox", images=(b"png bytes",), image_options=options)
+    expected = dataclasses.asdict(request)
+    del expected["images"]
+    record = request.record()
+    assert record == expected
+    record["image_options"]["font_inputs"].append({"text": "changed"})
+    assert options == {"style": "flat", "font_inputs": [{"text": "SALE"}]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Attempt(provider="google", model="m", status="error", error="quota", http_status=429),
+        Usage(input_tokens=3, cost=0.04, cost_is_estimate=True),
+        ImageFailure(index=1, error="blocked", error_code="blocked"),
+    ],
+)
+def test_flat_dict_is_asdict_for_the_recorded_types(value: object) -> None:
+    """``flat_dict`` copies no value: these types must hold only scalars."""
+    got = flat_dict(value)  # type: ignore[arg-type]
+    assert got == dataclasses.asdict(value)  # type: ignore[call-overload]
+    assert all(v is None or isinstance(v, str | int | float | bool) for v in got.values())
 
 
 def test_fields_are_keyword_only_and_misspellings_are_errors() -> None:

@@ -13,12 +13,12 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..types import Image, Result
+from ..types import Image, Result, flat_dict
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 IMAGE_SUFFIXES[".webp"] = "image/webp"
@@ -178,10 +178,10 @@ def result_json(result: Result, saved: list[SavedFile]) -> dict[str, Any]:
         "finish_reason": result.finish_reason,
         "cost": result.usage.cost,
         "cost_is_estimate": result.usage.cost_is_estimate,
-        "usage": asdict(result.usage),
-        "attempts": [asdict(a) for a in result.attempts],
+        "usage": flat_dict(result.usage),
+        "attempts": [flat_dict(a) for a in result.attempts],
         "fallback_used": result.fallback_used,
-        "failures": [asdict(f) for f in result.failures],
+        "failures": [flat_dict(f) for f in result.failures],
         "warnings": list(result.warnings),
         "elapsed_s": round(result.elapsed_s, 3),
         "first_image_s": None if result.first_image_s is None else round(result.first_image_s, 3),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,16 @@ from sqlalchemy import Connection, func, insert, select, update
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..files import Pieces, file_data
 from ..request import GenerationRequest
-from ..types import Attempt, AttemptEvent, Image, ImageEvent, Result, StreamEvent, TextDelta
+from ..types import (
+    Attempt,
+    AttemptEvent,
+    Image,
+    ImageEvent,
+    Result,
+    StreamEvent,
+    TextDelta,
+    flat_dict,
+)
 from .clientpool import ClientPool
 from .db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
@@ -97,7 +106,7 @@ class _Relay:
                     "fallback",
                     {"index": att.index, "from": first, "to": att.provider},
                 )
-            self.bus.publish(self.job_id, "attempt", asdict(att))
+            self.bus.publish(self.job_id, "attempt", flat_dict(att))
         elif isinstance(ev, TextDelta):
             self.bus.publish(self.job_id, "text", {"text": ev.text})
         elif isinstance(ev, ImageEvent):
@@ -148,7 +157,7 @@ class _Landing:
     async def __call__(self, ev: StreamEvent) -> None:
         self.relay(ev)
         if isinstance(ev, AttemptEvent):
-            self.attempts.append(asdict(ev.attempt))
+            self.attempts.append(flat_dict(ev.attempt))
         elif isinstance(ev, ImageEvent) and ev.image.index not in self.rows and not self.gone:
             self.arrived[ev.image.index] = ev.image
             if not self.at_end:
@@ -196,7 +205,7 @@ class _Landing:
             index=image.index,
         )
         costs = [*self.costs, (meta.get("cost"), bool(meta.get("cost_is_estimate")))]
-        values: dict[str, Any] = {"attempts": [*self.attempts, asdict(landed)]}
+        values: dict[str, Any] = {"attempts": [*self.attempts, flat_dict(landed)]}
         if not self.rows:
             values.update(
                 provider=landed.provider,
@@ -589,7 +598,7 @@ class JobManager:
             return None
         except NanobananaError as exc:
             status = "blocked" if isinstance(exc, ContentError) else "failed"
-            attempts = [asdict(a) for a in exc.attempts]
+            attempts = [flat_dict(a) for a in exc.attempts]
             return await self._finish_failed(
                 job,
                 exc.code,
@@ -620,11 +629,11 @@ class JobManager:
             "model": result.model,
             "provider_model": result.provider_model,
             "text": result.text or None,
-            "attempts": [asdict(a) for a in result.attempts],
-            "failures": [asdict(f) for f in result.failures],
+            "attempts": [flat_dict(a) for a in result.attempts],
+            "failures": [flat_dict(f) for f in result.failures],
             "warnings": list(result.warnings),
             "grounding": None if result.grounding is None else result.grounding.to_dict(),
-            "usage": asdict(result.usage),
+            "usage": flat_dict(result.usage),
             "cost": result.usage.cost,  # None for synthetic images (the client clears it)
             "cost_is_estimate": result.usage.cost_is_estimate,
             "synthetic": result.synthetic,
