@@ -329,11 +329,18 @@ async def test_no_route_holds_a_database_session_while_its_generation_waits(
     await api.put_key(h, "openrouter", OPENROUTER_CANARY)
     prompt = f"a slow banana {path} [emulator:latency:1.5]"
     raw = orjson.dumps(body).replace(b"{p}", prompt.encode())
+    gc.collect()
+    # Sessions other tests left alive (in tracebacks, say) are not this request's.
+    before = [o for o in gc.get_objects() if type(o) is AsyncSession]
     request = asyncio.create_task(post(api, path, raw, h, content_type or "application/json"))
     while not api.services.job_manager._calls:  # the upstream call has begun
         await asyncio.sleep(0.02)
     gc.collect()
-    sessions = [o for o in gc.get_objects() if type(o) is AsyncSession]
+    sessions = [
+        o
+        for o in gc.get_objects()
+        if type(o) is AsyncSession and not any(o is old for old in before)
+    ]
     assert sessions == []
     r = await request
     assert r.status_code == 200, r.text
