@@ -8,6 +8,7 @@ around it, so that a target can be held against what it leaves room for:
 
     .venv/bin/python bench/floor.py                  # 200 rounds, a few seconds
     .venv/bin/python bench/floor.py --rounds 500 --dir /var/lib/nanobanana
+    .venv/bin/python bench/floor.py --pixels 4096 --rounds 20    # a 4K image
 
 The image is the emulator's fixed 1K payload (the one scenarios 1-2 serve).  The parse, the
 decode and the PNG check are the service's own functions, the fastest way this project knows
@@ -53,8 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (a temp dir)")
+    parser.add_argument(
+        "--pixels", type=int, default=1024, help="the square image's side: 1024 (1K), 4096 (4K)"
+    )
     args = parser.parse_args()
-    payload = ImageFactory().fixed_payload(1024, 1024)
+    payload = ImageFactory().fixed_payload(args.pixels, args.pixels)
     b64 = payload.b64
     answer = orjson.dumps(
         {
@@ -108,8 +112,8 @@ def main() -> None:
         ("base64-encode the image for the answer", lambda i: pybase64.b64encode(image)),
     ]
     print(
-        f"1K image: {len(image) / 1e6:.2f} MB PNG, {len(answer) / 1e6:.2f} MB upstream answer; "
-        f"{args.rounds} rounds, medians\n"
+        f"{args.pixels}x{args.pixels} image: {len(image) / 1e6:.2f} MB PNG, "
+        f"{len(answer) / 1e6:.2f} MB upstream answer; {args.rounds} rounds, medians\n"
     )
     print("| step | wall ms | CPU ms |")
     print("|---|---|---|")
