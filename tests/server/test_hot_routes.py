@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -321,7 +322,11 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing() -> None:
     ],
 )
 async def test_no_route_holds_a_database_session_while_its_generation_waits(
-    api: Api, path: str, body: dict[str, Any], content_type: str | None
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    body: dict[str, Any],
+    content_type: str | None,
 ) -> None:
     """FastAPI's routes too: the authentication and the intake each close their session before
     the wait (one per waiting request would be thousands held for a slow upstream)."""
@@ -329,18 +334,21 @@ async def test_no_route_holds_a_database_session_while_its_generation_waits(
     await api.put_key(h, "openrouter", OPENROUTER_CANARY)
     prompt = f"a slow banana {path} [emulator:latency:1.5]"
     raw = orjson.dumps(body).replace(b"{p}", prompt.encode())
-    gc.collect()
-    # Sessions other tests left alive (in tracebacks, say) are not this request's.
-    before = [o for o in gc.get_objects() if type(o) is AsyncSession]
+    # The sessions this service opens from now on (not those of other tests' services).
+    made: list[weakref.ref[AsyncSession]] = []
+    real = api.services.sessionmaker
+
+    def recording(*args: Any, **kwargs: Any) -> AsyncSession:
+        session = real(*args, **kwargs)
+        made.append(weakref.ref(session))
+        return session
+
+    monkeypatch.setattr(api.services, "sessionmaker", recording)
     request = asyncio.create_task(post(api, path, raw, h, content_type or "application/json"))
     while not api.services.job_manager._calls:  # the upstream call has begun
         await asyncio.sleep(0.02)
     gc.collect()
-    sessions = [
-        o
-        for o in gc.get_objects()
-        if type(o) is AsyncSession and not any(o is old for old in before)
-    ]
-    assert sessions == []
+    assert made, "no session was opened: the test no longer sees the request's"
+    assert [ref() for ref in made if ref() is not None] == []
     r = await request
     assert r.status_code == 200, r.text
