@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Header, Request, Response
@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...catalog import Catalog, ModelChoice
+from ...catalog import Catalog, ModelChoice, ModelSpec
 from ...errors import NanobananaError, UnknownModelError
 from ...files import Pieces
 from ..compat.errors import (
@@ -39,9 +39,9 @@ from ..compat.errors import (
 )
 from ..compat.models import openrouter_id
 from ..compat.outcome import ImagePayload, JobOutcome
-from ..db.models import Job, StoredImage
+from ..db.models import Job, StoredImage, User
 from ..defaultscache import user_defaults
-from ..generation import IDEMPOTENCY_HEADER
+from ..generation import IDEMPOTENCY_HEADER, create_job
 from ..jobs import Finished
 from ..listings import resolve
 from ..problems import ApiError
@@ -185,6 +185,32 @@ async def choose_target(
 def generate_in(**fields: Any) -> GenerateIn:
     """The service's generation request (its validation errors become 400s)."""
     return GenerateIn(**{k: v for k, v in fields.items() if v is not None})
+
+
+Kept = TypeVar("Kept")
+
+
+async def submit_call(
+    services: Services,
+    user: User,
+    *,
+    model: str | None,
+    provider_hint: str | None,
+    kind: str,
+    idempotency_key: str | None,
+    build: Callable[[ModelChoice, str], tuple[GenerateIn, Kept]],
+) -> tuple[ModelSpec, Kept, Job, bool]:
+    """A compatible call as a job: the target chosen (``choose_target``), ``build(choice,
+    provider)`` giving the generation request and what the route keeps of the call, the job
+    committed; all in one session, closed before the route waits for the job.  Returns (the
+    model, what ``build`` kept, the job, replayed)."""
+    async with services.sessionmaker() as session:
+        choice, provider = await choose_target(session, services, user.id, model, provider_hint)
+        request, kept = build(choice, provider)
+        job, replayed = await create_job(
+            session, services, user, request, kind=kind, idempotency_key=idempotency_key
+        )
+    return choice.spec, kept, job, replayed
 
 
 # ----------------------------------------------------------------------------------- jobs

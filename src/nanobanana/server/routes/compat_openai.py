@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
-from ...catalog import ModelSpec
+from ...catalog import ModelChoice, ModelSpec
 from ...client import MAX_PROMPT_CHARS, MAX_SEED
 from ...imaging import b64encode
 from ..compat.errors import Problem, ProblemError, bad_request
@@ -36,9 +36,9 @@ from ..compat.openai_images import (
 from ..compat.openrouter_request import VISIBLE, clean_text
 from ..compat.schemas import ImagesResponse, OpenAIError, OpenAIModels, error_responses
 from ..compat.splice import SplicedResponse
-from ..db.models import Job, User
+from ..db.models import User
 from ..deps import CurrentUser, ServicesDep
-from ..generation import create_job
+from ..schemas import GenerateIn
 from ..services import Services
 from ..uploads import too_large
 from .common import public_root
@@ -46,46 +46,15 @@ from .compat_common import (
     IdempotencyKey,
     OpenAIRoute,
     answered_outcome,
-    choose_target,
     generate_in,
     job_headers,
     json_bytes_response,
+    submit_call,
 )
 
 router = APIRouter(tags=["OpenAI-compatible"], route_class=OpenAIRoute)
 
 _RESPONSES = error_responses(OpenAIError, 400, 401, 402, 408, 409, 413, 422, 429, 502, 503)
-
-
-async def _submit(
-    services: Services,
-    user: User,
-    requested: str | None,
-    provider_hint: str | None,
-    make_call: Callable[[ModelSpec], ImagesCall],
-    references: list[str],
-    idempotency_key: str | None,
-) -> tuple[ModelSpec, ImagesCall, Job, bool]:
-    """The call as a job: (its model, the call, the job, replayed), in a session closed
-    before the route waits for the job."""
-    async with services.sessionmaker() as session:
-        choice, provider = await choose_target(session, services, user.id, requested, provider_hint)
-        call = make_call(choice.spec)
-        body = generate_in(
-            prompt=call.prompt,
-            num_images=call.n,
-            provider=provider,
-            # As the caller spelled it, so that the job warns about an old spelling.
-            model=requested or choice.name,
-            aspect_ratio=call.aspect_ratio,
-            image_size=call.image_size,
-            seed=call.seed,
-            images=references,
-        )
-        job, replayed = await create_job(
-            session, services, user, body, kind="openai", idempotency_key=idempotency_key
-        )
-    return choice.spec, call, job, replayed
 
 
 async def _run(
@@ -98,8 +67,30 @@ async def _run(
     references: list[str],
     idempotency_key: str | None,
 ) -> Response:
-    spec, call, job, replayed = await _submit(
-        services, user, requested, provider_hint, make_call, references, idempotency_key
+
+    def build(choice: ModelChoice, provider: str) -> tuple[GenerateIn, ImagesCall]:
+        call = make_call(choice.spec)
+        request = generate_in(
+            prompt=call.prompt,
+            num_images=call.n,
+            provider=provider,
+            # As the caller spelled it, so that the job warns about an old spelling.
+            model=requested or choice.name,
+            aspect_ratio=call.aspect_ratio,
+            image_size=call.image_size,
+            seed=call.seed,
+            images=references,
+        )
+        return request, call
+
+    spec, call, job, replayed = await submit_call(
+        services,
+        user,
+        model=requested,
+        provider_hint=provider_hint,
+        kind="openai",
+        idempotency_key=idempotency_key,
+        build=build,
     )
     notes = [(SIZE_WARNING_HEADER, call.size_note)] if call.size_note else []
     headers = job_headers(job.id, replayed, notes)

@@ -26,9 +26,9 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ...catalog import ModelSpec
+from ...catalog import ModelChoice
 from ..compat.models import MAX_LIMIT, ModelQuery, openrouter_id, openrouter_models
-from ..compat.openrouter_request import ChatCall, ChatRequest, parse_chat
+from ..compat.openrouter_request import ChatRequest, parse_chat
 from ..compat.openrouter_response import (
     KEEPALIVE,
     MEDIA_TYPE_SSE,
@@ -45,21 +45,21 @@ from ..compat.schemas import (
     error_responses,
 )
 from ..compat.splice import SplicedResponse
-from ..db.models import Job, User
+from ..db.models import User
 from ..deps import CurrentUser, ServicesDep
-from ..generation import create_job
+from ..schemas import GenerateIn
 from ..services import Services
 from .compat_common import (
     IdempotencyKey,
     OpenRouterRoute,
     answered_outcome,
-    choose_target,
     failure_problem,
     generate_in,
     job_headers,
     json_bytes_response,
     load_outcome,
     outcome_of,
+    submit_call,
 )
 
 router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterRoute)
@@ -74,34 +74,6 @@ _CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     **error_responses(OpenRouterError, 400, 401, 402, 404, 408, 409, 413, 422, 429, 502, 503),
 }
-
-
-async def _submit(
-    services: Services, user: User, call: ChatCall, idempotency_key: str | None
-) -> tuple[ModelSpec, Job, bool]:
-    """The call as a job: (its model, the job, replayed), in a session closed before the
-    route waits for the job."""
-    async with services.sessionmaker() as session:
-        choice, provider = await choose_target(
-            session, services, user.id, call.model, call.provider
-        )
-        request = generate_in(
-            prompt=call.prompt,
-            provider=provider,
-            # As the caller spelled it, so that the job warns about an old spelling.
-            model=call.model or choice.name,
-            aspect_ratio=call.aspect_ratio,
-            image_size=call.image_size,
-            seed=call.seed,
-            thinking=call.thinking,
-            google_search=call.google_search,
-            image_options=call.image_options,
-            images=list(call.images),
-        )
-        job, replayed = await create_job(
-            session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
-        )
-    return choice.spec, job, replayed
 
 
 async def chat_completions(
@@ -131,7 +103,32 @@ async def accept(
     """The call as a job, committed and running (the first half of ``chat_completions``: a
     caller that drops the body and the user before ``answer`` holds neither while it runs)."""
     call = parse_chat(body)
-    spec, job, replayed = await _submit(services, user, call, idempotency_key)
+
+    def build(choice: ModelChoice, provider: str) -> tuple[GenerateIn, None]:
+        request = generate_in(
+            prompt=call.prompt,
+            provider=provider,
+            # As the caller spelled it, so that the job warns about an old spelling.
+            model=call.model or choice.name,
+            aspect_ratio=call.aspect_ratio,
+            image_size=call.image_size,
+            seed=call.seed,
+            thinking=call.thinking,
+            google_search=call.google_search,
+            image_options=call.image_options,
+            images=list(call.images),
+        )
+        return request, None
+
+    spec, _, job, replayed = await submit_call(
+        services,
+        user,
+        model=call.model,
+        provider_hint=call.provider,
+        kind="openrouter",
+        idempotency_key=idempotency_key,
+        build=build,
+    )
     return Accepted(job.id, openrouter_id(spec), replayed, call.stream)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Response
 
-from ...catalog import ModelSpec
+from ...catalog import ModelChoice
 from ..compat.models import openrouter_id
 from ..compat.openai_images import SIZE_WARNING_HEADER
 from ..compat.openrouter_images import (
@@ -31,48 +31,20 @@ from ..compat.schemas import (
     error_responses,
 )
 from ..compat.splice import SplicedResponse
-from ..db.models import Job, User
 from ..deps import CurrentUser, ServicesDep
-from ..generation import create_job
 from ..problems import not_found
-from ..services import Services
+from ..schemas import GenerateIn
 from .compat_common import (
     IdempotencyKey,
     OpenRouterImagesRoute,
     answered_outcome,
-    choose_target,
     generate_in,
     job_headers,
     json_bytes_response,
+    submit_call,
 )
 
 router = APIRouter(tags=["OpenRouter-compatible"], route_class=OpenRouterImagesRoute)
-
-
-async def _submit(
-    services: Services, user: User, body: ImageRequest, idempotency_key: str | None
-) -> tuple[ModelSpec, ImageCall, Job, bool]:
-    """The call as a job: (its model, the call, the job, replayed), in a session closed
-    before the route waits for the job."""
-    async with services.sessionmaker() as session:
-        choice, provider = await choose_target(
-            session, services, user.id, body.model, route_hint(body)
-        )
-        call = plan(choice.spec, body, clean_text(body.prompt))
-        request = generate_in(
-            prompt=call.prompt,
-            num_images=call.n,
-            provider=provider,
-            model=body.model,  # as the caller spelled it, so that the job warns about an old one
-            aspect_ratio=call.aspect_ratio,
-            image_size=call.image_size,
-            seed=call.seed,
-            images=list(call.images),
-        )
-        job, replayed = await create_job(
-            session, services, user, request, kind="openrouter", idempotency_key=idempotency_key
-        )
-    return choice.spec, call, job, replayed
 
 
 @router.post(
@@ -89,7 +61,30 @@ async def generate(
     """Generate images (OpenRouter's Image API): `{created, data: [{b64_json, media_type}],
     usage}`.  `stream: true` is answered with the whole answer, as OpenRouter answers it for
     models without native image streaming."""
-    spec, call, job, replayed = await _submit(services, user, body, idempotency_key)
+
+    def build(choice: ModelChoice, provider: str) -> tuple[GenerateIn, ImageCall]:
+        call = plan(choice.spec, body, clean_text(body.prompt))
+        request = generate_in(
+            prompt=call.prompt,
+            num_images=call.n,
+            provider=provider,
+            model=body.model,  # as the caller spelled it, so that the job warns about an old one
+            aspect_ratio=call.aspect_ratio,
+            image_size=call.image_size,
+            seed=call.seed,
+            images=list(call.images),
+        )
+        return request, call
+
+    spec, call, job, replayed = await submit_call(
+        services,
+        user,
+        model=body.model,
+        provider_hint=route_hint(body),
+        kind="openrouter",
+        idempotency_key=idempotency_key,
+        build=build,
+    )
     notes = [(SIZE_WARNING_HEADER, call.size_note)] if call.size_note else []
     headers = job_headers(job.id, replayed, notes)
     outcome = await answered_outcome(services, job.id, openrouter_id(spec), replayed, headers)
