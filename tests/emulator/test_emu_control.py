@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from nanobanana.emulator import EmulatorConfig, EmulatorServer, create_app
+from nanobanana.emulator.recorder import digest
 
 from .helpers import (
     CHAT,
@@ -65,7 +66,7 @@ def test_recorded_bodies_never_hold_image_payloads(http: httpx.Client, emu: Emul
     body["contents"][0]["parts"].append({"inlineData": {"mimeType": "image/png", "data": data}})
     http.post(gen_path(), json=body, headers=GEMINI_HEADERS)
     recorded = emu.requests()[-1]["body"]["contents"][0]["parts"][1]["inlineData"]["data"]
-    assert recorded == f"<base64: {len(data)} chars>"
+    assert recorded == f"<base64: {len(data)} chars, sha256:{digest(data)}>"
     assert len(httpx.get(emu.url + "/_emulator/requests").content) < 10_000
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from nanobanana.emulator import EmulatorServer
+from nanobanana.emulator.recorder import digest
 
 from ..support import image_size
 from .helpers import CHAT, OR_HEADERS, chat_body, data_url_image, image_format, sse_data, sse_events
@@ -140,7 +141,7 @@ def test_reference_images(http: httpx.Client, emu: EmulatorServer) -> None:
     assert r.status_code == 200
     assert r.json()["usage"]["prompt_tokens"] > 2 * 258
     recorded = emu.requests()[-1]["body"]["messages"][0]["content"][1]["image_url"]["url"]
-    assert recorded == f"data:image/png;base64,<{len(good) - 22} chars>"
+    assert recorded == f"data:image/png;base64,<{len(good) - 22} chars, sha256:{digest(good[22:])}>"
     for url in (
         "data:image/png;base64,@@@notbase64",
         "data:image/png;base64," + base64.b64encode(b"plain text, no image").decode(),

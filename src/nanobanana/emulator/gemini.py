@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import gemini_wire as wire
+from . import signatures
 from .delivery import Reply, finish, wait_or_disconnect
 from .inputs import INVALID_JSON, decode_base64, loads, ratio_for_shape, shape_of, sniff_image
 from .models import GEMINI_MODELS, ModelSpec
@@ -198,7 +199,52 @@ def _check_part(part: Any, where: str) -> tuple[str | None, int] | Reply:
     )
 
 
-def _check_contents(contents: Any) -> tuple[list[str], str, int] | Reply:
+_SIGNATURE_HELP = (
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures#model-behavior "
+    "for more details."
+)
+
+
+def _check_signature(part: dict[str, Any], where: str) -> str | Reply | None:
+    """A part's ``thoughtSignature`` (proto bytes: base64 in JSON), or the 400 a bad one earns."""
+    signature = _pick(part, "thoughtSignature")
+    if signature is None or signature in signatures.PLACEHOLDERS:
+        return signature
+    try:
+        if not isinstance(signature, str):
+            raise ValueError(signature)
+        decode_base64(signature)
+    except ValueError:
+        return wire.error(
+            400,
+            f"Invalid value at '{where}.thought_signature' (TYPE_BYTES), "
+            f'Base64 decoding failed for "{str(signature)[:40]}"',
+        )
+    return signature
+
+
+def _check_model_turn(parts: list[Any], i: int, name: str) -> Reply | None:
+    """An earlier model turn sent back to a model that signs: every image part with the
+    signature it came with, and no signature altered (signatures.py)."""
+    for j, part in enumerate(parts):
+        signature = _check_signature(part, f"contents[{i}].parts[{j}]")
+        if isinstance(signature, Reply):
+            return signature
+        if signature is None:
+            if isinstance(_pick(part, "inlineData"), dict):
+                return wire.error(
+                    400,
+                    f"Image part is missing a thought_signature in content position {i}, "
+                    f"part position {j}. {_SIGNATURE_HELP}",
+                )
+        elif not signatures.verify(signature, name):
+            return wire.error(400, "Corrupted thought signature.")
+    return None
+
+
+def _check_contents(
+    contents: Any, model: ModelSpec, name: str
+) -> tuple[list[str], str, int] | Reply:
     if not isinstance(contents, list) or not contents:
         return wire.error(400, "* GenerateContentRequest.contents: contents is not specified")
     texts: list[str] = []
@@ -218,8 +264,13 @@ def _check_contents(contents: Any) -> tuple[list[str], str, int] | Reply:
             if checked[0] is not None:
                 mine.append(checked[0])
             images += checked[1]
+        role = content.get("role", "user")
+        if role == "model" and model.signs_thoughts:
+            bad = _check_model_turn(parts, i, name)
+            if bad:
+                return bad
         texts += mine
-        if content.get("role", "user") == "user" and mine:
+        if role == "user" and mine:
             prompt = " ".join(mine)
     return texts, prompt, images
 
@@ -304,7 +355,7 @@ def _validate(body: dict[str, Any], name: str, model: ModelSpec) -> GenerateRequ
     bad = _unknown(body, _REQUEST_FIELDS, "")
     if bad:
         return bad
-    checked = _check_contents(body.get("contents"))
+    checked = _check_contents(body.get("contents"), model, name)
     if isinstance(checked, Reply):
         return checked
     texts, prompt, images = checked
@@ -424,6 +475,7 @@ async def _generate(
         outcome=name,
         split=stream,
         grounding=wire.grounding_metadata(req.prompt, response_id) if req.google_search else None,
+        signed=model.signs_thoughts,
     )
     if stream:
         return wire.stream_response(chunks, art.payload, token, sse=sse)

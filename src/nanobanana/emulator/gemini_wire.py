@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from . import signatures
 from .delivery import Reply, splice
 from .images import Payload
 from .models import ModelSpec
@@ -282,8 +283,13 @@ def response_chunks(
     outcome: str = "ok",
     split: bool = False,
     grounding: dict[str, Any] | None = None,
+    signed: bool = False,
 ) -> list[dict[str, Any]]:
-    """The GenerateContentResponse object(s): one, or text chunk(s) then the image (``split``)."""
+    """The GenerateContentResponse object(s): one, or text chunk(s) then the image (``split``).
+
+    ``signed`` (Gemini 3 image models): the first text part and every image part carry a
+    ``thoughtSignature``, as Google's image-generation guide describes the model's answer.
+    """
     meta = {"modelVersion": model_version, "responseId": response_id}
     usage = usage_metadata(art, prompt_text_tokens)
     if outcome == "blocked-prompt":
@@ -297,8 +303,11 @@ def response_chunks(
     if outcome == "safety":
         cand = _candidate(None, "IMAGE_SAFETY", SAFETY_MESSAGE)
         return [{"candidates": [cand], "usageMetadata": usage, **meta}]
-    text_part = [{"text": art.text}] if art.text else []
+    text_part: list[dict[str, Any]] = [{"text": art.text}] if art.text else []
     image_part = [_inline(art.payload, token)] if art.payload is not None else []
+    if signed:
+        for index, part in enumerate(text_part + image_part):
+            part["thoughtSignature"] = signatures.sign(model_version, response_id, index)
     if not split or not (text_part and image_part):
         cand = _candidate(text_part + image_part, "STOP", grounding=grounding)
         return [{"candidates": [cand], "usageMetadata": usage, **meta}]

@@ -96,6 +96,9 @@ class ModelSpec:
     thinking_levels: tuple[str, ...] | None = None
     # Whether Gemini's ``google_search`` tool may be used with the model.
     google_search: bool = True
+    # Whether the model signs its answer's parts (``thoughtSignature``; Gemini 3 image models)
+    # and refuses its earlier image parts sent back without their signature (signatures.py).
+    signs_thoughts: bool = False
 
     @property
     def makes_images(self) -> bool:
@@ -123,6 +126,7 @@ _FLASH_25: Mapping[str, Any] = MappingProxyType(
 )
 _PRO_3: Mapping[str, Any] = MappingProxyType(
     {
+        "signs_thoughts": True,
         "ratios": BASE_RATIOS,
         "sizes": ("1K", "2K", "4K"),
         "outputs": ("image", "text"),
@@ -135,6 +139,7 @@ _PRO_3: Mapping[str, Any] = MappingProxyType(
 )
 _FLASH_31: Mapping[str, Any] = MappingProxyType(
     {
+        "signs_thoughts": True,
         "ratios": EXTENDED_RATIOS,
         "sizes": ("0.5K", "1K", "2K", "4K"),
         "outputs": ("image", "text"),
@@ -149,6 +154,7 @@ _FLASH_31: Mapping[str, Any] = MappingProxyType(
 # standard ratios, 65,536 input and 4,096 output tokens.  Prices are the emulator's.
 _FLASH_LITE_31: Mapping[str, Any] = MappingProxyType(
     {
+        "signs_thoughts": True,
         "ratios": BASE_RATIOS,
         "sizes": ("1K",),
         "outputs": ("image", "text"),

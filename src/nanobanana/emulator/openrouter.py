@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import openrouter_wire as wire
+from . import signatures
 from .delivery import Reply, finish, wait_or_disconnect
 from .inputs import INVALID_JSON, check_data_url, decode_base64, loads, ratio_for_shape, shape_of
 from .models import OPENROUTER_MODELS, ModelSpec
@@ -117,6 +118,32 @@ def _content_parts(index: int, content: Any) -> tuple[list[str], int] | Reply:
     return texts, images
 
 
+def _check_reasoning_details(details: Any, index: int, model: ModelSpec) -> Reply | None:
+    """An assistant message's ``reasoning_details``, passed back as OpenRouter's reasoning
+    guide asks ("Preserving reasoning blocks"): objects with a ``type``; a Gemini signature
+    (``reasoning.encrypted``, ``google-gemini-v1``) for a model that signs must be one it made,
+    else Google's own 400 comes back as a provider error."""
+    if details is None:
+        return None
+    if not isinstance(details, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("type"), str) for d in details
+    ):
+        return wire.error(
+            400, f"messages[{index}].reasoning_details must be an array of objects with a type"
+        )
+    for detail in details:
+        if (
+            model.signs_thoughts
+            and detail["type"] == "reasoning.encrypted"
+            and detail.get("format") == wire.GEMINI_REASONING_FORMAT
+            and not signatures.verify(str(detail.get("data")), model.id)
+        ):
+            return wire.provider_error(
+                model, 400, "Corrupted thought signature.", "INVALID_ARGUMENT"
+            )
+    return None
+
+
 def _reference_shape(messages: list[Any]) -> tuple[int, int] | None:
     """The shape of the first data-URL image of the last message that holds one."""
     for msg in reversed(messages):
@@ -154,6 +181,16 @@ def _validate(state: EmulatorState, body: dict[str, Any]) -> ChatRequest | Reply
         parsed = _content_parts(i, msg.get("content"))
         if isinstance(parsed, Reply):
             return parsed
+        if parsed[1] and msg["role"] != "user":
+            # The API reference's Message type: "ContentParts are only for the user role".
+            return wire.error(
+                400,
+                f"messages[{i}].content: image parts are only accepted in user messages",
+            )
+        if msg["role"] == "assistant":
+            bad = _check_reasoning_details(msg.get("reasoning_details"), i, model)
+            if bad:
+                return bad
         texts += parsed[0]
         references += parsed[1]
         if msg["role"] == "user" and parsed[0]:
@@ -318,6 +355,11 @@ async def _generate(
         finish=finish,
         bare_images=bare,
         annotations=cited,
+        reasoning_details=(
+            [wire.gemini_reasoning(signatures.sign(model.id, gen_id, 0))]
+            if model.signs_thoughts and art.payload is not None
+            else None
+        ),
     )
     stats = wire.generation_stats(
         gen_id,

@@ -258,6 +258,37 @@ def citations(prompt: str) -> list[dict[str, Any]]:
     ]
 
 
+#: The ``format`` OpenRouter gives a Gemini thought signature in ``reasoning_details``.
+GEMINI_REASONING_FORMAT = "google-gemini-v1"
+
+
+def gemini_reasoning(signature: str) -> dict[str, Any]:
+    """A Gemini 3 model's thought signature as OpenRouter hands it on: one encrypted
+    ``reasoning_details`` entry, to be sent back on the assistant message."""
+    return {
+        "type": "reasoning.encrypted",
+        "data": signature,
+        "id": None,
+        "format": GEMINI_REASONING_FORMAT,
+        "index": 0,
+    }
+
+
+def provider_error(model: ModelSpec, status: int, message: str, google_status: str) -> Reply:
+    """An upstream provider's refusal as OpenRouter passes it on: "Provider returned error"
+    with the provider's own body in ``metadata.raw``."""
+    raw = orjson.dumps(
+        {"error": {"code": status, "message": message, "status": google_status}},
+        option=orjson.OPT_INDENT_2,
+    ).decode()
+    return error(
+        status,
+        "Provider returned error",
+        {"raw": raw, "provider_name": model.provider},
+        user_id=True,
+    )
+
+
 def chat_completion(
     gen_id: str,
     model: ModelSpec,
@@ -267,6 +298,7 @@ def chat_completion(
     finish: tuple[str, str] = ("stop", "STOP"),
     bare_images: bool = False,
     annotations: list[dict[str, Any]] | None = None,
+    reasoning_details: list[dict[str, Any]] | None = None,
 ) -> Reply:
     """A non-streaming ``chat.completion`` (reference §1.3)."""
     created = int(time.time())
@@ -276,6 +308,8 @@ def chat_completion(
         "refusal": None,
         "reasoning": None,
     }
+    if reasoning_details:
+        message["reasoning_details"] = reasoning_details
     if art.payload is not None:
         message["images"] = [_image_item(token, bare_images)]
     if annotations:
@@ -323,6 +357,7 @@ def chat_stream(
     bare_images: bool = False,
     error_after_text: dict[str, Any] | None = None,
     annotations: list[dict[str, Any]] | None = None,
+    reasoning_details: list[dict[str, Any]] | None = None,
 ) -> Reply:
     """An SSE stream (reference §1.4): comment, text delta, image delta, final chunk, [DONE].
 
@@ -341,6 +376,8 @@ def chat_stream(
         return Reply(200, _stream_headers(gen_id), pieces, stream=True)
     if art.payload is not None:
         delta = {"role": "assistant", "content": "", "images": [_image_item(token, bare_images, 0)]}
+        if reasoning_details:
+            delta["reasoning_details"] = reasoning_details
         pieces.extend(_splice_url(_sse(_chunk(base, delta, None)), token, art.payload))
     last = _chunk(
         base, {"content": "", **({"annotations": annotations} if annotations else {})}, finish

@@ -7,12 +7,15 @@ server's event loop writes them.
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 import time
 from collections import OrderedDict, deque
 from typing import Any
 
-__all__ = ["GenerationStore", "RequestLog", "sanitize"]
+from .inputs import decode_base64
+
+__all__ = ["GenerationStore", "RequestLog", "digest", "sanitize"]
 
 # Strings longer than this that look like base64 are summarised, never stored.
 _LONG = 256
@@ -27,8 +30,10 @@ def _looks_base64(value: str) -> bool:
 def sanitize(value: Any) -> Any:
     """A copy of a JSON body with image payloads replaced by a short description.
 
-    ``data:<mime>;base64,<...>`` becomes ``data:<mime>;base64,<N chars>``; any other long
-    base64-looking string (Gemini ``inlineData.data``) becomes ``<base64: N chars>``.
+    ``data:<mime>;base64,<...>`` becomes ``data:<mime>;base64,<N chars, sha256:H>``; any other
+    long base64-looking string (Gemini ``inlineData.data``) becomes ``<base64: N chars,
+    sha256:H>``. ``H`` (:func:`digest`) names the image's bytes, so a test can tell which
+    image was sent, whichever base64 alphabet carried it.
     """
     if isinstance(value, dict):
         return {k: sanitize(v) for k, v in value.items()}
@@ -37,10 +42,20 @@ def sanitize(value: Any) -> Any:
     if isinstance(value, str) and len(value) > _LONG:
         head, sep, tail = value.partition(";base64,")
         if sep and head.startswith("data:"):
-            return f"{head};base64,<{len(tail)} chars>"
+            return f"{head};base64,<{len(tail)} chars, sha256:{digest(tail)}>"
         if _looks_base64(value):
-            return f"<base64: {len(value)} chars>"
+            return f"<base64: {len(value)} chars, sha256:{digest(value)}>"
     return value
+
+
+def digest(b64: str) -> str:
+    """The first 12 hex digits of the SHA-256 of the bytes a base64 text carries (of the text
+    itself when it is not base64)."""
+    try:
+        raw = decode_base64(b64)
+    except ValueError:
+        raw = b64.encode("utf-8", "replace")
+    return hashlib.sha256(raw).hexdigest()[:12]
 
 
 class RequestLog:
