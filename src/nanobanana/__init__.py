@@ -11,10 +11,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "AsyncSession",
     "Client",
     "GenerationRequest",
     "Image",
+    "PriorTurn",
     "Result",
+    "Session",
+    "Turn",
     "Usage",
     "__version__",
     "errors",
@@ -24,13 +28,18 @@ __all__ = [
 if TYPE_CHECKING:
     from . import errors
     from .client import AsyncClient, Client
+    from .conversation import AsyncSession, Session, Turn
     from .files import read_provenance
     from .request import GenerationRequest
-    from .types import Image, Result, Usage
+    from .types import Image, PriorTurn, Result, Usage
 
 _LAZY = {
     "AsyncClient": ("client", "AsyncClient"),
     "Client": ("client", "Client"),
+    "AsyncSession": ("conversation", "AsyncSession"),
+    "Session": ("conversation", "Session"),
+    "Turn": ("conversation", "Turn"),
+    "PriorTurn": ("types", "PriorTurn"),
     "GenerationRequest": ("request", "GenerationRequest"),
     "Image": ("types", "Image"),
     "Result": ("types", "Result"),

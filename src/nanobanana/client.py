@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypedDict, TypeVa
 from . import retry as retry_mod
 from .catalog import Catalog, ModelChoice, ModelSpec, nearest_ratio
 from .config import ProviderConfig
+from .conversation import HISTORY_IMAGE_TURNS, AsyncSession, Session
 from .discovery import Listing, ListingCache, Listings
 from .errors import (
     AmbiguousError,
@@ -51,6 +52,7 @@ from .types import (
     Image,
     ImageEvent,
     ImageFailure,
+    PriorTurn,
     Result,
     StreamEvent,
     TextDelta,
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client", "GenerateOptions"]
+__all__ = ["NEGATIVE_PROMPT_TEMPLATE", "AsyncClient", "Client", "GenerateOptions", "TurnOptions"]
 
 #: How a negative prompt is folded into the prompt (no image model takes one natively).
 NEGATIVE_PROMPT_TEMPLATE = "{prompt}\n\nAvoid the following in the image: {negative_prompt}."
@@ -84,9 +86,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class GenerateOptions(TypedDict, total=False):
-    """The keyword arguments of ``AsyncClient.generate`` that ``stream`` passes on (a test
-    keeps the two the same)."""
+class TurnOptions(TypedDict, total=False):
+    """The generation options a session's turn takes (``AsyncSession.send``): all of
+    ``GenerateOptions`` but the images and the history, which a turn gives its own way."""
 
     model: str | None
     provider: str | None
@@ -94,12 +96,19 @@ class GenerateOptions(TypedDict, total=False):
     image_size: str | None
     n: int
     negative_prompt: str | None
-    images: Iterable[ReferenceInput]
     seed: int | None
     thinking: str | None
     google_search: bool
     image_options: Mapping[str, Any] | None
     fallback: bool | None
+
+
+class GenerateOptions(TurnOptions, total=False):
+    """The keyword arguments of ``AsyncClient.generate`` that ``stream`` passes on (a test
+    keeps the two the same)."""
+
+    images: Iterable[ReferenceInput]
+    history: Iterable[PriorTurn]
 
 
 def fold_negative_prompt(prompt: str, negative_prompt: str | None) -> str:
@@ -128,6 +137,7 @@ class _Plan:
     google_search: bool = False
     image_options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    history: tuple[PriorTurn, ...] = ()
 
     @property
     def spec(self) -> ModelSpec:
@@ -441,6 +451,7 @@ class AsyncClient:
             thinking=thinking,
             google_search=google_search,
             image_options=image_options,
+            history=_checked_history(request.history),
         )
 
     # ------------------------------------------------------------------------ calling
@@ -477,6 +488,7 @@ class AsyncClient:
                             google_search=plan.google_search,
                             image_options=plan.image_options,
                             read_timeout=self.read_timeout,
+                            history=plan.history,
                         )
                         started = time.monotonic()
                         emitted = [False]
@@ -558,6 +570,7 @@ class AsyncClient:
             outcome.finish_reason = resp.finish_reason
             outcome.request_id = resp.request_id
             outcome.grounding = resp.grounding
+            image.continuation = resp.continuation
             image.metadata = plan.image_provenance(
                 image, name, call.wire_model, resp.usage, self.synthetic
             )
@@ -586,6 +599,8 @@ class AsyncClient:
                 outcome.finish_reason = ev.finish_reason
                 outcome.request_id = ev.request_id
                 outcome.grounding = ev.grounding
+                if outcome.image is not None:
+                    outcome.image.continuation = ev.continuation
         outcome.text = "".join(texts)
         if outcome.image is None:
             raise ContentError("The provider returned no image.", provider=name, text=outcome.text)
@@ -607,10 +622,14 @@ class AsyncClient:
         google_search: bool = False,
         image_options: Mapping[str, Any] | None = None,
         fallback: bool | None = None,
+        history: Iterable[PriorTurn] = (),
         on_event: EventCallback | None = None,
         stream: bool = False,
     ) -> Result:
-        """Generate ``n`` images; raise if none came back, else return what did."""
+        """Generate ``n`` images; raise if none came back, else return what did.
+
+        ``history`` continues a conversation (earlier turns, oldest first); a ``Session``
+        keeps it for you (``client.session()``)."""
         request = GenerationRequest(
             prompt=prompt,
             model=model,
@@ -625,6 +644,7 @@ class AsyncClient:
             google_search=google_search,
             image_options=image_options or {},
             fallback=fallback,
+            history=tuple(history),
         )
         return await self.run(request, on_event=on_event, stream=stream)
 
@@ -714,6 +734,13 @@ class AsyncClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    def session(
+        self, *, image_turns: int = HISTORY_IMAGE_TURNS, **defaults: Unpack[TurnOptions]
+    ) -> AsyncSession:
+        """A conversation: ``send`` prompts that build on the turns before them, ``branch``
+        from any turn (docs/sessions.md).  ``defaults`` apply to every turn."""
+        return AsyncSession(self, image_turns=image_turns, **defaults)
 
     async def check_key(self, provider: str) -> KeyStatus:
         """Check ``provider``'s key with a free call that authenticates it; raises
@@ -935,6 +962,18 @@ class AsyncClient:
         return result
 
 
+def _checked_history(history: Iterable[PriorTurn]) -> tuple[PriorTurn, ...]:
+    turns = tuple(history)
+    for turn in turns:
+        if not isinstance(turn, PriorTurn):
+            raise ValidationError(
+                f"history holds {type(turn).__name__}, not PriorTurn: pass the earlier turns "
+                "as nanobanana.PriorTurn values (a Session builds them).",
+                field="history",
+            )
+    return turns
+
+
 def _attempt(provider: str, wire: str, index: int, exc: NanobananaError, started: float) -> Attempt:
     status: Any = "error"
     if isinstance(exc, ContentError):
@@ -1064,6 +1103,12 @@ class Client:
     def models(self, *args: Any, **kwargs: Any) -> list[ModelSpec]:
         out: list[ModelSpec] = self._thread.run(self._async.models(*args, **kwargs))
         return out
+
+    def session(
+        self, *, image_turns: int = HISTORY_IMAGE_TURNS, **defaults: Unpack[TurnOptions]
+    ) -> Session:
+        """``AsyncClient.session``, blocking."""
+        return Session(self._thread, self._async.session(image_turns=image_turns, **defaults))
 
     @_parameters_of(AsyncClient.check_key)
     def check_key(self, *args: Any, **kwargs: Any) -> KeyStatus:

@@ -18,6 +18,7 @@ from .catalog import VARIANT_PROVIDER, Catalog, ModelChoice, ModelSpec, validate
 from .errors import ValidationError
 from .providers import INFOS, PROVIDERS, canonical_provider
 from .references import ReferenceInput
+from .types import PriorTurn
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +51,10 @@ class GenerationRequest:
     image_options: Mapping[str, Any] = field(default_factory=dict)
     #: Whether a failed provider may hand over to another (``None``: the client's setting).
     fallback: bool | None = None
+    #: The earlier turns of the conversation this request continues, oldest first (a
+    #: ``Session`` fills it: docs/sessions.md).  Not part of ``record()``: a session stores
+    #: its turns itself.
+    history: tuple[PriorTurn, ...] = field(default=(), repr=False)
 
     def with_(self, **changes: Any) -> GenerationRequest:
         """A copy with ``changes`` (a field name that does not exist is a ``TypeError``)."""
@@ -67,15 +72,16 @@ class GenerationRequest:
         cls, data: Mapping[str, Any], images: Iterable[ReferenceInput] = ()
     ) -> GenerationRequest:
         """Back from ``record()`` (keys it does not know are left out: older records)."""
-        known = {f.name for f in fields(cls)} - {"images"}
+        known = {f.name for f in fields(cls)} - {"images", "history"}
         values = {k: v for k, v in data.items() if k in known}
         if values.get("n") is None:
             values.pop("n", None)
         return cls(**values, images=tuple(images))
 
 
-#: What ``GenerationRequest.record`` keeps: every field but the images (stored apart).
-_RECORDED = tuple(f.name for f in fields(GenerationRequest) if f.name != "images")
+#: What ``GenerationRequest.record`` keeps: every field but the images and the history
+#: (stored apart).
+_RECORDED = tuple(f.name for f in fields(GenerationRequest) if f.name not in ("images", "history"))
 
 
 @dataclass(frozen=True, slots=True)

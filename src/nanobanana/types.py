@@ -50,6 +50,9 @@ class Image:
     index: int = 0
     #: Provenance written into the file by ``save`` (see ``files.with_png_metadata``).
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: What the provider needs to continue a conversation from the answer this image came in
+    #: (``PriorTurn.continuation``): JSON-ready, opaque outside that provider's module.
+    continuation: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def extension(self) -> str:
@@ -67,6 +70,42 @@ class Image:
         from .files import open_image
 
         return open_image(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorTurn:
+    """An earlier turn of a conversation, as a later call sends it back
+    (``GenerationRequest.history``, oldest first).
+
+    A provider sends ``continuation`` back only when it made it (Gemini's parts with their
+    thought signatures, OpenRouter's ``reasoning_details``); a turn another provider or model
+    served goes as plain text and images.  ``images_left_out`` counts images of the turn that
+    are no longer sent (``conversation.HISTORY_IMAGE_TURNS``): the model is told they were there.
+    """
+
+    prompt: str
+    #: The reference images the prompt came with.
+    references: tuple[ReferenceImage, ...] = field(default=(), repr=False)
+    #: The model's answer: its text and its images.
+    text: str = ""
+    images: tuple[ReferenceImage, ...] = field(default=(), repr=False)
+    #: Who answered: the provider, and the model id on its wire.
+    provider: str | None = None
+    model: str | None = None
+    continuation: Mapping[str, Any] | None = field(default=None, repr=False)
+    images_left_out: int = 0
+
+    def made_by(self, provider: str, model: str) -> bool:
+        """Whether this provider and model answered the turn: only then does its
+        ``continuation`` (signatures are bound to a model) go back."""
+        return self.continuation is not None and (self.provider, self.model) == (provider, model)
+
+    def left_out_note(self) -> str | None:
+        """What the model is told in place of the turn's images no longer sent."""
+        n = self.images_left_out
+        if not n:
+            return None
+        return f"[{n} image{'s' if n > 1 else ''} of this turn not repeated here]"
 
 
 @dataclass(slots=True)

@@ -207,3 +207,12 @@ def test_providers_page_signatures_are_the_real_ones() -> None:
         for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
             assert default is not None
             assert eval(ast.unparse(default)) == real[a.arg].default, (cls.__name__, a.arg)
+
+
+# -------------------------------------------------------------------------- sessions.md
+def test_sessions_page(reader: Reader) -> None:
+    with_emulator(reader)
+    out = reader.python(block_in("docs/sessions.md", "python", "client.session(").text)
+    assert out.strip() == "['t1', 't2', 't3', 't4'] True"
+    with Image.open(reader.home / "autumn.png") as img:
+        assert img.format == "PNG"

@@ -135,11 +135,17 @@ def _unknown(obj: dict[str, Any], known: Iterable[str], where: str) -> Reply | N
 
 
 def _texts(body: Any) -> list[str]:
+    """Every text of the contents after the last model turn: the turn being asked, where
+    scenario markers are looked for (a marker of an earlier turn is history, not a plan)."""
     if not isinstance(body, dict) or not isinstance(body.get("contents"), list):
         return []
+    contents = body["contents"]
+    answered = [
+        i for i, c in enumerate(contents) if isinstance(c, dict) and c.get("role") == "model"
+    ]
     return [
         part["text"]
-        for content in body["contents"]
+        for content in contents[answered[-1] + 1 if answered else 0 :]
         if isinstance(content, dict) and isinstance(content.get("parts"), list)
         for part in content["parts"]
         if isinstance(part, dict) and isinstance(part.get("text"), str)

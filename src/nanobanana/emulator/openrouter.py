@@ -56,11 +56,16 @@ class ChatRequest:
 
 
 def _texts(body: Any) -> list[str]:
-    """Every text of every message (where scenario markers are looked for)."""
+    """Every text of the messages after the last assistant answer: the turn being asked, where
+    scenario markers are looked for (a marker of an earlier turn is history, not a plan)."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return []
+    messages = body["messages"]
+    answered = [
+        i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"
+    ]
     texts = []
-    for msg in body["messages"]:
+    for msg in messages[answered[-1] + 1 if answered else 0 :]:
         content = msg.get("content") if isinstance(msg, dict) else None
         if isinstance(content, str):
             texts.append(content)

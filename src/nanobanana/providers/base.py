@@ -17,7 +17,16 @@ from typing import Any, Protocol
 from ..catalog import ModelSpec
 from ..config import ProviderConfig
 from ..errors import MissingKeyError
-from ..types import Grounding, Image, ImageEvent, ReferenceImage, TextDelta, Usage, UsageEvent
+from ..types import (
+    Grounding,
+    Image,
+    ImageEvent,
+    PriorTurn,
+    ReferenceImage,
+    TextDelta,
+    Usage,
+    UsageEvent,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +98,8 @@ class ProviderCall:
     image_options: Mapping[str, Any] = field(default_factory=dict)
     #: Seconds for one read; the client enforces the overall deadline around the call.
     read_timeout: float = 120.0
+    #: The earlier turns of a conversation this call continues, oldest first.
+    history: tuple[PriorTurn, ...] = ()
 
 
 @dataclass
@@ -102,6 +113,9 @@ class ProviderResponse:
     served_model: str | None = None
     #: What a search-grounded answer says it looked up.
     grounding: Grounding | None = None
+    #: What this provider needs to continue a conversation from this answer
+    #: (``PriorTurn.continuation``).
+    continuation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,7 @@ class FinishEvent:
     request_id: str | None = None
     served_model: str | None = None
     grounding: Grounding | None = None
+    continuation: dict[str, Any] | None = None
     type: str = "finish"
 
 

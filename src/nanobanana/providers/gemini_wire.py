@@ -28,8 +28,17 @@ from ..errors import (
     UpstreamBadRequest,
     UpstreamUnavailable,
 )
-from ..imaging import b64encode, inspect_image
-from ..types import Grounding, Image, ImageEvent, Source, TextDelta, Usage, UsageEvent
+from ..imaging import b64decode, b64encode, inspect_image
+from ..types import (
+    Grounding,
+    Image,
+    ImageEvent,
+    PriorTurn,
+    Source,
+    TextDelta,
+    Usage,
+    UsageEvent,
+)
 from .base import FinishEvent, ProviderCall, ProviderEvent, ProviderResponse
 from .common import (
     content_error,
@@ -66,13 +75,66 @@ def response_modalities(call: ProviderCall) -> list[str]:
     return ["TEXT", "IMAGE"] if call.model.outputs_text else ["IMAGE"]
 
 
+#: The placeholder signature Google's Gemini 3 guide allows on a model turn that did not come
+#: from the model (docs/providers.md, "Conversations").
+FOREIGN_SIGNATURE = "skip_thought_signature_validator"
+
+#: One part of a content, neutral between the REST JSON and the SDK's objects: ("text", str,
+#: signature) or ("image", ReferenceImage, signature); a signature is base64 text or None.
+_Part = tuple[str, Any, str | None]
+
+
+def _contents(call: ProviderCall) -> list[tuple[str, list[_Part]]]:
+    """(role, parts) of every turn: the history, then this call's prompt (text part first)."""
+    out: list[tuple[str, list[_Part]]] = []
+    for turn in call.history:
+        user: list[_Part] = [("text", turn.prompt, None)]
+        user.extend(("image", ref, None) for ref in turn.references)
+        out.append(("user", user))
+        out.append(("model", _model_parts(turn, call.wire_model)))
+    current: list[_Part] = [("text", call.prompt, None)]
+    current.extend(("image", ref, None) for ref in call.images)
+    out.append(("user", current))
+    return out
+
+
+def _model_parts(turn: PriorTurn, wire_model: str) -> list[_Part]:
+    """A model turn as this model answered it (every part with its signature, as received),
+    or, from another model or provider, its text and images under the placeholder signature."""
+    parts: list[_Part] = []
+    if turn.made_by(PROVIDER, wire_model):
+        assert turn.continuation is not None
+        for part in turn.continuation.get("parts", ()):
+            signature = part.get("thoughtSignature")
+            if "text" in part:
+                parts.append(("text", part["text"], signature))
+            elif "image" in part and 0 <= part["image"] < len(turn.images):
+                parts.append(("image", turn.images[part["image"]], signature))
+    else:
+        if turn.text:
+            parts.append(("text", turn.text, None))
+        parts.extend(("image", img, FOREIGN_SIGNATURE) for img in turn.images)
+    note = turn.left_out_note()
+    if note or not parts:
+        parts.append(("text", note or "[no answer]", None))
+    return parts
+
+
 def build_request(call: ProviderCall) -> dict[str, Any]:
     """The REST body of ``models/{model}:generateContent`` for one image (text part first)."""
-    parts: list[dict[str, Any]] = [{"text": call.prompt}]
-    parts.extend(
-        {"inlineData": {"mimeType": ref.mime_type, "data": b64encode(ref.data)}}
-        for ref in call.images
-    )
+    contents = []
+    for role, parts in _contents(call):
+        rest = []
+        for kind, value, signature in parts:
+            part: dict[str, Any] = (
+                {"text": value}
+                if kind == "text"
+                else {"inlineData": {"mimeType": value.mime_type, "data": b64encode(value.data)}}
+            )
+            if signature is not None:
+                part["thoughtSignature"] = signature
+            rest.append(part)
+        contents.append({"role": role, "parts": rest})
     config: dict[str, Any] = {
         "responseModalities": response_modalities(call),
         # More than one candidate is refused by the image models: n images = n calls.
@@ -89,13 +151,18 @@ def build_request(call: ProviderCall) -> dict[str, Any]:
         config["seed"] = call.seed
     if call.thinking:
         config["thinkingConfig"] = {"thinkingLevel": call.thinking.upper()}
-    body: dict[str, Any] = {
-        "contents": [{"role": "user", "parts": parts}],
-        "generationConfig": config,
-    }
+    body: dict[str, Any] = {"contents": contents, "generationConfig": config}
     if call.google_search:
         body["tools"] = [{"googleSearch": {}}]
     return body
+
+
+def _signature_bytes(signature: str | None) -> bytes | None:
+    if signature is None:
+        return None
+    if signature == FOREIGN_SIGNATURE:
+        return signature.encode()
+    return b64decode(signature)
 
 
 def sdk_request(
@@ -104,10 +171,19 @@ def sdk_request(
     """The same call as google-genai objects: (contents, config)."""
     from google.genai import types
 
-    parts = [types.Part.from_text(text=call.prompt)]
-    parts.extend(
-        types.Part.from_bytes(data=ref.data, mime_type=ref.mime_type) for ref in call.images
-    )
+    contents = []
+    for role, parts in _contents(call):
+        sdk_parts = []
+        for kind, value, signature in parts:
+            part = (
+                types.Part.from_text(text=value)
+                if kind == "text"
+                else types.Part.from_bytes(data=value.data, mime_type=value.mime_type)
+            )
+            if signature is not None:
+                part.thought_signature = _signature_bytes(signature)
+            sdk_parts.append(part)
+        contents.append(types.Content(role=role, parts=sdk_parts))
     image_config = None
     if call.aspect_ratio or call.image_size:
         image_config = types.ImageConfig(aspect_ratio=call.aspect_ratio, image_size=call.image_size)
@@ -124,7 +200,7 @@ def sdk_request(
         tools=[types.Tool(google_search=types.GoogleSearch())] if call.google_search else None,
         http_options=types.HttpOptions(timeout=timeout_ms) if timeout_ms else None,
     )
-    return [types.Content(role="user", parts=parts)], config
+    return contents, config
 
 
 # ================================================================================= responses
@@ -148,18 +224,30 @@ def _image(data: bytes | None, *, index: int) -> Image:
     return Image(data=data, mime_type=mime, width=width, height=height, index=index)
 
 
-def _parts(candidate: Any, first_index: int) -> tuple[str, list[Image]]:
-    """Text and images of a candidate; ``thought`` parts (drafts of thinking models) skipped."""
+def _parts(
+    candidate: Any, first_index: int, kept: list[dict[str, Any]] | None = None
+) -> tuple[str, list[Image]]:
+    """Text and images of a candidate; ``thought`` parts (drafts of thinking models) skipped.
+
+    ``kept`` receives each part as a later turn sends it back (``continuation``): the text, or
+    the image by its index in the answer, with the part's thought signature as received."""
     content = getattr(candidate, "content", None)
     texts: list[str] = []
     images: list[Image] = []
     for part in getattr(content, "parts", None) or ():
         if part.thought:
             continue
+        entry: dict[str, Any] | None = None
         if part.inline_data is not None:
+            entry = {"image": first_index + len(images)}
             images.append(_image(part.inline_data.data, index=first_index + len(images)))
         elif part.text:
+            entry = {"text": part.text}
             texts.append(part.text)
+        if entry is not None and kept is not None:
+            if part.thought_signature:
+                entry["thoughtSignature"] = b64encode(part.thought_signature)
+            kept.append(entry)
     return "".join(texts), images
 
 
@@ -280,8 +368,9 @@ def parse_response(
             request_id=resp.response_id,
         )
     candidate = resp.candidates[0]
+    kept: list[dict[str, Any]] = []
     try:
-        text, images = _parts(candidate, 0)
+        text, images = _parts(candidate, 0, kept)
     except InvalidResponseError as exc:
         exc.request_id = resp.response_id
         raise
@@ -296,6 +385,7 @@ def parse_response(
         request_id=resp.response_id,
         served_model=resp.model_version,
         grounding=parse_grounding(candidate.grounding_metadata),
+        continuation={"parts": kept},
     )
 
 
@@ -315,6 +405,8 @@ class GeminiStreamState:
     chunks: int = 0
     usage_metadata: Any = None
     grounding: Grounding | None = None
+    #: The answer's parts as a later turn sends them back (``continuation``).
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_chunk(
@@ -330,7 +422,7 @@ def parse_chunk(
     events: list[ProviderEvent] = []
     if chunk.candidates:
         candidate = chunk.candidates[0]
-        text, images = _parts(candidate, state.images)
+        text, images = _parts(candidate, state.images, state.parts)
         if text:
             state.text.append(text)
             events.append(TextDelta(text))
@@ -366,6 +458,7 @@ def end_of_stream(state: GeminiStreamState) -> list[ProviderEvent]:
             request_id=state.request_id,
             served_model=state.served_model,
             grounding=state.grounding,
+            continuation={"parts": state.parts},
         ),
     ]
 

@@ -7,7 +7,7 @@ raw body without turning their payload into a ``str`` (see ``datauri``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,7 +16,16 @@ import orjson
 from ..catalog import EXTENDED_RATIOS, STANDARD_RATIOS, THINKING_LEVELS, ModelSpec, Pricing
 from ..errors import AmbiguousError, InvalidResponseError, NanobananaError, UpstreamUnavailable
 from ..imaging import to_data_url
-from ..types import Grounding, Image, ImageEvent, Source, TextDelta, Usage, UsageEvent
+from ..types import (
+    Grounding,
+    Image,
+    ImageEvent,
+    ReferenceImage,
+    Source,
+    TextDelta,
+    Usage,
+    UsageEvent,
+)
 from .base import FinishEvent, KeyStatus, ProviderCall, ProviderEvent, ProviderResponse
 from .common import content_error, is_block_reason
 from .datauri import decode_data_url, loads_with_payloads, restore
@@ -37,13 +46,9 @@ __all__ = [
 
 def build_request(call: ProviderCall, *, stream: bool = False) -> dict[str, Any]:
     """The JSON body of one chat-completions call that should produce one image."""
-    content: list[dict[str, Any]] = [{"type": "text", "text": call.prompt}]
-    content.extend(
-        {"type": "image_url", "image_url": {"url": to_data_url(ref)}} for ref in call.images
-    )
     body: dict[str, Any] = {
         "model": call.wire_model,
-        "messages": [{"role": "user", "content": content}],
+        "messages": _messages(call),
         # Without modalities no image comes back; image-only models refuse "text".
         "modalities": call.model.modalities,
     }
@@ -64,6 +69,45 @@ def build_request(call: ProviderCall, *, stream: bool = False) -> dict[str, Any]
         body["plugins"] = [{"id": "web", "engine": "native"}]
     body["stream"] = stream
     return body
+
+
+def _messages(call: ProviderCall) -> list[dict[str, Any]]:
+    """The conversation: each earlier turn as a user message and the assistant's answer, then
+    this call's prompt.  Image parts go in user messages only (the API reference's ``Message``
+    type: "ContentParts are only for the user role"), so the images an answer drew open the
+    next user message; an answer's ``reasoning_details`` go back on it unchanged when this model
+    gave them ("Preserving reasoning blocks")."""
+    messages: list[dict[str, Any]] = []
+    drawn: tuple[ReferenceImage, ...] = ()
+    for turn in call.history:
+        messages.append(_user_message(turn.prompt, drawn, turn.references))
+        answer: dict[str, Any] = {
+            "role": "assistant",
+            "content": " ".join(t for t in (turn.text, turn.left_out_note()) if t),
+        }
+        if turn.made_by(PROVIDER, call.wire_model):
+            assert turn.continuation is not None
+            details = turn.continuation.get("reasoning_details")
+            if details:
+                answer["reasoning_details"] = details
+        messages.append(answer)
+        drawn = turn.images
+    messages.append(_user_message(call.prompt, drawn, call.images))
+    return messages
+
+
+def _user_message(
+    prompt: str, drawn: Iterable[ReferenceImage], references: Iterable[ReferenceImage]
+) -> dict[str, Any]:
+    """The model's last images, then the prompt, then the references given with it."""
+    content: list[dict[str, Any]] = [_image_part(img) for img in drawn]
+    content.append({"type": "text", "text": prompt})
+    content.extend(_image_part(ref) for ref in references)
+    return {"role": "user", "content": content}
+
+
+def _image_part(ref: ReferenceImage) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": to_data_url(ref)}}
 
 
 def parse_usage(usage: Any) -> Usage:
@@ -127,7 +171,15 @@ def parse_response(
         request_id=rid,
         served_model=_str(doc.get("model")),
         grounding=parse_annotations(message.get("annotations")),
+        continuation=_continuation(message.get("reasoning_details")),
     )
+
+
+def _continuation(details: Any) -> dict[str, Any] | None:
+    """What continues a reasoning turn: the message's ``reasoning_details``, as received."""
+    if isinstance(details, list) and details:
+        return {"reasoning_details": details}
+    return None
 
 
 @dataclass
@@ -146,6 +198,8 @@ class StreamState:
     error: NanobananaError | None = None
     #: Pages the web search cited (``annotations`` of the deltas).
     grounding: Grounding | None = None
+    #: The deltas' ``reasoning_details``, in order.
+    reasoning_details: list[Any] = field(default_factory=list)
 
 
 def parse_annotations(annotations: Any) -> Grounding | None:
@@ -196,6 +250,9 @@ def parse_event(
             events.extend(ImageEvent(img) for img in images)
             cited = parse_annotations(delta.get("annotations"))
             state.grounding = Grounding.merge(state.grounding, cited)
+            details = delta.get("reasoning_details")
+            if isinstance(details, list):
+                state.reasoning_details.extend(details)
         state.finish_reason = _str(choice.get("finish_reason")) or state.finish_reason
         state.native_finish_reason = (
             _str(choice.get("native_finish_reason")) or state.native_finish_reason
@@ -229,6 +286,7 @@ def end_of_stream(state: StreamState) -> FinishEvent:
         request_id=state.request_id,
         served_model=state.served_model,
         grounding=state.grounding,
+        continuation=_continuation(state.reasoning_details),
     )
 
 
