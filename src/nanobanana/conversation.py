@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from .client import AsyncClient, EventCallback, TurnOptions, _LoopThread
 
-__all__ = ["HISTORY_IMAGE_TURNS", "AsyncSession", "Session", "Turn", "history_for"]
+__all__ = [
+    "HISTORY_IMAGE_TURNS",
+    "AsyncSession",
+    "Session",
+    "Turn",
+    "first_whole_turn",
+    "history_for",
+]
 
 #: How many of the most recent turns of a path are sent with their images.
 HISTORY_IMAGE_TURNS = 3
@@ -82,7 +89,7 @@ class Turn:
         its first: each image was its own call, and one answer is what the model said."""
         first = self.result.images[0] if self.result.images else None
         return PriorTurn(
-            prompt=self.prompt,
+            prompt=self.result.effective_prompt,
             references=self.references,
             text=self.result.text,
             images=(
@@ -96,14 +103,19 @@ class Turn:
         )
 
 
+def first_whole_turn(length: int, image_turns: int = HISTORY_IMAGE_TURNS) -> int:
+    """The index of the first turn of a path of ``length`` turns sent with its images."""
+    if image_turns < 0:
+        raise ValueError("image_turns must be 0 or more")
+    return max(length - image_turns, 0)
+
+
 def history_for(
     path: Sequence[PriorTurn], *, image_turns: int = HISTORY_IMAGE_TURNS
 ) -> tuple[PriorTurn, ...]:
     """The history sent for ``path`` (oldest first): the last ``image_turns`` turns as they
     are, the older ones without their images (``images_left_out`` counts them)."""
-    if image_turns < 0:
-        raise ValueError("image_turns must be 0 or more")
-    cut = max(len(path) - image_turns, 0)
+    cut = first_whole_turn(len(path), image_turns)
     older = [
         PriorTurn(
             prompt=t.prompt,

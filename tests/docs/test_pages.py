@@ -216,3 +216,12 @@ def test_sessions_page(reader: Reader) -> None:
     assert out.strip() == "['t1', 't2', 't3', 't4'] True"
     with Image.open(reader.home / "autumn.png") as img:
         assert img.format == "PNG"
+    # The service part, with the README's $TOKEN.
+    reader.env["TOKEN"] = with_service(reader)
+    out = reader.sh(block_in("docs/sessions.md", "sh", "/api/sessions").text)
+    tree = json_objects(out)[-1]
+    fox, purple, autumn = tree["turns"]
+    assert fox["prompt"] == "a red fox in the snow" and fox["parent_turn_id"] is None
+    assert purple["parent_turn_id"] == fox["id"] and autumn["parent_turn_id"] == fox["id"]
+    assert tree["latest_turn_id"] == autumn["id"]
+    assert all(t["status"] == "succeeded" and len(t["images"]) == 1 for t in tree["turns"])

@@ -215,6 +215,12 @@ APPROVED_ROUTES = {
     ("POST", "/api/generations/{job_id}/cancel"),
     ("GET", "/api/generations/{job_id}/events"),
     ("GET", "/api/images/{image_id}"),
+    # Editing sessions: a user's own, every lookup by id and owner (tests/server/test_sessions).
+    ("POST", "/api/sessions"),
+    ("GET", "/api/sessions"),
+    ("GET", "/api/sessions/{session_id}"),
+    ("DELETE", "/api/sessions/{session_id}"),
+    ("POST", "/api/sessions/{session_id}/turns"),
     ("GET", "/api/admin/users"),
     ("PATCH", "/api/admin/users/{user_id}"),
     ("GET", "/api/admin/settings"),

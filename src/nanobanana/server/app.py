@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generations,
         health,
         images,
+        sessions,
         tokens,
         ui,
         uploads,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads,
         generate,
         generations,
+        sessions,
         images,
         admin,
     ):

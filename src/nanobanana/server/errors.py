@@ -17,6 +17,9 @@
         ├── IdempotencyKeyReused       the same key with another request
         ├── IdempotencyInFlight        the first request with this key still runs
         ├── ImageFileMissing           a stored image's file is not in this process's store
+        ├── SessionNotFound            no editing session (or turn) of this user by that id
+        ├── TurnNotContinuable         the turn asked to continue did not succeed
+        ├── SessionBusy                a turn of the session still runs
         └── UploadError                a reference image refused as it arrived
             ├── UploadTooLarge         more bytes than the limit
             ├── ImageTooLarge          more pixels than the limit
@@ -91,6 +94,18 @@ class IdempotencyInFlight(ServiceError):
 
 class ImageFileMissing(ServiceError):
     code = "image_file_missing"
+
+
+class SessionNotFound(ServiceError):
+    code = "session_not_found"
+
+
+class TurnNotContinuable(ServiceError):
+    code = "turn_not_continuable"
+
+
+class SessionBusy(ServiceError):
+    code = "session_busy"
 
 
 class UploadError(ServiceError):

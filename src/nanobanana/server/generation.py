@@ -296,9 +296,13 @@ async def create_job(
     *,
     kind: str,
     idempotency_key: str | None,
+    session_id: str | None = None,
+    parent_id: str | None = None,
 ) -> tuple[Job, bool]:
-    """(job, replayed).  A new job is committed and handed to the worker pool here (no await
-    between the commit and the hand-over, so a request cancelled now cannot orphan it): as
+    """(job, replayed).  ``session_id`` and ``parent_id`` make the job a turn of an editing
+    session (``sessions.start_turn`` checked both).  A new job is committed and handed to the
+    worker pool here (no await between the commit and the hand-over, so a request cancelled
+    now cannot orphan it): as
     ``running`` when a slot is free (one transaction for the whole intake, and the job starts
     with the keys resolved here), else as ``queued``.  A replayed job is not submitted.
     ``idempotency_key``: the request's header as sent (checked here)."""
@@ -364,6 +368,9 @@ async def create_job(
         finished_at=None,
         owner=QUEUED if manager.queue is not None else services.worker_id,
         attempt=0,
+        session_id=session_id,
+        parent_id=parent_id,
+        continuation=None,
     )
     row = {c.key: getattr(job, c.key) for c in _JOB_COLUMNS}
     try:

@@ -49,6 +49,7 @@ from .listings import client_for
 from .memory import release_free_memory
 from .reports import error_details
 from .services import Services
+from .sessions import history_of
 from .slots import Slots
 from .tasks import Queue
 from .upstream import Upstream, resolve_upstream
@@ -562,11 +563,15 @@ class JobManager:
                     upstream = await resolve_upstream(session, self.s, user_id)
                     await session.commit()
             refs = await self._references(job, user_id)
+            # A turn of an editing session: the path that led to it, as the provider takes it.
+            history = await history_of(self.s, job, user_id) if job.session_id else ()
         except NanobananaError as exc:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         one_whole = job.kind != "async" and (job.request.get("n") or 1) == 1
         landing = _Landing(self.s, job, user_id, at_end=one_whole)
         request = GenerationRequest.from_record(job.request, images=refs)
+        if history:
+            request = request.with_(history=history)
         # Released in the ``finally`` below: nothing that can raise comes in between.
         client = self._clients.acquire(upstream)
         call = asyncio.ensure_future(
@@ -640,6 +645,10 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], result)
+        if job.session_id is not None and result.images:
+            # A later turn continues from the first image's answer (``conversation.Turn``).
+            first = min(result.images, key=lambda i: i.index)
+            values["continuation"] = first.continuation
         if last is not None:
             ended = await landing.land(last, end=values)
             if not ended and not landing.gone:

@@ -415,6 +415,55 @@ class GenerationList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
+# ---------------------------------------------------------------------------- sessions
+TURN_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class SessionIn(Input):
+    title: Annotated[Text, Field(max_length=200)] | None = Field(
+        default=None, description="A name for the session (default: its first prompt)."
+    )
+
+
+class TurnIn(GenerateIn):
+    parent_turn_id: Annotated[str, Field(pattern=TURN_ID_PATTERN)] | None = Field(
+        default=None,
+        description="The turn this one continues: its history is the path from the first "
+        "turn to that one. Default: the session's latest turn that succeeded. `null` with "
+        "the field given starts a new first turn.",
+    )
+
+
+class Turn(Generation):
+    """A turn is a generation of its session: the same record, with its place in the tree."""
+
+    session_id: str
+    parent_turn_id: str | None
+
+
+class SessionSummary(BaseModel):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    turn_count: int
+
+
+class SessionOut(BaseModel):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    turns: list[Turn] = Field(description="Every turn, oldest first; `parent_turn_id` links them.")
+    latest_turn_id: str | None = Field(
+        description="The turn a new turn continues unless it names another."
+    )
+
+
+class SessionList(BaseModel):
+    items: list[SessionSummary]
+
+
 # ------------------------------------------------------------------------------ models
 class ModelOut(BaseModel):
     id: str

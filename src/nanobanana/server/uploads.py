@@ -13,11 +13,12 @@ import io
 import warnings
 from collections.abc import AsyncIterator
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..imaging import ALLOWED_FORMATS, inspect_image
 from ..types import ReferenceImage
-from .db.models import Upload, new_id
+from .db.models import StoredImage, Upload, new_id
 from .errors import ImageTooLarge, InvalidImage, UploadTooLarge
 from .services import Services
 
@@ -92,3 +93,27 @@ async def store_upload(
     )
     session.add(upload)
     return upload
+
+
+async def delete_unreferenced(session: AsyncSession, services: Services, keys: set[str]) -> None:
+    """Files are content-addressed and may be shared: remove only those no row points at."""
+    if not keys:
+        return
+    used = set(
+        await session.scalars(
+            select(StoredImage.storage_key).where(StoredImage.storage_key.in_(keys))
+        )
+    )
+    used |= {
+        k
+        for k in await session.scalars(
+            select(StoredImage.thumb_key).where(StoredImage.thumb_key.in_(keys))
+        )
+        if k
+    }
+    used |= set(
+        await session.scalars(select(Upload.storage_key).where(Upload.storage_key.in_(keys)))
+    )
+    await session.commit()
+    for key in keys - used:
+        await services.store.delete(key)

@@ -160,6 +160,19 @@ class Worker(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EditSession(Base):
+    """A conversational editing session: a tree of turns, each a job (``Job.session_id``,
+    ``Job.parent_id``): docs/sessions.md."""
+
+    __tablename__ = "edit_sessions"
+    __table_args__ = (Index("ix_edit_sessions_user_updated", "user_id", "updated_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -168,6 +181,7 @@ class Job(Base):
         # A drop-in call's look for an identical earlier one (``find_blind_retry``).
         Index("ix_jobs_user_hash", "user_id", "request_hash", "created_at"),
         Index("ix_jobs_status", "status"),
+        Index("ix_jobs_session", "session_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -207,6 +221,13 @@ class Job(Base):
     #: Raised when the job is taken from its owner: the owner's later writes of the job's end
     #: name the attempt they began with, and match nothing (the fence).
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: A turn of an editing session: the session, the turn it continues (``None``: a first
+    #: turn), and what the provider needs to continue from its answer (``PriorTurn``).
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("edit_sessions.id", ondelete="CASCADE")
+    )
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    continuation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class StoredImage(Base):

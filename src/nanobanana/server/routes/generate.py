@@ -87,7 +87,7 @@ async def answer(services: Services, accepted: Accepted) -> Response:
         images = finished.images
         data: list[Pieces] | None = finished.data
     else:  # a replay, or deleted meanwhile: from the database and the store
-        done, images = await _load(services, job_id)
+        done, images = await load_job(services, job_id)
         data = None
     if done is None:  # deleted by another request meanwhile
         raise not_found("generation")
@@ -146,7 +146,7 @@ async def models(
     return ModelsOut(models=out)
 
 
-async def _load(services: Services, job_id: str) -> tuple[Job | None, list[StoredImage]]:
+async def load_job(services: Services, job_id: str) -> tuple[Job | None, list[StoredImage]]:
     async with services.sessionmaker() as session:
         job = await session.get(Job, job_id, populate_existing=True)
         images = (await images_of(session, [job_id]))[job_id]

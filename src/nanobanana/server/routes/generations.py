@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, is_object_id
+from ..db.models import ACTIVE_STATUSES, Job, StoredImage, is_object_id
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
 from ..generation import create_job
@@ -24,6 +24,7 @@ from ..jobs import cancel, is_active
 from ..problems import ApiError, json_response, not_found
 from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
 from ..services import Services
+from ..uploads import delete_unreferenced
 from ..views import generation_out, images_of
 from .common import after_cursor, encode_cursor, errors
 from .generate import IdempotencyKey
@@ -170,32 +171,8 @@ async def delete_generation(
     await session.execute(delete(StoredImage).where(StoredImage.job_id == job.id))
     await session.execute(delete(Job).where(Job.id == job.id))
     await session.commit()
-    await _delete_unreferenced(session, services, keys)
+    await delete_unreferenced(session, services, keys)
     return Response(status_code=204)
-
-
-async def _delete_unreferenced(session: AsyncSession, services: Services, keys: set[str]) -> None:
-    """Files are content-addressed and may be shared: remove only those no row points at."""
-    if not keys:
-        return
-    used = set(
-        await session.scalars(
-            select(StoredImage.storage_key).where(StoredImage.storage_key.in_(keys))
-        )
-    )
-    used |= {
-        k
-        for k in await session.scalars(
-            select(StoredImage.thumb_key).where(StoredImage.thumb_key.in_(keys))
-        )
-        if k
-    }
-    used |= set(
-        await session.scalars(select(Upload.storage_key).where(Upload.storage_key.in_(keys)))
-    )
-    await session.commit()
-    for key in keys - used:
-        await services.store.delete(key)
 
 
 def _sse(event: str, data: Any, event_id: int | None = None) -> bytes:
