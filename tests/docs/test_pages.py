@@ -216,6 +216,17 @@ def test_sessions_page(reader: Reader) -> None:
     assert out.strip() == "['t1', 't2', 't3', 't4'] True"
     with Image.open(reader.home / "autumn.png") as img:
         assert img.format == "PNG"
+    out = reader.sh(block_in("docs/sessions.md", "sh", "nanobanana chat").text)
+    assert out.splitlines()[-3:] == [
+        "  t1  a red fox in the snow",
+        "    t2  make the sky purple",
+        "*   t3  make it autumn",
+    ]
+    assert sorted(p.name for p in (reader.home / "fox-session").iterdir()) == [
+        "t1.png",
+        "t2.png",
+        "t3.png",
+    ]
     # The service part, with the README's $TOKEN.
     reader.env["TOKEN"] = with_service(reader)
     out = reader.sh(block_in("docs/sessions.md", "sh", "/api/sessions").text)

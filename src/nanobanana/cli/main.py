@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NanobananaError
-from . import batch, emulator, generate, info, keys, models, profiles, serve
+from . import batch, chat, emulator, generate, info, keys, models, profiles, serve
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     generate.register(sub)
+    chat.register(sub)
     models.register(sub)
     info.register(sub)
     keys.register(sub)
