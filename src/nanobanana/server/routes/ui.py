@@ -120,6 +120,17 @@ async def detail_page(generation_id: str) -> HTMLResponse:
     )
 
 
+@router.get("/edit", response_class=HTMLResponse)
+async def sessions_page() -> HTMLResponse:
+    return _page("edit.html", title="Edit", page="edit", script="edit", session_id=None)
+
+
+@router.get("/edit/{session_id}", response_class=HTMLResponse)
+async def session_page(session_id: str) -> HTMLResponse:
+    # Echoed (escaped) into a data attribute only; the API answers 404 for a foreign id.
+    return _page("edit.html", title="Edit", page="edit", script="edit", session_id=session_id[:64])
+
+
 @router.get("/settings", response_class=HTMLResponse)
 async def settings_page() -> HTMLResponse:
     return _page(
