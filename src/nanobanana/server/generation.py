@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -58,6 +59,23 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _JOB_COLUMNS = tuple(Job.__table__.columns)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """An earlier exchange of a conversation a drop-in client sends with its prompt: the user's
+    message and the assistant's answer (``compat.openrouter_request``).  Kept with the job
+    (its images stored as uploads) and sent upstream as the call's history."""
+
+    prompt: str
+    #: The images the user sent with it, as ``data:`` URLs, in order.
+    images: tuple[str, ...] = ()
+    #: The answer: its text, and its images as ``data:`` URLs.
+    text: str = ""
+    drawn: tuple[str, ...] = ()
+    #: Images of the exchange not sent again: not ``data:`` URLs (never fetched), or older
+    #: than the history keeps (``conversation.first_whole_turn``).
+    left_out: int = 0
 
 
 @dataclass
@@ -160,6 +178,30 @@ async def prepare(
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
     return Prepared(request=record, upstream=upstream, model=choice.name, references=references)
+
+
+def _with_history(digest: str, history: Sequence[Exchange]) -> str:
+    """A request hash that also covers the conversation before the prompt: the same prompt
+    after another exchange is another request."""
+    h = hashlib.sha256(digest.encode())
+    for exchange in history:
+        for part in (exchange.prompt, *exchange.images, exchange.text, *exchange.drawn):
+            h.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x01%d" % exchange.left_out)
+    return h.hexdigest()
+
+
+def _decode_history(
+    history: Sequence[Exchange],
+) -> list[tuple[list[ReferenceImage], list[ReferenceImage]]]:
+    """Each exchange's images decoded and checked, as references are (CPU work: a thread)."""
+    return [
+        (
+            [reference_from_data_url(u) for u in exchange.images],
+            [reference_from_data_url(u) for u in exchange.drawn],
+        )
+        for exchange in history
+    ]
 
 
 def decode_references(items: list[str]) -> list[str | ReferenceImage]:
@@ -298,9 +340,12 @@ async def create_job(
     idempotency_key: str | None,
     session_id: str | None = None,
     parent_id: str | None = None,
+    history: Sequence[Exchange] = (),
 ) -> tuple[Job, bool]:
     """(job, replayed).  ``session_id`` and ``parent_id`` make the job a turn of an editing
-    session (``sessions.start_turn`` checked both).  A new job is committed and handed to the
+    session (``sessions.start_turn`` checked both); ``history``: the exchanges a drop-in
+    client sent before its prompt (kept with the job, and part of its request hash).  A new
+    job is committed and handed to the
     worker pool here (no await between the commit and the hand-over, so a request cancelled
     now cannot orphan it): as
     ``running`` when a slot is free (one transaction for the whole intake, and the job starts
@@ -308,8 +353,11 @@ async def create_job(
     ``idempotency_key``: the request's header as sent (checked here)."""
     idempotency_key = check_idempotency_key(idempotency_key)
     digest = request_hash(body, kind)
+    if history:
+        digest = _with_history(digest, history)
     user_id = user.id  # the session may expire ``user`` on rollback: no lazy load later
     references = await asyncio.to_thread(decode_references, body.images) if body.images else []
+    earlier = await asyncio.to_thread(_decode_history, history) if history else []
     if idempotency_key is not None:
         found = await find_replay(session, services, user_id, idempotency_key, digest)
     elif kind in BLIND_RETRY_KINDS:
@@ -324,7 +372,7 @@ async def create_job(
     await manager.check_capacity(user_id)
     prepared = await prepare(session, services, user, body, references)
     ids: list[str] = []
-    if any(not isinstance(ref, str) for ref in prepared.references):
+    if earlier or any(not isinstance(ref, str) for ref in prepared.references):
         # Release the database (on SQLite, the write lock) while files are written.
         await session.commit()
     for ref in prepared.references:
@@ -334,6 +382,19 @@ async def create_job(
             upload = await store_upload(session, services, user_id, ref)
             ids.append(upload.id)
     prepared.request["images"] = ids
+    if history:
+        prepared.request["history"] = [
+            {
+                "prompt": exchange.prompt,
+                "references": [
+                    (await store_upload(session, services, user_id, r)).id for r in refs
+                ],
+                "text": exchange.text,
+                "images": [(await store_upload(session, services, user_id, r)).id for r in drawn],
+                "images_left_out": exchange.left_out,
+            }
+            for exchange, (refs, drawn) in zip(history, earlier, strict=True)
+        ]
     # The asynchronous API answers 202 with a ``queued`` job whose event stream starts with
     # ``queued`` (its documented contract); the synchronous routes never show that state.
     started = kind != "async" and manager.reserve(user_id)

@@ -563,8 +563,9 @@ class JobManager:
                     upstream = await resolve_upstream(session, self.s, user_id)
                     await session.commit()
             refs = await self._references(job, user_id)
-            # A turn of an editing session: the path that led to it, as the provider takes it.
-            history = await history_of(self.s, job, user_id) if job.session_id else ()
+            # A turn of an editing session, or a drop-in call with the conversation before it.
+            earlier = job.session_id is not None or bool(job.request.get("history"))
+            history = await history_of(self.s, job, user_id) if earlier else ()
         except NanobananaError as exc:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
         one_whole = job.kind != "async" and (job.request.get("n") or 1) == 1

@@ -175,8 +175,12 @@ async def delete_session(
 
 
 async def history_of(services: Services, job: Job, user_id: str) -> tuple[PriorTurn, ...]:
-    """The history a turn sends: the path from the session's first turn to the turn's parent,
-    the last turns whole and the older ones as text (``conversation.first_whole_turn``)."""
+    """The history a job sends: for a turn of a session, the path from the session's first
+    turn to the turn's parent, the last turns whole and the older ones as text
+    (``conversation.first_whole_turn``); for a drop-in call, the exchanges its client sent
+    (kept with the job by ``generation.create_job``, already cut by the same rule)."""
+    if job.session_id is None:
+        return await _history_of_record(services, job.request.get("history") or [], user_id)
     if job.parent_id is None:
         return ()
     async with services.sessionmaker() as db:
@@ -242,6 +246,41 @@ async def history_of(services: Services, job: Job, user_id: str) -> tuple[PriorT
             )
         )
     return tuple(out)
+
+
+async def _history_of_record(
+    services: Services, record: list[dict[str, Any]], user_id: str
+) -> tuple[PriorTurn, ...]:
+    if not record:
+        return ()
+    ids = [i for turn in record for i in (*turn["references"], *turn["images"])]
+    async with services.sessionmaker() as db:
+        uploads = {
+            u.id: u
+            for u in await db.scalars(
+                select(Upload).where(Upload.id.in_(ids), Upload.user_id == user_id)
+            )
+        }
+        await db.commit()
+
+    async def load(upload_id: str) -> ReferenceImage:
+        upload = uploads.get(upload_id)
+        if upload is None:
+            raise ReferenceImageError("An image of the conversation was deleted.", field="images")
+        return await _reference(services, upload)
+
+    return tuple(
+        [
+            PriorTurn(
+                prompt=turn["prompt"],
+                references=tuple([await load(i) for i in turn["references"]]),
+                text=turn["text"],
+                images=tuple([await load(i) for i in turn["images"]]),
+                images_left_out=turn["images_left_out"],
+            )
+            for turn in record
+        ]
+    )
 
 
 async def _reference(services: Services, row: Upload | StoredImage) -> ReferenceImage:

@@ -3,7 +3,9 @@
 What is read (reference §1.2): ``model`` (catalog ids, aliases, OpenRouter ids such as
 ``google/gemini-2.5-flash-image``), ``messages`` (the text of the last user message that has
 text is the prompt; that message's ``image_url`` parts with ``data:`` URLs are the reference
-images), ``modalities``,
+images; the messages before it are the conversation so far: each user message with the
+assistant's answer, its text and its images, whether in ``images`` as OpenRouter answers or
+in ``content`` parts, sent upstream as the history of a multi-turn edit), ``modalities``,
 ``image_config`` (``aspect_ratio``, ``image_size``, and any other key as a model-specific
 image option, passed on to OpenRouter as given), ``seed``, ``reasoning.effort`` (the thinking
 level; ``xhigh`` and ``max`` mean ``high``, as OpenRouter maps them for Gemini; ``none`` is
@@ -34,6 +36,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...client import MAX_PROMPT_CHARS, MAX_SEED
+from ..generation import Exchange
 from .errors import Problem, ProblemError, bad_request
 
 #: A string with at least one visible character (JSON Schema ``pattern``: a search).
@@ -186,6 +189,8 @@ class ChatCall:
     thinking: str | None = None
     google_search: bool = False
     image_options: dict[str, Any] = field(default_factory=dict)
+    #: The exchanges before the prompt, oldest first (multi-turn editing).
+    history: tuple[Exchange, ...] = ()
 
 
 def clean_text(text: str, field_name: str = "prompt") -> str:
@@ -232,17 +237,62 @@ def _split(message: Message) -> tuple[str, list[str]]:
     return "\n".join(t for t in texts if t.strip()), urls
 
 
-def _prompt_message(messages: list[Message]) -> tuple[str, list[str]]:
-    """The text and images of the last user message that has text."""
-    for message in reversed(messages):
+def _prompt_message(messages: list[Message]) -> tuple[int, str, list[str]]:
+    """The index, text and images of the last user message that has text."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
         if message.role == "user":
             text, urls = _split(message)
             if text.strip():
-                return text, urls
+                return index, text, urls
     raise bad_request(
         "No user message with text: the last user message that has text is the image prompt.",
         "prompt",
     )
+
+
+def _answer_images(message: Message) -> list[str]:
+    """The images of an assistant message as OpenRouter answers them (``images``: a list of
+    ``{"type": "image_url", "image_url": {"url": ...}}``, or of URLs), as clients send them
+    back."""
+    items = (message.model_extra or {}).get("images")
+    urls: list[str] = []
+    for item in items if isinstance(items, list) else ():
+        ref = item.get("image_url") if isinstance(item, dict) else item
+        url = ref.get("url") if isinstance(ref, dict) else ref
+        if isinstance(url, str):
+            urls.append(url)
+    return urls
+
+
+def _history(messages: list[Message]) -> tuple[Exchange, ...]:
+    """The exchanges before the prompt message: each user message with the assistant message
+    that answers it (system and tool messages are not part of an image conversation).  Images
+    that are not ``data:`` URLs are left out (this service fetches no URL), and so are those of
+    turns older than the history keeps."""
+    from ...conversation import first_whole_turn
+
+    turns: list[tuple[str, list[str], str, list[str]]] = []
+    asked: tuple[str, list[str]] | None = None
+    for message in messages:
+        if message.role == "user":
+            text, urls = _split(message)
+            asked = (f"{asked[0]}\n{text}".strip(), asked[1] + urls) if asked else (text, urls)
+        elif message.role == "assistant":
+            text, urls = _split(message)
+            prompt, refs = asked or ("", [])
+            turns.append((prompt, refs, text, urls + _answer_images(message)))
+            asked = None
+    if asked is not None:  # asked, never answered: a turn without an answer
+        turns.append((asked[0], asked[1], "", []))
+    whole = first_whole_turn(len(turns))
+    out = []
+    for i, (prompt, refs, text, drawn) in enumerate(turns):
+        kept_refs = [u for u in refs if u.startswith("data:")] if i >= whole else []
+        kept_drawn = [u for u in drawn if u.startswith("data:")] if i >= whole else []
+        left = len(refs) + len(drawn) - len(kept_refs) - len(kept_drawn)
+        out.append(Exchange(prompt, tuple(kept_refs), text, tuple(kept_drawn), left))
+    return tuple(out)
 
 
 def require_data_urls(urls: Sequence[str], name: Callable[[int], str]) -> None:
@@ -277,7 +327,7 @@ def parse_chat(req: ChatRequest) -> ChatCall:
                 details={"allowed": ["image", "text"]},
             )
         )
-    prompt, urls = _prompt_message(req.messages)
+    index, prompt, urls = _prompt_message(req.messages)
     require_data_urls(urls, lambda i: f"Image {i + 1}")
     config = req.image_config or ImageConfig()
     provider = req.provider if isinstance(req.provider, str) else None
@@ -307,4 +357,5 @@ def parse_chat(req: ChatRequest) -> ChatCall:
         thinking="high" if effort in _ABOVE_HIGH else effort,
         google_search=web is not None,
         image_options=dict(config.model_extra or {}),
+        history=_history(req.messages[:index]),
     )

@@ -41,7 +41,7 @@ from ..compat.models import openrouter_id
 from ..compat.outcome import ImagePayload, JobOutcome
 from ..db.models import Job, StoredImage, User
 from ..defaultscache import user_defaults
-from ..generation import IDEMPOTENCY_HEADER, create_job
+from ..generation import IDEMPOTENCY_HEADER, Exchange, create_job
 from ..jobs import Finished
 from ..listings import resolve
 from ..problems import ApiError
@@ -199,6 +199,7 @@ async def submit_call(
     kind: str,
     idempotency_key: str | None,
     build: Callable[[ModelChoice, str], tuple[GenerateIn, Kept]],
+    history: Sequence[Exchange] = (),
 ) -> tuple[ModelSpec, Kept, Job, bool]:
     """A compatible call as a job: the target chosen (``choose_target``), ``build(choice,
     provider)`` giving the generation request and what the route keeps of the call, the job
@@ -208,7 +209,13 @@ async def submit_call(
         choice, provider = await choose_target(session, services, user.id, model, provider_hint)
         request, kept = build(choice, provider)
         job, replayed = await create_job(
-            session, services, user, request, kind=kind, idempotency_key=idempotency_key
+            session,
+            services,
+            user,
+            request,
+            kind=kind,
+            idempotency_key=idempotency_key,
+            history=history,
         )
     return choice.spec, kept, job, replayed
 

@@ -128,6 +128,7 @@ async def accept(
         kind="openrouter",
         idempotency_key=idempotency_key,
         build=build,
+        history=call.history,
     )
     return Accepted(job.id, openrouter_id(spec), replayed, call.stream)
 

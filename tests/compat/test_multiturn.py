@@ -1,0 +1,125 @@
+"""Multi-turn editing through the OpenRouter-compatible endpoint: a client sends the whole
+conversation (each answer with its images, as OpenRouter gave them) and the next instruction;
+the earlier turns reach the model as history, on either provider."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import openai
+import pytest
+
+from nanobanana.emulator import EmulatorServer
+
+from ..support import png_bytes
+from .conftest import Live, decode_data_url, tag, upstream_prompts
+
+pytestmark = pytest.mark.timeout(60)
+MODEL = "google/gemini-3-pro-image"
+
+
+def sdk(live: Live) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/api/v1", api_key=live.token, max_retries=0)
+
+
+def answer_message(reply: Any) -> dict[str, Any]:
+    """The assistant message as a chat app keeps it and sends it back: its text, and its
+    images as OpenRouter's ``images`` field has them."""
+    message = reply.choices[0].message
+    images = (message.model_extra or {})["images"]
+    return {"role": "assistant", "content": message.content or "", "images": images}
+
+
+@pytest.mark.parametrize("provider", ["openrouter", "google"])
+def test_the_conversation_before_the_prompt_goes_upstream(
+    live: Live, emulator: EmulatorServer, provider: str
+) -> None:
+    marker = tag()
+    body = {"modalities": ["image", "text"], "provider": provider}
+    first = [{"role": "user", "content": f"a red fox {marker}"}]
+    with sdk(live) as client:
+        one = client.chat.completions.create(model=MODEL, messages=first, extra_body=body)  # type: ignore[arg-type]
+        drawn = answer_message(one)
+        messages = [*first, drawn, {"role": "user", "content": "make the sky purple"}]
+        two = client.chat.completions.create(model=MODEL, messages=messages, extra_body=body)  # type: ignore[arg-type]
+    assert two.choices[0].message.content
+    _, first_png = decode_data_url(drawn["images"][0]["image_url"]["url"])
+    sent = upstream_prompts(emulator, marker)
+    assert len(sent) == 2 and sent[1]["status"] == 200
+    if provider == "openrouter":
+        history = sent[1]["body"]["messages"]
+        assert [m["role"] for m in history] == ["user", "assistant", "user"]
+        assert history[1]["content"] == drawn["content"]
+        assert history[2]["content"][0]["type"] == "image_url"  # the answer's image, first
+        assert history[2]["content"][1]["text"] == "make the sky purple"
+    else:
+        contents = sent[1]["body"]["contents"]
+        assert [c["role"] for c in contents] == ["user", "model", "user"]
+        text, image = contents[1]["parts"]
+        assert text["text"] == drawn["content"]
+        assert image["inlineData"]["data"].startswith("<base64:")
+        # Not this model's turn as far as the service knows: the documented placeholder.
+        assert image["thoughtSignature"]
+    # The job keeps the conversation it was asked with (the images as stored uploads).
+    with live.http(live.token) as c:
+        record = c.get(f"/api/generations/{two.id.removeprefix('gen-')}").json()["request"]
+    (turn,) = record["history"]
+    assert turn["prompt"] == f"a red fox {marker}" and len(turn["images"]) == 1
+    assert turn["text"] == drawn["content"] and turn["images_left_out"] == 0
+    assert first_png.startswith(b"\x89PNG")
+
+
+def test_the_same_prompt_after_another_conversation_is_another_request(
+    live: Live, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    body = {"modalities": ["image", "text"]}
+    png = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    last = {"role": "user", "content": f"now make it blue {marker}"}
+    with sdk(live) as client:
+        replies = [
+            client.chat.completions.create(
+                model=MODEL,
+                messages=[  # type: ignore[list-item]
+                    {"role": "user", "content": f"a {thing}"},
+                    {
+                        "role": "assistant",
+                        "content": "",
+                        "images": [{"type": "image_url", "image_url": {"url": png}}],
+                    },
+                    last,
+                ],
+                extra_body=body,
+            )
+            for thing in ("cat", "dog")
+        ]
+    assert replies[0].id != replies[1].id  # not answered as a blind retry of the first
+    sent = upstream_prompts(emulator, marker)
+    assert [s["body"]["messages"][0]["content"][0]["text"] for s in sent] == ["a cat", "a dog"]
+
+
+def test_images_not_sent_as_data_are_told_not_fetched(live: Live, emulator: EmulatorServer) -> None:
+    marker = tag()
+    messages = [
+        {"role": "user", "content": "a fox"},
+        {
+            "role": "assistant",
+            "content": "Here it is",
+            "images": [{"type": "image_url", "image_url": {"url": "https://example.com/fox.png"}}],
+        },
+        {"role": "user", "content": f"purple sky {marker}"},
+    ]
+    with sdk(live) as client:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=messages,  # type: ignore[arg-type]
+            extra_body={"modalities": ["image", "text"]},
+        )
+    (sent,) = upstream_prompts(emulator, marker)
+    history = sent["body"]["messages"]
+    assert history[1] == {
+        "role": "assistant",
+        "content": "Here it is [1 image of this turn not repeated here]",
+    }
+    assert history[2]["content"] == [{"type": "text", "text": f"purple sky {marker}"}]
