@@ -74,11 +74,11 @@ def generate_node(prompt: str, **inputs: Any) -> dict[str, Any]:
     return node
 
 
-def edit_node(image: list[Any], instruction: str, **inputs: Any) -> dict[str, Any]:
+def edit_node(image: list[Any] | None, instruction: str, **inputs: Any) -> dict[str, Any]:
     node = {
         "class_type": "NanoBananaEdit",
         "inputs": {
-            "image": image,
+            **({"image": image} if image is not None else {}),
             "instruction": instruction,
             "model": "gemini-2.5-flash-image",
             "aspect_ratio": "auto",

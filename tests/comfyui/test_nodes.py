@@ -63,7 +63,8 @@ def test_reference_images_are_sent(comfy: Executor, emu_env: Any) -> None:
 
 def test_edit_edits_each_image_of_the_batch(comfy: Executor, emu_env: Any) -> None:
     out = comfy.execute({"1": RED, "2": edit_node(["1", 0], "make it night")})
-    images, _, info = out["2"]
+    images, _, info, session = out["2"]
+    assert session is None  # a conversation follows one image: a batch starts none
     assert images.shape[0] == 2 and images.shape[-1] == 3
     calls = image_calls(emu_env)
     assert len(calls) == 2
@@ -190,7 +191,7 @@ def test_a_server_profile_runs_the_job_on_the_server(
     # Both jobs are in the user's gallery, made with the key stored on the server.
     assert sorted(j["prompt"] for j in jobs) == ["a poster [emulator:size:48x64]", "add a title"]
     assert {r["api_key"] for r in image_calls(emu)} == {SERVER_KEY_CANARY}
-    saved = json.dumps({"prompt": prompt, "outputs": [out["2"][1:], out["3"][1:]]})
+    saved = json.dumps({"prompt": prompt, "outputs": [out["2"][1:], out["3"][1:3]]})
     assert server.token not in saved and OPENROUTER_CANARY not in saved
 
 
@@ -261,3 +262,75 @@ def test_image_options_reach_openrouter_or_are_refused_first(comfy: Executor, em
         with pytest.raises(errors.ValidationError, match=r"image_options must be|is bool"):
             comfy.execute({"1": generate_node("a fox", image_options=bad)})
     assert len(image_calls(emu_env)) == 1
+
+
+# ------------------------------------------------------------------------------ sessions
+ONE = {"class_type": "TestImage", "inputs": {"colors": "255,0,0", "width": 16, "height": 8}}
+PRO = {"model": "gemini-3-pro-image", "provider": "google"}
+
+
+def _conversation(**inputs: Any) -> dict[str, Any]:
+    """An image edited, then two edits that both continue that first edit (a branch)."""
+    inputs = {**PRO, **inputs}
+    return {
+        "1": ONE,
+        "2": edit_node(["1", 0], "make it night", **inputs),
+        "3": edit_node(None, "add stars", session=["2", 3], **inputs),
+        "4": edit_node(None, "add a moon", session=["2", 3], **inputs),
+    }
+
+
+def test_a_session_carries_the_conversation_between_edit_nodes(
+    comfy: Executor, emu_env: Any
+) -> None:
+    from nanobanana.emulator import signatures
+
+    out = comfy.execute(_conversation())
+    assert all(out[n][0].shape[0] == 1 for n in ("2", "3", "4"))
+    first, stars, moon = image_calls(emu_env)
+    assert len(first["body"]["contents"]) == 1
+    for call, asked in ((stars, "add stars"), (moon, "add a moon")):
+        user, model, now = call["body"]["contents"]
+        assert user["parts"][0]["text"] == "make it night" and "inlineData" in user["parts"][1]
+        assert model["role"] == "model"
+        assert all(signatures.verify(p["thoughtSignature"], PRO["model"]) for p in model["parts"])
+        assert now["parts"] == [{"text": asked}]
+    # Both branches sent the first edit's answer, the same way.
+    assert stars["body"]["contents"][1] == moon["body"]["contents"][1]
+    assert json.loads(out["3"][2])["turn"] == 2
+
+
+def test_an_edit_needs_an_image_or_a_session(comfy: Executor, emu_env: Any) -> None:
+    with pytest.raises(errors.UsageError, match="Connect an image to edit, or a session"):
+        comfy.execute({"1": edit_node(None, "make it night")})
+
+
+def test_a_session_stays_where_it_started(comfy: Executor, emu_env: Any, isolated_env: Any) -> None:
+    from nanobanana.remote import ProfilesFile
+
+    ProfilesFile(isolated_env / "profiles.json").set("studio", "http://127.0.0.1:9", "tok")
+    prompt = _conversation()
+    prompt["3"]["inputs"]["server_profile"] = "studio"
+    with pytest.raises(errors.UsageError, match="runs with local keys"):
+        comfy.execute(prompt)
+
+
+def test_a_session_on_a_server_profile_is_the_servers_session(
+    comfy: Executor, emu: Any, tmp_path: Any, isolated_env: Any
+) -> None:
+    from nanobanana.remote import ProfilesFile
+
+    from ..batch.support import live_server
+
+    with live_server(tmp_path, emu) as server:
+        ProfilesFile(isolated_env / "profiles.json").set("studio", server.url, server.token)
+        # The server's user stored an OpenRouter key: the turns go there.
+        out = comfy.execute(_conversation(server_profile="studio", provider="openrouter"))
+        with server.client() as c:
+            (listed,) = c.get("/api/sessions").json()["items"]
+            tree = c.get(f"/api/sessions/{listed['id']}").json()
+    night = tree["turns"][0]
+    assert [t["prompt"] for t in tree["turns"]] == ["make it night", "add stars", "add a moon"]
+    assert [t["parent_turn_id"] for t in tree["turns"]] == [None, night["id"], night["id"]]
+    assert json.loads(out["4"][2])["session_id"] == listed["id"]
+    assert len(image_calls(emu)) == 3

@@ -31,7 +31,7 @@ LOADER = (
     "print('torch' in sys.modules, 'aiohttp' in sys.modules)\n"
 )
 WIDGET_TYPES = {"STRING", "INT", "FLOAT", "BOOLEAN"}
-LINK_TYPES = {"IMAGE"}
+LINK_TYPES = {"IMAGE", "NANOBANANA_SESSION"}
 SECRET_NAME = re.compile(r"key|token|secret|password|auth", re.IGNORECASE)
 
 
@@ -115,8 +115,10 @@ def test_node_classes_follow_the_protocol(pack: ModuleType) -> None:
     assert "16:9" in gen["required"]["aspect_ratio"][0] and "4K" in gen["required"]["image_size"][0]
     assert gen["optional"]["images"][0] == "IMAGE"
     edit = pack.NODE_CLASS_MAPPINGS["NanoBananaEdit"]
-    assert edit.INPUT_TYPES()["required"]["image"][0] == "IMAGE"
-    assert edit.RETURN_TYPES[0] == "IMAGE"
+    # An image to edit, or a session to continue: either may be connected.
+    assert edit.INPUT_TYPES()["optional"]["image"][0] == "IMAGE"
+    assert edit.INPUT_TYPES()["optional"]["session"][0] == "NANOBANANA_SESSION"
+    assert edit.RETURN_TYPES == ("IMAGE", "STRING", "STRING", "NANOBANANA_SESSION")
 
 
 def test_profiles_appear_as_choices_without_their_tokens(
@@ -183,7 +185,7 @@ def test_a_saved_workflow_holds_no_secret(
         {
             "prompt": prompt,  # the API form, sent to /prompt and kept in history
             "workflow": ui_workflow(prompt, comfy.mappings),
-            "text_outputs": [outputs[n][1:] for n in ("2", "3")],  # text and info strings
+            "text_outputs": [outputs[n][1:3] for n in ("2", "3")],  # text and info strings
         }
     )
     for secret in (OPENROUTER_CANARY, GEMINI_CANARY, OPENROUTER_CANARY[-8:], GEMINI_CANARY[-8:]):

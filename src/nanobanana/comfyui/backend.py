@@ -24,10 +24,20 @@ from nanobanana.errors import (
     MissingKeyError,
     NanobananaError,
     QuotaError,
+    UsageError,
 )
 from nanobanana.request import GenerationRequest
+from nanobanana.types import PriorTurn, ReferenceImage
 
-__all__ = ["LOCAL", "NodeResult", "explain", "profile_choices", "run_requests"]
+__all__ = [
+    "LOCAL",
+    "NodeResult",
+    "NodeSession",
+    "explain",
+    "profile_choices",
+    "run_requests",
+    "run_turn",
+]
 
 log = logging.getLogger("nanobanana.comfyui")
 
@@ -42,6 +52,19 @@ class NodeResult:
     text: str
     #: Parameters and outcome (no secret): the node's ``info`` output.
     info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NodeSession:
+    """A conversation an Edit node continues (its ``session`` input and output): a value, so
+    wiring one session output into two nodes makes two branches.  Locally it holds the path
+    of turns itself; with a server profile, the server's session and the turn to continue."""
+
+    #: ``LOCAL`` or the server profile the session runs on.
+    where: str
+    turns: tuple[PriorTurn, ...] = ()
+    server_session: str | None = None
+    turn_id: str | None = None
 
 
 def profile_choices(env: Mapping[str, str] | None = None) -> list[str]:
@@ -128,6 +151,97 @@ async def _remote(
             return NodeResult([img.data for img in images], job.text, info)
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+def run_turn(
+    request: GenerationRequest,
+    *,
+    profile: str,
+    session: NodeSession | None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[NodeResult, NodeSession]:
+    """One turn of a session (a new one when ``session`` is None): locally with the path as
+    history, or as the next turn of the server's session."""
+    env = dict(os.environ) if env is None else env
+    if session is not None and session.where != profile:
+        where = "local keys" if session.where == LOCAL else f"the server profile {session.where!r}"
+        raise UsageError(
+            f"This session runs with {where}: give this node the same server profile as the "
+            "node that started the session."
+        )
+    try:
+        if profile == LOCAL:
+            return _run_sync(_local_turn(request, session, env))
+        return _run_sync(_remote_turn(request, profile, session, env))
+    except NanobananaError as exc:
+        explain(exc, profile=profile)
+        raise
+
+
+async def _local_turn(
+    request: GenerationRequest, session: NodeSession | None, env: Mapping[str, str]
+) -> tuple[NodeResult, NodeSession]:
+    from nanobanana.client import AsyncClient
+    from nanobanana.conversation import history_for
+    from nanobanana.references import resolve_references
+
+    path = session.turns if session is not None else ()
+    refs = await resolve_references(request.images)
+    async with AsyncClient(env=env) as client:
+        result = await client.run(request.with_(images=refs, history=history_for(path)))
+    first = result.images[0]
+    turn = PriorTurn(
+        prompt=result.effective_prompt,
+        references=refs,
+        text=result.text,
+        images=(ReferenceImage(first.data, first.mime_type, first.width, first.height),),
+        provider=result.provider,
+        model=result.provider_model,
+        continuation=first.continuation,
+    )
+    info = {
+        **result.provenance(),
+        "where": "local",
+        "turn": len(path) + 1,
+        "images": [{"width": i.width, "height": i.height} for i in result.images],
+        "warnings": result.warnings,
+    }
+    node = NodeResult([img.data for img in result.images], result.text, info)
+    return node, NodeSession(LOCAL, (*path, turn))
+
+
+async def _remote_turn(
+    request: GenerationRequest, profile: str, session: NodeSession | None, env: Mapping[str, str]
+) -> tuple[NodeResult, NodeSession]:
+    from nanobanana.imaging import to_data_url
+    from nanobanana.references import resolve_references
+    from nanobanana.remote import ServerClient, resolve_server
+
+    server = resolve_server(profile=profile, env=env)
+    refs = tuple(to_data_url(r) for r in await resolve_references(request.images))
+    async with ServerClient.from_profile(server) as client:
+        session_id = session.server_session if session is not None else None
+        if session_id is None:
+            session_id = await client.create_session()
+        parent = session.turn_id if session is not None else None
+        job, images = await client.add_turn(
+            session_id, request.with_(images=refs), parent_turn_id=parent
+        )
+    info = {
+        "where": "server",
+        "server": server.url,
+        "profile": profile,
+        "session_id": session_id,
+        "job_id": job.id,
+        "prompt": request.prompt,
+        "model": job.model,
+        "provider": job.provider,
+        "cost": job.cost,
+        "images": [{"width": i.width, "height": i.height} for i in images],
+        "warnings": job.warnings,
+    }
+    node = NodeResult([img.data for img in images], job.text, info)
+    return node, NodeSession(profile, server_session=session_id, turn_id=job.id)
 
 
 def explain(exc: NanobananaError, *, profile: str) -> None:

@@ -18,12 +18,14 @@ from nanobanana.catalog import DEFAULT_MODEL, THINKING_LEVELS, Catalog, image_op
 from nanobanana.providers import PROVIDERS
 from nanobanana.request import GenerationRequest
 
-from .backend import LOCAL, profile_choices, run_requests
+from .backend import LOCAL, NodeSession, profile_choices, run_requests, run_turn
 
 __all__ = ["NanoBananaEdit", "NanoBananaGenerate"]
 
 CATEGORY = "Nano Banana"
 AUTO = "auto"
+#: The type of a conversation between Edit nodes (``backend.NodeSession``).
+SESSION = "NANOBANANA_SESSION"
 #: The library's largest seed; ComfyUI's seed widget goes to 2**64 - 1 and is folded into range.
 MAX_SEED = 2**31 - 1
 SIZES = (AUTO, "0.5K", "1K", "2K", "4K")
@@ -229,23 +231,30 @@ class NanoBananaGenerate:
 
 
 class NanoBananaEdit:
-    """IMAGE + instruction -> the edited IMAGE (each image of the batch edited on its own)."""
+    """IMAGE + instruction -> the edited IMAGE (each image of the batch edited on its own); or,
+    with a session, the next turn of a conversation (docs/comfyui.md)."""
 
     DESCRIPTION = (
         "Edit images with an instruction. Each image of the input batch is edited separately, "
-        "with the optional references added to every call."
+        "with the optional references added to every call. Connect a session (from another "
+        "Edit node) to continue that conversation instead: the model sees the turns before."
     )
     CATEGORY = CATEGORY
     FUNCTION = "edit"
-    RETURN_TYPES = ("IMAGE", "STRING", "STRING")
-    RETURN_NAMES = ("images", "text", "info")
+    RETURN_TYPES = ("IMAGE", "STRING", "STRING", SESSION)
+    RETURN_NAMES = ("images", "text", "info", "session")
+    OUTPUT_TOOLTIPS = (
+        "The edited images.",
+        "What the model said, if anything.",
+        "Model, provider, cost and warnings as JSON.",
+        "The conversation so far, for the next Edit node (one image edited: it starts one).",
+    )
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, dict[str, Any]]:
         common = _common_inputs(default_ratio=AUTO)
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The image(s) to edit."}),
                 "instruction": (
                     "STRING",
                     {"multiline": True, "default": "", "tooltip": "What to change."},
@@ -258,6 +267,14 @@ class NanoBananaEdit:
                 "server_profile": common["server_profile"],
             },
             "optional": {
+                "image": (
+                    "IMAGE",
+                    {"tooltip": "The image(s) to edit; with a session, added to the turn."},
+                ),
+                "session": (
+                    SESSION,
+                    {"tooltip": "Continue this conversation (an Edit node's session output)."},
+                ),
                 "references": ("IMAGE", {"tooltip": "Extra reference images for every edit."}),
                 "thinking": common["thinking"],
                 "google_search": common["google_search"],
@@ -271,19 +288,32 @@ class NanoBananaEdit:
 
     def edit(
         self,
-        image: Any,
         instruction: str,
         server_profile: str,
+        image: Any = None,
+        session: NodeSession | None = None,
         references: Any = None,
         **kw: Any,
-    ) -> tuple[Any, str, str]:
+    ) -> tuple[Any, str, str, NodeSession | None]:
+        from nanobanana.errors import UsageError
+
         from .tensors import images_to_tensor
 
         extra = tuple(_encode(references)) if references is not None else ()
-        requests = [_request(instruction, (img, *extra), 1, **kw) for img in _encode(image)]
+        edited = _encode(image) if image is not None else []
+        if session is None and not edited:
+            raise UsageError("Connect an image to edit, or a session to continue.")
+        if session is not None or len(edited) == 1:
+            # One turn: the conversation's next, or the first of a new one.
+            request = _request(instruction, (*edited, *extra), 1, **kw)
+            result, after = run_turn(request, profile=server_profile, session=session)
+            info_text = json.dumps(result.info, indent=2, ensure_ascii=False, default=str)
+            return images_to_tensor(result.images), result.text, info_text, after
+        requests = [_request(instruction, (img, *extra), 1, **kw) for img in edited]
         results = run_requests(requests, profile=server_profile)
         images = [img for r in results for img in r.images]
         text = "\n".join(r.text for r in results if r.text)
-        info: Any = results[0].info if len(results) == 1 else {"edits": [r.info for r in results]}
+        info: Any = {"edits": [r.info for r in results]}
         info_text = json.dumps(info, indent=2, ensure_ascii=False, default=str)
-        return images_to_tensor(images), text, info_text
+        # A conversation follows one image: a batch starts none.
+        return images_to_tensor(images), text, info_text, None

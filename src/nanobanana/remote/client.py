@@ -201,6 +201,44 @@ class ServerClient:
         job = await self.wait(job.id)
         return job, await self.fetch_images(job)
 
+    async def create_session(self, title: str | None = None) -> str:
+        """Start an editing session on the server (docs/sessions.md); its id."""
+        body = {"title": title} if title else {}
+        status, data = await self._request("POST", "/api/sessions", json_body=body)
+        if status >= 400:
+            raise self._refusal(status, data)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ServerError("The server's answer is not an editing session.", provider=SERVER)
+        return data["id"]
+
+    async def add_turn(
+        self,
+        session_id: str,
+        request: GenerationRequest,
+        *,
+        parent_turn_id: str | None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, list[Image]]:
+        """The next turn of a session, continuing ``parent_turn_id`` (``None``: a new first
+        turn); the server sends the path that led to it.  Waits for the images (the server
+        answers once the turn has ended) and downloads them."""
+        fields = {**request.record(), "images": list(request.images)}
+        body = {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v not in (None, [], {})}
+        body["parent_turn_id"] = parent_turn_id
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        status, data = await self._request(
+            "POST",
+            f"/api/sessions/{session_id}/turns",
+            json_body=body,
+            headers=headers,
+            retry=idempotency_key is not None,
+            seconds=self.wait_timeout,
+        )
+        if status >= 400:
+            raise self._refusal(status, data)
+        job = Job.from_json(data)
+        return job, await self.fetch_images(job)
+
     async def generate(
         self, prompt: str, *, idempotency_key: str | None = None, **params: Any
     ) -> tuple[Job, list[Image]]:
@@ -218,17 +256,22 @@ class ServerClient:
         headers: Mapping[str, str] | None = None,
         raw: bool = False,
         retry: bool = False,
+        seconds: float | None = None,
     ) -> tuple[int, Any]:
+        """``seconds``: the time this request may take instead of the client's ``timeout``
+        (a call that waits for a generation)."""
         import aiohttp
 
         url = urljoin(self.base_url + "/", path.lstrip("/")) if "://" not in path else path
         hdrs = {**self._headers(url), **(headers or {})}
+        # Only when given: aiohttp reads ``timeout=None`` as "no timeout at all".
+        longer = {"timeout": aiohttp.ClientTimeout(total=seconds)} if seconds else {}
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with self._http().request(
-                    method, url, json=json_body, headers=hdrs, allow_redirects=False
+                    method, url, json=json_body, headers=hdrs, allow_redirects=False, **longer
                 ) as resp:
                     if (
                         retry
