@@ -144,6 +144,11 @@ class AsyncSession:
         image_turns: int = HISTORY_IMAGE_TURNS,
         **defaults: Unpack[TurnOptions],
     ) -> None:
+        if isinstance(image_turns, bool) or not isinstance(image_turns, int) or image_turns < 0:
+            raise ValidationError(
+                f"image_turns must be a whole number, 0 or more; got {image_turns!r}.",
+                field="image_turns",
+            )
         self.client = client
         self.defaults = defaults
         self.image_turns = image_turns

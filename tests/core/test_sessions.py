@@ -240,6 +240,15 @@ async def test_a_failed_turn_adds_nothing_and_bad_parents_are_refused(
     assert fresh.parent is None and session.children(None) == [t1, fresh]
 
 
+async def test_a_bad_image_turns_is_refused_when_the_session_is_made(
+    emu: EmulatorServer,
+) -> None:
+    async with client_for(emu) as client:
+        for bad in (-1, 1.5, True):
+            with pytest.raises(errors.ValidationError, match="image_turns"):
+                client.session(image_turns=bad)  # type: ignore[arg-type]
+
+
 async def test_history_must_be_prior_turns(emu: EmulatorServer) -> None:
     async with client_for(emu) as client:
         with pytest.raises(errors.ValidationError, match="PriorTurn"):
