@@ -5,6 +5,7 @@ the earlier turns reach the model as history, on either provider."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import openai
@@ -123,3 +124,118 @@ def test_images_not_sent_as_data_are_told_not_fetched(live: Live, emulator: Emul
         "content": "Here it is [1 image of this turn not repeated here]",
     }
     assert history[2]["content"] == [{"type": "text", "text": f"purple sky {marker}"}]
+
+
+def _with_details(reply: Any) -> dict[str, Any]:
+    """The assistant message as an app that follows OpenRouter's reasoning guide keeps it:
+    text, images and ``reasoning_details``, sent back unchanged."""
+    message = reply.choices[0].message
+    extra = message.model_extra or {}
+    return {
+        "role": "assistant",
+        "content": message.content or "",
+        "images": extra["images"],
+        "reasoning_details": extra["reasoning_details"],
+    }
+
+
+@pytest.mark.parametrize("provider", ["google", "openrouter"])
+def test_reasoning_details_sent_back_continue_the_model_turn_exactly(
+    live: Live, emulator: EmulatorServer, provider: str
+) -> None:
+    from nanobanana.emulator import signatures
+
+    marker = tag()
+    body = {"modalities": ["image", "text"], "provider": provider}
+    first = [{"role": "user", "content": f"a red fox {marker}"}]
+    with sdk(live) as client:
+        one = client.chat.completions.create(model=MODEL, messages=first, extra_body=body)  # type: ignore[arg-type]
+        kept = _with_details(one)
+        (entry,) = kept["reasoning_details"]
+        assert entry["type"] == "reasoning.encrypted" and entry["format"] == "nanobanana-v1"
+        messages = [*first, kept, {"role": "user", "content": "make the sky purple"}]
+        client.chat.completions.create(model=MODEL, messages=messages, extra_body=body)  # type: ignore[arg-type]
+    second = upstream_prompts(emulator, marker)[1]
+    assert second["status"] == 200
+    if provider == "google":
+        model_turn = second["body"]["contents"][1]["parts"]
+        # The model's own signatures, as it gave them: not the placeholder.
+        sent = [p.get("thoughtSignature", "") for p in model_turn]
+        assert len(sent) == 2 and all(signatures.verify(s, "gemini-3-pro-image") for s in sent)
+        raw = [base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)) for s in sent]
+        assert b"skip_thought_signature_validator" not in raw
+    else:
+        (upstream,) = second["body"]["messages"][1]["reasoning_details"]
+        assert upstream["format"] == "google-gemini-v1"
+        assert signatures.verify(upstream["data"], "google/gemini-3-pro-image")
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        "not a list",
+        [{"format": "nanobanana-v1", "data": "@@@"}],
+        [{"format": "nanobanana-v1", "data": "eyJwcm92aWRlciI6ICJnb29nbGUifQ"}],  # no model
+        # Ours in shape, with parts no provider made: each bad part is dropped, not sent.
+        [
+            {
+                "type": "reasoning.encrypted",
+                "format": "nanobanana-v1",
+                "data": base64.urlsafe_b64encode(
+                    json.dumps(
+                        {
+                            "provider": "google",
+                            "model": "gemini-3-pro-image",
+                            "continuation": {
+                                "parts": [
+                                    1,
+                                    {"text": 5},
+                                    {"image": "0"},
+                                    {"text": "hi", "thoughtSignature": "@@"},
+                                ]
+                            },
+                        }
+                    ).encode()
+                ).decode(),
+            }
+        ],
+    ],
+)
+def test_reasoning_details_a_client_made_up_are_read_with_care(
+    live: Live, emulator: EmulatorServer, details: Any
+) -> None:
+    marker = tag()
+    messages = [
+        {"role": "user", "content": "a fox"},
+        {"role": "assistant", "content": "Here it is", "reasoning_details": details},
+        {"role": "user", "content": f"purple sky {marker}"},
+    ]
+    with sdk(live) as client:
+        reply = client.chat.completions.create(
+            model=MODEL,
+            messages=messages,  # type: ignore[arg-type]
+            extra_body={"modalities": ["image", "text"], "provider": "google"},
+        )
+    assert reply.choices[0].message.content
+    (sent,) = upstream_prompts(emulator, marker)
+    assert sent["status"] == 200
+    model_turn = sent["body"]["contents"][1]["parts"]
+    assert all(isinstance(p.get("text"), str) for p in model_turn)
+    assert "@@" not in json.dumps(model_turn)
+
+
+def test_a_streamed_answer_hands_back_its_reasoning_details(live: Live) -> None:
+    with live.http(live.token) as c:
+        r = c.post(
+            "/api/v1/chat/completions",
+            json={
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "a fox"}],
+                "stream": True,
+                "provider": "google",
+            },
+        )
+    chunks = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+    (with_images,) = [d for d in deltas if d.get("images")]
+    assert with_images["reasoning_details"][0]["format"] == "nanobanana-v1"

@@ -104,12 +104,17 @@ def _model_parts(turn: PriorTurn, wire_model: str) -> list[_Part]:
     parts: list[_Part] = []
     if turn.made_by(PROVIDER, wire_model):
         assert turn.continuation is not None
-        for part in turn.continuation.get("parts", ()):
-            signature = part.get("thoughtSignature")
-            if "text" in part:
-                parts.append(("text", part["text"], signature))
-            elif "image" in part and 0 <= part["image"] < len(turn.images):
-                parts.append(("image", turn.images[part["image"]], signature))
+        # Read with care: a drop-in client hands it back (server.compat.continuation).
+        kept = turn.continuation.get("parts")
+        for part in kept if isinstance(kept, list) else ():
+            if not isinstance(part, dict):
+                continue
+            signature = _signature_or_none(part.get("thoughtSignature"))
+            text, image = part.get("text"), part.get("image")
+            if isinstance(text, str):
+                parts.append(("text", text, signature))
+            elif type(image) is int and 0 <= image < len(turn.images):
+                parts.append(("image", turn.images[image], signature))
     else:
         if turn.text:
             parts.append(("text", turn.text, None))
@@ -155,6 +160,19 @@ def build_request(call: ProviderCall) -> dict[str, Any]:
     if call.google_search:
         body["tools"] = [{"googleSearch": {}}]
     return body
+
+
+def _signature_or_none(value: Any) -> str | None:
+    """A kept signature that is base64 text, else None (the part goes without one)."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value == FOREIGN_SIGNATURE:
+        return value
+    try:
+        b64decode(value)
+    except ValueError:
+        return None
+    return value
 
 
 def _signature_bytes(signature: str | None) -> bytes | None:

@@ -88,7 +88,7 @@ def _messages(call: ProviderCall) -> list[dict[str, Any]]:
         if turn.made_by(PROVIDER, call.wire_model):
             assert turn.continuation is not None
             details = turn.continuation.get("reasoning_details")
-            if details:
+            if isinstance(details, list) and details and all(isinstance(d, dict) for d in details):
                 answer["reasoning_details"] = details
         messages.append(answer)
         drawn = turn.images

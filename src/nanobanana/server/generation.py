@@ -76,6 +76,11 @@ class Exchange:
     #: Images of the exchange not sent again: not ``data:`` URLs (never fetched), or older
     #: than the history keeps (``conversation.first_whole_turn``).
     left_out: int = 0
+    #: Who answered and what continues from the answer, when the client sent back what this
+    #: service gave it (``compat.continuation``).
+    provider: str | None = None
+    model: str | None = None
+    continuation: dict[str, Any] | None = None
 
 
 @dataclass
@@ -188,6 +193,8 @@ def _with_history(digest: str, history: Sequence[Exchange]) -> str:
         for part in (exchange.prompt, *exchange.images, exchange.text, *exchange.drawn):
             h.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
         h.update(b"\x01%d" % exchange.left_out)
+        said = (exchange.provider, exchange.model, exchange.continuation)
+        h.update(b"\x02" + orjson.dumps(said, option=orjson.OPT_SORT_KEYS))
     return h.hexdigest()
 
 
@@ -392,6 +399,9 @@ async def create_job(
                 "text": exchange.text,
                 "images": [(await store_upload(session, services, user_id, r)).id for r in drawn],
                 "images_left_out": exchange.left_out,
+                "provider": exchange.provider,
+                "model": exchange.model,
+                "continuation": exchange.continuation,
             }
             for exchange, (refs, drawn) in zip(history, earlier, strict=True)
         ]

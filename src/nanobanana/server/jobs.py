@@ -646,8 +646,9 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], result)
-        if job.session_id is not None and result.images:
-            # A later turn continues from the first image's answer (``conversation.Turn``).
+        if result.images and (job.session_id is not None or job.kind == "openrouter"):
+            # A later turn continues from the first image's answer (``conversation.Turn``); a
+            # drop-in chat answer hands it to its client (``compat.openrouter_response``).
             first = min(result.images, key=lambda i: i.index)
             values["continuation"] = first.continuation
         if last is not None:

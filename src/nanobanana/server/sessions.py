@@ -277,6 +277,9 @@ async def _history_of_record(
                 text=turn["text"],
                 images=tuple([await load(i) for i in turn["images"]]),
                 images_left_out=turn["images_left_out"],
+                provider=turn.get("provider"),
+                model=turn.get("model"),
+                continuation=turn.get("continuation"),
             )
             for turn in record
         ]

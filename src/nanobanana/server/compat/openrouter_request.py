@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...client import MAX_PROMPT_CHARS, MAX_SEED
 from ..generation import Exchange
+from . import continuation
 from .errors import Problem, ProblemError, bad_request
 
 #: A string with at least one visible character (JSON Schema ``pattern``: a search).
@@ -272,7 +273,8 @@ def _history(messages: list[Message]) -> tuple[Exchange, ...]:
     turns older than the history keeps."""
     from ...conversation import first_whole_turn
 
-    turns: list[tuple[str, list[str], str, list[str]]] = []
+    Said = tuple[str, str, dict[str, Any]] | None
+    turns: list[tuple[str, list[str], str, list[str], Said]] = []
     asked: tuple[str, list[str]] | None = None
     for message in messages:
         if message.role == "user":
@@ -281,17 +283,23 @@ def _history(messages: list[Message]) -> tuple[Exchange, ...]:
         elif message.role == "assistant":
             text, urls = _split(message)
             prompt, refs = asked or ("", [])
-            turns.append((prompt, refs, text, urls + _answer_images(message)))
+            said = continuation.read((message.model_extra or {}).get("reasoning_details"))
+            turns.append((prompt, refs, text, urls + _answer_images(message), said))
             asked = None
     if asked is not None:  # asked, never answered: a turn without an answer
-        turns.append((asked[0], asked[1], "", []))
+        turns.append((asked[0], asked[1], "", [], None))
     whole = first_whole_turn(len(turns))
     out = []
-    for i, (prompt, refs, text, drawn) in enumerate(turns):
+    for i, (prompt, refs, text, drawn, said) in enumerate(turns):
         kept_refs = [u for u in refs if u.startswith("data:")] if i >= whole else []
         kept_drawn = [u for u in drawn if u.startswith("data:")] if i >= whole else []
         left = len(refs) + len(drawn) - len(kept_refs) - len(kept_drawn)
-        out.append(Exchange(prompt, tuple(kept_refs), text, tuple(kept_drawn), left))
+        provider, model, state = said or (None, None, None)
+        out.append(
+            Exchange(
+                prompt, tuple(kept_refs), text, tuple(kept_drawn), left, provider, model, state
+            )
+        )
     return tuple(out)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from . import continuation
 from .errors import Problem, openrouter_error
 from .outcome import JobOutcome
 from .splice import SplicedBody, Splicer
@@ -103,6 +104,16 @@ def citations(outcome: JobOutcome) -> list[dict[str, Any]]:
     ]
 
 
+def reasoning_details(outcome: JobOutcome) -> list[dict[str, Any]] | None:
+    """What continues the conversation from this answer, for the client to send back
+    (``continuation``); None when there is nothing to continue."""
+    if not (
+        outcome.images and outcome.continuation and outcome.provider and outcome.provider_model
+    ):
+        return None
+    return [continuation.entry(outcome.provider, outcome.provider_model, outcome.continuation)]
+
+
 def completion(outcome: JobOutcome) -> SplicedBody:
     """The JSON body of a non-streaming answer (a succeeded job or a content outcome)."""
     splicer = Splicer()
@@ -113,6 +124,9 @@ def completion(outcome: JobOutcome) -> SplicedBody:
         "refusal": None,
         "reasoning": None,
     }
+    details = reasoning_details(outcome)
+    if details:
+        message["reasoning_details"] = details
     if outcome.images:
         message["images"] = [
             {"type": "image_url", "image_url": {"url": splicer.data_url(img.mime_type, img.data)}}
@@ -167,7 +181,10 @@ def stream_events(outcome: JobOutcome) -> Iterator[bytes]:
             "image_url": {"url": splicer.data_url(img.mime_type, img.data)},
             "index": pos,
         }
-        delta = {"role": "assistant", "content": "", "images": [image]}
+        delta: dict[str, Any] = {"role": "assistant", "content": "", "images": [image]}
+        details = reasoning_details(outcome) if pos == 0 else None
+        if details:
+            delta["reasoning_details"] = details
         yield _event(splicer, _chunk(outcome, delta))
     finish, native = finish_reasons(outcome)
     cited = citations(outcome)

@@ -48,6 +48,10 @@ class JobOutcome:
     images: tuple[ImagePayload, ...] = ()
     #: What a search-grounded job looked up (``Grounding.to_dict``).
     grounding: Mapping[str, Any] | None = None
+    #: The model id sent upstream, and what the provider needs to continue from this answer
+    #: (``Job.continuation``): handed to the client to send back with the conversation.
+    provider_model: str | None = None
+    continuation: Mapping[str, Any] | None = None
 
     @property
     def generation_id(self) -> str:

@@ -283,6 +283,8 @@ async def _outcome(
         synthetic=job.synthetic,
         images=tuple(payloads),
         grounding=job.grounding,
+        provider_model=job.provider_model,
+        continuation=job.continuation,
     )
 
 
