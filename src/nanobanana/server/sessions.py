@@ -126,16 +126,15 @@ async def start_turn(
                         turn_status=parent.status,
                     )
         else:
-            turns, _ = await turns_of(db, edit)
-            latest = latest_turn(turns)
-            parent_id = latest.id if latest is not None else None
-        title = edit.title
-        values: dict[str, Any] = {"updated_at": services.now()}
-        if not title:
-            values["title"] = _title(body.prompt)
-        await db.execute(update(EditSession).where(EditSession.id == edit.id).values(**values))
+            parent_id = await db.scalar(
+                select(Job.id)
+                .where(Job.session_id == edit.id, Job.status == "succeeded")
+                .order_by(Job.created_at.desc(), Job.id.desc())
+                .limit(1)
+            )
+        untitled = not edit.title
         await db.commit()
-        return await create_job(
+        job, replayed = await create_job(
             db,
             services,
             user,
@@ -145,6 +144,13 @@ async def start_turn(
             session_id=edit.id,
             parent_id=parent_id,
         )
+    if not replayed:  # only a turn that was taken names and dates the session
+        values: dict[str, Any] = {"updated_at": services.now()}
+        if untitled:
+            values["title"] = _title(body.prompt)
+        stmt = update(EditSession).where(EditSession.id == session_id).values(**values)
+        await services.tx.run(lambda conn: conn.execute(stmt))
+    return job, replayed
 
 
 def _how(status: str) -> str:
