@@ -97,9 +97,7 @@ class ServerClient:
 
         ``request.images``: data URLs or upload ids (the server reads no files of this
         machine)."""
-        fields = {**request.record(), "images": list(request.images)}
-        # Empty values left out: a server from before a field was added still takes the body.
-        body = {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v not in (None, [], {})}
+        body = _body(request)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout
@@ -222,9 +220,7 @@ class ServerClient:
         """The next turn of a session, continuing ``parent_turn_id`` (``None``: a new first
         turn); the server sends the path that led to it.  Waits for the images (the server
         answers once the turn has ended) and downloads them."""
-        fields = {**request.record(), "images": list(request.images)}
-        body = {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v not in (None, [], {})}
-        body["parent_turn_id"] = parent_turn_id
+        body = {**_body(request), "parent_turn_id": parent_turn_id}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         status, data = await self._request(
             "POST",
@@ -326,6 +322,13 @@ class ServerClient:
             status=status,
             retryable=status >= 500 or status == 429,
         )
+
+
+def _body(request: GenerationRequest) -> dict[str, Any]:
+    """A request as the server's generate body.  Empty values are left out: a server from
+    before a field was added still takes the body."""
+    fields = {**request.record(), "images": list(request.images)}
+    return {WIRE_NAMES.get(k, k): v for k, v in fields.items() if v not in (None, [], {})}
 
 
 def _detail(data: Any) -> str:
