@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ValidationError
 from .references import ReferenceInput, resolve_references
 from .request import GenerationRequest
-from .types import PriorTurn, ReferenceImage, Result
+from .types import Image, PriorTurn, ReferenceImage, Result
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -37,8 +37,10 @@ __all__ = [
     "AsyncSession",
     "Session",
     "Turn",
+    "answering_image",
     "first_whole_turn",
     "history_for",
+    "prior_turn",
 ]
 
 #: How many of the most recent turns of a path are sent with their images.
@@ -85,22 +87,33 @@ class Turn:
         return path[::-1]
 
     def prior(self) -> PriorTurn:
-        """This turn as a later call sends it back.  A turn of several images continues from
-        its first: each image was its own call, and one answer is what the model said."""
-        first = self.result.images[0] if self.result.images else None
-        return PriorTurn(
-            prompt=self.result.effective_prompt,
-            references=self.references,
-            text=self.result.text,
-            images=(
-                (ReferenceImage(first.data, first.mime_type, first.width, first.height),)
-                if first is not None
-                else ()
-            ),
-            provider=self.result.provider,
-            model=self.result.provider_model,
-            continuation=first.continuation if first is not None else None,
-        )
+        """This turn as a later call sends it back (``prior_turn``)."""
+        return prior_turn(self.result, self.references)
+
+
+def answering_image(result: Result) -> Image | None:
+    """The image a later turn continues from: the first of the request.  A turn of several
+    images continues from it: each image was its own call, and one answer is what the model
+    said."""
+    return min(result.images, key=lambda i: i.index) if result.images else None
+
+
+def prior_turn(result: Result, references: tuple[ReferenceImage, ...] = ()) -> PriorTurn:
+    """A generation as the next turn of its conversation sends it back."""
+    first = answering_image(result)
+    return PriorTurn(
+        prompt=result.effective_prompt,
+        references=references,
+        text=result.text,
+        images=(
+            (ReferenceImage(first.data, first.mime_type, first.width, first.height),)
+            if first is not None
+            else ()
+        ),
+        provider=result.provider,
+        model=result.provider_model,
+        continuation=first.continuation if first is not None else None,
+    )
 
 
 def first_whole_turn(length: int, image_turns: int = HISTORY_IMAGE_TURNS) -> int:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..errors import NanobananaError
 from .common import (
     SYNTHETIC_NOTE,
-    add_base_url_options,
     add_image_option,
     client_endpoints,
     command_client,
@@ -33,6 +32,7 @@ from .common import (
     generation_options,
     warn,
 )
+from .generate import add_model_options, add_upstream_options
 
 if TYPE_CHECKING:
     from ..conversation import AsyncSession, Turn
@@ -48,11 +48,7 @@ def register(sub: Any) -> None:
         "session (it continues the turn before it, or the one /branch names); each turn's "
         "image is saved as <turn>.png. " + HELP + ".",
     )
-    p.add_argument("-m", "--model", help="model id or alias (see `nanobanana models`)")
-    p.add_argument("-p", "--provider", help="openrouter or google (gemini)")
-    p.add_argument("-a", "--aspect-ratio", metavar="RATIO", help="e.g. 1:1, 16:9, 9:16")
-    p.add_argument("-s", "--size", metavar="SIZE", help="image size: 0.5K, 1K, 2K or 4K")
-    p.add_argument("--thinking", metavar="LEVEL", help="minimal, low, medium or high")
+    add_model_options(p)
     p.add_argument(
         "-i",
         "--image",
@@ -65,15 +61,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "-o", "--output", metavar="FOLDER", default=".", help="where the images go (default: .)"
     )
-    p.add_argument(
-        "--no-fallback", action="store_true", help="use only the first provider, no fallback"
-    )
-    add_base_url_options(p)
-    p.add_argument(
-        "--emulator",
-        action="store_true",
-        help="run a built-in emulator and make synthetic images (no key, no cost)",
-    )
+    add_upstream_options(p)
     p.set_defaults(func=run, n=1, negative=None, seed=None, google_search=False)
 
 

@@ -56,11 +56,34 @@ def register(sub: Any) -> None:
     edit.set_defaults(func=run_edit)
 
 
-def add_generation_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The model, the provider and the picture's shape: what every generating command takes."""
     p.add_argument("-m", "--model", help="model id or alias (see `nanobanana models`)")
     p.add_argument("-p", "--provider", help="openrouter or google (gemini)")
     p.add_argument("-a", "--aspect-ratio", metavar="RATIO", help="e.g. 1:1, 16:9, 9:16, 21:9")
     p.add_argument("-s", "--size", metavar="SIZE", help="image size: 0.5K, 1K, 2K or 4K")
+    p.add_argument(
+        "--thinking",
+        metavar="LEVEL",
+        help="how much the model thinks first: minimal, low, medium or high (model default)",
+    )
+
+
+def add_upstream_options(p: argparse.ArgumentParser) -> None:
+    """Where the calls go: fallback, base URLs, or the built-in emulator."""
+    p.add_argument(
+        "--no-fallback", action="store_true", help="use only the first provider, no fallback"
+    )
+    add_base_url_options(p)
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run a built-in emulator and make synthetic images (no key, no cost)",
+    )
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    add_model_options(p)
     p.add_argument("-n", type=int, default=1, metavar="N", help="number of images (default 1)")
     p.add_argument("--negative", metavar="TEXT", help="what the image should avoid")
     p.add_argument(
@@ -72,11 +95,6 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         help="reference image, path or URL (repeatable)",
     )
     p.add_argument("--seed", type=int, help="seed, where the model accepts one (best effort)")
-    p.add_argument(
-        "--thinking",
-        metavar="LEVEL",
-        help="how much the model thinks first: minimal, low, medium or high (model default)",
-    )
     p.add_argument(
         "--google-search",
         action="store_true",
@@ -92,16 +110,8 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite the -o file if it exists")
     p.add_argument("--stream", action="store_true", help="show the model's text as it arrives")
     p.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
-    p.add_argument(
-        "--no-fallback", action="store_true", help="use only the first provider, no fallback"
-    )
     p.add_argument("--base-url", metavar="URL", help="API base URL for the chosen provider")
-    add_base_url_options(p)
-    p.add_argument(
-        "--emulator",
-        action="store_true",
-        help="run a built-in emulator and make synthetic images (no key, no cost)",
-    )
+    add_upstream_options(p)
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from nanobanana.errors import (
     UsageError,
 )
 from nanobanana.request import GenerationRequest
-from nanobanana.types import PriorTurn, ReferenceImage
+from nanobanana.types import PriorTurn
 
 __all__ = [
     "LOCAL",
@@ -182,23 +182,14 @@ async def _local_turn(
     request: GenerationRequest, session: NodeSession | None, env: Mapping[str, str]
 ) -> tuple[NodeResult, NodeSession]:
     from nanobanana.client import AsyncClient
-    from nanobanana.conversation import history_for
+    from nanobanana.conversation import history_for, prior_turn
     from nanobanana.references import resolve_references
 
     path = session.turns if session is not None else ()
     refs = await resolve_references(request.images)
     async with AsyncClient(env=env) as client:
         result = await client.run(request.with_(images=refs, history=history_for(path)))
-    first = result.images[0]
-    turn = PriorTurn(
-        prompt=result.effective_prompt,
-        references=refs,
-        text=result.text,
-        images=(ReferenceImage(first.data, first.mime_type, first.width, first.height),),
-        provider=result.provider,
-        model=result.provider_model,
-        continuation=first.continuation,
-    )
+    turn = prior_turn(result, refs)
     info = {
         **result.provenance(),
         "where": "local",

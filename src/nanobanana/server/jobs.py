@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from ..conversation import answering_image
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..files import Pieces, file_data
 from ..request import GenerationRequest
@@ -646,10 +647,10 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], result)
-        if result.images and (job.session_id is not None or job.kind == "openrouter"):
-            # A later turn continues from the first image's answer (``conversation.Turn``); a
-            # drop-in chat answer hands it to its client (``compat.openrouter_response``).
-            first = min(result.images, key=lambda i: i.index)
+        first = answering_image(result)
+        if first is not None and (job.session_id is not None or job.kind == "openrouter"):
+            # A later turn continues from this answer; a drop-in chat answer hands it to its
+            # client (``compat.openrouter_response``).
             values["continuation"] = first.continuation
         if last is not None:
             ended = await landing.land(last, end=values)

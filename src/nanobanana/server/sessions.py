@@ -190,15 +190,22 @@ async def history_of(services: Services, job: Job, user_id: str) -> tuple[PriorT
     if job.parent_id is None:
         return ()
     async with services.sessionmaker() as db:
+        # The session's turns that succeeded, in one read; the path is walked in memory.
+        done = {
+            t.id: t
+            for t in await db.scalars(
+                select(Job).where(
+                    Job.session_id == job.session_id,
+                    Job.user_id == user_id,
+                    Job.status == "succeeded",
+                )
+            )
+        }
         path: list[Job] = []
         next_id: str | None = job.parent_id
         while next_id is not None:
-            turn = await db.scalar(
-                select(Job).where(
-                    Job.id == next_id, Job.user_id == user_id, Job.session_id == job.session_id
-                )
-            )
-            if turn is None or turn.status != "succeeded" or len(path) >= MAX_PATH:
+            turn = done.get(next_id)
+            if turn is None or len(path) >= MAX_PATH:
                 raise ReferenceImageError(
                     "A turn this one continues was deleted or did not succeed; continue from "
                     "another turn.",

@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...client import MAX_PROMPT_CHARS, MAX_SEED
+from ...conversation import first_whole_turn
 from ..generation import Exchange
 from . import continuation
 from .errors import Problem, ProblemError, bad_request
@@ -271,8 +272,6 @@ def _history(messages: list[Message]) -> tuple[Exchange, ...]:
     that answers it (system and tool messages are not part of an image conversation).  Images
     that are not ``data:`` URLs are left out (this service fetches no URL), and so are those of
     turns older than the history keeps."""
-    from ...conversation import first_whole_turn
-
     Said = tuple[str, str, dict[str, Any]] | None
     turns: list[tuple[str, list[str], str, list[str], Said]] = []
     asked: tuple[str, list[str]] | None = None
