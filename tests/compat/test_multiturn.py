@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from nanobanana.emulator import EmulatorServer
+from nanobanana.emulator.recorder import digest
 
 from ..support import png_bytes
 from .conftest import Live, decode_data_url, tag, upstream_prompts
@@ -24,51 +25,71 @@ def sdk(live: Live) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{live.url}/api/v1", api_key=live.token, max_retries=0)
 
 
-def answer_message(reply: Any) -> dict[str, Any]:
-    """The assistant message as a chat app keeps it and sends it back: its text, and its
-    images as OpenRouter's ``images`` field has them."""
+PLACEHOLDER = b"skip_thought_signature_validator"
+
+
+def kept_message(reply: Any, *, details: bool) -> dict[str, Any]:
+    """The assistant message as a chat app keeps it and sends it back: its text, its images
+    as OpenRouter's ``images`` field has them, and (``details``: an app that follows
+    OpenRouter's reasoning guide) its ``reasoning_details`` unchanged."""
     message = reply.choices[0].message
-    images = (message.model_extra or {})["images"]
-    return {"role": "assistant", "content": message.content or "", "images": images}
+    extra = message.model_extra or {}
+    kept = {"role": "assistant", "content": message.content or "", "images": extra["images"]}
+    if details:
+        kept["reasoning_details"] = extra["reasoning_details"]
+    return kept
+
+
+def two_turns(live: Live, provider: str, *, details: bool) -> tuple[str, dict[str, Any], Any]:
+    """A first turn, then "make the sky purple" with the first answer sent back: (the marker
+    in the first prompt, the answer as kept, the second reply)."""
+    marker = tag()
+    body = {"modalities": ["image", "text"], "provider": provider}
+    first = [{"role": "user", "content": f"a red fox {marker}"}]
+    with sdk(live) as client:
+        one = client.chat.completions.create(model=MODEL, messages=first, extra_body=body)  # type: ignore[arg-type]
+        kept = kept_message(one, details=details)
+        messages = [*first, kept, {"role": "user", "content": "make the sky purple"}]
+        two = client.chat.completions.create(model=MODEL, messages=messages, extra_body=body)  # type: ignore[arg-type]
+    return marker, kept, two
+
+
+def signature_bytes(signature: str) -> bytes:
+    """A ``thoughtSignature`` as the SDK sent it (URL-safe alphabet), decoded."""
+    return base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
 
 
 @pytest.mark.parametrize("provider", ["openrouter", "google"])
 def test_the_conversation_before_the_prompt_goes_upstream(
     live: Live, emulator: EmulatorServer, provider: str
 ) -> None:
-    marker = tag()
-    body = {"modalities": ["image", "text"], "provider": provider}
-    first = [{"role": "user", "content": f"a red fox {marker}"}]
-    with sdk(live) as client:
-        one = client.chat.completions.create(model=MODEL, messages=first, extra_body=body)  # type: ignore[arg-type]
-        drawn = answer_message(one)
-        messages = [*first, drawn, {"role": "user", "content": "make the sky purple"}]
-        two = client.chat.completions.create(model=MODEL, messages=messages, extra_body=body)  # type: ignore[arg-type]
+    marker, drawn, two = two_turns(live, provider, details=False)
     assert two.choices[0].message.content
     _, first_png = decode_data_url(drawn["images"][0]["image_url"]["url"])
+    first_image = f"sha256:{digest(base64.b64encode(first_png).decode())}>"
     sent = upstream_prompts(emulator, marker)
     assert len(sent) == 2 and sent[1]["status"] == 200
     if provider == "openrouter":
         history = sent[1]["body"]["messages"]
         assert [m["role"] for m in history] == ["user", "assistant", "user"]
         assert history[1]["content"] == drawn["content"]
-        assert history[2]["content"][0]["type"] == "image_url"  # the answer's image, first
+        # The answer's image opens the next user message.
+        assert history[2]["content"][0]["image_url"]["url"].endswith(first_image)
         assert history[2]["content"][1]["text"] == "make the sky purple"
     else:
         contents = sent[1]["body"]["contents"]
         assert [c["role"] for c in contents] == ["user", "model", "user"]
         text, image = contents[1]["parts"]
         assert text["text"] == drawn["content"]
-        assert image["inlineData"]["data"].startswith("<base64:")
+        assert image["inlineData"]["data"].endswith(first_image)
         # Not this model's turn as far as the service knows: the documented placeholder.
-        assert image["thoughtSignature"]
+        assert signature_bytes(image["thoughtSignature"]) == PLACEHOLDER
     # The job keeps the conversation it was asked with (the images as stored uploads).
     with live.http(live.token) as c:
         record = c.get(f"/api/generations/{two.id.removeprefix('gen-')}").json()["request"]
     (turn,) = record["history"]
     assert turn["prompt"] == f"a red fox {marker}" and len(turn["images"]) == 1
     assert turn["text"] == drawn["content"] and turn["images_left_out"] == 0
-    assert first_png.startswith(b"\x89PNG")
 
 
 def test_the_same_prompt_after_another_conversation_is_another_request(
@@ -126,35 +147,15 @@ def test_images_not_sent_as_data_are_told_not_fetched(live: Live, emulator: Emul
     assert history[2]["content"] == [{"type": "text", "text": f"purple sky {marker}"}]
 
 
-def _with_details(reply: Any) -> dict[str, Any]:
-    """The assistant message as an app that follows OpenRouter's reasoning guide keeps it:
-    text, images and ``reasoning_details``, sent back unchanged."""
-    message = reply.choices[0].message
-    extra = message.model_extra or {}
-    return {
-        "role": "assistant",
-        "content": message.content or "",
-        "images": extra["images"],
-        "reasoning_details": extra["reasoning_details"],
-    }
-
-
 @pytest.mark.parametrize("provider", ["google", "openrouter"])
 def test_reasoning_details_sent_back_continue_the_model_turn_exactly(
     live: Live, emulator: EmulatorServer, provider: str
 ) -> None:
     from nanobanana.emulator import signatures
 
-    marker = tag()
-    body = {"modalities": ["image", "text"], "provider": provider}
-    first = [{"role": "user", "content": f"a red fox {marker}"}]
-    with sdk(live) as client:
-        one = client.chat.completions.create(model=MODEL, messages=first, extra_body=body)  # type: ignore[arg-type]
-        kept = _with_details(one)
-        (entry,) = kept["reasoning_details"]
-        assert entry["type"] == "reasoning.encrypted" and entry["format"] == "nanobanana-v1"
-        messages = [*first, kept, {"role": "user", "content": "make the sky purple"}]
-        client.chat.completions.create(model=MODEL, messages=messages, extra_body=body)  # type: ignore[arg-type]
+    marker, kept, _ = two_turns(live, provider, details=True)
+    (entry,) = kept["reasoning_details"]
+    assert entry["type"] == "reasoning.encrypted" and entry["format"] == "nanobanana-v1"
     second = upstream_prompts(emulator, marker)[1]
     assert second["status"] == 200
     if provider == "google":
@@ -162,8 +163,7 @@ def test_reasoning_details_sent_back_continue_the_model_turn_exactly(
         # The model's own signatures, as it gave them: not the placeholder.
         sent = [p.get("thoughtSignature", "") for p in model_turn]
         assert len(sent) == 2 and all(signatures.verify(s, "gemini-3-pro-image") for s in sent)
-        raw = [base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)) for s in sent]
-        assert b"skip_thought_signature_validator" not in raw
+        assert PLACEHOLDER not in [signature_bytes(s) for s in sent]
     else:
         (upstream,) = second["body"]["messages"][1]["reasoning_details"]
         assert upstream["format"] == "google-gemini-v1"

@@ -10,14 +10,18 @@ from nanobanana.files import read_metadata
 KEYS = {"openrouter": "sk-or-v1-CANARY-e2e-0001", "google": "AIzaCANARY-e2e-0001"}
 
 
+def endpoints(emu):
+    """The client arguments that point at the emulator, with the canary keys."""
+    return {
+        "api_keys": KEYS,
+        "base_urls": {"openrouter": emu.openrouter_url, "google": emu.gemini_url},
+        "env": {},
+        "use_keys_file": False,
+    }
+
+
 def client_for(emu, **kw):
-    return AsyncClient(
-        api_keys=kw.pop("keys", KEYS),
-        base_urls={"openrouter": emu.openrouter_url, "google": emu.gemini_url},
-        env={},
-        use_keys_file=False,
-        **kw,
-    )
+    return AsyncClient(**{**endpoints(emu), "api_keys": kw.pop("keys", KEYS)}, **kw)
 
 
 @pytest.mark.parametrize("provider", ["openrouter", "google"])
@@ -105,12 +109,7 @@ async def test_a_request_object_runs_as_generate_does(emu):
         result = await client.run(request)
     assert result.provider == "google" and len(result.images) == 2
     assert all(img.width > img.height for img in result.images) and not result.warnings
-    with Client(
-        api_keys=KEYS,
-        base_urls={"openrouter": emu.openrouter_url, "google": emu.gemini_url},
-        env={},
-        use_keys_file=False,
-    ) as sync:
+    with Client(**endpoints(emu)) as sync:
         assert sync.run(request.with_(n=1)).provider == "google"
 
 

@@ -16,7 +16,7 @@ from nanobanana.conversation import AsyncSession, Turn, history_for
 from nanobanana.emulator import EmulatorServer
 from nanobanana.types import ReferenceImage
 
-from .test_client_emulator import KEYS, client_for
+from .test_client_emulator import KEYS, client_for, endpoints
 
 MODEL = "gemini-3-pro-image"
 
@@ -256,12 +256,7 @@ async def test_history_must_be_prior_turns(emu: EmulatorServer) -> None:
 
 
 def test_the_blocking_client_has_sessions(emu: EmulatorServer) -> None:
-    with Client(
-        api_keys=KEYS,
-        base_urls={"openrouter": emu.openrouter_url, "google": emu.gemini_url},
-        env={},
-        use_keys_file=False,
-    ) as client:
+    with Client(**endpoints(emu)) as client:
         session = client.session(model=MODEL, provider="google")
         t1 = session.send("a fox")
         t2 = session.send("purple sky")

@@ -3,6 +3,7 @@ exactly the path that led to it; kept per user, and deleted with its images."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,9 @@ async def test_a_fallback_mid_session_keeps_the_conversation(
     last = upstream_requests(emulator, m)[-1]
     assert last["service"] == "gemini" and last["status"] == 200
     foreign = last["body"]["contents"][3]["parts"][-1]
-    assert foreign["thoughtSignature"]  # the placeholder for OpenRouter's turn
+    # OpenRouter's turn goes under the placeholder (the SDK sends its bytes, base64).
+    signature = foreign["thoughtSignature"]
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    assert raw == b"skip_thought_signature_validator"
     listed = (await c.get("/api/generations", headers=h)).json()["items"]
     assert {i["id"] for i in listed} >= {t1["id"], t2["id"], t3["id"]}
