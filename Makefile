@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 #: `make run` needs the service; `make test` also the ComfyUI nodes' CPU torch and the dev tools.
-RUN_EXTRAS  ?= server,postgres,redis,s3
-TEST_EXTRAS ?= server,postgres,redis,s3,comfyui,dev
+RUN_EXTRAS  ?= server,postgres,redis,s3,mcp
+TEST_EXTRAS ?= server,postgres,redis,s3,mcp,comfyui,dev
 #: Every install is pinned to the versions CI tested; `make lock` refreshes them.
 LOCK := constraints.txt
 

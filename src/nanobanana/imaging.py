@@ -241,6 +241,21 @@ def thumbnail(data: bytes, *, max_side: int = 384) -> bytes:
     return buf.getvalue()
 
 
+def preview(data: bytes, *, max_side: int = 256) -> bytes:
+    """A small JPEG of an image (its longer side ``max_side`` pixels at most), for a client that
+    shows a picture inline under a size limit: JPEG is the format every such client takes.
+    Transparency is flattened onto white."""
+    img = open_image(data)
+    img.thumbnail((max_side, max_side))
+    if img.mode != "RGB":
+        rgba = img.convert("RGBA")
+        img = pil_module().new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
+
+
 def iter_png_text(data: bytes) -> Iterable[tuple[str, str]]:
     """All (keyword, text) pairs of a PNG's text chunks, as Pillow reads them."""
     img = pil_module().open(io.BytesIO(data))

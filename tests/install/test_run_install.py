@@ -326,6 +326,48 @@ def test_service_lists_models(service: httpx.Client) -> None:
     assert {"gemini-3.1-flash-image", "gemini-3-pro-image"} <= {m["id"] for m in models}
 
 
+async def test_mcp_server_from_the_run_install(tmp_path: Path, emu: EmulatorServer) -> None:
+    """``nanobanana mcp`` as an agent's client starts it, from the install ``make run`` makes:
+    the official MCP client over stdio, a generation and an edit of it."""
+    from mcp.client.stdio import stdio_client
+
+    from mcp import Client, StdioServerParameters
+
+    home = tmp_path / "home"
+    params = StdioServerParameters(
+        command=str(run_env_bin("nanobanana")),
+        args=[
+            "mcp",
+            "--openrouter-base-url",
+            emu.openrouter_url,
+            "--gemini-base-url",
+            emu.gemini_url,
+        ],
+        cwd=tmp_path,
+        env=clean_env(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local/share"),
+            OPENROUTER_API_KEY=OPENROUTER_CANARY,
+            GEMINI_API_KEY=GEMINI_CANARY,
+        ),
+    )
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            made = await client.call_tool(
+                "generate_image", {"prompt": "a fox", "provider": "google"}
+            )
+            gid = (made.structured_content or {}).get("generation_id")
+            edited = await client.call_tool("edit_image", {"prompt": "at night", "images": [gid]})
+    for result in (made, edited):
+        assert not result.is_error, result.content
+        [link] = [b for b in result.content if b.type == "resource_link"]
+        assert link.uri.startswith((tmp_path / "nanobanana-images").as_uri())
+    text = log.read_text()
+    assert "Traceback" not in text and "CANARY" not in text
+
+
 def test_cli_takes_the_design_notes_model_id(tmp_path: Path, emu: EmulatorServer) -> None:
     r = cli(tmp_path, emu, "generate", "a fox", "-m", "gemini-2.5-flash-image-preview", "--json")
     assert r.code == 0, r.err

@@ -124,3 +124,10 @@ def test_mypy_strict_on_a_users_script_against_the_wheel(
     if not ok:
         assert 'Unexpected keyword argument "opnrouter_api_key"' in checked.stdout
         assert "import-untyped" not in checked.stdout
+
+
+def test_mcp_says_how_to_add_the_mcp_extra(tmp_path: Path) -> None:
+    out = run(bare_bin("nanobanana"), "mcp", "--emulator", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "mcp extra" in out.stderr and "pip install 'nanobanana[mcp]'" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""

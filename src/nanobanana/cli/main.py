@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NanobananaError
-from . import batch, chat, emulator, generate, info, keys, models, profiles, serve
+from . import batch, chat, emulator, generate, info, keys, mcp, models, profiles, serve
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.register(sub)
     emulator.register(sub)
     serve.register(sub)
+    mcp.register(sub)
     batch.add_parser(sub)
     return parser
 

@@ -1,0 +1,571 @@
+"""The tools nanobanana offers agents over MCP, and the shape of their results.
+
+Each tool is a thin call into a ``Backend`` (``local``: the library and a folder; the service
+gives its own): it builds the one request type, ``GenerationRequest``, and turns what came back
+into a result that fits the clients' limits: a short text an agent can read, each image as a
+resource link (the saved file, or a download URL) with a small JPEG preview (``PREVIEW_SIDE``
+pixels; Claude Code refuses tool output over 25,000 tokens, one full image can be megabytes),
+the full image only when asked, and the same facts as ``structuredContent``.
+
+The input schemas list the aspect ratios and sizes the catalog knows, and which models take
+reference images.  Errors come back as tool errors that say what to do next; progress is
+reported while a generation runs (a heartbeat every ``HEARTBEAT_SECONDS``, and each image as
+it arrives); a cancelled call is cancelled in the library, so a generation not yet sent is
+never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Protocol, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from pydantic import Field
+
+from ..catalog import Catalog, ModelSpec
+from ..errors import ContentError, MissingKeyError, NanobananaError, QuotaError, UpstreamError
+from ..imaging import b64encode, preview
+from ..request import GenerationRequest
+from ..types import AttemptEvent, ImageEvent, StreamEvent
+
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "MAX_IMAGES",
+    "PREVIEW_SIDE",
+    "Backend",
+    "Outcome",
+    "SavedImage",
+    "build_server",
+]
+
+#: The longer side of the preview each result carries (a JPEG of a few KB).
+PREVIEW_SIDE = 256
+#: Most images one tool call makes: each comes back with its preview.
+MAX_IMAGES = 4
+#: Seconds between progress notifications while nothing else happens.
+HEARTBEAT_SECONDS = 5.0
+
+#: What ``Backend.turn`` is told when the turn continues the session's latest one.
+LATEST = "latest"
+
+T = TypeVar("T")
+
+Progress = Callable[[str, bool], Awaitable[None]]
+"""Told ``(message, image_arrived)`` as a generation goes on."""
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """One image of a result, where it was kept."""
+
+    index: int
+    #: The resource link's URI: ``file://`` on stdio, the download URL on HTTP.
+    uri: str
+    #: What an agent uses: the file's path, or the URL.
+    location: str
+    mime_type: str
+    width: int
+    height: int
+    #: Bytes of the kept file (with its provenance, so a little more than ``data``).
+    size: int
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A generation as a tool reports it."""
+
+    generation_id: str
+    prompt: str
+    model: str
+    provider: str
+    images: list[SavedImage]
+    text: str = ""
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    cost: float | None = None
+    cost_is_estimate: bool = False
+    warnings: list[str] = field(default_factory=list)
+    synthetic: bool = False
+    session_id: str | None = None
+    #: The turn a session turn continued (``None``: the session's first).
+    parent_id: str | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """Everything but the bytes, JSON-ready: the result's ``structuredContent``."""
+        out = asdict(self)
+        out["images"] = [{k: v for k, v in asdict(i).items() if k != "data"} for i in self.images]
+        if self.session_id is None:
+            del out["session_id"], out["parent_id"]
+        return out
+
+
+class Backend(Protocol):
+    """Where the tools' work is done: ``local.LocalBackend`` for ``nanobanana mcp``."""
+
+    catalog: Catalog
+    #: How this face takes reference images, for the schemas ("file paths, URLs or ...").
+    references_help: str
+
+    async def generate(
+        self, request: GenerationRequest, references: list[str], progress: Progress
+    ) -> Outcome: ...
+
+    async def turn(
+        self,
+        request: GenerationRequest,
+        references: list[str],
+        session_id: str | None,
+        parent_id: str | None,
+        progress: Progress,
+    ) -> Outcome:
+        """A session's turn: ``session_id`` ``None`` starts one; ``parent_id`` ``LATEST``
+        continues its latest turn, else the turn (a generation id) named."""
+        ...
+
+    async def generation(self, generation_id: str) -> Outcome: ...
+
+    async def models(self) -> list[ModelSpec]: ...
+
+    def missing_key_advice(self, exc: MissingKeyError) -> str: ...
+
+
+# ---------------------------------------------------------------------------- parameters
+Prompt = Annotated[str, Field(description="What the image should show, or what to change.")]
+AspectRatio = Annotated[
+    str | None,
+    Field(description="Width:height of the image; the model's default (usually 1:1) if left out."),
+]
+ImageSize = Annotated[
+    str | None,
+    Field(description="Resolution class: 1K is about 1024 px on the longer side (the default)."),
+]
+Model = Annotated[str | None, Field(description="Model id or alias; see list_models.")]
+ProviderName = Annotated[
+    str | None,
+    Field(description="openrouter or google; left out, the first one with a key is used."),
+]
+Count = Annotated[
+    int, Field(ge=1, le=MAX_IMAGES, description=f"How many images (1 to {MAX_IMAGES}).")
+]
+Negative = Annotated[str | None, Field(description="What the image should avoid.")]
+Seed = Annotated[
+    int | None, Field(description="A seed, for the models that take one (best effort).")
+]
+FullSize = Annotated[
+    bool,
+    Field(
+        description="Also return the full-size image inline. Off by default: the result "
+        "carries a small preview and a link to the saved file, which fit every client's limits."
+    ),
+]
+SessionId = Annotated[str, Field(description="The session_id an earlier turn returned.")]
+GenerationId = Annotated[
+    str, Field(description="The generation_id a generate, edit or session call returned.")
+]
+
+
+References = Annotated[list[str], Field(min_length=1, description="Images to edit or draw from.")]
+MoreReferences = Annotated[list[str], Field(description="Images to edit or draw from.")]
+
+
+# ---------------------------------------------------------------------------- the server
+def build_server(
+    backend: Backend, *, name: str = "nanobanana", instructions: str = ""
+) -> MCPServer:
+    """The MCP server whose tools call ``backend``."""
+
+    async def generate_image(
+        prompt: Prompt,
+        ctx: Context,
+        aspect_ratio: AspectRatio = None,
+        image_size: ImageSize = None,
+        model: Model = None,
+        provider: ProviderName = None,
+        n: Count = 1,
+        negative_prompt: Negative = None,
+        seed: Seed = None,
+        full_size: FullSize = False,
+    ) -> CallToolResult:
+        request = GenerationRequest(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            image_size=image_size,
+            model=model,
+            provider=provider,
+            n=n,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+        async with _reporting(ctx) as progress:
+            outcome = await _run(backend, backend.generate(request, [], progress))
+        return tool_result(outcome, full_size=full_size)
+
+    async def edit_image(
+        prompt: Prompt,
+        images: References,
+        ctx: Context,
+        aspect_ratio: AspectRatio = None,
+        image_size: ImageSize = None,
+        model: Model = None,
+        provider: ProviderName = None,
+        n: Count = 1,
+        negative_prompt: Negative = None,
+        seed: Seed = None,
+        full_size: FullSize = False,
+    ) -> CallToolResult:
+        request = GenerationRequest(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            image_size=image_size,
+            model=model,
+            provider=provider,
+            n=n,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+        async with _reporting(ctx) as progress:
+            outcome = await _run(backend, backend.generate(request, images, progress))
+        return tool_result(outcome, full_size=full_size)
+
+    async def continue_session(
+        prompt: Prompt,
+        ctx: Context,
+        session_id: Annotated[
+            str | None,
+            Field(description="The session to continue; left out, a new session starts."),
+        ] = None,
+        images: MoreReferences = [],  # noqa: B006 - a schema default, never mutated
+        aspect_ratio: AspectRatio = None,
+        image_size: ImageSize = None,
+        model: Model = None,
+        provider: ProviderName = None,
+        full_size: FullSize = False,
+    ) -> CallToolResult:
+        request = _turn_request(prompt, aspect_ratio, image_size, model, provider)
+        async with _reporting(ctx) as progress:
+            outcome = await _run(
+                backend,
+                backend.turn(request, images, session_id, LATEST if session_id else None, progress),
+            )
+        return tool_result(outcome, full_size=full_size)
+
+    async def branch_session(
+        prompt: Prompt,
+        session_id: SessionId,
+        turn_id: Annotated[
+            str,
+            Field(description="The generation_id of the turn to build on instead of the latest."),
+        ],
+        ctx: Context,
+        images: MoreReferences = [],  # noqa: B006 - a schema default, never mutated
+        aspect_ratio: AspectRatio = None,
+        image_size: ImageSize = None,
+        model: Model = None,
+        provider: ProviderName = None,
+        full_size: FullSize = False,
+    ) -> CallToolResult:
+        request = _turn_request(prompt, aspect_ratio, image_size, model, provider)
+        async with _reporting(ctx) as progress:
+            outcome = await _run(
+                backend, backend.turn(request, images, session_id, turn_id, progress)
+            )
+        return tool_result(outcome, full_size=full_size)
+
+    async def list_models(
+        provider: Annotated[
+            str | None, Field(description="Only the models this provider serves.")
+        ] = None,
+    ) -> CallToolResult:
+        specs = await _run(backend, backend.models())
+        if provider:
+            specs = [s for s in specs if provider.lower() in s.providers]
+        return models_result(specs)
+
+    async def get_generation(
+        generation_id: GenerationId, full_size: FullSize = False
+    ) -> CallToolResult:
+        outcome = await _run(backend, backend.generation(generation_id))
+        return tool_result(outcome, full_size=full_size)
+
+    catalog = list(backend.catalog)
+    ratios = _union(s.aspect_ratios for s in catalog)
+    sizes = _union(s.sizes for s in catalog)
+    providers = _union(s.providers for s in catalog)
+    paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+    read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    takes = _reference_note(catalog)
+    tools = [
+        _tool(
+            generate_image,
+            "Generate images from a text prompt. Returns each image as a link to the saved "
+            "file with a small preview, the model's text, the cost and any warnings.",
+            paid,
+        ),
+        _tool(
+            edit_image,
+            "Edit or combine images: send them with an instruction (change, restyle, "
+            f"compose). Use this, not generate_image, when the result must keep an image's "
+            f"content. {takes}",
+            paid,
+        ),
+        _tool(
+            continue_session,
+            "A conversation about one picture: each turn sees the earlier turns, so 'now make "
+            "the sky darker' works. Without session_id a new session starts (pass images to "
+            "start from an existing picture); with it, the latest turn is continued.",
+            paid,
+        ),
+        _tool(
+            branch_session,
+            "Continue a session from an earlier turn instead of the latest one (try another "
+            "direction without losing the first).",
+            paid,
+        ),
+        _tool(
+            list_models,
+            "The image models available: id, providers, aspect ratios, sizes, how many "
+            "reference images each takes, and the price per image.",
+            read,
+        ),
+        _tool(get_generation, "An earlier result again, by its generation_id.", read),
+    ]
+    for tool in tools:
+        _choices(tool, "aspect_ratio", ratios)
+        _choices(tool, "image_size", sizes)
+        _choices(tool, "provider", providers)
+        _choices(tool, "model", [s.id for s in catalog], open_ended=True)
+        images = tool.parameters.get("properties", {}).get("images")
+        if images is not None:
+            images["description"] = f"Images to edit or draw from: {backend.references_help}."
+    return MCPServer(
+        name=name,
+        instructions=instructions or None,
+        tools=tools,
+        # Tool failures are told to the agent as results; the SDK's INFO log of each one
+        # would say the same again on stderr.
+        log_level="WARNING",
+    )
+
+
+def _tool(fn: Callable[..., Any], description: str, annotations: ToolAnnotations) -> Tool:
+    return Tool.from_function(
+        fn, description=description, annotations=annotations, structured_output=False
+    )
+
+
+def _union(groups: Iterable[Iterable[str]]) -> list[str]:
+    return list(dict.fromkeys(v for group in groups for v in group))
+
+
+def _choices(tool: Tool, name: str, values: list[str], *, open_ended: bool = False) -> None:
+    """Put the catalog's choices into a parameter's schema: an ``enum``, or for an open-ended
+    one (a model id discovery may find) ``examples``."""
+    prop = tool.parameters.get("properties", {}).get(name)
+    if prop is None or not values:
+        return
+    keyword = "examples" if open_ended else "enum"
+    for branch in prop.get("anyOf", [prop]):
+        if branch.get("type") == "string":
+            branch[keyword] = values
+
+
+def _reference_note(catalog: list[ModelSpec]) -> str:
+    takes = [f"{s.id} (up to {s.max_input_images})" for s in catalog if s.accepts_images]
+    refuses = [s.id for s in catalog if not s.accepts_images]
+    note = f"Models that take reference images: {', '.join(takes)}."
+    return f"{note} Not: {', '.join(refuses)}." if refuses else note
+
+
+def _turn_request(
+    prompt: str,
+    aspect_ratio: str | None,
+    image_size: str | None,
+    model: str | None,
+    provider: str | None,
+) -> GenerationRequest:
+    """A session turn's request (its images travel apart: only the backend knows what a
+    reference names, and the history is the session's)."""
+    return GenerationRequest(
+        prompt=prompt,
+        aspect_ratio=aspect_ratio,
+        image_size=image_size,
+        model=model,
+        provider=provider,
+    )
+
+
+async def _run(backend: Backend, work: Awaitable[T]) -> T:
+    """``work``, with the library's errors told as tool errors that say what to do."""
+    try:
+        return await work
+    except NanobananaError as exc:
+        raise ToolError(advice(exc, backend)) from exc
+
+
+def advice(exc: NanobananaError, backend: Backend) -> str:
+    """The error as an agent should read it: what happened, and what to do about it."""
+    if isinstance(exc, MissingKeyError):
+        return backend.missing_key_advice(exc)
+    message = " ".join(str(exc).split())
+    if isinstance(exc, QuotaError):
+        wait = (
+            f" Retry after {exc.retry_after:.0f} s."
+            if exc.retry_after
+            else " It resets tomorrow (per-day quota)."
+            if exc.per_day
+            else " Retry in a minute."
+        )
+        tried = {a.provider for a in exc.attempts}
+        if len(tried) > 1:
+            return (
+                f"Quota exhausted on {', '.join(sorted(tried))}, fallback included: {message}{wait}"
+            )
+        return (
+            f"Quota exhausted at {exc.provider}: {message}{wait} Setting an OpenRouter key lets "
+            "quota errors at Google fall back to OpenRouter."
+        )
+    if isinstance(exc, ContentError):
+        reason = f" Reason: {exc.reason}." if exc.reason else ""
+        said = f" The model said: {' '.join(exc.text.split())}" if exc.text else ""
+        return f"{message}{reason}{said} Rephrase the prompt, or try another model."
+    if isinstance(exc, UpstreamError) and exc.retryable:
+        return f"{message} This is temporary on the provider's side: retry shortly."
+    return message
+
+
+# ---------------------------------------------------------------------------- progress
+@contextlib.asynccontextmanager
+async def _reporting(ctx: Context) -> AsyncIterator[Progress]:
+    """Progress notifications for one generation: a heartbeat while waiting, a step per image
+    arrived.  The value always grows (the spec asks it): images arrived, plus a fraction that
+    creeps towards the next one."""
+    started = time.monotonic()
+    state = {"images": 0, "beats": 0}
+    lock = asyncio.Lock()
+
+    async def report(message: str, image_arrived: bool) -> None:
+        async with lock:
+            if image_arrived:
+                state["images"] += 1
+                state["beats"] = 0
+            else:
+                state["beats"] += 1
+            creep = 0.9 * (1 - 0.8 ** state["beats"])
+            elapsed = time.monotonic() - started
+            await ctx.report_progress(state["images"] + creep, None, f"{message} ({elapsed:.0f} s)")
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await report("generating", False)
+
+    await report("started", False)
+    task = asyncio.create_task(beat())
+    try:
+        yield report
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def event_message(event: StreamEvent) -> tuple[str, bool] | None:
+    """What a library event says as progress (``None``: nothing worth a notification)."""
+    if isinstance(event, ImageEvent):
+        image = event.image
+        return f"image {image.index + 1} arrived ({image.width}x{image.height})", True
+    if isinstance(event, AttemptEvent) and event.attempt.status != "ok":
+        attempt = event.attempt
+        return f"{attempt.provider} failed ({attempt.error}); trying again", False
+    return None
+
+
+# ---------------------------------------------------------------------------- results
+def tool_result(outcome: Outcome, *, full_size: bool = False) -> CallToolResult:
+    content: list[Any] = [TextContent(type="text", text=summary(outcome))]
+    for image in outcome.images:
+        content.append(
+            ResourceLink(
+                type="resource_link",
+                uri=image.uri,
+                name=image.location.rsplit("/", 1)[-1],
+                title=f"Image {image.index + 1} of generation {outcome.generation_id}",
+                description=f"{image.width}x{image.height}, saved at {image.location}",
+                mime_type=image.mime_type,
+                size=image.size,
+            )
+        )
+        if full_size:
+            content.append(
+                ImageContent(type="image", data=b64encode(image.data), mime_type=image.mime_type)
+            )
+        else:
+            small = preview(image.data, max_side=PREVIEW_SIDE)
+            content.append(
+                ImageContent(type="image", data=b64encode(small), mime_type="image/jpeg")
+            )
+    return CallToolResult(content=content, structured_content=outcome.facts())
+
+
+def summary(outcome: Outcome) -> str:
+    """The result in a few lines an agent reads: what was made, where it is, what it cost."""
+    count = len(outcome.images)
+    lines = [
+        f"{count} image{'s' if count != 1 else ''} from {outcome.model} via {outcome.provider}"
+        + (" (synthetic: the built-in emulator, nothing billed)" if outcome.synthetic else "")
+        + ".",
+        f"generation_id: {outcome.generation_id}",
+    ]
+    if outcome.session_id:
+        lines.append(
+            f"session_id: {outcome.session_id} (continue_session goes on from this turn; "
+            f"branch_session with turn_id {outcome.generation_id} comes back to it)"
+        )
+    lines += [
+        f"image {i.index + 1}: {i.location} ({i.width}x{i.height}, {i.mime_type})"
+        for i in outcome.images
+    ]
+    if outcome.cost is not None:
+        estimate = " (estimate)" if outcome.cost_is_estimate else ""
+        lines.append(f"cost: ${outcome.cost:.4f}{estimate}")
+    lines += [f"warning: {w}" for w in outcome.warnings]
+    if outcome.text.strip():
+        lines.append(f"model's text: {outcome.text.strip()}")
+    return "\n".join(lines)
+
+
+def models_result(specs: list[ModelSpec]) -> CallToolResult:
+    rows: list[dict[str, Any]] = []
+    for s in specs:
+        price = s.pricing.image_cost(None)
+        rows.append(
+            {
+                "id": s.id,
+                "name": s.name,
+                "providers": list(s.providers),
+                "aspect_ratios": list(s.aspect_ratios),
+                "sizes": list(s.sizes),
+                "reference_images": s.max_input_images if s.accepts_images else 0,
+                "usd_per_image": price,
+                "recommended": s.recommended,
+            }
+        )
+    lines = [
+        f"{r['id']}: {', '.join(r['providers'])}; sizes {'/'.join(r['sizes'])}; "
+        f"{r['reference_images']} reference images"
+        + (f"; ${r['usd_per_image']:.3f}/image" if r["usd_per_image"] is not None else "")
+        + ("; recommended" if r["recommended"] else "")
+        for r in rows
+    ]
+    return CallToolResult(
+        content=[TextContent(type="text", text="\n".join(lines) or "No models.")],
+        structured_content={"models": rows},
+    )
