@@ -19,6 +19,7 @@ import inspect
 import json
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .reader import (
     Reader,
     api_token,
     block_in,
+    blocks_of,
     json_objects,
     photo,
     pngs,
@@ -236,3 +238,39 @@ def test_sessions_page(reader: Reader) -> None:
     assert purple["parent_turn_id"] == fox["id"] and autumn["parent_turn_id"] == fox["id"]
     assert tree["latest_turn_id"] == autumn["id"]
     assert all(t["status"] == "succeeded" and len(t["images"]) == 1 for t in tree["turns"])
+
+
+# ------------------------------------------------------------------------------- mcp.md
+def test_mcp_page(reader: Reader) -> None:
+    out = reader.python(block_in("docs/mcp.md", "python", "StdioServerParameters").text)
+    tools, first, kinds = out.strip().splitlines()
+    assert tools == str(
+        sorted(
+            [
+                "branch_session",
+                "continue_session",
+                "edit_image",
+                "generate_image",
+                "get_generation",
+                "list_models",
+            ]
+        )
+    )
+    assert first == (
+        "1 image from gemini-3.1-flash-image via openrouter (synthetic: the built-in "
+        "emulator, nothing billed)."
+    )
+    assert kinds == "['text', 'resource_link', 'image']"
+    [saved] = pngs(reader.home / "nanobanana-images")
+    with Image.open(saved) as img:
+        assert img.size == (1344, 768)  # 16:9
+    # The client configurations are what the clients read: the command and its arguments.
+    configs = [b for b in blocks_of("docs/mcp.md") if b.lang == "json"]
+    assert len(configs) == 2
+    for block in configs:
+        servers = json.loads(block.text)
+        entry = (servers.get("mcpServers") or servers["servers"])["nanobanana"]
+        assert entry["command"].endswith("/nanobanana") and entry["args"][0] == "mcp"
+    assert "nanobanana mcp" in block_in("docs/mcp.md", "sh", "claude mcp add").text
+    codex = tomllib.loads(block_in("docs/mcp.md", "toml", "mcp_servers").text)
+    assert codex["mcp_servers"]["nanobanana"]["args"] == ["mcp"]
