@@ -35,9 +35,9 @@ DESCRIPTION = (
     "Generate and edit images in ComfyUI with Google's Gemini image models (Nano Banana) and "
     "OpenRouter's image models; keys stay out of workflows."
 )
-#: Parts of the library the nodes never load: the web service (it needs the server extra)
-#: and the emulator of the providers' APIs (``nanobanana emulator``, demo mode).
-LEFT_OUT = ("server", "emulator")
+#: Parts of the library the nodes never load: the web service (it needs the server extra),
+#: the emulator of the providers' APIs (``nanobanana emulator``, demo mode) and the MCP server.
+LEFT_OUT = ("server", "emulator", "mcp")
 #: Dependencies only those parts use.
 LEFT_OUT_DEPENDENCIES = {"starlette", "uvicorn"}
 

@@ -266,11 +266,17 @@ def test_mcp_page(reader: Reader) -> None:
         assert img.size == (1344, 768)  # 16:9
     # The client configurations are what the clients read: the command and its arguments.
     configs = [b for b in blocks_of("docs/mcp.md") if b.lang == "json"]
-    assert len(configs) == 2
+    assert len(configs) == 3
     for block in configs:
         servers = json.loads(block.text)
         entry = (servers.get("mcpServers") or servers["servers"])["nanobanana"]
-        assert entry["command"].endswith("/nanobanana") and entry["args"][0] == "mcp"
-    assert "nanobanana mcp" in block_in("docs/mcp.md", "sh", "claude mcp add").text
+        if "url" in entry:  # the service's /mcp, with a token
+            assert entry["url"].endswith("/mcp")
+            assert entry["headers"]["Authorization"].startswith("Bearer ")
+        else:
+            assert entry["command"].endswith("/nanobanana") and entry["args"][0] == "mcp"
+    remote = block_in("docs/mcp.md", "sh", "--transport http").text
+    assert "/mcp" in remote and "Authorization: Bearer $NB_TOKEN" in remote
+    assert "claude mcp add" in block_in("docs/mcp.md", "sh", "nanobanana mcp").text
     codex = tomllib.loads(block_in("docs/mcp.md", "toml", "mcp_servers").text)
     assert codex["mcp_servers"]["nanobanana"]["args"] == ["mcp"]

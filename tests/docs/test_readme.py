@@ -79,6 +79,8 @@ def test_the_cli_section(reader: Reader) -> None:
             assert "Created admin 'alice'" in out
         elif words[1:3] == ["keys", "set"]:
             assert "Stored the openrouter key" in reader.sh(line, stdin=OPENROUTER_CANARY + "\n")
+        elif words[1] == "mcp":  # a client would speak MCP on its stdin; none: it ends
+            assert reader.sh(line, stdin="") == ""
         elif words[1:3] == ["profiles", "set"]:
             out = reader.sh(line, stdin="nb-CANARY-profile-token-0123456789\n")
             assert "Stored profile 'studio'" in out

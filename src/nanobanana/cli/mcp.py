@@ -49,7 +49,7 @@ def run_mcp(args: argparse.Namespace) -> int:
         from ..mcp.local import LocalBackend
         from ..mcp.tools import build_server
     except ModuleNotFoundError as exc:
-        if exc.name is None or not exc.name.startswith("mcp"):
+        if exc.name is None or not exc.name.startswith(("mcp", "nanobanana.mcp")):
             raise
         raise UsageError(
             "nanobanana mcp needs the package's mcp extra (the MCP SDK is not installed): "
@@ -62,7 +62,12 @@ def run_mcp(args: argparse.Namespace) -> int:
         async def serve() -> None:
             async with _client(args, endpoints) as client:
                 backend = LocalBackend(client, folder)
-                server = build_server(backend, instructions=_instructions(folder, args.emulator))
+                server = build_server(
+                    lambda _ctx: backend,
+                    catalog=client.catalog,
+                    references_help=LocalBackend.references_help,
+                    instructions=_instructions(folder, args.emulator),
+                )
                 await server.run_stdio_async()
 
         asyncio.run(serve())

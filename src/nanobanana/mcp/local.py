@@ -47,7 +47,6 @@ class LocalBackend:
 
     def __init__(self, client: AsyncClient, folder: Path) -> None:
         self.client = client
-        self.catalog = client.catalog
         self.folder = folder
         self.sessions: dict[str, AsyncSession] = {}
         #: Generation id -> the session turn it was (its session's id, the turn).

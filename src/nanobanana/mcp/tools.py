@@ -108,11 +108,8 @@ class Outcome:
 
 
 class Backend(Protocol):
-    """Where the tools' work is done: ``local.LocalBackend`` for ``nanobanana mcp``."""
-
-    catalog: Catalog
-    #: How this face takes reference images, for the schemas ("file paths, URLs or ...").
-    references_help: str
+    """Where the tools' work is done: ``local.LocalBackend`` for ``nanobanana mcp``,
+    ``service.ServiceBackend`` for a user of the web service."""
 
     async def generate(
         self, request: GenerationRequest, references: list[str], progress: Progress
@@ -135,6 +132,10 @@ class Backend(Protocol):
     async def models(self) -> list[ModelSpec]: ...
 
     def missing_key_advice(self, exc: MissingKeyError) -> str: ...
+
+
+BackendFor = Callable[[Context], Backend]
+"""The backend a tool call runs on (``Context``: the call's, with its HTTP request if any)."""
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -178,9 +179,16 @@ MoreReferences = Annotated[list[str], Field(description="Images to edit or draw 
 
 # ---------------------------------------------------------------------------- the server
 def build_server(
-    backend: Backend, *, name: str = "nanobanana", instructions: str = ""
+    backend_for: BackendFor,
+    *,
+    catalog: Catalog,
+    references_help: str,
+    name: str = "nanobanana",
+    instructions: str = "",
 ) -> MCPServer:
-    """The MCP server whose tools call ``backend``."""
+    """The MCP server whose tools call the backend ``backend_for`` gives each call (stdio: one
+    for all; HTTP: the caller's).  ``catalog`` fills the schemas' choices, ``references_help``
+    says what a reference image may be."""
 
     async def generate_image(
         prompt: Prompt,
@@ -205,6 +213,7 @@ def build_server(
             seed=seed,
         )
         async with _reporting(ctx) as progress:
+            backend = backend_for(ctx)
             outcome = await _run(backend, backend.generate(request, [], progress))
         return tool_result(outcome, full_size=full_size)
 
@@ -232,6 +241,7 @@ def build_server(
             seed=seed,
         )
         async with _reporting(ctx) as progress:
+            backend = backend_for(ctx)
             outcome = await _run(backend, backend.generate(request, images, progress))
         return tool_result(outcome, full_size=full_size)
 
@@ -251,6 +261,7 @@ def build_server(
     ) -> CallToolResult:
         request = _turn_request(prompt, aspect_ratio, image_size, model, provider)
         async with _reporting(ctx) as progress:
+            backend = backend_for(ctx)
             outcome = await _run(
                 backend,
                 backend.turn(request, images, session_id, LATEST if session_id else None, progress),
@@ -274,34 +285,38 @@ def build_server(
     ) -> CallToolResult:
         request = _turn_request(prompt, aspect_ratio, image_size, model, provider)
         async with _reporting(ctx) as progress:
+            backend = backend_for(ctx)
             outcome = await _run(
                 backend, backend.turn(request, images, session_id, turn_id, progress)
             )
         return tool_result(outcome, full_size=full_size)
 
     async def list_models(
+        ctx: Context,
         provider: Annotated[
             str | None, Field(description="Only the models this provider serves.")
         ] = None,
     ) -> CallToolResult:
+        backend = backend_for(ctx)
         specs = await _run(backend, backend.models())
         if provider:
             specs = [s for s in specs if provider.lower() in s.providers]
         return models_result(specs)
 
     async def get_generation(
-        generation_id: GenerationId, full_size: FullSize = False
+        generation_id: GenerationId, ctx: Context, full_size: FullSize = False
     ) -> CallToolResult:
+        backend = backend_for(ctx)
         outcome = await _run(backend, backend.generation(generation_id))
         return tool_result(outcome, full_size=full_size)
 
-    catalog = list(backend.catalog)
-    ratios = _union(s.aspect_ratios for s in catalog)
-    sizes = _union(s.sizes for s in catalog)
-    providers = _union(s.providers for s in catalog)
+    specs = list(catalog)
+    ratios = _union(s.aspect_ratios for s in specs)
+    sizes = _union(s.sizes for s in specs)
+    providers = _union(s.providers for s in specs)
     paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
     read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-    takes = _reference_note(catalog)
+    takes = _reference_note(specs)
     tools = [
         _tool(
             generate_image,
@@ -341,10 +356,10 @@ def build_server(
         _choices(tool, "aspect_ratio", ratios)
         _choices(tool, "image_size", sizes)
         _choices(tool, "provider", providers)
-        _choices(tool, "model", [s.id for s in catalog], open_ended=True)
+        _choices(tool, "model", [s.id for s in specs], open_ended=True)
         images = tool.parameters.get("properties", {}).get("images")
         if images is not None:
-            images["description"] = f"Images to edit or draw from: {backend.references_help}."
+            images["description"] = f"Images to edit or draw from: {references_help}."
     return MCPServer(
         name=name,
         instructions=instructions or None,

@@ -48,10 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; ``settings`` default to ``Settings()`` (the environment)."""
     settings = settings if settings is not None else Settings()
 
+    from starlette.routing import Route
+
+    from .routes.mcp import METHODS, PATH, McpEndpoint
+
+    mcp_endpoint = McpEndpoint(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.services = await start_services(stack, settings)
+            await stack.enter_async_context(mcp_endpoint.serving(app.state.services))
             log.info("nanobanana %s service ready (data in %s).", __version__, settings.data_dir)
             yield
 
@@ -111,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if docs:
         app.include_router(ui.docs_router)
         routers.append(ui.docs_router)
+    # MCP over streamable HTTP: an ASGI endpoint of the MCP SDK's, behind the bearer token.
+    app.router.routes.append(Route(PATH, mcp_endpoint, methods=METHODS))
     # What a 405's Allow names: every method of a path, across the routes that serve it.
     app.state.route_methods = route_methods([r for router in routers for r in router.routes])
 

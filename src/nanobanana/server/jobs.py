@@ -790,6 +790,12 @@ async def cancel(services: Services, job_id: str) -> bool:
     return True
 
 
+async def cancel_queued(services: Services, job_id: str) -> bool:
+    """Cancel the job only if it is still queued, so never sent (a caller gone before it ran);
+    one already running goes on and keeps what it is paid for.  Whether it was cancelled."""
+    return await _cancel_if(services, job_id, "queued")
+
+
 async def _cancel_if(services: Services, job_id: str, was: str) -> bool:
     """End the job as cancelled if its status is still ``was``; whether it was."""
     async with services.sessionmaker() as session, session.begin():

@@ -1,0 +1,279 @@
+"""The backend of the service's ``/mcp``: each tool call is a job of the caller, with their
+keys, defaults, fallback, rate limit and history, through the service layer (no HTTP here).
+
+Images are the service's stored images: a result links each by its download URL
+(``GET /api/images/{id}``, with the same bearer token), and an earlier result is named by its
+``generation_id`` (the job's id; ``<id>#2`` for its second image).  A call the client cancels
+cancels its job if it has not been sent yet; one already sent runs to its end and is kept
+(``get_generation`` finds it), since the provider bills it either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from sqlalchemy import select
+
+from ..catalog import ModelSpec
+from ..errors import MissingKeyError, ValidationError
+from ..imaging import to_data_url
+from ..request import GenerationRequest
+from ..server.db.models import Job, StoredImage, User
+from ..server.events import CLOSED
+from ..server.generation import submit_job
+from ..server.jobs import cancel_queued
+from ..server.reports import missing_key_message, report
+from ..server.schemas import GenerateIn, TurnIn
+from ..server.services import Services
+from ..server.sessions import create_session, start_turn
+from ..server.views import image_url, images_of, stored_bytes
+from ..types import ReferenceImage
+from .tools import LATEST, Outcome, Progress, SavedImage
+
+__all__ = ["ServiceBackend"]
+
+#: A generation id (a job's), optionally with the image wanted (``<id>#2``).
+_ID = re.compile(r"(?P<id>[0-9a-f]{32})(?:#(?P<k>\d+))?")
+
+REFERENCES_HELP = (
+    "http(s) URLs, or the generation_id of an earlier result of yours (<id>#2 for its second image)"
+)
+
+
+class ServiceBackend:
+    """The tools for ``user`` of the service; ``base_url`` makes the download links."""
+
+    references_help = REFERENCES_HELP
+
+    def __init__(self, services: Services, user: User, base_url: str) -> None:
+        self.services = services
+        self.user = user
+        self.base_url = base_url.rstrip("/")
+
+    # ------------------------------------------------------------------------ tools
+    async def generate(
+        self, request: GenerationRequest, references: list[str], progress: Progress
+    ) -> Outcome:
+        body = GenerateIn(**_fields(request), images=await self._references(references))
+        job, _ = await submit_job(self.services, self.user, body, kind="mcp", idempotency_key=None)
+        return await self._follow(job.id, progress)
+
+    async def turn(
+        self,
+        request: GenerationRequest,
+        references: list[str],
+        session_id: str | None,
+        parent_id: str | None,
+        progress: Progress,
+    ) -> Outcome:
+        fields: dict[str, Any] = _fields(request)
+        fields["images"] = await self._references(references)
+        if parent_id != LATEST:
+            fields["parent_turn_id"] = parent_id
+        body = TurnIn(**fields)
+        if session_id is None:
+            async with self.services.sessionmaker() as db:
+                session_id = (await create_session(db, self.services, self.user.id, None)).id
+                await db.commit()
+        job, _ = await start_turn(self.services, self.user, session_id, body, idempotency_key=None)
+        return await self._follow(job.id, progress)
+
+    async def generation(self, generation_id: str) -> Outcome:
+        job, images = await self._owned(generation_id)
+        if job.status not in ("succeeded", "failed", "blocked", "interrupted"):
+            return await self._follow(job.id, _quiet)
+        return await self._outcome(job, images)
+
+    async def models(self) -> list[ModelSpec]:
+        return list(self.services.catalog)
+
+    def missing_key_advice(self, exc: MissingKeyError) -> str:
+        return f"{missing_key_message(exc.provider)} The settings page is {self.base_url}/settings."
+
+    # ------------------------------------------------------------------------ helpers
+    async def _follow(self, job_id: str, progress: Progress) -> Outcome:
+        """Tell the job's progress until it ends; its outcome.  Cancelled meanwhile: the job
+        too, if it is still queued."""
+        teller = asyncio.create_task(self._tell(job_id, progress))
+        try:
+            await self.services.job_manager.wait(job_id)
+        except asyncio.CancelledError:
+            await asyncio.shield(cancel_queued(self.services, job_id))
+            raise
+        finally:
+            teller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await teller
+        job, images = await self._owned(job_id)
+        if job.status != "succeeded":
+            raise ToolError(_failure(job))
+        return await self._outcome(job, images)
+
+    async def _tell(self, job_id: str, progress: Progress) -> None:
+        async with self.services.bus.subscribe(job_id) as sub:
+            if sub is None:
+                return
+            history, queue = sub
+            for event in history:
+                await _progress(event, progress)
+            while (event := await queue.get()) is not CLOSED and event["event"] != "done":
+                await _progress(event, progress)
+
+    async def _owned(self, generation_id: str) -> tuple[Job, list[StoredImage]]:
+        match = _ID.fullmatch(generation_id.strip())
+        async with self.services.sessionmaker() as db:
+            job = None
+            if match is not None:
+                job = await db.scalar(
+                    select(Job).where(Job.id == match["id"], Job.user_id == self.user.id)
+                )
+            if job is None:
+                raise ValidationError(
+                    f"You have no generation {generation_id!r}: pass a generation_id an earlier "
+                    "result returned.",
+                    field="generation_id",
+                )
+            images = (await images_of(db, [job.id]))[job.id]
+            await db.commit()
+        return job, images
+
+    async def _references(self, items: list[str]) -> list[str]:
+        """What the service takes as references: URLs as they are, an earlier result's image
+        as its bytes (a data URL)."""
+        out = []
+        for item in items:
+            text = item.strip()
+            match = _ID.fullmatch(text)
+            if match is None:
+                if not text.startswith(("http://", "https://")):
+                    raise ValidationError(
+                        f"{text[:80]!r} is not an image this server can read: pass an http(s) "
+                        "URL or the generation_id of an earlier result (file paths work only "
+                        "with the stdio server, `nanobanana mcp`).",
+                        field="images",
+                    )
+                out.append(text)
+                continue
+            job, images = await self._owned(match["id"])
+            k = int(match["k"] or 1)
+            chosen = [i for i in images if i.index == k - 1]
+            if not chosen:
+                raise ValidationError(
+                    f"Generation {job.id} has no image {k} (it has {len(images)}).",
+                    field="images",
+                )
+            image = chosen[0]
+            data = await stored_bytes(self.services.store, image)
+            ref = ReferenceImage(data, image.mime_type, image.width, image.height)
+            out.append(to_data_url(ref))
+        return out
+
+    async def _outcome(self, job: Job, images: list[StoredImage]) -> Outcome:
+        saved = []
+        for image in sorted(images, key=lambda i: i.index):
+            url = f"{self.base_url}{image_url(image.id)}"
+            saved.append(
+                SavedImage(
+                    index=image.index,
+                    uri=url,
+                    location=url,
+                    mime_type=image.mime_type,
+                    width=image.width,
+                    height=image.height,
+                    size=image.size,
+                    data=await stored_bytes(self.services.store, image),
+                )
+            )
+        record = job.request or {}
+        return Outcome(
+            generation_id=job.id,
+            prompt=job.prompt,
+            model=job.model or "",
+            provider=job.provider or "",
+            images=saved,
+            text=job.text or "",
+            aspect_ratio=record.get("aspect_ratio"),
+            image_size=record.get("image_size"),
+            cost=job.cost,
+            cost_is_estimate=bool(job.cost_is_estimate),
+            warnings=[
+                *(str(w) for w in job.warnings or []),
+                *(
+                    f"image {f.get('index', 0) + 1} failed: {f.get('error')}"
+                    for f in job.failures or []
+                    if isinstance(f, dict)
+                ),
+            ],
+            synthetic=bool(job.synthetic),
+            session_id=job.session_id,
+            parent_id=job.parent_id,
+        )
+
+
+def _fields(request: GenerationRequest) -> dict[str, Any]:
+    """A request's fields by the service's names (``GenerateIn``), those given only."""
+    fields = {
+        "prompt": request.prompt,
+        "num_images": request.n,
+        "negative_prompt": request.negative_prompt,
+        "provider": request.provider,
+        "model": request.model,
+        "aspect_ratio": request.aspect_ratio,
+        "image_size": request.image_size,
+        "seed": request.seed,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+async def _quiet(message: str, image_arrived: bool) -> None:
+    return None
+
+
+async def _progress(event: dict[str, Any], progress: Progress) -> None:
+    data = event.get("data") or {}
+    if event["event"] == "image":
+        await progress(
+            f"image {data.get('index', 0) + 1} arrived ({data.get('width')}x{data.get('height')})",
+            True,
+        )
+    elif event["event"] == "fallback":
+        await progress(f"{data.get('from')} failed; trying {data.get('to')}", False)
+    elif event["event"] == "running":
+        await progress("running", False)
+
+
+def _failure(job: Job) -> str:
+    """Why the job gave no image, and what to do about it."""
+    details = dict(job.error_details or {})
+    said = report(job.error_code or "internal_error", job.error_message or "", details)
+    message = " ".join(said.message.split())
+    code = job.error_code or ""
+    if code == "quota_exceeded":
+        wait = details.get("retry_after")
+        when = f" Retry after {float(wait):.0f} s." if wait else " Retry in a minute."
+        if details.get("per_day"):
+            when = " It resets tomorrow (per-day quota)."
+        tried = {a.get("provider") for a in job.attempts or [] if isinstance(a, dict)}
+        if len(tried) > 1:
+            return f"Quota exhausted on {', '.join(sorted(map(str, tried)))}: {message}{when}"
+        return (
+            f"Quota exhausted at {details.get('provider', 'the provider')}: {message}{when} "
+            "Saving an OpenRouter key on the settings page lets Google's quota errors fall "
+            "back to it."
+        )
+    if code in ("content_blocked", "no_image"):
+        reason = f" Reason: {details['reason']}." if details.get("reason") else ""
+        text = " ".join(str(details.get("text") or "").split())
+        return (
+            f"{message}{reason}{f' The model said: {text}' if text else ''} Rephrase the "
+            "prompt, or try another model."
+        )
+    if code == "cancelled":
+        return f"{message} (generation {job.id})."
+    if said.status == 503 and not details.get("may_be_billed"):
+        return f"{message} This is temporary on the provider's side: retry shortly."
+    return message
