@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 
 from mcp import Client
 from nanobanana.emulator import EmulatorServer
-from nanobanana.mcp.tools import PREVIEW_SIDE
+from nanobanana.mcp.results import PREVIEW_SIDE
 
 from ..compat.conftest import GOOGLE_CANARY, OPENROUTER_CANARY, Live, live_server
 from .test_stdio import TOOLS, _enum, _text

@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 
 from nanobanana.catalog import Catalog, expected_pixels
 from nanobanana.files import read_provenance
-from nanobanana.mcp.tools import PREVIEW_SIDE
+from nanobanana.mcp.results import PREVIEW_SIDE
 
 from .conftest import GEMINI_CANARY, OPENROUTER_CANARY, posts
 

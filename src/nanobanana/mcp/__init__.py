@@ -1,6 +1,7 @@
 """nanobanana as an MCP server: image generation as tools for agents (docs/mcp.md).
 
-``tools`` defines the tools, their schemas and what their results look like, over a
-``Backend``; ``local`` is the backend of ``nanobanana mcp`` (stdio): the library, with the
-images saved in a folder.  The official ``mcp`` SDK speaks the protocol (the ``mcp`` extra).
+``tools`` defines the tools and their schemas over a ``Backend``, ``results`` what their
+results hold; ``local`` is the backend of ``nanobanana mcp`` (stdio: the library, the images
+saved in a folder), ``service`` the one of the web service's ``/mcp`` (each call a job of the
+token's user).  The official ``mcp`` SDK speaks the protocol (the ``mcp`` extra).
 """

@@ -28,7 +28,8 @@ from ..providers import INFOS
 from ..references import ReferenceInput
 from ..request import GenerationRequest
 from ..types import Image, Result, StreamEvent
-from .tools import LATEST, Outcome, Progress, SavedImage, event_message
+from .results import Outcome, SavedImage
+from .tools import LATEST, Progress, event_message
 
 __all__ = ["LocalBackend"]
 
@@ -41,8 +42,8 @@ class LocalBackend:
     """Tools over an ``AsyncClient``, the images saved in ``folder``."""
 
     references_help = (
-        "file paths (absolute, or relative to the server's folder), http(s) URLs, or the "
-        "generation_id of an earlier result (<id>#2 for its second image)"
+        "file paths (absolute, or relative to the folder the server started in), http(s) URLs, or "
+        "the generation_id of an earlier result (<id>#2 for its second image)"
     )
 
     def __init__(self, client: AsyncClient, folder: Path) -> None:

@@ -32,7 +32,8 @@ from ..server.services import Services
 from ..server.sessions import create_session, start_turn
 from ..server.views import image_url, images_of, stored_bytes
 from ..types import ReferenceImage
-from .tools import LATEST, Outcome, Progress, SavedImage
+from .results import Outcome, SavedImage
+from .tools import LATEST, Progress
 
 __all__ = ["ServiceBackend"]
 

@@ -1,17 +1,14 @@
 """The tools nanobanana offers agents over MCP, and the shape of their results.
 
-Each tool is a thin call into a ``Backend`` (``local``: the library and a folder; the service
-gives its own): it builds the one request type, ``GenerationRequest``, and turns what came back
-into a result that fits the clients' limits: a short text an agent can read, each image as a
-resource link (the saved file, or a download URL) with a small JPEG preview (``PREVIEW_SIDE``
-pixels; Claude Code refuses tool output over 25,000 tokens, one full image can be megabytes),
-the full image only when asked, and the same facts as ``structuredContent``.
+Each tool is a thin call into a ``Backend`` (``local``: the library and a folder; ``service``:
+a user of the web service): it builds the one request type, ``GenerationRequest``, and turns
+what came back into a result that fits the clients' limits (``results``).
 
 The input schemas list the aspect ratios and sizes the catalog knows, and which models take
 reference images.  Errors come back as tool errors that say what to do next; progress is
 reported while a generation runs (a heartbeat every ``HEARTBEAT_SECONDS``, and each image as
-it arrives); a cancelled call is cancelled in the library, so a generation not yet sent is
-never sent.
+it arrives); a call the client cancels is cancelled in its backend (stdio: the library's call;
+HTTP: the job, while it is not yet sent).
 """
 
 from __future__ import annotations
@@ -20,33 +17,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Protocol, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ..catalog import Catalog, ModelSpec
 from ..errors import ContentError, MissingKeyError, NanobananaError, QuotaError, UpstreamError
-from ..imaging import b64encode, preview
 from ..request import GenerationRequest
 from ..types import AttemptEvent, ImageEvent, StreamEvent
+from .results import Outcome, models_result, tool_result
 
-__all__ = [
-    "HEARTBEAT_SECONDS",
-    "MAX_IMAGES",
-    "PREVIEW_SIDE",
-    "Backend",
-    "Outcome",
-    "SavedImage",
-    "build_server",
-]
+__all__ = ["HEARTBEAT_SECONDS", "LATEST", "MAX_IMAGES", "Backend", "build_server"]
 
-#: The longer side of the preview each result carries (a JPEG of a few KB).
-PREVIEW_SIDE = 256
 #: Most images one tool call makes: each comes back with its preview.
 MAX_IMAGES = 4
 #: Seconds between progress notifications while nothing else happens.
@@ -59,52 +45,6 @@ T = TypeVar("T")
 
 Progress = Callable[[str, bool], Awaitable[None]]
 """Told ``(message, image_arrived)`` as a generation goes on."""
-
-
-@dataclass(frozen=True)
-class SavedImage:
-    """One image of a result, where it was kept."""
-
-    index: int
-    #: The resource link's URI: ``file://`` on stdio, the download URL on HTTP.
-    uri: str
-    #: What an agent uses: the file's path, or the URL.
-    location: str
-    mime_type: str
-    width: int
-    height: int
-    #: Bytes of the kept file (with its provenance, so a little more than ``data``).
-    size: int
-    data: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A generation as a tool reports it."""
-
-    generation_id: str
-    prompt: str
-    model: str
-    provider: str
-    images: list[SavedImage]
-    text: str = ""
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    cost: float | None = None
-    cost_is_estimate: bool = False
-    warnings: list[str] = field(default_factory=list)
-    synthetic: bool = False
-    session_id: str | None = None
-    #: The turn a session turn continued (``None``: the session's first).
-    parent_id: str | None = None
-
-    def facts(self) -> dict[str, Any]:
-        """Everything but the bytes, JSON-ready: the result's ``structuredContent``."""
-        out = asdict(self)
-        out["images"] = [{k: v for k, v in asdict(i).items() if k != "data"} for i in self.images]
-        if self.session_id is None:
-            del out["session_id"], out["parent_id"]
-        return out
 
 
 class Backend(Protocol):
@@ -202,15 +142,8 @@ def build_server(
         seed: Seed = None,
         full_size: FullSize = False,
     ) -> CallToolResult:
-        request = GenerationRequest(
-            prompt=prompt,
-            aspect_ratio=aspect_ratio,
-            image_size=image_size,
-            model=model,
-            provider=provider,
-            n=n,
-            negative_prompt=negative_prompt,
-            seed=seed,
+        request = _request(
+            prompt, aspect_ratio, image_size, model, provider, n, negative_prompt, seed
         )
         async with _reporting(ctx) as progress:
             backend = backend_for(ctx)
@@ -230,15 +163,8 @@ def build_server(
         seed: Seed = None,
         full_size: FullSize = False,
     ) -> CallToolResult:
-        request = GenerationRequest(
-            prompt=prompt,
-            aspect_ratio=aspect_ratio,
-            image_size=image_size,
-            model=model,
-            provider=provider,
-            n=n,
-            negative_prompt=negative_prompt,
-            seed=seed,
+        request = _request(
+            prompt, aspect_ratio, image_size, model, provider, n, negative_prompt, seed
         )
         async with _reporting(ctx) as progress:
             backend = backend_for(ctx)
@@ -259,7 +185,7 @@ def build_server(
         provider: ProviderName = None,
         full_size: FullSize = False,
     ) -> CallToolResult:
-        request = _turn_request(prompt, aspect_ratio, image_size, model, provider)
+        request = _request(prompt, aspect_ratio, image_size, model, provider)
         async with _reporting(ctx) as progress:
             backend = backend_for(ctx)
             outcome = await _run(
@@ -283,7 +209,7 @@ def build_server(
         provider: ProviderName = None,
         full_size: FullSize = False,
     ) -> CallToolResult:
-        request = _turn_request(prompt, aspect_ratio, image_size, model, provider)
+        request = _request(prompt, aspect_ratio, image_size, model, provider)
         async with _reporting(ctx) as progress:
             backend = backend_for(ctx)
             outcome = await _run(
@@ -399,21 +325,27 @@ def _reference_note(catalog: list[ModelSpec]) -> str:
     return f"{note} Not: {', '.join(refuses)}." if refuses else note
 
 
-def _turn_request(
+def _request(
     prompt: str,
     aspect_ratio: str | None,
     image_size: str | None,
     model: str | None,
     provider: str | None,
+    n: int = 1,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
 ) -> GenerationRequest:
-    """A session turn's request (its images travel apart: only the backend knows what a
-    reference names, and the history is the session's)."""
+    """The request a tool's arguments make (its images travel apart: only the backend knows
+    what a reference names; a session turn's history is the session's)."""
     return GenerationRequest(
         prompt=prompt,
         aspect_ratio=aspect_ratio,
         image_size=image_size,
         model=model,
         provider=provider,
+        n=n,
+        negative_prompt=negative_prompt,
+        seed=seed,
     )
 
 
@@ -501,86 +433,3 @@ def event_message(event: StreamEvent) -> tuple[str, bool] | None:
         attempt = event.attempt
         return f"{attempt.provider} failed ({attempt.error}); trying again", False
     return None
-
-
-# ---------------------------------------------------------------------------- results
-def tool_result(outcome: Outcome, *, full_size: bool = False) -> CallToolResult:
-    content: list[Any] = [TextContent(type="text", text=summary(outcome))]
-    for image in outcome.images:
-        content.append(
-            ResourceLink(
-                type="resource_link",
-                uri=image.uri,
-                name=image.location.rsplit("/", 1)[-1],
-                title=f"Image {image.index + 1} of generation {outcome.generation_id}",
-                description=f"{image.width}x{image.height}, saved at {image.location}",
-                mime_type=image.mime_type,
-                size=image.size,
-            )
-        )
-        if full_size:
-            content.append(
-                ImageContent(type="image", data=b64encode(image.data), mime_type=image.mime_type)
-            )
-        else:
-            small = preview(image.data, max_side=PREVIEW_SIDE)
-            content.append(
-                ImageContent(type="image", data=b64encode(small), mime_type="image/jpeg")
-            )
-    return CallToolResult(content=content, structured_content=outcome.facts())
-
-
-def summary(outcome: Outcome) -> str:
-    """The result in a few lines an agent reads: what was made, where it is, what it cost."""
-    count = len(outcome.images)
-    lines = [
-        f"{count} image{'s' if count != 1 else ''} from {outcome.model} via {outcome.provider}"
-        + (" (synthetic: the built-in emulator, nothing billed)" if outcome.synthetic else "")
-        + ".",
-        f"generation_id: {outcome.generation_id}",
-    ]
-    if outcome.session_id:
-        lines.append(
-            f"session_id: {outcome.session_id} (continue_session goes on from this turn; "
-            f"branch_session with turn_id {outcome.generation_id} comes back to it)"
-        )
-    lines += [
-        f"image {i.index + 1}: {i.location} ({i.width}x{i.height}, {i.mime_type})"
-        for i in outcome.images
-    ]
-    if outcome.cost is not None:
-        estimate = " (estimate)" if outcome.cost_is_estimate else ""
-        lines.append(f"cost: ${outcome.cost:.4f}{estimate}")
-    lines += [f"warning: {w}" for w in outcome.warnings]
-    if outcome.text.strip():
-        lines.append(f"model's text: {outcome.text.strip()}")
-    return "\n".join(lines)
-
-
-def models_result(specs: list[ModelSpec]) -> CallToolResult:
-    rows: list[dict[str, Any]] = []
-    for s in specs:
-        price = s.pricing.image_cost(None)
-        rows.append(
-            {
-                "id": s.id,
-                "name": s.name,
-                "providers": list(s.providers),
-                "aspect_ratios": list(s.aspect_ratios),
-                "sizes": list(s.sizes),
-                "reference_images": s.max_input_images if s.accepts_images else 0,
-                "usd_per_image": price,
-                "recommended": s.recommended,
-            }
-        )
-    lines = [
-        f"{r['id']}: {', '.join(r['providers'])}; sizes {'/'.join(r['sizes'])}; "
-        f"{r['reference_images']} reference images"
-        + (f"; ${r['usd_per_image']:.3f}/image" if r["usd_per_image"] is not None else "")
-        + ("; recommended" if r["recommended"] else "")
-        for r in rows
-    ]
-    return CallToolResult(
-        content=[TextContent(type="text", text="\n".join(lines) or "No models.")],
-        structured_content={"models": rows},
-    )
