@@ -22,7 +22,7 @@ from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ValidationError
 from ..imaging import to_data_url
 from ..request import GenerationRequest
-from ..server.db.models import Job, StoredImage, User
+from ..server.db.models import ACTIVE_STATUSES, Job, StoredImage, User
 from ..server.events import CLOSED
 from ..server.generation import submit_job
 from ..server.jobs import cancel_queued
@@ -85,7 +85,7 @@ class ServiceBackend:
 
     async def generation(self, generation_id: str) -> Outcome:
         job, images = await self._owned(generation_id)
-        if job.status not in ("succeeded", "failed", "blocked", "interrupted"):
+        if job.status in ACTIVE_STATUSES:  # still running: its end
             return await self._follow(job.id, _quiet)
         return await self._outcome(job, images)
 
