@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -169,7 +171,7 @@ async def test_one_users_generations_are_out_of_anothers_reach(live: Live) -> No
         edit = await client.call_tool("edit_image", {"prompt": "mine now", "images": [gid]})
         own = await client.call_tool("generate_image", {"prompt": "bob's own"})
     assert read.is_error and "no generation" in _text(read)
-    assert edit.is_error and "no generation" in _text(edit)
+    assert edit.is_error and "no generation or upload" in _text(edit)
     assert not own.is_error
     link = next(b for b in made.content if b.type == "resource_link")
     assert _download(live, link.uri, other).status_code == 404
@@ -224,3 +226,45 @@ async def test_a_call_cancelled_after_its_job_was_sent_keeps_the_result(live: Li
     async with connect(live, token) as client:
         again = await client.call_tool("get_generation", {"generation_id": job["id"]})
     assert not again.is_error and again.structured_content["generation_id"] == job["id"]
+
+
+async def test_references_over_http_are_what_the_service_takes(
+    live: Live, emulator: EmulatorServer
+) -> None:
+    """An upload id and a data URL reach the model; a URL is refused before anything is paid
+    for (the service fetches nothing for a client), saying what to send instead."""
+    png = _download_first_image(live)
+    with live.http(live.token) as http:
+        r = http.post("/api/uploads", files={"file": ("ref.png", png, "image/png")})
+        assert r.status_code == 201, r.text
+        upload_id = r.json()["id"]
+    data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+    before = len(emulator.requests())
+    async with connect(live, live.token) as client:
+        by_upload = await client.call_tool(
+            "edit_image", {"prompt": "upload", "images": [upload_id], "provider": "google"}
+        )
+        by_data = await client.call_tool(
+            "edit_image", {"prompt": "data", "images": [data_url], "provider": "google"}
+        )
+        sent = len(emulator.requests())
+        by_url = await client.call_tool(
+            "edit_image", {"prompt": "url", "images": ["https://example.com/a.png"]}
+        )
+        foreign = await client.call_tool("edit_image", {"prompt": "x", "images": ["0" * 32]})
+    assert not by_upload.is_error, _text(by_upload)
+    assert not by_data.is_error, _text(by_data)
+    assert sent - before == 2
+    digest = hashlib.sha256(png).hexdigest()[:12]
+    bodies = [json.dumps(r["body"]) for r in emulator.requests()[before:sent]]
+    assert all(f"sha256:{digest}" in body for body in bodies)
+    assert by_url.is_error and "fetches no URL" in _text(by_url)
+    assert foreign.is_error and "no generation or upload" in _text(foreign)
+    assert len(emulator.requests()) == sent  # neither refused call reached the provider
+
+
+def _download_first_image(live: Live) -> bytes:
+    with live.http(live.token) as http:
+        r = http.post("/api/nano-banana/generate", json={"prompt": "a reference"})
+        assert r.status_code == 200, r.text
+        return base64.b64decode(r.json()["images"][0])

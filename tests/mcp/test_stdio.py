@@ -128,7 +128,9 @@ async def test_generate_returns_the_file_a_small_preview_and_progress(
     facts = result.structured_content
     gid = facts["generation_id"]
     assert path.name == f"{gid}-1.png"
-    assert facts["images"][0] | {} == facts["images"][0]
+    assert facts["images"][0]["uri"] == link.uri
+    assert facts["images"][0]["location"] == str(path)
+    assert facts["images"][0]["size"] == len(data)
     assert (facts["images"][0]["width"], facts["images"][0]["height"]) == img_size(path)
     assert facts["provider"] == "google" and facts["aspect_ratio"] == "16:9"
     assert gid in text.text and str(path) in text.text

@@ -27,8 +27,8 @@ from ..files import atomic_write, file_data, user_file_mode, write_new_file
 from ..providers import INFOS
 from ..references import ReferenceInput
 from ..request import GenerationRequest
-from ..types import Image, Result, StreamEvent
-from .results import Outcome, SavedImage
+from ..types import Image, ImageEvent, Result, StreamEvent
+from .results import Outcome, SavedImage, failed_images
 from .tools import LATEST, Progress, event_message
 
 __all__ = ["LocalBackend"]
@@ -201,7 +201,7 @@ class LocalBackend:
             cost_is_estimate=result.cost_is_estimate,
             warnings=[
                 *result.warnings,
-                *(f"image {f.index + 1} failed: {f.error}" for f in result.failures),
+                *failed_images((f.index, f.error) for f in result.failures),
             ],
             synthetic=result.synthetic,
             session_id=session_id,
@@ -237,8 +237,6 @@ class _Arrivals:
         self.paths: dict[int, Path] = {}
 
     async def on_event(self, event: StreamEvent) -> None:
-        from ..types import ImageEvent
-
         if isinstance(event, ImageEvent) and event.image.index not in self.paths:
             self.paths[event.image.index] = await asyncio.to_thread(self._save, event.image)
         said = event_message(event)

@@ -7,15 +7,27 @@ image can be megabytes), the full image only when asked, and the same facts as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
 from ..catalog import ModelSpec
+from ..errors import ContentError, NanobananaError, QuotaError, UpstreamError
 from ..imaging import b64encode, preview
 
-__all__ = ["PREVIEW_SIDE", "Outcome", "SavedImage", "models_result", "summary", "tool_result"]
+__all__ = [
+    "PREVIEW_SIDE",
+    "Failure",
+    "Outcome",
+    "SavedImage",
+    "advice",
+    "failed_images",
+    "models_result",
+    "summary",
+    "tool_result",
+]
 
 #: The longer side of the preview each result carries (a JPEG of a few KB).
 PREVIEW_SIDE = 256
@@ -147,3 +159,71 @@ def models_result(specs: list[ModelSpec]) -> CallToolResult:
         content=[TextContent(type="text", text="\n".join(lines) or "No models.")],
         structured_content={"models": rows},
     )
+
+
+def failed_images(failures: Iterable[tuple[int, str | None]]) -> list[str]:
+    """The warnings of a result some of whose images did not come: ``(index, error)`` each."""
+    return [f"image {index + 1} failed: {error}" for index, error in failures]
+
+
+# ---------------------------------------------------------------------------- failures
+@dataclass(frozen=True)
+class Failure:
+    """Why a generation gave no image, as ``advice`` needs it: from a library error
+    (``of``) or from the record of a job that ended so."""
+
+    code: str
+    message: str
+    provider: str | None = None
+    retry_after: float | None = None
+    per_day: bool = False
+    #: Why the model refused, and what it said instead (a content failure).
+    reason: str | None = None
+    text: str | None = None
+    #: A failure on the provider's side that a retry soon may not meet.
+    temporary: bool = False
+    providers_tried: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, exc: NanobananaError) -> Failure:
+        return cls(
+            code=exc.code,
+            message=str(exc),
+            provider=getattr(exc, "provider", None),
+            retry_after=exc.retry_after if isinstance(exc, UpstreamError) else None,
+            per_day=isinstance(exc, QuotaError) and exc.per_day,
+            reason=exc.reason if isinstance(exc, ContentError) else None,
+            text=exc.text if isinstance(exc, ContentError) else None,
+            temporary=isinstance(exc, UpstreamError) and exc.retryable,
+            providers_tried=frozenset(a.provider for a in exc.attempts),
+        )
+
+
+def advice(failure: Failure) -> str:
+    """The failure as an agent should read it: what happened, and what to do about it."""
+    message = " ".join(failure.message.split())
+    if failure.code == QuotaError.code:
+        when = (
+            " It resets tomorrow (per-day quota)."
+            if failure.per_day
+            else f" Retry after {failure.retry_after:.0f} s."
+            if failure.retry_after
+            else " Retry in a minute."
+        )
+        if len(failure.providers_tried) > 1:
+            tried = ", ".join(sorted(failure.providers_tried))
+            return f"Quota exhausted on {tried}, fallback included: {message}{when}"
+        hint = (
+            " An OpenRouter key lets Google's quota errors fall back to OpenRouter."
+            if failure.provider == "google"
+            else ""
+        )
+        return f"Quota exhausted at {failure.provider or 'the provider'}: {message}{when}{hint}"
+    if failure.code in ("content_blocked", "no_image"):
+        reason = f" Reason: {failure.reason}." if failure.reason else ""
+        text = " ".join((failure.text or "").split())
+        said = f" The model said: {text}" if text else ""
+        return f"{message}{reason}{said} Rephrase the prompt, or try another model."
+    if failure.temporary:
+        return f"{message} This is temporary on the provider's side: retry shortly."
+    return message

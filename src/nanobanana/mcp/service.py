@@ -3,7 +3,8 @@ keys, defaults, fallback, rate limit and history, through the service layer (no 
 
 Images are the service's stored images: a result links each by its download URL
 (``GET /api/images/{id}``, with the same bearer token), and an earlier result is named by its
-``generation_id`` (the job's id; ``<id>#2`` for its second image).  A call the client cancels
+``generation_id`` (the job's id; ``<id>#2`` for its second image); an upload id or a data URL
+works too, as for the service's API, which fetches no URL for a client.  A call the client cancels
 cancels its job if it has not been sent yet; one already sent runs to its end and is kept
 (``get_generation`` finds it), since the provider bills it either way.
 """
@@ -22,7 +23,7 @@ from ..catalog import ModelSpec
 from ..errors import MissingKeyError, ValidationError
 from ..imaging import to_data_url
 from ..request import GenerationRequest
-from ..server.db.models import ACTIVE_STATUSES, Job, StoredImage, User
+from ..server.db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, User
 from ..server.events import CLOSED
 from ..server.generation import submit_job
 from ..server.jobs import cancel_queued
@@ -32,7 +33,7 @@ from ..server.services import Services
 from ..server.sessions import create_session, start_turn
 from ..server.views import image_url, images_of, stored_bytes
 from ..types import ReferenceImage
-from .results import Outcome, SavedImage
+from .results import Failure, Outcome, SavedImage, advice, failed_images
 from .tools import LATEST, Progress
 
 __all__ = ["ServiceBackend"]
@@ -41,7 +42,8 @@ __all__ = ["ServiceBackend"]
 _ID = re.compile(r"(?P<id>[0-9a-f]{32})(?:#(?P<k>\d+))?")
 
 REFERENCES_HELP = (
-    "http(s) URLs, or the generation_id of an earlier result of yours (<id>#2 for its second image)"
+    "the generation_id of an earlier result of yours (<id>#2 for its second image), an upload "
+    "id from POST /api/uploads, or a data:image/...;base64 URL"
 )
 
 
@@ -125,41 +127,66 @@ class ServiceBackend:
                 await _progress(event, progress)
 
     async def _owned(self, generation_id: str) -> tuple[Job, list[StoredImage]]:
+        found = await self._find(generation_id)
+        if found is None:
+            raise ValidationError(
+                f"You have no generation {generation_id!r}: pass a generation_id an earlier "
+                "result returned.",
+                field="generation_id",
+            )
+        return found
+
+    async def _find(self, generation_id: str) -> tuple[Job, list[StoredImage]] | None:
+        """The caller's generation of that id and its images (``None``: none of theirs)."""
         match = _ID.fullmatch(generation_id.strip())
+        if match is None:
+            return None
         async with self.services.sessionmaker() as db:
-            job = None
-            if match is not None:
-                job = await db.scalar(
-                    select(Job).where(Job.id == match["id"], Job.user_id == self.user.id)
-                )
-            if job is None:
-                raise ValidationError(
-                    f"You have no generation {generation_id!r}: pass a generation_id an earlier "
-                    "result returned.",
-                    field="generation_id",
-                )
-            images = (await images_of(db, [job.id]))[job.id]
+            job = await db.scalar(
+                select(Job).where(Job.id == match["id"], Job.user_id == self.user.id)
+            )
+            images = (await images_of(db, [job.id]))[job.id] if job is not None else []
             await db.commit()
-        return job, images
+        return (job, images) if job is not None else None
+
+    async def _uploaded(self, upload_id: str) -> bool:
+        async with self.services.sessionmaker() as db:
+            found = await db.scalar(
+                select(Upload.id).where(Upload.id == upload_id, Upload.user_id == self.user.id)
+            )
+            await db.commit()
+        return found is not None
 
     async def _references(self, items: list[str]) -> list[str]:
-        """What the service takes as references: URLs as they are, an earlier result's image
-        as its bytes (a data URL)."""
+        """What the service takes as references (``generation.decode_references``): data URLs
+        and upload ids as they are, an earlier result's image as its bytes (a data URL).  The
+        service fetches no URL and reads no file for a client (no server-side request
+        forgery): those are refused here with what to send instead."""
         out = []
-        for item in items:
+        for pos, item in enumerate(items, 1):
             text = item.strip()
             match = _ID.fullmatch(text)
-            if match is None:
-                if not text.startswith(("http://", "https://")):
-                    raise ValidationError(
-                        f"{text[:80]!r} is not an image this server can read: pass an http(s) "
-                        "URL or the generation_id of an earlier result (file paths work only "
-                        "with the stdio server, `nanobanana mcp`).",
-                        field="images",
-                    )
+            if text.startswith("data:"):
                 out.append(text)
                 continue
-            job, images = await self._owned(match["id"])
+            if match is None:
+                raise ValidationError(
+                    f"Reference image {pos} is not one this service takes: pass the "
+                    "generation_id of an earlier result, an upload id (POST /api/uploads) or a "
+                    "data:image/...;base64 URL. The service fetches no URL and reads no file; "
+                    "file paths work with the stdio server, `nanobanana mcp`.",
+                    field="images",
+                )
+            found = await self._find(match["id"])
+            if found is None:
+                if match["k"] is None and await self._uploaded(match["id"]):
+                    out.append(match["id"])
+                    continue
+                raise ValidationError(
+                    f"Reference image {pos}: you have no generation or upload {text!r}.",
+                    field="images",
+                )
+            job, images = found
             k = int(match["k"] or 1)
             chosen = [i for i in images if i.index == k - 1]
             if not chosen:
@@ -203,8 +230,8 @@ class ServiceBackend:
             cost_is_estimate=bool(job.cost_is_estimate),
             warnings=[
                 *(str(w) for w in job.warnings or []),
-                *(
-                    f"image {f.get('index', 0) + 1} failed: {f.get('error')}"
+                *failed_images(
+                    (f.get("index", 0), f.get("error"))
                     for f in job.failures or []
                     if isinstance(f, dict)
                 ),
@@ -250,31 +277,23 @@ async def _progress(event: dict[str, Any], progress: Progress) -> None:
 def _failure(job: Job) -> str:
     """Why the job gave no image, and what to do about it."""
     details = dict(job.error_details or {})
-    said = report(job.error_code or "internal_error", job.error_message or "", details)
-    message = " ".join(said.message.split())
-    code = job.error_code or ""
-    if code == "quota_exceeded":
-        wait = details.get("retry_after")
-        when = f" Retry after {float(wait):.0f} s." if wait else " Retry in a minute."
-        if details.get("per_day"):
-            when = " It resets tomorrow (per-day quota)."
-        tried = {a.get("provider") for a in job.attempts or [] if isinstance(a, dict)}
-        if len(tried) > 1:
-            return f"Quota exhausted on {', '.join(sorted(map(str, tried)))}: {message}{when}"
-        return (
-            f"Quota exhausted at {details.get('provider', 'the provider')}: {message}{when} "
-            "Saving an OpenRouter key on the settings page lets Google's quota errors fall "
-            "back to it."
-        )
-    if code in ("content_blocked", "no_image"):
-        reason = f" Reason: {details['reason']}." if details.get("reason") else ""
-        text = " ".join(str(details.get("text") or "").split())
-        return (
-            f"{message}{reason}{f' The model said: {text}' if text else ''} Rephrase the "
-            "prompt, or try another model."
-        )
+    code = job.error_code or "internal_error"
+    said = report(code, job.error_message or "", details)
     if code == "cancelled":
-        return f"{message} (generation {job.id})."
-    if said.status == 503 and not details.get("may_be_billed"):
-        return f"{message} This is temporary on the provider's side: retry shortly."
-    return message
+        return f"{said.message} (generation {job.id})."
+    wait = details.get("retry_after")
+    return advice(
+        Failure(
+            code=code,
+            message=said.message,
+            provider=details.get("provider"),
+            retry_after=float(wait) if wait else None,
+            per_day=bool(details.get("per_day")),
+            reason=details.get("reason"),
+            text=details.get("text"),
+            temporary=said.status == 503 and not details.get("may_be_billed"),
+            providers_tried=frozenset(
+                str(a["provider"]) for a in job.attempts or [] if isinstance(a, dict)
+            ),
+        )
+    )

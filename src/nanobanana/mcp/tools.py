@@ -26,10 +26,10 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from ..catalog import Catalog, ModelSpec
-from ..errors import ContentError, MissingKeyError, NanobananaError, QuotaError, UpstreamError
+from ..errors import MissingKeyError, NanobananaError
 from ..request import GenerationRequest
 from ..types import AttemptEvent, ImageEvent, StreamEvent
-from .results import Outcome, models_result, tool_result
+from .results import Failure, Outcome, advice, models_result, tool_result
 
 __all__ = ["HEARTBEAT_SECONDS", "LATEST", "MAX_IMAGES", "Backend", "build_server"]
 
@@ -130,6 +130,16 @@ def build_server(
     for all; HTTP: the caller's).  ``catalog`` fills the schemas' choices, ``references_help``
     says what a reference image may be."""
 
+    async def answer(
+        ctx: Context, full_size: bool, work: Callable[[Backend, Progress], Awaitable[Outcome]]
+    ) -> CallToolResult:
+        """Run ``work`` on the call's backend, reporting progress; its result, or the tool
+        error that says what to do."""
+        async with _reporting(ctx) as progress:
+            backend = backend_for(ctx)
+            outcome = await _run(backend, work(backend, progress))
+        return tool_result(outcome, full_size=full_size)
+
     async def generate_image(
         prompt: Prompt,
         ctx: Context,
@@ -145,10 +155,7 @@ def build_server(
         request = _request(
             prompt, aspect_ratio, image_size, model, provider, n, negative_prompt, seed
         )
-        async with _reporting(ctx) as progress:
-            backend = backend_for(ctx)
-            outcome = await _run(backend, backend.generate(request, [], progress))
-        return tool_result(outcome, full_size=full_size)
+        return await answer(ctx, full_size, lambda b, progress: b.generate(request, [], progress))
 
     async def edit_image(
         prompt: Prompt,
@@ -166,10 +173,9 @@ def build_server(
         request = _request(
             prompt, aspect_ratio, image_size, model, provider, n, negative_prompt, seed
         )
-        async with _reporting(ctx) as progress:
-            backend = backend_for(ctx)
-            outcome = await _run(backend, backend.generate(request, images, progress))
-        return tool_result(outcome, full_size=full_size)
+        return await answer(
+            ctx, full_size, lambda b, progress: b.generate(request, images, progress)
+        )
 
     async def continue_session(
         prompt: Prompt,
@@ -186,13 +192,12 @@ def build_server(
         full_size: FullSize = False,
     ) -> CallToolResult:
         request = _request(prompt, aspect_ratio, image_size, model, provider)
-        async with _reporting(ctx) as progress:
-            backend = backend_for(ctx)
-            outcome = await _run(
-                backend,
-                backend.turn(request, images, session_id, LATEST if session_id else None, progress),
-            )
-        return tool_result(outcome, full_size=full_size)
+        parent = LATEST if session_id else None
+        return await answer(
+            ctx,
+            full_size,
+            lambda b, progress: b.turn(request, images, session_id, parent, progress),
+        )
 
     async def branch_session(
         prompt: Prompt,
@@ -210,12 +215,11 @@ def build_server(
         full_size: FullSize = False,
     ) -> CallToolResult:
         request = _request(prompt, aspect_ratio, image_size, model, provider)
-        async with _reporting(ctx) as progress:
-            backend = backend_for(ctx)
-            outcome = await _run(
-                backend, backend.turn(request, images, session_id, turn_id, progress)
-            )
-        return tool_result(outcome, full_size=full_size)
+        return await answer(
+            ctx,
+            full_size,
+            lambda b, progress: b.turn(request, images, session_id, turn_id, progress),
+        )
 
     async def list_models(
         ctx: Context,
@@ -353,39 +357,10 @@ async def _run(backend: Backend, work: Awaitable[T]) -> T:
     """``work``, with the library's errors told as tool errors that say what to do."""
     try:
         return await work
+    except MissingKeyError as exc:
+        raise ToolError(backend.missing_key_advice(exc)) from exc
     except NanobananaError as exc:
-        raise ToolError(advice(exc, backend)) from exc
-
-
-def advice(exc: NanobananaError, backend: Backend) -> str:
-    """The error as an agent should read it: what happened, and what to do about it."""
-    if isinstance(exc, MissingKeyError):
-        return backend.missing_key_advice(exc)
-    message = " ".join(str(exc).split())
-    if isinstance(exc, QuotaError):
-        wait = (
-            f" Retry after {exc.retry_after:.0f} s."
-            if exc.retry_after
-            else " It resets tomorrow (per-day quota)."
-            if exc.per_day
-            else " Retry in a minute."
-        )
-        tried = {a.provider for a in exc.attempts}
-        if len(tried) > 1:
-            return (
-                f"Quota exhausted on {', '.join(sorted(tried))}, fallback included: {message}{wait}"
-            )
-        return (
-            f"Quota exhausted at {exc.provider}: {message}{wait} Setting an OpenRouter key lets "
-            "quota errors at Google fall back to OpenRouter."
-        )
-    if isinstance(exc, ContentError):
-        reason = f" Reason: {exc.reason}." if exc.reason else ""
-        said = f" The model said: {' '.join(exc.text.split())}" if exc.text else ""
-        return f"{message}{reason}{said} Rephrase the prompt, or try another model."
-    if isinstance(exc, UpstreamError) and exc.retryable:
-        return f"{message} This is temporary on the provider's side: retry shortly."
-    return message
+        raise ToolError(advice(Failure.of(exc))) from exc
 
 
 # ---------------------------------------------------------------------------- progress

@@ -7,7 +7,8 @@ that user, so every call is a job in their history, with their keys, defaults, f
 rate limit.  The transport is stateless (each POST stands alone), so any web process can
 answer any request; progress comes as server-sent events in the call's own response.
 
-The MCP SDK comes with the ``mcp`` extra: without it ``/mcp`` answers 404 saying so.
+The MCP server is built on the first request; the SDK comes with the ``mcp`` extra: without
+it ``/mcp`` answers 404 saying so.
 """
 
 from __future__ import annotations
@@ -41,14 +42,39 @@ INSTRUCTIONS = (
 
 
 class McpEndpoint:
-    """The ASGI endpoint of ``/mcp``; ``serving`` runs it for the process's services."""
+    """The ASGI endpoint of ``/mcp``.  The MCP server is built on the first request (the SDK's
+    import costs about a second and some memory that a service nobody calls it on need not
+    pay); ``serving`` stops it with the process's services."""
 
     def __init__(self, settings: Settings) -> None:
         self.public_url = settings.public_url
-        self.manager: Any = None
+        self._services: Services | None = None
+        self._lock: asyncio.Lock | None = None
+        #: The SDK's session manager once started; ``False`` when the mcp extra is missing.
+        self._manager: Any = None
+        self._stop: asyncio.Event | None = None
+        self._holder: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def serving(self, services: Services) -> AsyncIterator[None]:
+        self._services, self._lock = services, asyncio.Lock()
+        try:
+            yield
+        finally:
+            if self._stop is not None and self._holder is not None:
+                self._stop.set()
+                await self._holder
+            self._manager = self._stop = self._holder = None
+
+    async def _started(self) -> Any:
+        """The session manager, started on first use (``False``: no mcp extra)."""
+        assert self._lock is not None and self._services is not None, "not serving"
+        async with self._lock:
+            if self._manager is None:
+                self._manager = await self._start(self._services)
+        return self._manager
+
+    async def _start(self, services: Services) -> Any:
         try:
             from mcp.server.transport_security import TransportSecuritySettings
 
@@ -57,8 +83,7 @@ class McpEndpoint:
         except ModuleNotFoundError as exc:
             if exc.name is None or not exc.name.startswith("mcp"):
                 raise
-            yield  # no mcp extra: /mcp says so
-            return
+            return False
 
         def backend_for(ctx: Any) -> ServiceBackend:
             state = ctx.request_context.request.scope["state"][_STATE]
@@ -78,8 +103,8 @@ class McpEndpoint:
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         manager = server.session_manager
-        # The manager's task group is entered and left in a task of its own: the service's
-        # lifespan may end in another task than the one it began in.
+        # The manager's task group is entered and left in a task of its own, not in the
+        # request that happened to start it.
         ready, stop = asyncio.Event(), asyncio.Event()
 
         async def hold() -> None:
@@ -93,17 +118,20 @@ class McpEndpoint:
         waiting.cancel()
         if holder.done():  # it could not start: its error
             holder.result()
-        self.manager = manager
-        try:
-            yield
-        finally:
-            self.manager = None
-            stop.set()
-            await holder
+        self._stop, self._holder = stop, holder
+        return manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        if self.manager is None:
+        services: Services = request.app.state.services
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        try:
+            auth = await authenticate(services, token if scheme.lower() == "bearer" else None)
+        except ApiError as err:
+            await (await answer_error(request, err))(scope, receive, send)
+            return
+        manager = await self._started()
+        if manager is False:
             error = ApiError(
                 404,
                 "not_found",
@@ -112,13 +140,6 @@ class McpEndpoint:
             )
             await (await answer_error(request, error))(scope, receive, send)
             return
-        services: Services = request.app.state.services
-        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-        try:
-            auth = await authenticate(services, token if scheme.lower() == "bearer" else None)
-        except ApiError as err:
-            await (await answer_error(request, err))(scope, receive, send)
-            return
         base_url = self.public_url or str(request.base_url)
         scope.setdefault("state", {})[_STATE] = {"user": auth.user, "base_url": base_url}
-        await self.manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, send)
