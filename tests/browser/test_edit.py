@@ -4,6 +4,7 @@ tree on the page, and the same tree in the API."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -83,3 +84,33 @@ def test_someone_elses_session_is_not_shown(web: Browsing, server: LiveServer) -
     expect(web.page.locator("#edit-error")).to_be_visible()
     expect(web.page.locator("#edit-error")).to_contain_text(re.compile("session", re.I))
     expect(web.page.locator("#edit-title")).to_have_text("Edit")
+
+
+def test_the_controls_work_while_the_page_is_still_loading(
+    web: Browsing, server: LiveServer
+) -> None:
+    """A click on "New session" while the list of sessions is still on its way starts the
+    session (a loaded machine once lost that click), and Send waits for the session."""
+    page = web.page
+    username, token = server.new_user("hasty")
+    sign_in(page, server, username, token)
+    held: list[object] = []
+
+    def hold_the_list(route: Any) -> None:
+        if route.request.method == "GET":
+            held.append(route)  # never answered: the list stays loading
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/api/sessions$"), hold_the_list)
+    page.goto(f"{server.url}/edit")
+    page.get_by_role("button", name="New session").click()
+    page.wait_for_url(re.compile(r"/edit/[0-9a-f]{32}$"))
+    assert len(held) == 1
+
+    session_id = page.url.rsplit("/", 1)[1]
+    page.unroute(re.compile(r"/api/sessions$"))
+    page.route(re.compile(rf"/api/sessions/{session_id}$"), lambda route: held.append(route))
+    page.reload()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    assert len(held) == 2

@@ -92,7 +92,7 @@ async function send(event) {
   event.preventDefault();
   const box = $("#instruction");
   const prompt = box.value.trim();
-  if (!prompt) return;
+  if (!prompt || !current) return; // Send stays disabled until the session has loaded
   const button = $("#send-turn");
   button.disabled = true;
   clearError(errorBox);
@@ -117,11 +117,8 @@ async function send(event) {
 }
 
 async function thread() {
-  await load();
-  selected = current.latest_turn_id;
-  renderTree();
-  renderContinues();
-  await showStage(byId(selected));
+  // Wired before the first await: a click or Enter while the session loads must not be lost
+  // (nor submit the form natively).
   $("#turn-form").addEventListener("submit", send);
   $("#start-over").addEventListener("click", () => {
     selected = null;
@@ -130,9 +127,24 @@ async function thread() {
     showStage(null);
     $("#instruction").focus();
   });
+  await load();
+  selected = current.latest_turn_id;
+  renderTree();
+  renderContinues();
+  $("#send-turn").disabled = false;
+  await showStage(byId(selected));
 }
 
 async function list() {
+  // Wired before the list loads, so that a click while it loads starts the session.
+  $("#new-session").addEventListener("click", async () => {
+    try {
+      const made = await api("/api/sessions", { method: "POST", json: {} });
+      window.location.assign(`/edit/${encodeURIComponent(made.id)}`);
+    } catch (err) {
+      showError(errorBox, err);
+    }
+  });
   const { items } = await api("/api/sessions");
   $("#sessions-empty").hidden = items.length > 0;
   $("#session-list").replaceChildren(
@@ -145,14 +157,6 @@ async function list() {
       ),
     ),
   );
-  $("#new-session").addEventListener("click", async () => {
-    try {
-      const made = await api("/api/sessions", { method: "POST", json: {} });
-      window.location.assign(`/edit/${encodeURIComponent(made.id)}`);
-    } catch (err) {
-      showError(errorBox, err);
-    }
-  });
 }
 
 if (requireSession()) {
