@@ -55,6 +55,8 @@ ASPECT_RATIOS_1K: dict[str, tuple[int, int]] = {
 SIZE_SCALE: dict[str, float] = {"0.5K": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
 STANDARD_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 EXTENDED_RATIOS = ("1:4", "4:1", "1:8", "8:1")
+#: Every ratio a model in the catalog may make: what an image's shape is filed under.
+IMAGE_RATIOS = STANDARD_RATIOS + EXTENDED_RATIOS
 #: Thinking levels, least first: Gemini's ``thinkingLevel`` values, which OpenRouter's
 #: ``reasoning.effort`` maps to one for one (docs/providers.md).
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
@@ -179,6 +181,15 @@ def nearest_ratio(ratios: Iterable[str], width: int, height: int) -> str | None:
         return abs(math.log(float(w) / float(h)) - shape)
 
     return min(ratios, key=distance, default=None)
+
+
+def size_class(width: int, height: int) -> str | None:
+    """The output size (``"1K"``, ``"2K"``...) whose pixel count is closest to ``width`` x
+    ``height``'s (by ratio), whatever the model: how the gallery files an image it shows."""
+    if width <= 0 or height <= 0:
+        return None
+    side = math.log(math.sqrt(width * height) / 1024)
+    return min(SIZE_SCALE, key=lambda size: abs(math.log(SIZE_SCALE[size]) - side))
 
 
 def expected_pixels(aspect_ratio: str | None, image_size: str | None) -> tuple[int, int] | None:

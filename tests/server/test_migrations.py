@@ -157,3 +157,53 @@ def test_create_user_hook(db_url: str, settings_for: Callable[..., Settings]) ->
             assert (await api.register("second"))["is_admin"] is False
 
     asyncio.run(check())
+
+
+def test_0008_files_the_images_already_stored_by_their_shape(tmp_path: Path) -> None:
+    """The gallery filters on ratio and size: images stored before 0008 get theirs from their
+    pixels, and none of them is a favourite."""
+    from alembic import command
+    from sqlalchemy import create_engine as sync_engine
+
+    from nanobanana.server.db.migrate import alembic_config
+
+    engine = sync_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0007")
+        now = "2026-12-01 10:00:00.000000"
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, username_key, password_hash, is_admin, "
+                "is_active, created_at) VALUES ('u1', 'a', 'a', 'x', 0, 1, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, user_id, status, kind, request, prompt, attempts, "
+                "failures, warnings, cost_is_estimate, synthetic, created_at, attempt) VALUES "
+                "('j1', 'u1', 'succeeded', 'sync', '{}', 'p', '[]', '[]', '[]', 0, 0, :now, 0)"
+            ),
+            {"now": now},
+        )
+        shapes = {"i1": (1376, 768), "i2": (2048, 2048), "i3": (512, 2048), "i4": (5504, 3072)}
+        for image_id, (w, h) in shapes.items():
+            conn.execute(
+                text(
+                    'INSERT INTO images (id, job_id, user_id, "index", sha256, mime_type, '
+                    "width, height, size, storage_key, created_at) VALUES "
+                    "(:id, 'j1', 'u1', 0, 'h', 'image/png', :w, :h, 1, 'k', :now)"
+                ),
+                {"id": image_id, "w": w, "h": h, "now": now},
+            )
+        command.upgrade(alembic_config(conn), "head")
+        rows = conn.execute(
+            text("SELECT id, aspect_ratio, image_size, favourite FROM images ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("i1", "16:9", "1K", 0),
+        ("i2", "1:1", "2K", 0),
+        ("i3", "1:4", "1K", 0),
+        ("i4", "16:9", "4K", 0),
+    ]

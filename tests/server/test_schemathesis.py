@@ -47,6 +47,7 @@ CROSS_FIELD = {
     "PUT /api/settings/defaults",
     "POST /api/uploads",
     "GET /api/generations",  # `cursor` is an opaque token only the API makes
+    "GET /api/images",  # the same; and a time in since/until needs its offset
     "GET /api/auth/tokens",  # the same
     "GET /api/tokens",
 }

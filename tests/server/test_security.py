@@ -57,6 +57,8 @@ async def test_bola_matrix(db_api: Api) -> None:
             ("GET", f"/api/generations/{x['job']}/events", {}),
             ("GET", f"/api/images/{x['image']}", {}),
             ("GET", f"/api/images/{x['image']}?thumb=1", {}),
+            ("PATCH", f"/api/images/{x['image']}", {"json": {"favourite": True}}),
+            ("DELETE", f"/api/images/{x['image']}", {}),
             ("DELETE", f"/api/auth/tokens/{x['token']}", {}),
         ]
 
@@ -215,6 +217,13 @@ APPROVED_ROUTES = {
     ("POST", "/api/generations/{job_id}/cancel"),
     ("GET", "/api/generations/{job_id}/events"),
     ("GET", "/api/images/{image_id}"),
+    ("PATCH", "/api/images/{image_id}"),
+    ("DELETE", "/api/images/{image_id}"),
+    ("GET", "/api/images"),
+    ("GET", "/api/images/facets"),
+    ("POST", "/api/images/favourite"),
+    ("POST", "/api/images/delete"),
+    ("POST", "/api/images/zip"),
     # Editing sessions: a user's own, every lookup by id and owner (tests/server/test_sessions).
     ("POST", "/api/sessions"),
     ("GET", "/api/sessions"),
@@ -340,15 +349,23 @@ async def test_hostile_ids_and_queries_never_5xx(db_api: Api) -> None:
             ("DELETE", f"/api/generations/{raw}"),
             ("GET", f"/api/generations/{raw}/events"),
             ("GET", f"/api/images/{raw}"),
+            ("PATCH", f"/api/images/{raw}"),
+            ("DELETE", f"/api/images/{raw}"),
             ("DELETE", f"/api/auth/tokens/{raw}"),
             ("PATCH", f"/api/admin/users/{raw}"),
         ]:
             r = await c.request(method, url, headers=admin, json={} if method == "PATCH" else None)
             assert r.status_code == 404, (method, url, r.status_code, r.text)
         for params in ({"q": raw}, {"cursor": raw}):
-            r = await c.get("/api/generations", params=params, headers=admin)
-            assert r.status_code in (200, 422), (params, r.text)
+            for listing in ("/api/generations", "/api/images"):
+                r = await c.get(listing, params=params, headers=admin)
+                assert r.status_code in (200, 422), (listing, params, r.text)
+        for name in ("model", "aspect_ratio", "image_size", "since", "generation_id"):
+            r = await c.get("/api/images", params={name: raw}, headers=admin)
+            assert r.status_code == 422, (name, raw, r.text)
     r = await c.get("/api/generations", params={"q": "\x00"}, headers=admin)
+    assert r.status_code == 422
+    r = await c.get("/api/images", params={"q": "\x00"}, headers=admin)
     assert r.status_code == 422
     r = await c.post("/api/auth/login", json={"username": "root\u0000", "password": "x\u0000y"})
     assert r.status_code == 422

@@ -20,6 +20,8 @@
         ├── SessionNotFound            no editing session (or turn) of this user by that id
         ├── TurnNotContinuable         the turn asked to continue did not succeed
         ├── SessionBusy                a turn of the session still runs
+        ├── ImagesNotFound             images asked for by id that are not this user's
+        ├── ImagesBusy                 images of a generation that still runs
         └── UploadError                a reference image refused as it arrived
             ├── UploadTooLarge         more bytes than the limit
             ├── ImageTooLarge          more pixels than the limit
@@ -106,6 +108,14 @@ class TurnNotContinuable(ServiceError):
 
 class SessionBusy(ServiceError):
     code = "session_busy"
+
+
+class ImagesNotFound(ServiceError):
+    code = "images_not_found"
+
+
+class ImagesBusy(ServiceError):
+    code = "images_busy"
 
 
 class UploadError(ServiceError):

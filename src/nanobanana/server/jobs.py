@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from ..catalog import IMAGE_RATIOS, nearest_ratio, size_class
 from ..conversation import answering_image
 from ..errors import ContentError, NanobananaError, ReferenceImageError
 from ..files import Pieces, file_data
@@ -260,6 +261,9 @@ async def _stored_row(services: Services, job_id: str, user_id: str, f: _Files) 
         storage_key=key,
         thumb_key=None,
         created_at=services.now(),
+        aspect_ratio=nearest_ratio(IMAGE_RATIOS, f.width, f.height),
+        image_size=size_class(f.width, f.height),
+        favourite=False,
     )
 
 

@@ -62,6 +62,13 @@ PIXEL_SIZE_PATTERN = r"^(auto|[0-9]{2,5}x[0-9]{2,5})$"
 MODEL_PATTERN = r"^[A-Za-z0-9._:/@-]{1,200}$"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
 API_KEY_PATTERN = r"^[\x21-\x7e]{8,512}$"
+#: The ids the service gives out (images, generations, sessions).
+OBJECT_ID_PATTERN = r"^[0-9a-f]{32}$"
+#: A day (``2026-12-07``) or a time with its offset (``2026-12-07T10:00:00Z``).
+WHEN_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+)
 
 #: What each pattern asks for, in words: validation errors say this, not the regex.
 PATTERN_HINTS: dict[str, str] = {
@@ -71,6 +78,9 @@ PATTERN_HINTS: dict[str, str] = {
     PIXEL_SIZE_PATTERN: "must be WIDTHxHEIGHT, such as 1024x1024 or 1344x768, or auto",
     MODEL_PATTERN: "must be a model id such as gemini-3.1-flash-image",
     USERNAME_PATTERN: "must be 3 to 64 characters: letters, digits, _ . or -",
+    OBJECT_ID_PATTERN: "must be an id as the service gave it: 32 lowercase hex characters",
+    WHEN_PATTERN: "must be a day such as 2026-12-07, or a time with its offset such as "
+    "2026-12-07T10:00:00Z",
     API_KEY_PATTERN: (
         "must be 8 to 512 visible ASCII characters with no spaces: paste the key exactly as "
         "the provider shows it"
@@ -415,8 +425,70 @@ class GenerationList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
+# ----------------------------------------------------------------------------- gallery
+ImageId = Annotated[str, Field(pattern=OBJECT_ID_PATTERN)]
+#: The most images one bulk call (delete, zip, favourite) takes.
+MAX_BULK_IMAGES = 500
+
+
+class GalleryImage(ImageOut):
+    """An image as the gallery lists it: the image, with what made it."""
+
+    generation_id: str
+    prompt: str
+    model: str | None
+    provider: str | None
+    aspect_ratio: str | None = Field(description="The standard ratio nearest its pixels.")
+    image_size: str | None = Field(description="The output size (1K, 2K...) nearest its pixels.")
+    favourite: bool
+    synthetic: bool
+    created_at: datetime
+
+
+class GalleryPage(BaseModel):
+    items: list[GalleryImage]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class FacetCount(BaseModel):
+    value: str
+    count: int
+
+
+class GalleryFacets(BaseModel):
+    """What the gallery's filters can choose from, with how many of your images each has."""
+
+    models: list[FacetCount]
+    providers: list[FacetCount]
+    aspect_ratios: list[FacetCount]
+    image_sizes: list[FacetCount]
+    total: int
+    favourites: int
+    synthetic: int
+
+
+class ImageIdsIn(Input):
+    ids: list[ImageId] = Field(min_length=1, max_length=MAX_BULK_IMAGES, description="Image ids.")
+
+
+class FavouriteIn(Input):
+    favourite: StrictBool
+
+
+class FavouritesIn(ImageIdsIn):
+    favourite: StrictBool
+
+
+class GalleryImages(BaseModel):
+    items: list[GalleryImage]
+
+
+class DeletedImages(BaseModel):
+    deleted: list[str] = Field(description="The ids of the images deleted.")
+
+
 # ---------------------------------------------------------------------------- sessions
-TURN_ID_PATTERN = r"^[0-9a-f]{32}$"
+TURN_ID_PATTERN = OBJECT_ID_PATTERN
 
 
 class SessionIn(Input):

@@ -37,6 +37,22 @@ def image_out(img: StoredImage) -> dict[str, Any]:
     }
 
 
+def gallery_image_out(img: StoredImage, job: Job) -> dict[str, Any]:
+    """An image as the gallery lists it (``schemas.GalleryImage``)."""
+    return {
+        **image_out(img),
+        "generation_id": job.id,
+        "prompt": job.prompt,
+        "model": job.model,
+        "provider": job.provider,
+        "aspect_ratio": img.aspect_ratio,
+        "image_size": img.image_size,
+        "favourite": bool(img.favourite),
+        "synthetic": bool(job.synthetic),
+        "created_at": img.created_at.isoformat(),
+    }
+
+
 def _error_out(job: Job) -> dict[str, Any] | None:
     if not job.error_code:
         return None

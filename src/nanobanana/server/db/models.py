@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -246,6 +247,11 @@ class StoredImage(Base):
     storage_key: Mapped[str] = mapped_column(String(200))
     thumb_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The standard ratio and the output size nearest to the pixels (``catalog.nearest_ratio``,
+    #: ``catalog.size_class``): what the gallery filters on, whatever was asked for.
+    aspect_ratio: Mapped[str | None] = mapped_column(String(8))
+    image_size: Mapped[str | None] = mapped_column(String(8))
+    favourite: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Upload(Base):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
 from ..db.models import is_object_id
@@ -71,13 +73,32 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, *, row_id: str | None = None) -> tuple[datetime, str]:
+    """``encode_cursor``'s parts again; the row id must be an object id, or match the regular
+    expression ``row_id`` when given; anything else is a 422."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, row_id = raw.split("|", 1)
+        stamp, last = raw.split("|", 1)
         when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not is_object_id(row_id):
+        valid = re.fullmatch(row_id, last) if row_id else is_object_id(last)
+        if when.tzinfo is None or not valid:
             raise ValueError("not a cursor")
-        return when, row_id
+        return when, last
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ApiError(422, "invalid_cursor", "The cursor is not one this API gave out.") from exc
+
+
+class ObjectIdConvertor(Convertor[str]):
+    """``{name:object_id}`` in a path: only an id as the service gives them out (32 lowercase
+    hex characters) matches, so that ``/api/images/facets`` is never taken for an image's id."""
+
+    regex = "[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("object_id", ObjectIdConvertor())
