@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -21,41 +22,45 @@ def test_gallery_search_page_and_delete(web: Browsing, server: LiveServer) -> No
     server.save_key(token, "openrouter", OPENROUTER_KEY)
     tag = uuid.uuid4().hex[:6]
 
-    # 26 entries: more than one page (24), so scrolling has to fetch the rest.  Small images,
-    # two at a time (the per-user concurrency); the otter last, so it is the newest.
+    # 31 images: more than one page (30), so scrolling has to fetch the rest.  Small images,
+    # two per generation, two at a time (the per-user concurrency); the otter last, so it is
+    # the newest.
     def kite(i: int) -> None:
         server.generate(
             token,
             prompt=f"kite {tag} number {i}",
             model="gemini-3.1-flash-image",
             image_size="0.5K",
+            num_images=2,
         )
 
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(kite, range(25)))
+        list(pool.map(kite, range(15)))
     server.generate(token, prompt=f"an otter {tag}", aspect_ratio="9:16")
 
     sign_in(page, server, username, token)
     page.goto(f"{server.url}/gallery")
-    cards = page.locator(".card")
-    expect(cards).to_have_count(24)
-    expect(cards.first).to_contain_text(f"an otter {tag}")  # newest first
+    tiles = page.locator(".tile")
+    expect(tiles).to_have_count(30)
+    expect(tiles.first).to_have_attribute("data-ratio", "9:16")  # newest first
+    expect(tiles.first.get_by_role("link")).to_have_accessible_name(re.compile(f"an otter {tag}"))
     page.locator("#sentinel").scroll_into_view_if_needed()
-    expect(cards).to_have_count(26)
+    expect(tiles).to_have_count(31)
     expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    expect(page.locator("#gallery-count")).to_have_text("31 images in all")
 
     page.get_by_label("Search prompts").fill("otter")
     page.get_by_label("Search prompts").press("Enter")
-    expect(cards).to_have_count(1)
+    expect(tiles).to_have_count(1)
     assert "q=otter" in page.url
     page.get_by_label("Search prompts").fill("no-such-prompt-anywhere")
     page.get_by_label("Search prompts").press("Enter")
-    expect(cards).to_have_count(0)
-    expect(page.locator("#gallery-empty")).to_contain_text("No generation matches")
+    expect(tiles).to_have_count(0)
+    expect(page.locator("#gallery-empty")).to_contain_text("No image matches")
 
     # Delete asks first; "Cancel" keeps it, "Delete" removes it (and the API forgets it).
     page.goto(f"{server.url}/gallery?q=otter")
-    cards.first.get_by_role("link").click()
+    tiles.first.get_by_role("link").click()
     page.wait_for_url(re.compile(r"/gallery/([0-9a-f]+)$"))
     gen_id = page.url.rsplit("/", 1)[1]
     expect(page.locator(".detail-figure img")).to_have_js_property("naturalHeight", 1344)
@@ -71,9 +76,84 @@ def test_gallery_search_page_and_delete(web: Browsing, server: LiveServer) -> No
     dialog.get_by_role("button", name="Delete").click()
     page.wait_for_url(re.compile(r"/gallery\?deleted=1$"))
     expect(page.locator("#gallery-status")).to_have_text("Deleted.")
-    expect(cards).to_have_count(24)
+    expect(tiles).to_have_count(30)
     with server.client(token) as c:
         assert c.get(f"/api/generations/{gen_id}").status_code == 404
+
+
+def test_gallery_filters_favourites_and_a_selection(web: Browsing, server: LiveServer) -> None:
+    """Tiles in their images' shapes; a filter narrows and stays in the address; a favourite
+    is marked from its tile; a selection is downloaded as a zip, then deleted."""
+    page = web.page
+    username, token = server.new_user("tiles")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    server.save_key(token, "google", GOOGLE_KEY)
+    fox = server.generate(token, prompt="a fox", aspect_ratio="16:9", num_images=2)
+    whale = server.generate(token, prompt="a whale", provider="google")
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/gallery")
+    tiles = page.locator(".tile")
+    expect(tiles).to_have_count(3)
+    # Aspect-true: each tile has its image's shape, nothing cropped to a square.
+    wide = tiles.nth(1).locator("img")
+    expect(wide).to_have_js_property("complete", True)
+    box = wide.bounding_box()
+    assert box is not None and abs(box["width"] / box["height"] - 16 / 9) < 0.05, box
+    square = tiles.first.locator("img").bounding_box()
+    assert square is not None and abs(square["width"] / square["height"] - 1) < 0.05
+
+    # Filters: the choices come with their counts; the address keeps them.
+    ratio = page.get_by_label("Ratio", exact=True)
+    expect(ratio.locator("option", has_text="16:9 (2)")).to_have_count(1)
+    ratio.select_option("16:9")
+    expect(tiles).to_have_count(2)
+    assert "aspect_ratio=16%3A9" in page.url
+    page.reload()
+    expect(tiles).to_have_count(2)
+    expect(page.get_by_label("Ratio", exact=True)).to_have_value("16:9")
+    page.get_by_role("button", name="Clear filters").click()
+    expect(tiles).to_have_count(3)
+    page.get_by_label("Provider").select_option("google")
+    expect(tiles).to_have_count(1)
+    expect(tiles.first).to_have_attribute("data-generation", whale["id"])
+    page.get_by_label("Provider").select_option("")
+    page.get_by_label("By generation").check()
+    expect(page.locator(".tile-group")).to_have_count(2)
+    expect(page.locator(".tile-group").first).to_contain_text("a whale")
+    page.get_by_label("By generation").uncheck()
+
+    # A favourite from its tile.
+    star = tiles.first.get_by_role("button", name="Favourite")
+    tiles.first.hover()
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    page.get_by_role("checkbox", name=re.compile("Favourites")).check()
+    expect(tiles).to_have_count(1)
+    with server.client(token) as c:
+        favourites = c.get("/api/images", params={"favourite": "true"}).json()["items"]
+    assert [i["generation_id"] for i in favourites] == [whale["id"]]
+    page.get_by_role("checkbox", name=re.compile("Favourites")).uncheck()
+    expect(tiles).to_have_count(3)
+
+    # A selection: the fox's two images, as a zip, then deleted.
+    page.get_by_role("button", name="Select", exact=True).click()
+    tiles.nth(1).get_by_role("link").click()
+    tiles.nth(2).get_by_role("link").click()
+    expect(page.locator("#bulk-count")).to_have_text("2 selected")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download zip").click()
+    path = download.value.path()
+    with zipfile.ZipFile(path) as z:
+        assert len(z.namelist()) == 2 and all("a-fox" in n for n in z.namelist())
+    page.get_by_role("button", name="Delete…").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
+    expect(tiles).to_have_count(1)
+    expect(page.locator("#gallery-status")).to_have_text("Deleted 2 images.")
+    with server.client(token) as c:
+        left = c.get("/api/images").json()["items"]
+        record = c.get(f"/api/generations/{fox['id']}").json()
+    assert [i["generation_id"] for i in left] == [whale["id"]]
+    assert record["images"] == [] and record["prompt"] == "a fox"
 
 
 def test_other_users_generation_is_not_shown(web: Browsing, server: LiveServer) -> None:

@@ -116,7 +116,7 @@ def test_register_save_key_generate_gallery_remix(web: Browsing, server: LiveSer
 
     # It is in the gallery, and its detail view lists the parameters.
     nav.get_by_role("link", name="Gallery").click()
-    entry = page.locator(".card", has_text=prompt)
+    entry = page.locator(".tile", has=page.get_by_role("link", name=re.compile(re.escape(prompt))))
     expect(entry).to_have_count(1)
     expect(entry.locator("img")).to_have_js_property("complete", True)
     entry.get_by_role("link").click()
@@ -245,11 +245,12 @@ def test_cancel_keeps_the_result_for_the_gallery(web: Browsing, server: LiveServ
     # The paid result is not lost: the detail page shows it once the job finishes.
     note.get_by_role("link", name="the Gallery").click()
     page.wait_for_url(re.compile(r"/gallery/[0-9a-f]+$"))
+    job_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("#detail")).to_have_attribute("data-status", "succeeded", timeout=20_000)
     expect(page.locator(".detail-figure img")).to_have_js_property("complete", True)
     page.goto(f"{server.url}/gallery")
-    expect(page.locator(".card", has_text="a slow sunrise")).to_have_attribute(
-        "data-status", "succeeded"
+    expect(page.locator(f'.tile[data-generation="{job_id}"] img')).to_have_js_property(
+        "complete", True
     )
 
 

@@ -80,7 +80,7 @@ PAGES: list[tuple[str, str, Callable[[Any], None]]] = [
     (
         "gallery",
         "/gallery",
-        lambda p: expect(p.locator(".card img").first).to_have_js_property("complete", True),
+        lambda p: expect(p.locator(".tile img").first).to_have_js_property("complete", True),
     ),
 ]
 

@@ -1,11 +1,18 @@
-// The gallery: the caller's generations, newest first, with prompt search and paging
-// ("Load more", and automatically when the end of the list scrolls into view).
+// The gallery: the caller's images (GET /api/images), one tile per image in its own shape,
+// filtered (provider, model, ratio, size, dates, favourites), searched and sorted, optionally
+// grouped by generation; favourites; a selection to favourite, download as a zip or delete.
+//
+// Filters live in the address (so a reload or a shared link keeps them). Pages come by cursor
+// ("Load more", and automatically when the end of the list scrolls into view); thumbnails are
+// fetched only when their tile comes near the screen.
 
 import { api, requireSession, showImage } from "./api.js";
-import { jobImages } from "./jobs.js";
-import { $, clearError, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
+import { $, clearError, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
 
-const PAGE_SIZE = 24;
+const PAGE_SIZE = 30;
+/** Tiles this far below the screen already fetch their thumbnails. */
+const LAZY_MARGIN = "600px";
+const FILTERS = ["provider", "model", "aspect_ratio", "image_size", "since", "until", "favourite", "sort", "group"];
 
 const grid = $("#gallery");
 const empty = $("#gallery-empty");
@@ -13,58 +20,197 @@ const more = $("#load-more");
 const errorBox = $("#gallery-error");
 const status = $("#gallery-status");
 const search = $("#search");
+const bulkBar = $("#bulk-bar");
 
 let query = "";
 let cursor = null;
 let loading = false;
 let exhausted = false;
+let generation = 0; // bumped by each restart: a page that arrives for an older list is dropped
+let selecting = false;
+const selected = new Set();
+const shown = new Map(); // image id -> item
+let lastGroup = null;
 
-const STATUS_LABELS = {
-  queued: "Queued",
-  running: "Running",
-  succeeded: "Done",
-  failed: "Failed",
-  blocked: "Blocked",
-  interrupted: "Interrupted",
-};
+const thumbs =
+  "IntersectionObserver" in window
+    ? new IntersectionObserver(
+        (entries) => {
+          for (const entry of entries) {
+            if (!entry.isIntersecting) continue;
+            thumbs.unobserve(entry.target);
+            loadThumb(entry.target);
+          }
+        },
+        { rootMargin: LAZY_MARGIN },
+      )
+    : null;
 
-function placeholder(text) {
-  return el("span", { class: "card-placeholder" }, text);
+function loadThumb(img) {
+  showImage(img, img.dataset.src)
+    .then(() => img.closest(".tile")?.classList.add("loaded"))
+    .catch(() => img.replaceWith(el("span", { class: "tile-missing" }, "Image unavailable")));
 }
 
-function card(job) {
-  const images = jobImages(job);
-  const first = images[0];
-  const thumb = first ? first.thumb || first.url : null;
-  const img = thumb ? el("img", { alt: "", loading: "lazy" }) : null;
-  const li = el(
-    "li",
-    { class: "card", dataset: { id: job.id, status: job.status } },
-    el(
-      "a",
-      { href: `/gallery/${encodeURIComponent(job.id)}`, class: "card-link" },
-      el("span", { class: "card-thumb" }, img || placeholder(STATUS_LABELS[job.status] || job.status)),
-      el("span", { class: "card-prompt" }, job.prompt || ""),
-      el(
-        "span",
-        { class: "card-meta" },
-        el("span", { class: `badge badge-${job.status}` }, STATUS_LABELS[job.status] || job.status),
-        images.length > 1 ? ` ${images.length} images · ` : " ",
-        [job.model, providerName(job.provider)].filter(Boolean).join(" · "),
-      ),
-      el("time", { class: "card-date", datetime: job.created_at || "" }, formatDate(job.created_at)),
-    ),
-  );
-  if (img) showImage(img, thumb).catch(() => img.replaceWith(placeholder("Image unavailable")));
-  if (job.synthetic) noteSynthetic(true);
-  return li;
+// ----------------------------------------------------------------------------- filters
+
+function filterField(name) {
+  return $(`#f-${name}`);
+}
+
+function readFilters() {
+  const out = {};
+  for (const name of FILTERS) {
+    const field = filterField(name);
+    if (field.type === "checkbox") {
+      if (field.checked) out[name] = field.value;
+    } else if (field.value) {
+      out[name] = field.value;
+    }
+  }
+  return out;
+}
+
+function writeFilters(params) {
+  for (const name of FILTERS) {
+    const field = filterField(name);
+    const value = params.get(name) || "";
+    if (field.type === "checkbox") field.checked = value === field.value;
+    else {
+      if (field.tagName === "SELECT" && value && ![...field.options].some((o) => o.value === value)) {
+        field.append(el("option", { value }, value)); // a filter from a link, before the facets
+      }
+      field.value = value || (name === "sort" ? "newest" : "");
+    }
+  }
+}
+
+function syncAddress() {
+  const url = new URL(window.location.href);
+  for (const name of ["q", "deleted", ...FILTERS]) url.searchParams.delete(name);
+  if (query) url.searchParams.set("q", query);
+  for (const [name, value] of Object.entries(readFilters())) {
+    if (!(name === "sort" && value === "newest")) url.searchParams.set(name, value);
+  }
+  window.history.replaceState(null, "", url);
+  const active = Object.keys(readFilters()).some((n) => n !== "sort" && n !== "group");
+  $("#clear-filters").hidden = !active && !query;
+}
+
+/** A local day as the start of that day (or of the next one) with its offset. */
+function dayBound(day, end) {
+  const d = new Date(`${day}T00:00:00`);
+  if (end) d.setDate(d.getDate() + 1);
+  return d.toISOString();
 }
 
 function pageUrl() {
   const p = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (query) p.set("q", query);
+  const f = readFilters();
+  for (const name of ["provider", "model", "aspect_ratio", "image_size", "sort"]) {
+    if (f[name]) p.set(name, f[name]);
+  }
+  if (f.favourite) p.set("favourite", "true");
+  if (f.since) p.set("since", dayBound(f.since, false));
+  if (f.until) p.set("until", dayBound(f.until, true));
   if (cursor) p.set("cursor", cursor);
-  return `/api/generations?${p}`;
+  return `/api/images?${p}`;
+}
+
+async function loadFacets() {
+  const facets = await api("/api/images/facets");
+  const label = { providers: providerName, image_sizes: (v) => v, aspect_ratios: (v) => v, models: (v) => v };
+  const fields = { providers: "provider", models: "model", aspect_ratios: "aspect_ratio", image_sizes: "image_size" };
+  for (const [key, name] of Object.entries(fields)) {
+    const field = filterField(name);
+    const current = field.value;
+    field.replaceChildren(
+      el("option", { value: "" }, "Any"),
+      ...facets[key].map((f) => el("option", { value: f.value }, `${label[key](f.value)} (${f.count})`)),
+    );
+    if (current && ![...field.options].some((o) => o.value === current)) {
+      field.append(el("option", { value: current }, current));
+    }
+    field.value = current;
+  }
+  $("#f-favourite-count").textContent = `(${facets.favourites})`;
+  $("#gallery-count").textContent = `${facets.total} image${facets.total === 1 ? "" : "s"} in all`;
+}
+
+// ----------------------------------------------------------------------------- tiles
+
+function groupHeading(item) {
+  return el(
+    "li",
+    { class: "tile-group", dataset: { generation: item.generation_id } },
+    el("a", { href: `/gallery/${encodeURIComponent(item.generation_id)}` }, item.prompt || "(no prompt)"),
+    el(
+      "span",
+      { class: "hint" },
+      ` · ${[item.model, providerName(item.provider)].filter(Boolean).join(" · ")} · ${formatDate(item.created_at)}`,
+    ),
+  );
+}
+
+function tile(item) {
+  const ratio = item.width && item.height ? item.width / item.height : 1;
+  const label = `${item.prompt || "Image"} (${item.width}×${item.height})`;
+  const img = el("img", { alt: item.prompt || "", width: item.width, height: item.height, dataset: { src: item.thumb_url || item.url } });
+  const star = el(
+    "button",
+    {
+      type: "button",
+      class: "tile-star",
+      "aria-pressed": String(item.favourite),
+      "aria-label": "Favourite",
+      title: "Favourite",
+    },
+    "★",
+  );
+  star.addEventListener("click", (e) => {
+    e.preventDefault();
+    favourite([item.id], !shown.get(item.id).favourite);
+  });
+  const check = el("input", { type: "checkbox", class: "tile-check", "aria-label": `Select ${label}` });
+  check.checked = selected.has(item.id);
+  check.addEventListener("change", () => toggle(item.id, check.checked));
+  const link = el(
+    "a",
+    { href: `/gallery/${encodeURIComponent(item.generation_id)}`, class: "tile-link", "aria-label": label },
+    img,
+  );
+  link.addEventListener("click", (e) => {
+    if (!selecting) return;
+    e.preventDefault();
+    toggle(item.id, !selected.has(item.id));
+  });
+  const li = el(
+    "li",
+    {
+      class: "tile",
+      dataset: { id: item.id, generation: item.generation_id, ratio: item.aspect_ratio || "", favourite: String(item.favourite) },
+    },
+    link,
+    el("span", { class: "tile-meta" }, [item.aspect_ratio, item.image_size, item.model].filter(Boolean).join(" · ")),
+    star,
+    check,
+  );
+  li.style.setProperty("--ratio", String(ratio));
+  if (thumbs) thumbs.observe(img);
+  else loadThumb(img);
+  if (item.synthetic) noteSynthetic(true);
+  return li;
+}
+
+function render(items) {
+  const grouped = readFilters().group;
+  for (const item of items) {
+    shown.set(item.id, item);
+    if (grouped && item.generation_id !== lastGroup) grid.append(groupHeading(item));
+    lastGroup = item.generation_id;
+    grid.append(tile(item));
+  }
 }
 
 async function loadPage() {
@@ -72,39 +218,147 @@ async function loadPage() {
   loading = true;
   more.disabled = true;
   clearError(errorBox);
+  const mine = generation;
   try {
     const body = await api(pageUrl());
-    const items = (body && body.items) || [];
-    items.forEach((job) => grid.append(card(job)));
-    cursor = (body && body.next_cursor) || null;
+    if (mine !== generation) return;
+    render(body.items || []);
+    cursor = body.next_cursor || null;
     exhausted = !cursor;
     more.hidden = exhausted;
-    if (!grid.children.length) {
+    const any = grid.querySelector(".tile");
+    empty.hidden = !!any;
+    if (!any) {
+      const filtered = query || Object.keys(readFilters()).some((n) => n !== "sort" && n !== "group");
       empty.replaceChildren(
-        ...(query
-          ? [`No generation matches “${query}”. `, el("a", { href: "/gallery" }, "Show all")]
+        ...(filtered
+          ? [query ? `No image matches “${query}” with these filters. ` : "No image matches these filters. ", el("a", { href: "/gallery" }, "Show all")]
           : ["No images yet. ", el("a", { href: "/" }, "Generate your first one"), "."]),
       );
-      empty.hidden = false;
-    } else {
-      empty.hidden = true;
     }
     grid.dataset.loaded = "true";
   } catch (err) {
-    showError(errorBox, err, { focus: false });
+    if (mine === generation) showError(errorBox, err, { focus: false });
   } finally {
-    loading = false;
-    more.disabled = false;
+    if (mine === generation) {
+      loading = false;
+      more.disabled = false;
+    }
   }
 }
 
 function restart() {
+  generation += 1;
+  loading = false;
   grid.replaceChildren();
   grid.dataset.loaded = "false";
+  shown.clear();
+  lastGroup = null;
   cursor = null;
   exhausted = false;
+  clearSelection();
+  syncAddress();
   loadPage();
 }
+
+// ----------------------------------------------------------------------------- selection
+
+function renderSelection() {
+  bulkBar.hidden = !selecting;
+  $("#bulk-count").textContent = `${selected.size} selected`;
+  for (const id of ["bulk-favourite", "bulk-unfavourite", "bulk-zip", "bulk-delete", "bulk-clear"]) {
+    $(`#${id}`).disabled = selected.size === 0;
+  }
+  grid.querySelectorAll(".tile").forEach((li) => {
+    const on = selected.has(li.dataset.id);
+    li.classList.toggle("selected", on);
+    $(".tile-check", li).checked = on;
+  });
+}
+
+function toggle(id, on) {
+  if (on) selected.add(id);
+  else selected.delete(id);
+  if (on && !selecting) setSelecting(true);
+  renderSelection();
+}
+
+function clearSelection() {
+  selected.clear();
+  renderSelection();
+}
+
+function setSelecting(on) {
+  selecting = on;
+  grid.classList.toggle("selecting", on);
+  $("#select-mode").setAttribute("aria-pressed", String(on));
+  $("#select-mode").textContent = on ? "Done" : "Select";
+  if (!on) selected.clear();
+  renderSelection();
+}
+
+async function favourite(ids, on) {
+  clearError(errorBox);
+  try {
+    const body = await api("/api/images/favourite", { method: "POST", json: { ids, favourite: on } });
+    for (const item of body.items) {
+      shown.set(item.id, { ...shown.get(item.id), ...item });
+      const li = grid.querySelector(`.tile[data-id="${item.id}"]`);
+      if (!li) continue;
+      li.dataset.favourite = String(item.favourite);
+      $(".tile-star", li).setAttribute("aria-pressed", String(item.favourite));
+    }
+    say(status, ids.length > 1 ? `${on ? "Added" : "Removed"} ${ids.length} favourites.` : "", "ok");
+    loadFacets().catch(() => {});
+  } catch (err) {
+    showError(errorBox, err);
+  }
+}
+
+async function downloadZip(ids) {
+  clearError(errorBox);
+  say(status, `Preparing ${ids.length} image${ids.length === 1 ? "" : "s"}…`);
+  try {
+    const res = await api("/api/images/zip", { method: "POST", json: { ids }, raw: true });
+    const blob = await res.blob();
+    const name = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "");
+    const link = el("a", { href: URL.createObjectURL(blob), download: name ? name[1] : "nanobanana.zip" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    say(status, `Downloaded ${ids.length} image${ids.length === 1 ? "" : "s"}.`, "ok");
+  } catch (err) {
+    say(status, "");
+    showError(errorBox, err);
+  }
+}
+
+async function deleteImages(ids) {
+  const n = ids.length;
+  const question = `Delete ${n} image${n === 1 ? "" : "s"}? Their files go; the generations' records (prompt, cost) stay. This cannot be undone.`;
+  if (!(await confirmAction(question))) return;
+  clearError(errorBox);
+  try {
+    const { deleted } = await api("/api/images/delete", { method: "POST", json: { ids } });
+    for (const id of deleted) {
+      grid.querySelector(`.tile[data-id="${id}"]`)?.remove();
+      shown.delete(id);
+      selected.delete(id);
+    }
+    grid.querySelectorAll(".tile-group").forEach((h) => {
+      if (!grid.querySelector(`.tile[data-generation="${h.dataset.generation}"]`)) h.remove();
+    });
+    renderSelection();
+    say(status, `Deleted ${deleted.length} image${deleted.length === 1 ? "" : "s"}.`, "ok");
+    loadFacets().catch(() => {});
+    if (!grid.querySelector(".tile") && exhausted) empty.hidden = false;
+  } catch (err) {
+    showError(errorBox, err);
+  }
+}
+
+// ----------------------------------------------------------------------------- start
 
 function main() {
   if (!requireSession()) return;
@@ -112,17 +366,37 @@ function main() {
   const params = new URLSearchParams(window.location.search);
   query = (params.get("q") || "").trim();
   search.value = query;
+  writeFilters(params);
   if (params.get("deleted")) say(status, "Deleted.", "ok");
   $("#search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     query = search.value.trim();
-    const url = new URL(window.location.href);
-    if (query) url.searchParams.set("q", query);
-    else url.searchParams.delete("q");
-    url.searchParams.delete("deleted");
-    window.history.replaceState(null, "", url);
     say(status, "");
     restart();
+  });
+  $("#filters").addEventListener("submit", (e) => e.preventDefault());
+  $("#filters").addEventListener("change", () => {
+    say(status, "");
+    restart();
+  });
+  $("#clear-filters").addEventListener("click", () => {
+    query = "";
+    search.value = "";
+    writeFilters(new URLSearchParams());
+    restart();
+  });
+  $("#select-mode").addEventListener("click", () => setSelecting(!selecting));
+  $("#bulk-all").addEventListener("click", () => {
+    for (const id of shown.keys()) selected.add(id);
+    renderSelection();
+  });
+  $("#bulk-clear").addEventListener("click", clearSelection);
+  $("#bulk-favourite").addEventListener("click", () => favourite([...selected], true));
+  $("#bulk-unfavourite").addEventListener("click", () => favourite([...selected], false));
+  $("#bulk-zip").addEventListener("click", () => downloadZip([...selected]));
+  $("#bulk-delete").addEventListener("click", () => deleteImages([...selected]));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && selecting && !document.querySelector("dialog[open]")) setSelecting(false);
   });
   more.addEventListener("click", loadPage);
   if ("IntersectionObserver" in window) {
@@ -130,7 +404,9 @@ function main() {
       if (entries.some((e) => e.isIntersecting) && !exhausted && grid.children.length) loadPage();
     }).observe($("#sentinel"));
   }
+  syncAddress();
   loadPage();
+  loadFacets().catch((err) => showError(errorBox, err, { focus: false }));
 }
 
 main();
