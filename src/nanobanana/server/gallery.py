@@ -62,12 +62,15 @@ def _like(text: str) -> str:
 
 
 def _query(user_id: str, f: ImageFilter) -> Select[StoredImage, Job]:
+    # From the user's jobs, newest first by their index, to each job's images by theirs:
+    # a page then reads about as many rows as it shows.  (With the images' user_id in the
+    # condition too, SQLite without statistics starts from the images and sorts them all.)
+    # An image belongs to its job's user: jobs.py writes both from the same job.
     stmt = (
         select(StoredImage, Job)
-        .join(Job, Job.id == StoredImage.job_id)
-        # Both: the planner may then walk the user's jobs newest first (their index) and stop
-        # at the page's end, instead of sorting all of the user's images.
-        .where(StoredImage.user_id == user_id, Job.user_id == user_id)
+        .select_from(Job)
+        .join(StoredImage, StoredImage.job_id == Job.id)
+        .where(Job.user_id == user_id)
     )
     conditions: list[ColumnElement[bool]] = []
     if f.q:

@@ -1,0 +1,272 @@
+"""The gallery with 10,000 images: the API's pages, and the page in Chromium.
+
+    .venv/bin/python bench/gallery.py                 # 10,000 images, SQLite
+    .venv/bin/python bench/gallery.py --images 50000  # more
+    .venv/bin/python bench/gallery.py --postgres      # on PostgreSQL (127.0.0.1:5432)
+
+The service is started as ``nanobanana serve`` on its own data folder; one user's generations
+(one to four images each, in seven shapes) are inserted through the service's ORM models,
+with real WEBP thumbnails in its image store. Then:
+
+- the API: ``GET /api/images`` first page, a page deep in the list (by cursor), a filtered
+  page, favourites, and the facets, each timed over HTTP (auth, query, JSON) at c=1;
+- the page: Chromium (``/usr/bin/chromium``, ``make browser``) opens ``/gallery`` signed in,
+  and the time from the navigation's start until the first page of tiles is on screen, and
+  until their thumbnails have all decoded, is read from the page's own clock
+  (``performance.now()``). Five loads, with a warm HTTP cache of the thumbnails as a user
+  coming back would have; the first (cold) load is reported apart.
+
+The figures are printed; nothing is asserted (a shared 2-core machine moves them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import harness
+
+SHAPES = [
+    (1024, 1024),
+    (1376, 768),
+    (768, 1376),
+    (1184, 864),
+    (864, 1184),
+    (1584, 672),
+    (896, 1152),
+]
+PAGE_TARGET_MS = 200.0
+TILES_SHOWN = "document.querySelectorAll('.tile').length >= 30"
+#: Every thumbnail of a tile on the first screen has decoded (the ones below the fold are
+#: fetched as they come near: they do not count).
+IN_VIEW_DECODED = (
+    "[...document.querySelectorAll('.tile')].filter(t => t.getBoundingClientRect().top"
+    " < innerHeight).every(t => { const i = t.querySelector('img');"
+    " return i && i.complete && i.naturalWidth > 0; })"
+)
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _thumbs(store_root: Path) -> list[str]:
+    """One real WEBP thumbnail per shape in the store; their keys."""
+    from PIL import Image
+
+    from nanobanana.server.storage.local import content_key
+
+    keys = []
+    for i, (w, h) in enumerate(SHAPES):
+        scale = 384 / max(w, h)
+        img = Image.new("RGB", (round(w * scale), round(h * scale)), (40 * i % 255, 120, 200))
+        buf = io.BytesIO()
+        img.save(buf, "WEBP", quality=80)
+        data = buf.getvalue()
+        key = content_key(data, "webp", None)
+        path = store_root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        keys.append(key)
+    return keys
+
+
+async def seed(database_url: str, username: str, images: int, thumb_keys: list[str]) -> None:
+    from sqlalchemy import select
+
+    from nanobanana.catalog import IMAGE_RATIOS, nearest_ratio, size_class
+    from nanobanana.server.db.engine import create_engine, create_sessionmaker
+    from nanobanana.server.db.models import Job, StoredImage, User, new_id
+
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    rng = random.Random(19)
+    start = datetime.now(UTC) - timedelta(minutes=images)
+    try:
+        async with sessions() as session:
+            user_id = await session.scalar(select(User.id).where(User.username == username))
+            await session.commit()
+        made, i = 0, 0
+        while made < images:
+            async with sessions() as session, session.begin():
+                for _ in range(500):
+                    if made >= images:
+                        break
+                    n = min(rng.choice((1, 1, 1, 2, 4)), images - made)
+                    shape = rng.randrange(len(SHAPES))
+                    w, h = SHAPES[shape]
+                    created = start + timedelta(minutes=i)
+                    job_id = new_id()
+                    prompt = f"a {rng.choice(['fox', 'lighthouse', 'teapot', 'robot'])} {i}"
+                    session.add(
+                        Job(
+                            id=job_id,
+                            user_id=user_id,
+                            status="succeeded",
+                            kind="seed",
+                            request={"prompt": prompt, "n": n},
+                            prompt=prompt,
+                            provider=rng.choice(["openrouter", "google"]),
+                            model="gemini-3.1-flash-image",
+                            attempts=[],
+                            failures=[],
+                            warnings=[],
+                            cost=0.039 * n,
+                            created_at=created,
+                            finished_at=created,
+                        )
+                    )
+                    for k in range(n):
+                        digest = f"{rng.getrandbits(256):064x}"
+                        session.add(
+                            StoredImage(
+                                id=new_id(),
+                                job_id=job_id,
+                                user_id=user_id,
+                                index=k,
+                                sha256=digest,
+                                mime_type="image/png",
+                                width=w,
+                                height=h,
+                                size=1_300_000,
+                                storage_key=f"{digest[:2]}/{digest}.png",
+                                thumb_key=thumb_keys[shape],
+                                created_at=created,
+                                aspect_ratio=nearest_ratio(IMAGE_RATIOS, w, h),
+                                image_size=size_class(w, h),
+                                favourite=rng.random() < 0.02,
+                            )
+                        )
+                    made += n
+                    i += 1
+    finally:
+        await engine.dispose()
+
+
+def _time_api(url: str, token: str, paths: dict[str, str], n: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {name: [] for name in paths}
+    for name, path in paths.items():  # warm-up
+        status, body = harness.http("GET", url + path, token=token)
+        if status != 200:
+            raise RuntimeError(f"{name}: HTTP {status} {body[:200]!r}")
+    for _ in range(n):
+        for name, path in paths.items():
+            t = time.perf_counter()
+            harness.http("GET", url + path, token=token)
+            out[name].append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def _time_page(url: str, token: str, loads: int) -> list[tuple[float, float]]:
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # The page's CSP forbids eval, which wait_for_function needs; the page itself is as served.
+        page = browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+        page.goto(f"{url}/login")
+        page.evaluate(
+            "t => { localStorage.setItem('token', t); localStorage.setItem("
+            "'nanobanana.session', JSON.stringify({expires_at: null, username: 'bench'})); }",
+            token,
+        )
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        for _ in range(loads):
+            page.goto(f"{url}/gallery")
+            # Each wait answers the page's clock at the first animation frame where it holds.
+            tiles = page.wait_for_function(f"({TILES_SHOWN}) && performance.now()").json_value()
+            thumbs = page.wait_for_function(f"({IN_VIEW_DECODED}) && performance.now()")
+            times.append((float(tiles), float(thumbs.json_value())))
+            if errors or page.locator("#gallery-error").is_visible():
+                raise RuntimeError(f"the page reported an error: {errors}")
+        browser.close()
+    return times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--requests", type=int, default=30, help="per API query")
+    ap.add_argument("--loads", type=int, default=6, help="page loads in Chromium")
+    ap.add_argument("--postgres", action="store_true")
+    args = ap.parse_args()
+
+    pg_url = None
+    if args.postgres:
+        import asyncpg  # noqa: F401  (the driver the URL names)
+
+        pg_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/nanobanana_bench_gallery"
+        asyncio.run(_recreate_pg("nanobanana_bench_gallery"))
+    logs = Path(__file__).parent / "out" / "gallery-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    config = harness.ServiceConfig("http://127.0.0.1:9", database_url=pg_url)
+    proc, data_dir = harness.start_service(None, config, logs)
+    try:
+        token = harness.setup_user(proc.url, "bench")
+        url = pg_url or f"sqlite+aiosqlite:///{data_dir / 'nanobanana.db'}"
+        started = time.perf_counter()
+        asyncio.run(seed(url, "bench", args.images, _thumbs(data_dir / "images")))
+        print(f"{args.images:,} images inserted in {time.perf_counter() - started:.1f} s")
+        _, body = harness.http("GET", f"{proc.url}/api/images?limit=200", token=token)
+        cursor = json.loads(body)["next_cursor"]
+        for _ in range(args.images // 400):  # halfway down
+            _, body = harness.http(
+                "GET", f"{proc.url}/api/images?limit=200&cursor={cursor}", token=token
+            )
+            cursor = json.loads(body)["next_cursor"] or cursor
+        paths = {
+            "first page (30)": "/api/images?limit=30",
+            "halfway down, by cursor (30)": f"/api/images?limit=30&cursor={cursor}",
+            "ratio 16:9 (30)": "/api/images?limit=30&aspect_ratio=16:9",
+            "favourites (30)": "/api/images?limit=30&favourite=true",
+            "oldest first (30)": "/api/images?limit=30&sort=oldest",
+            "facets": "/api/images/facets",
+        }
+        api = _time_api(proc.url, token, paths, args.requests)
+        db = "PostgreSQL" if pg_url else "SQLite"
+        print(f"\nAPI on {db}, {args.images:,} images, c=1, {args.requests} requests each")
+        print(f"{'query':34} {'p50 ms':>8} {'p90 ms':>8}")
+        for name, lat in api.items():
+            p90 = statistics.quantiles(lat, n=10)[-1]
+            print(f"{name:34} {statistics.median(lat):8.1f} {p90:8.1f}")
+        page = _time_page(proc.url, token, args.loads)
+        cold, warm = page[0], page[1:]
+        print(
+            "\nThe page in Chromium (1440x900), from navigation start; "
+            f"target < {PAGE_TARGET_MS:g} ms"
+        )
+        print(f"{'load':20} {'30 tiles ms':>12} {'thumbnails in view ms':>22}")
+        print(f"{'first (cold)':20} {cold[0]:12.0f} {cold[1]:22.0f}")
+        if warm:
+            print(
+                f"{'later, median':20} {statistics.median(t for t, _ in warm):12.0f} "
+                f"{statistics.median(s for _, s in warm):22.0f}"
+            )
+    finally:
+        proc.stop()
+        if pg_url:
+            asyncio.run(_recreate_pg("nanobanana_bench_gallery", drop=True))
+    return 0
+
+
+async def _recreate_pg(name: str, drop: bool = False) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
