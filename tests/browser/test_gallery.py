@@ -61,6 +61,7 @@ def test_gallery_search_page_and_delete(web: Browsing, server: LiveServer) -> No
     # Delete asks first; "Cancel" keeps it, "Delete" removes it (and the API forgets it).
     page.goto(f"{server.url}/gallery?q=otter")
     tiles.first.get_by_role("link").click()
+    page.locator("#viewer").get_by_role("link", name="All details").click()
     page.wait_for_url(re.compile(r"/gallery/([0-9a-f]+)$"))
     gen_id = page.url.rsplit("/", 1)[1]
     expect(page.locator(".detail-figure img")).to_have_js_property("naturalHeight", 1344)

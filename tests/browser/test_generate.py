@@ -120,6 +120,7 @@ def test_register_save_key_generate_gallery_remix(web: Browsing, server: LiveSer
     expect(entry).to_have_count(1)
     expect(entry.locator("img")).to_have_js_property("complete", True)
     entry.get_by_role("link").click()
+    page.locator("#viewer").get_by_role("link", name="All details").click()
     page.wait_for_url(re.compile(r"/gallery/[0-9a-f]+$"))
     params = page.locator("#detail-params")
     expect(params).to_contain_text("16:9")

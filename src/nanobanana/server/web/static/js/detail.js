@@ -1,13 +1,12 @@
 // One generation: its images, every parameter, cost, provider path, warnings; remix and delete.
 
 import { api, requireSession, showImage } from "./api.js";
-import { getJob, jobAttempts, jobCost, jobError, jobImages, jobParams, TERMINAL } from "./jobs.js";
+import { getJob, jobAttempts, jobError, jobFacts, jobImages, TERMINAL } from "./jobs.js";
 import {
   $,
   confirmAction,
   describeError,
   el,
-  formatCost,
   formatDate,
   formatSeconds,
   initHeader,
@@ -70,7 +69,15 @@ function renderImages(job) {
     const actions = el("span", { class: "result-actions" }, open, download, useRef);
     const caption = el("figcaption", { class: "result-bar" }, dims, actions);
     box.append(el("figure", { class: "detail-figure" }, picture, caption));
-    const openIt = () => viewer.open(info.url, alt, download.download);
+    const items = jobImages(job).map((im) => ({
+      url: im.url,
+      alt: `Image ${im.index + 1}: ${job.prompt}`,
+      prompt: job.prompt,
+      filename: `nanobanana-${im.id || im.index}.png`,
+      imageId: im.id,
+      generationId: job.id,
+    }));
+    const openIt = (e) => viewer.show(items, items.findIndex((v) => v.imageId === info.id), { opener: e.currentTarget });
     picture.addEventListener("click", openIt);
     open.addEventListener("click", openIt);
     showImage(img, info.url)
@@ -84,37 +91,13 @@ function renderImages(job) {
 }
 
 function render(job) {
-  const p = jobParams(job);
-  const { cost, estimate } = jobCost(job);
-  const timings = job.timings || {};
   noteSynthetic(job.synthetic);
   $("#detail-title").textContent = job.prompt || "Generation";
   const badge = $("#detail-status");
   badge.textContent = job.status;
   badge.className = `badge badge-${job.status}`;
   $("#detail-date").textContent = formatDate(job.created_at);
-  const requested = `${providerName(p.provider)}${p.model ? ` · ${p.model}` : ""}`;
-  const used = job.provider ? `${providerName(job.provider)} · ${job.provider_model || job.model || ""}` : "";
-  $("#detail-params").replaceChildren(
-    ...row("Prompt", job.prompt),
-    ...row("Negative prompt", p.negative_prompt),
-    ...row("Effective prompt", job.effective_prompt && job.effective_prompt !== job.prompt ? job.effective_prompt : ""),
-    ...row("Requested", requested),
-    ...row("Served by", used),
-    ...row("Aspect ratio", p.aspect_ratio),
-    ...row("Size", p.image_size),
-    ...row("Images", String(p.num_images)),
-    ...row("Seed", p.seed ?? ""),
-    ...row("Thinking", p.thinking),
-    ...row("Google Search", p.google_search ? "yes" : ""),
-    ...row("Model options", Object.keys(p.image_options).length ? JSON.stringify(p.image_options) : ""),
-    ...row("Reference images", p.images.length ? String(p.images.length) : ""),
-    ...row("Cost", formatCost(cost, estimate)),
-    ...row("Time", timings.elapsed_s !== undefined ? formatSeconds(timings.elapsed_s) : ""),
-    ...row("First image after", timings.first_image_s ? formatSeconds(timings.first_image_s) : ""),
-    ...row("Synthetic", job.synthetic ? "yes — from the built-in emulator" : ""),
-    ...row("Id", job.id),
-  );
+  $("#detail-params").replaceChildren(...jobFacts(job).flatMap(([label, value]) => row(label, value)));
   const attempts = jobAttempts(job);
   $("#detail-attempts").replaceChildren(...attempts.map(attemptItem));
   $("#detail-attempts-section").hidden = !attempts.length;

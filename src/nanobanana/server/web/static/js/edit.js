@@ -4,12 +4,17 @@
 // image and makes it the one the next instruction continues (a branch when it has children).
 // Each instruction is one POST /api/sessions/{id}/turns, which answers once the image is made.
 
-import { api, newIdempotencyKey, requireSession, showImage } from "./api.js";
+import { api, imageBlob, newIdempotencyKey, requireSession, showImage } from "./api.js";
 import { jobImages } from "./jobs.js";
 import { $, clearError, el, formatDate, initHeader, noteSynthetic, say, showError } from "./ui.js";
 
 const sessionId = document.body.dataset.sessionId || "";
 const errorBox = $("#edit-error");
+/** An image of the gallery to start from (``?image=``): the first turn's reference. */
+const startImage = /^[0-9a-f]{32}$/.test(new URLSearchParams(window.location.search).get("image") || "")
+  ? new URLSearchParams(window.location.search).get("image")
+  : null;
+let startUpload = null; // the upload id of startImage, once uploaded
 
 let current = null; // the session as the API last answered it
 let selected = null; // the turn the next instruction continues (null: a new first turn)
@@ -49,6 +54,18 @@ function renderTree() {
 async function showStage(turn) {
   const figure = $("#stage");
   const images = turn ? jobImages(turn) : [];
+  if (!turn && startImage) {
+    figure.hidden = false;
+    $("#stage-empty").hidden = true;
+    $("#stage-img").alt = "The image this session starts from";
+    $("#stage-caption").textContent = "The image this session starts from: the first instruction changes it.";
+    try {
+      await showImage($("#stage-img"), `/api/images/${encodeURIComponent(startImage)}`);
+    } catch (err) {
+      showError(errorBox, err);
+    }
+    return;
+  }
   $("#stage-empty").hidden = images.length > 0;
   figure.hidden = images.length === 0;
   if (!images.length) return;
@@ -66,7 +83,9 @@ function renderContinues() {
   const turn = byId(selected);
   $("#continues").textContent = turn
     ? `Continues turn ${turnLabel(turn)}`
-    : "Starts a new first turn.";
+    : startImage
+      ? "Starts a new first turn from the image shown."
+      : "Starts a new first turn.";
 }
 
 async function select(turnId) {
@@ -98,13 +117,18 @@ async function send(event) {
   clearError(errorBox);
   say($("#turn-status"), "Working on it…");
   try {
+    const body = { prompt, parent_turn_id: selected };
+    if (selected === null && startImage) body.images = [await uploadStartImage()];
     const turn = await api(`/api/sessions/${encodeURIComponent(sessionId)}/turns`, {
       method: "POST",
-      json: { prompt, parent_turn_id: selected },
+      json: body,
       headers: { "Idempotency-Key": newIdempotencyKey() },
     });
     box.value = "";
     $("#turn-status").hidden = true;
+    if (startImage && window.location.search) {
+      window.history.replaceState(null, "", window.location.pathname); // a reload continues the session
+    }
     await load();
     await select(turn.id);
   } catch (err) {
@@ -114,6 +138,17 @@ async function send(event) {
   } finally {
     button.disabled = false;
   }
+}
+
+/** The starting image as a reference of the service (uploaded once per page). */
+async function uploadStartImage() {
+  if (!startUpload) {
+    const { blob } = await imageBlob(`/api/images/${encodeURIComponent(startImage)}`);
+    const data = new FormData();
+    data.append("file", new File([blob], "start.png", { type: blob.type || "image/png" }));
+    startUpload = (await api("/api/uploads", { method: "POST", body: data })).id;
+  }
+  return startUpload;
 }
 
 async function thread() {
@@ -128,7 +163,7 @@ async function thread() {
     $("#instruction").focus();
   });
   await load();
-  selected = current.latest_turn_id;
+  selected = startImage ? null : current.latest_turn_id;
   renderTree();
   renderContinues();
   $("#send-turn").disabled = false;
@@ -140,11 +175,18 @@ async function list() {
   $("#new-session").addEventListener("click", async () => {
     try {
       const made = await api("/api/sessions", { method: "POST", json: {} });
-      window.location.assign(`/edit/${encodeURIComponent(made.id)}`);
+      const from = startImage ? `?image=${encodeURIComponent(startImage)}` : "";
+      window.location.assign(`/edit/${encodeURIComponent(made.id)}${from}`);
     } catch (err) {
       showError(errorBox, err);
     }
   });
+  if (startImage) {
+    $("#start-from").hidden = false;
+    showImage($("#start-from-img"), `/api/images/${encodeURIComponent(startImage)}?thumb=1`).catch((err) =>
+      showError(errorBox, err),
+    );
+  }
   const { items } = await api("/api/sessions");
   $("#sessions-empty").hidden = items.length > 0;
   $("#session-list").replaceChildren(

@@ -7,6 +7,7 @@
 // fetched only when their tile comes near the screen.
 
 import { api, requireSession, showImage } from "./api.js";
+import { Viewer } from "./viewer.js";
 import { $, clearError, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
 
 const PAGE_SIZE = 30;
@@ -24,12 +25,14 @@ const bulkBar = $("#bulk-bar");
 
 let query = "";
 let cursor = null;
-let loading = false;
+let loading = null; // the page on its way, if any
 let exhausted = false;
 let generation = 0; // bumped by each restart: a page that arrives for an older list is dropped
 let selecting = false;
 const selected = new Set();
 const shown = new Map(); // image id -> item
+let order = []; // the items shown, in order: what the viewer steps through
+const viewer = new Viewer();
 let lastGroup = null;
 
 const thumbs =
@@ -181,9 +184,10 @@ function tile(item) {
     img,
   );
   link.addEventListener("click", (e) => {
-    if (!selecting) return;
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return; // a new tab
     e.preventDefault();
-    toggle(item.id, !selected.has(item.id));
+    if (selecting) toggle(item.id, !selected.has(item.id));
+    else openViewer(item.id, link);
   });
   const li = el(
     "li",
@@ -203,19 +207,53 @@ function tile(item) {
   return li;
 }
 
+function viewerItem(item) {
+  return {
+    url: item.url,
+    alt: item.prompt,
+    prompt: item.prompt,
+    filename: `nanobanana-${item.id}.${item.mime_type === "image/jpeg" ? "jpg" : item.mime_type === "image/webp" ? "webp" : "png"}`,
+    imageId: item.id,
+    generationId: item.generation_id,
+    width: item.width,
+    height: item.height,
+  };
+}
+
+function openViewer(id, opener) {
+  const index = order.findIndex((v) => v.imageId === id);
+  if (index < 0) return;
+  const list = order;
+  viewer.show(list, index, {
+    opener,
+    hasMore: () => !exhausted && list === order,
+    loadMore: async () => {
+      if (exhausted || list !== order) return false;
+      const before = list.length;
+      await loadPage();
+      return list.length > before;
+    },
+  });
+}
+
 function render(items) {
   const grouped = readFilters().group;
   for (const item of items) {
     shown.set(item.id, item);
+    order.push(viewerItem(item));
     if (grouped && item.generation_id !== lastGroup) grid.append(groupHeading(item));
     lastGroup = item.generation_id;
     grid.append(tile(item));
   }
 }
 
-async function loadPage() {
-  if (loading || exhausted) return;
-  loading = true;
+/** The next page; while one is on its way, that one (so whoever asks can wait for it). */
+function loadPage() {
+  if (!loading && !exhausted) loading = fetchPage();
+  return loading || Promise.resolve();
+}
+
+async function fetchPage() {
   more.disabled = true;
   clearError(errorBox);
   const mine = generation;
@@ -241,7 +279,7 @@ async function loadPage() {
     if (mine === generation) showError(errorBox, err, { focus: false });
   } finally {
     if (mine === generation) {
-      loading = false;
+      loading = null;
       more.disabled = false;
     }
   }
@@ -249,10 +287,11 @@ async function loadPage() {
 
 function restart() {
   generation += 1;
-  loading = false;
+  loading = null;
   grid.replaceChildren();
   grid.dataset.loaded = "false";
   shown.clear();
+  order = [];
   lastGroup = null;
   cursor = null;
   exhausted = false;
@@ -346,6 +385,8 @@ async function deleteImages(ids) {
       shown.delete(id);
       selected.delete(id);
     }
+    const gone = new Set(deleted);
+    order.splice(0, order.length, ...order.filter((v) => !gone.has(v.imageId)));
     grid.querySelectorAll(".tile-group").forEach((h) => {
       if (!grid.querySelector(`.tile[data-generation="${h.dataset.generation}"]`)) h.remove();
     });

@@ -2,6 +2,7 @@
 // of what a job holds (its request, outcome, attempts and images).
 
 import { api } from "./api.js";
+import { formatCost, formatSeconds, providerName } from "./ui.js";
 
 export const TERMINAL = new Set(["succeeded", "failed", "blocked", "interrupted", "cancelled"]);
 
@@ -75,6 +76,37 @@ export function jobCost(job) {
     cost: job.cost ?? usage.cost ?? null,
     estimate: !!(job.cost_is_estimate ?? usage.cost_is_estimate),
   };
+}
+
+/** What a generation was asked for and what it gave, as [label, text] pairs to show (empty
+ * values left out): the detail page and the viewer show the same facts. */
+export function jobFacts(job) {
+  const p = jobParams(job);
+  const { cost, estimate } = jobCost(job);
+  const timings = job.timings || {};
+  const requested = `${providerName(p.provider)}${p.model ? ` · ${p.model}` : ""}`;
+  const used = job.provider ? `${providerName(job.provider)} · ${job.provider_model || job.model || ""}` : "";
+  const facts = [
+    ["Prompt", job.prompt],
+    ["Negative prompt", p.negative_prompt],
+    ["Effective prompt", job.effective_prompt && job.effective_prompt !== job.prompt ? job.effective_prompt : ""],
+    ["Requested", requested],
+    ["Served by", used],
+    ["Aspect ratio", p.aspect_ratio],
+    ["Size", p.image_size],
+    ["Images", String(p.num_images)],
+    ["Seed", p.seed ?? ""],
+    ["Thinking", p.thinking],
+    ["Google Search", p.google_search ? "yes" : ""],
+    ["Model options", Object.keys(p.image_options).length ? JSON.stringify(p.image_options) : ""],
+    ["Reference images", p.images.length ? String(p.images.length) : ""],
+    ["Cost", formatCost(cost, estimate)],
+    ["Time", timings.elapsed_s !== undefined ? formatSeconds(timings.elapsed_s) : ""],
+    ["First image after", timings.first_image_s ? formatSeconds(timings.first_image_s) : ""],
+    ["Synthetic", job.synthetic ? "yes — from the built-in emulator" : ""],
+    ["Id", job.id],
+  ];
+  return facts.filter(([, value]) => value !== undefined && value !== null && value !== "");
 }
 
 export function getJob(id, signal) {

@@ -1,27 +1,274 @@
-// The full-size image view: a modal <dialog> (focus stays inside, Escape closes) with download.
+// The image viewer: a modal <dialog> (focus stays inside, Escape closes, focus goes back to
+// what opened it) showing one image of a list, with zoom (wheel, buttons, + and -), pan (drag),
+// fit (0) and actual size (1), previous and next (arrow keys), and beside the image what made
+// it (the generation's record), with copy prompt, download, use as reference, remix and
+// continue editing.
+//
+// An item is {url, alt, filename, imageId, generationId, width, height, prompt}; only url is
+// required (an image without a generation shows no record and no links that need one).
 
 import { imageBlobUrl } from "./api.js";
-import { $ } from "./ui.js";
+import { getJob, jobFacts } from "./jobs.js";
+import { $, el, say } from "./ui.js";
+
+const MIN_SCALE = 0.05;
+const MAX_SCALE = 16;
+const STEP = 1.25;
 
 export class Viewer {
   constructor() {
     this.dialog = $("#viewer");
+    this.stage = $("#viewer-stage");
     this.img = $("#viewer-img");
-    this.download = $("#viewer-download");
+    this.items = [];
+    this.index = 0;
+    this.opener = null;
+    this.loadMore = null;
+    this.hasMore = () => false;
+    this.view = { scale: 1, x: 0, y: 0, mode: "fit" };
+    this.records = new Map(); // generation id -> Promise of its record
+    this.showing = 0; // bumped per image shown: a late answer for an earlier one is dropped
+
     $("#viewer-close").addEventListener("click", () => this.dialog.close());
-    // A click on the backdrop (outside the image and buttons) closes it too.
+    $("#viewer-prev").addEventListener("click", () => this.go(-1));
+    $("#viewer-next").addEventListener("click", () => this.go(1));
+    $("#viewer-zoom-in").addEventListener("click", () => this.zoomBy(STEP));
+    $("#viewer-zoom-out").addEventListener("click", () => this.zoomBy(1 / STEP));
+    $("#viewer-fit").addEventListener("click", () => this.fit());
+    $("#viewer-actual").addEventListener("click", () => this.actual());
+    $("#viewer-copy").addEventListener("click", () => this.copyPrompt());
     this.dialog.addEventListener("click", (e) => {
-      if (e.target === this.dialog) this.dialog.close();
+      if (e.target === this.dialog) this.dialog.close(); // the backdrop
+    });
+    this.dialog.addEventListener("close", () => {
+      this.showing += 1;
+      if (this.opener && this.opener.isConnected) this.opener.focus();
+    });
+    this.dialog.addEventListener("keydown", (e) => this.onKey(e));
+    this.stage.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
+    this.stage.addEventListener("pointerdown", (e) => this.onPointerDown(e));
+    this.stage.addEventListener("dblclick", (e) => {
+      const at = this.point(e);
+      if (this.view.mode === "fit") this.zoomTo(1, at);
+      else this.fit();
+    });
+    window.addEventListener("resize", () => {
+      if (!this.dialog.open) return;
+      if (this.view.mode === "fit") this.fit();
+      else this.place();
     });
   }
 
-  async open(url, alt, filename) {
-    const src = await imageBlobUrl(url);
-    this.img.src = src;
-    this.img.alt = alt || "";
-    this.download.href = src;
-    this.download.download = filename || "nanobanana.png";
-    this.dialog.showModal();
-    $("#viewer-close").focus();
+  /** One image on its own (the generator's and the detail page's "Full size"). */
+  open(url, alt, filename, opener = document.activeElement) {
+    return this.show([{ url, alt, filename }], 0, { opener });
+  }
+
+  /** Show ``items[index]``; ``loadMore`` (optional) appends more items to ``items`` when the
+   * last one is passed, and resolves true when it did; ``hasMore`` says whether there are. */
+  async show(items, index, { opener = document.activeElement, loadMore = null, hasMore = () => !!loadMore } = {}) {
+    this.items = items;
+    this.opener = opener;
+    this.loadMore = loadMore;
+    this.hasMore = hasMore;
+    if (!this.dialog.open) this.dialog.showModal();
+    await this.display(index);
+    this.stage.focus();
+  }
+
+  async go(step) {
+    let next = this.index + step;
+    if (next >= this.items.length && this.hasMore() && (await this.loadMore())) next = Math.min(next, this.items.length - 1);
+    if (next < 0 || next >= this.items.length) return;
+    await this.display(next);
+  }
+
+  async display(index) {
+    const item = this.items[index];
+    this.index = index;
+    const mine = ++this.showing;
+    const more = this.hasMore();
+    const many = this.items.length > 1 || more;
+    $("#viewer-position").textContent = many ? `${index + 1} / ${this.items.length}${more ? "+" : ""}` : "";
+    $("#viewer-prev").hidden = $("#viewer-next").hidden = !many;
+    $("#viewer-prev").disabled = index === 0;
+    $("#viewer-next").disabled = index >= this.items.length - 1 && !more;
+    this.dialog.dataset.imageId = item.imageId || "";
+    this.renderInfo(item, null);
+    const src = await imageBlobUrl(item.url);
+    if (mine !== this.showing) return;
+    await new Promise((resolve) => {
+      this.img.addEventListener("load", resolve, { once: true });
+      this.img.addEventListener("error", resolve, { once: true });
+      this.img.src = src;
+    });
+    if (mine !== this.showing) return;
+    this.img.alt = item.alt || item.prompt || "";
+    $("#viewer-download").href = src;
+    $("#viewer-download").download = item.filename || `nanobanana-${item.imageId || index + 1}.png`;
+    $("#viewer-dims").textContent = `${this.img.naturalWidth}×${this.img.naturalHeight} pixels`;
+    this.stage.setAttribute("aria-label", this.img.alt || "Image");
+    this.fit();
+    if (item.generationId) {
+      try {
+        const job = await this.record(item.generationId);
+        if (mine === this.showing) this.renderInfo(item, job);
+      } catch {
+        /* the image is shown; its record could not be read (deleted meanwhile) */
+      }
+    }
+  }
+
+  record(generationId) {
+    if (!this.records.has(generationId)) {
+      const pending = getJob(generationId);
+      pending.catch(() => this.records.delete(generationId));
+      this.records.set(generationId, pending);
+    }
+    return this.records.get(generationId);
+  }
+
+  renderInfo(item, job) {
+    const prompt = (job && job.prompt) || item.prompt || "";
+    this.prompt = prompt;
+    $("#viewer-title").textContent = prompt || item.alt || "Image";
+    $("#viewer-facts").replaceChildren(
+      ...(job ? jobFacts(job) : []).flatMap(([label, value]) => [el("dt", {}, label), el("dd", {}, value)]),
+    );
+    $("#viewer-copy").hidden = !prompt;
+    const links = {
+      "#viewer-ref": item.imageId ? `/?ref=${encodeURIComponent(item.imageId)}` : null,
+      "#viewer-edit": item.imageId ? `/edit?image=${encodeURIComponent(item.imageId)}` : null,
+      "#viewer-remix": item.generationId ? `/?remix=${encodeURIComponent(item.generationId)}` : null,
+      "#viewer-details": item.generationId ? `/gallery/${encodeURIComponent(item.generationId)}` : null,
+    };
+    for (const [selector, href] of Object.entries(links)) {
+      $(selector).hidden = !href;
+      if (href) $(selector).href = href;
+    }
+    say($("#viewer-status"), "");
+  }
+
+  async copyPrompt() {
+    try {
+      await navigator.clipboard.writeText(this.prompt);
+      say($("#viewer-status"), "Prompt copied.", "ok");
+    } catch {
+      say($("#viewer-status"), "Copying was refused: select the prompt above and copy it.", "error");
+    }
+  }
+
+  // --------------------------------------------------------------------------- zoom and pan
+
+  point(e) {
+    const r = this.stage.getBoundingClientRect();
+    return { x: e.clientX - r.left, y: e.clientY - r.top };
+  }
+
+  fit() {
+    const { width, height } = this.stage.getBoundingClientRect();
+    const w = this.img.naturalWidth || 1;
+    const h = this.img.naturalHeight || 1;
+    const scale = Math.min(width / w, height / h, 1);
+    this.view = { scale, x: (width - w * scale) / 2, y: (height - h * scale) / 2, mode: "fit" };
+    this.place();
+  }
+
+  actual() {
+    const { width, height } = this.stage.getBoundingClientRect();
+    this.zoomTo(1, { x: width / 2, y: height / 2 });
+  }
+
+  zoomBy(factor) {
+    const { width, height } = this.stage.getBoundingClientRect();
+    this.zoomTo(this.view.scale * factor, { x: width / 2, y: height / 2 });
+  }
+
+  /** Zoom to ``scale`` keeping the image's point under ``at`` (stage pixels) where it is. */
+  zoomTo(scale, at) {
+    const s = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
+    const v = this.view;
+    const ix = (at.x - v.x) / v.scale;
+    const iy = (at.y - v.y) / v.scale;
+    this.view = { scale: s, x: at.x - ix * s, y: at.y - iy * s, mode: s === 1 ? "actual" : "zoom" };
+    this.place();
+  }
+
+  /** Keep the image on the stage: centred along an axis where it is smaller, edge to edge
+   * (no empty margin) where it is larger. */
+  clamp() {
+    const { width, height } = this.stage.getBoundingClientRect();
+    const v = this.view;
+    const w = this.img.naturalWidth * v.scale;
+    const h = this.img.naturalHeight * v.scale;
+    v.x = w <= width ? (width - w) / 2 : Math.min(0, Math.max(width - w, v.x));
+    v.y = h <= height ? (height - h) / 2 : Math.min(0, Math.max(height - h, v.y));
+  }
+
+  place() {
+    this.clamp();
+    const v = this.view;
+    this.img.style.transform = `translate(${v.x}px, ${v.y}px) scale(${v.scale})`;
+    $("#viewer-scale").textContent = `${Math.round(v.scale * 100)}%`;
+    $("#viewer-fit").setAttribute("aria-pressed", String(v.mode === "fit"));
+    $("#viewer-actual").setAttribute("aria-pressed", String(v.mode === "actual"));
+    this.dialog.dataset.scale = String(v.scale);
+    const w = this.img.naturalWidth * v.scale;
+    const h = this.img.naturalHeight * v.scale;
+    const { width, height } = this.stage.getBoundingClientRect();
+    this.stage.classList.toggle("pannable", w > width + 0.5 || h > height + 0.5);
+  }
+
+  onWheel(e) {
+    e.preventDefault();
+    this.zoomTo(this.view.scale * Math.exp(-e.deltaY * 0.0015), this.point(e));
+  }
+
+  onPointerDown(e) {
+    if (e.button !== 0) return;
+    const start = { x: e.clientX, y: e.clientY, vx: this.view.x, vy: this.view.y };
+    this.stage.setPointerCapture(e.pointerId);
+    this.stage.classList.add("dragging");
+    const move = (m) => {
+      this.view.x = start.vx + (m.clientX - start.x);
+      this.view.y = start.vy + (m.clientY - start.y);
+      this.place();
+    };
+    const up = () => {
+      this.stage.classList.remove("dragging");
+      this.stage.removeEventListener("pointermove", move);
+      this.stage.removeEventListener("pointerup", up);
+      this.stage.removeEventListener("pointercancel", up);
+    };
+    this.stage.addEventListener("pointermove", move);
+    this.stage.addEventListener("pointerup", up);
+    this.stage.addEventListener("pointercancel", up);
+  }
+
+  onKey(e) {
+    if (e.target.closest && e.target.closest("input, textarea, select")) return;
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const pan = 80;
+    const actions = {
+      ArrowLeft: () => this.go(-1),
+      ArrowRight: () => this.go(1),
+      "+": () => this.zoomBy(STEP),
+      "=": () => this.zoomBy(STEP),
+      "-": () => this.zoomBy(1 / STEP),
+      0: () => this.fit(),
+      1: () => this.actual(),
+      ArrowUp: () => this.panBy(0, pan),
+      ArrowDown: () => this.panBy(0, -pan),
+    };
+    const action = actions[e.key];
+    if (!action) return;
+    e.preventDefault();
+    action();
+  }
+
+  panBy(dx, dy) {
+    this.view.x += dx;
+    this.view.y += dy;
+    this.place();
   }
 }
