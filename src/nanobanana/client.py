@@ -580,6 +580,7 @@ class AsyncClient:
         async for ev in provider.stream(call):
             if isinstance(ev, TextDelta):
                 texts.append(ev.text)
+                ev.index = outcome.index
                 emitted[0] = True
                 await self._emit(on_event, ev)
             elif isinstance(ev, ImageEvent):

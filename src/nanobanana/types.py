@@ -354,6 +354,9 @@ def request_provenance(
 class TextDelta:
     text: str
     type: Literal["text"] = "text"
+    #: Which image's call the text comes from (the calls of an n-image request run at once,
+    #: so their texts interleave).
+    index: int = 0
 
 
 @dataclass(slots=True)

@@ -111,7 +111,7 @@ class _Relay:
                 )
             self.bus.publish(self.job_id, "attempt", flat_dict(att))
         elif isinstance(ev, TextDelta):
-            self.bus.publish(self.job_id, "text", {"text": ev.text})
+            self.bus.publish(self.job_id, "text", {"text": ev.text, "index": ev.index})
         elif isinstance(ev, ImageEvent):
             img = ev.image
             self.bus.publish(

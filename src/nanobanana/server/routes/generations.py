@@ -42,6 +42,7 @@ SSE_EVENT = {
                 "running",
                 "attempt",
                 "fallback",
+                "text",
                 "image",
                 "done",
                 "status",

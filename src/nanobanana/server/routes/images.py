@@ -17,7 +17,7 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,8 @@ from .common import decode_cursor, encode_cursor, errors
 log = logging.getLogger("nanobanana.server")
 
 router = APIRouter(prefix="/api/images", tags=["images"])
+#: An image's id in a path that takes only ids (the schema says so too).
+ImageIdPath = Annotated[str, Path(pattern=OBJECT_ID_PATTERN)]
 
 _IMAGE_CONTENT = {
     "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -194,7 +196,7 @@ async def zip_images(
 
 @router.patch("/{image_id:object_id}", response_model=GalleryImage, responses=errors(401, 404, 422))
 async def patch_image(
-    image_id: str, body: FavouriteIn, user: CurrentUser, session: SessionDep
+    image_id: ImageIdPath, body: FavouriteIn, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Mark one image as a favourite, or not."""
     try:
@@ -206,7 +208,7 @@ async def patch_image(
 
 @router.delete("/{image_id:object_id}", status_code=204, responses=errors(401, 404, 409))
 async def delete_image(
-    image_id: str, user: CurrentUser, services: ServicesDep, session: SessionDep
+    image_id: ImageIdPath, user: CurrentUser, services: ServicesDep, session: SessionDep
 ) -> Response:
     """Delete one image (its generation's record is kept)."""
     try:
@@ -216,6 +218,8 @@ async def delete_image(
     return Response(status_code=204)
 
 
+# Only ids match (``object_id``): PATCH /api/images/facets is a 405 naming GET alone, never a
+# request about an image called "facets"; a path that holds no id is no route (404).
 @router.head("/{image_id:object_id}", response_class=Response, include_in_schema=False)
 @router.get(
     "/{image_id:object_id}",

@@ -14,16 +14,19 @@ import {
   TERMINAL,
 } from "./jobs.js";
 import { ModelPicker } from "./picker.js";
+import { nearestRatio, readPngText, settingsFromText } from "./pngmeta.js";
 import { References } from "./references.js";
 import {
   $,
   clearError,
+  describeError,
   el,
   formatCost,
   formatSeconds,
   initHeader,
   noteSynthetic,
   providerName,
+  say,
   showError,
   warningText,
 } from "./ui.js";
@@ -169,8 +172,8 @@ function describeModel(model) {
 // -------------------------------------------------------------------------- progress
 
 function setRunning(on) {
-  generateBtn.disabled = on;
-  generateBtn.textContent = on ? "Generating…" : "Generate";
+  // Generate stays usable: pressed again while one runs, it queues another (below).
+  generateBtn.textContent = on ? "Generate another" : "Generate";
   cancelBtn.hidden = !on;
   form.setAttribute("aria-busy", on ? "true" : "false");
 }
@@ -181,7 +184,7 @@ function resetOutput() {
   attemptsList.replaceChildren();
   fallbackNote.hidden = true;
   streamText.hidden = true;
-  streamText.textContent = "";
+  streamText.replaceChildren();
   results.replaceChildren();
   shown.clear();
   resultMeta.hidden = true;
@@ -298,16 +301,14 @@ function finish(job) {
   if (!run || job.id !== run.id) return;
   const current = run;
   run = null;
+  loadRecent();
   clearInterval(current.timer);
   elapsedLabel.textContent = formatSeconds((performance.now() - current.started) / 1000);
   setRunning(false);
   noteSynthetic(job.synthetic);
   const attempts = jobAttempts(job);
   if (attempts.length) attemptsList.replaceChildren(...attempts.map(attemptItem));
-  if (job.text && !streamText.textContent) {
-    streamText.textContent = job.text;
-    streamText.hidden = false;
-  }
+  if (job.text && !streamText.textContent) addText(0, job.text);
   if (job.status === "succeeded") {
     stateLabel.textContent = `Done in ${formatSeconds((performance.now() - current.started) / 1000)}`;
     jobImages(job).forEach((info) => addImage(info, job));
@@ -348,10 +349,7 @@ function onEvent(type, data) {
     case "text":
     case "delta": {
       const t = d.text ?? d.delta ?? "";
-      if (t) {
-        streamText.textContent += t;
-        streamText.hidden = false;
-      }
+      if (t) addText(d.index ?? 0, t);
       break;
     }
     case "image": {
@@ -374,6 +372,24 @@ function onEvent(type, data) {
   }
 }
 
+/** The model's text as it streams: one paragraph per image (their calls run at once, so
+ * their texts arrive interleaved). */
+function addText(index, text) {
+  let part = streamText.querySelector(`[data-index="${index}"]`);
+  if (!part) {
+    part = el("p", { class: "stream-part", dataset: { index: String(index) } });
+    const parts = [...streamText.querySelectorAll(".stream-part")];
+    const after = parts.find((p) => Number(p.dataset.index) > index);
+    streamText.insertBefore(part, after || null);
+  }
+  part.textContent += text;
+  streamText.hidden = false;
+  const many = streamText.querySelectorAll(".stream-part").length > 1;
+  streamText.querySelectorAll(".stream-part").forEach((p) => {
+    p.dataset.label = many ? `Image ${Number(p.dataset.index) + 1}` : "";
+  });
+}
+
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
@@ -390,9 +406,9 @@ function sleep(ms, signal) {
 
 /** Follow the job's events to the end, then read the stored record (the authoritative outcome,
  * with the ids of the stored images); if the stream broke early, poll until the job is done. */
-async function follow(id, signal) {
+async function follow(id, signal, handler = onEvent) {
   try {
-    await readEvents(id, { signal, onEvent });
+    await readEvents(id, { signal, onEvent: handler });
   } catch (err) {
     if (err && err.name === "AbortError") throw err;
     // the stream failed (a proxy, the network): polling the record still gets the outcome
@@ -405,12 +421,16 @@ async function follow(id, signal) {
 }
 
 async function generate() {
-  if (run) return;
   const body = readForm();
   const problem = validate(body);
   if (problem) {
     showError(errorBox, { status: 400, code: "invalid_request", message: problem[0] });
     problem[1].focus();
+    return;
+  }
+  pushHistory(body.prompt);
+  if (run) {
+    enqueue(body);
     return;
   }
   resetOutput();
@@ -495,6 +515,210 @@ async function stopJob(id, href, button) {
   cancelNote.focus();
 }
 
+// ---------------------------------------------------------------- queued generations
+
+/** A generation asked for while another runs: it goes to the service at once (which queues
+ * it as its limits say) and is followed here, in a line of its own, until it ends. */
+async function enqueue(body) {
+  const state = el("span", { class: "queued-state", role: "status" }, "Sending…");
+  const thumbs = el("span", { class: "queued-thumbs" });
+  const li = el(
+    "li",
+    { class: "queued", dataset: { status: "sending" } },
+    el("span", { class: "queued-prompt" }, body.prompt),
+    state,
+    thumbs,
+  );
+  $("#queue").prepend(li);
+  $("#queue-section").hidden = false;
+  const started = performance.now();
+  const set = (status, text) => {
+    li.dataset.status = status;
+    state.textContent = text;
+  };
+  try {
+    const job = await api("/api/generations", {
+      method: "POST",
+      json: body,
+      headers: { "Idempotency-Key": newIdempotencyKey() },
+    });
+    li.dataset.id = job.id;
+    set("queued", "Queued");
+    const handler = (type, d) => {
+      if (type === "running" || type === "attempt") set("running", "Running");
+      else if (type === "image") set("running", `Image ${((d && d.index) ?? 0) + 1} arrived`);
+      else if (type === "fallback") set("running", `Fell back to ${providerName(d.to)}`);
+    };
+    const final = await follow(job.id, new AbortController().signal, handler);
+    const took = formatSeconds((performance.now() - started) / 1000);
+    if (final.status === "succeeded") {
+      set("succeeded", `Done in ${took}`);
+      const items = jobImages(final).map((info) => viewerItem(info, final));
+      items.forEach((item, k) => {
+        const img = el("img", { alt: `Image ${k + 1}: ${final.prompt}` });
+        const open = el("button", { type: "button", class: "thumb-button", "aria-label": `Open image ${k + 1}: ${final.prompt}` }, img);
+        open.addEventListener("click", () => viewer.show(items, k, { opener: open }));
+        thumbs.append(open);
+        showImage(img, `${item.url}?thumb=1`).catch(() => img.remove());
+      });
+    } else {
+      set(final.status, describeError(jobError(final)).title);
+    }
+    thumbs.append(el("a", { href: `/gallery/${encodeURIComponent(job.id)}` }, "Details"));
+    loadRecent();
+  } catch (err) {
+    set("failed", describeError(err).title);
+  }
+}
+
+function viewerItem(info, job) {
+  return {
+    url: info.url,
+    alt: `Image ${info.index + 1}: ${job.prompt}`,
+    prompt: job.prompt,
+    filename: `nanobanana-${info.id || info.index}.png`,
+    imageId: info.id,
+    generationId: job.id,
+  };
+}
+
+// ------------------------------------------------------------------------ recent images
+
+const RECENT = 12;
+
+/** The newest images beside the form (any page's, any generation's); a click opens them. */
+async function loadRecent() {
+  try {
+    const { items } = await api(`/api/images?limit=${RECENT}`);
+    const list = items.map((i) => ({
+      url: i.url,
+      alt: i.prompt,
+      prompt: i.prompt,
+      filename: `nanobanana-${i.id}.png`,
+      imageId: i.id,
+      generationId: i.generation_id,
+    }));
+    $("#recent").replaceChildren(
+      ...items.map((item, k) => {
+        const img = el("img", { alt: "", width: item.width, height: item.height });
+        const open = el("button", { type: "button", class: "thumb-button", "aria-label": `Open: ${item.prompt}` }, img);
+        open.addEventListener("click", () => viewer.show(list, k, { opener: open }));
+        showImage(img, item.thumb_url || item.url).catch(() => img.remove());
+        return el("li", { dataset: { id: item.id } }, open);
+      }),
+    );
+    $("#recent-section").hidden = items.length === 0;
+  } catch {
+    /* the strip is a convenience: the page works without it */
+  }
+}
+
+// ------------------------------------------------------------------------ prompt history
+
+const HISTORY = 50;
+let promptHistory = []; // newest first, each prompt once
+let historyAt = -1; // where ↑/↓ stepping is (-1: not stepping)
+
+function renderHistory() {
+  $("#history").hidden = promptHistory.length === 0;
+  $("#history-list").replaceChildren(
+    ...promptHistory.slice(0, 20).map((prompt) => {
+      const use = el("button", { type: "button", class: "history-item", title: prompt }, prompt);
+      use.addEventListener("click", () => {
+        $("#prompt").value = prompt;
+        $("#history").open = false;
+        $("#prompt").focus();
+      });
+      return el("li", {}, use);
+    }),
+  );
+}
+
+function pushHistory(prompt) {
+  promptHistory = [prompt, ...promptHistory.filter((p) => p !== prompt)].slice(0, HISTORY);
+  historyAt = -1;
+  renderHistory();
+}
+
+/** Your latest prompts, from your history on the service (any device). */
+async function loadHistory() {
+  try {
+    const { items } = await api("/api/generations?limit=100");
+    const seen = new Set(promptHistory);
+    for (const job of items) {
+      if (job.prompt && !seen.has(job.prompt)) {
+        seen.add(job.prompt);
+        promptHistory.push(job.prompt);
+      }
+    }
+    promptHistory = promptHistory.slice(0, HISTORY);
+    renderHistory();
+  } catch {
+    /* no history: the page works without it */
+  }
+}
+
+/** ↑ in an empty prompt (or one recalled from the history) steps back through it; ↓ forward. */
+function stepHistory(e) {
+  const box = $("#prompt");
+  const recalled = historyAt >= 0 && box.value === promptHistory[historyAt];
+  if (!(box.value === "" || recalled) || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) return;
+  const next = historyAt + (e.key === "ArrowUp" ? 1 : -1);
+  if (e.key === "ArrowUp" && next >= promptHistory.length) return;
+  e.preventDefault();
+  historyAt = Math.max(-1, next);
+  box.value = historyAt >= 0 ? promptHistory[historyAt] : "";
+}
+
+// ------------------------------------------------------------------ settings from a PNG
+
+/** Fill the form from the settings written into a PNG (nanobanana's or A1111's). */
+async function restoreFrom(file) {
+  const status = $("#restore-status");
+  const texts = await readPngText(file).catch(() => null);
+  const found = settingsFromText(texts);
+  if (!found || !found.params.prompt) {
+    const what = texts === null ? "is not a PNG" : "carries no settings";
+    say(status, `${file.name || "That file"} ${what}. To use an image as a reference, drop it on Reference images.`, "error");
+    return false;
+  }
+  const params = { ...found.params };
+  if (!params.provider) params.provider = $("#provider").value;
+  if (!params.model) params.model = $("#model").value;
+  if (found.size && !params.aspect_ratio) {
+    const ratios = [...$("#aspect_ratio").options].map((o) => o.value).filter((v) => v.includes(":"));
+    params.aspect_ratio = nearestRatio(ratios, found.size[0], found.size[1]);
+  }
+  fillForm(params);
+  const from = found.source === "a1111" ? "its A1111 settings" : "its nanobanana settings";
+  const notes = [];
+  if (found.source === "a1111" && found.model) notes.push(`its model (${found.model}) is not one of these, so ${$("#model").value} stays`);
+  if (found.size) notes.push(`${found.size[0]}×${found.size[1]} became ${$("#aspect_ratio").value}`);
+  say(status, `Restored from ${file.name || "the PNG"}: ${from}${notes.length ? `; ${notes.join("; ")}` : ""}.`, "ok");
+  $("#prompt").focus();
+  return true;
+}
+
+// ---------------------------------------------------------------------- remix source
+
+async function showRemixSource(job) {
+  const [first] = jobImages(job);
+  $("#remix-caption").replaceChildren(
+    "Remixing ",
+    el("a", { href: `/gallery/${encodeURIComponent(job.id)}` }, `“${job.prompt}”`),
+    `${job.model ? ` (${job.model})` : ""}: change anything, then Generate.`,
+  );
+  $("#remix-source").hidden = false;
+  if (first) {
+    $("#remix-img").alt = `The image being remixed: ${job.prompt}`;
+    await showImage($("#remix-img"), `${first.url}?thumb=1`).catch(() => {
+      $("#remix-img").hidden = true;
+    });
+  } else {
+    $("#remix-img").hidden = true;
+  }
+}
+
 // --------------------------------------------------------------------------- startup
 
 async function applyStartState() {
@@ -511,6 +735,7 @@ async function applyStartState() {
     const job = await getJob(remix);
     const p = jobParams(job);
     fillForm(p);
+    showRemixSource(job);
     for (const ref of p.images) {
       if (typeof ref === "string" && !ref.startsWith("data:")) await refs.addExisting(ref);
     }
@@ -533,7 +758,35 @@ async function main() {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       form.requestSubmit();
+    } else if ((e.key === "ArrowUp" || e.key === "ArrowDown") && !e.isComposing) {
+      stepHistory(e);
     }
+  });
+  $("#remix-clear").addEventListener("click", () => {
+    $("#remix-source").hidden = true;
+    const url = new URL(window.location.href);
+    url.searchParams.delete("remix");
+    window.history.replaceState(null, "", url);
+    $("#prompt").focus();
+  });
+  $("#restore-pick").addEventListener("click", () => $("#restore-input").click());
+  $("#restore-input").addEventListener("change", () => {
+    const [file] = $("#restore-input").files;
+    if (file) restoreFrom(file);
+    $("#restore-input").value = "";
+  });
+  // A PNG dropped on the prompt (not on Reference images) brings back its settings.
+  for (const type of ["dragenter", "dragover"]) {
+    $("#prompt").addEventListener(type, (e) => {
+      if (e.dataTransfer && [...e.dataTransfer.types].includes("Files")) e.preventDefault();
+    });
+  }
+  $("#prompt").addEventListener("drop", (e) => {
+    const files = [...((e.dataTransfer && e.dataTransfer.files) || [])];
+    if (!files.length) return;
+    e.preventDefault();
+    e.stopPropagation();
+    restoreFrom(files[0]);
   });
   cancelBtn.addEventListener("click", cancel);
   try {
@@ -554,6 +807,8 @@ async function main() {
   api("/api/auth/me")
     .then((me) => noteSynthetic(!!(me && (me.demo || me.synthetic))))
     .catch(() => {});
+  loadRecent();
+  loadHistory();
 }
 
 main();
