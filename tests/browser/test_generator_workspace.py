@@ -8,11 +8,12 @@ import base64
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import OPENROUTER_KEY, Browsing, LiveServer, open_generator
+from .conftest import OPENROUTER_KEY, PHONE, Browsing, LiveServer, open_generator
 
 pytestmark = pytest.mark.browser
 
@@ -166,3 +167,19 @@ def test_remix_shows_its_source_and_texts_stay_apart(web: Browsing, server: Live
     expect(parts.nth(0)).to_have_attribute("data-label", "Image 1")
     expect(parts.nth(1)).to_have_attribute("data-label", "Image 2")
     expect(parts.nth(0)).to_have_text(re.compile("two owls"))
+
+
+def test_on_a_phone_the_result_lands_in_view(open_browser: Any, demo_server: LiveServer) -> None:
+    """A phone in demo mode: the header and the demo notice leave most of the first screen to
+    the page, and the first result is scrolled into view when it arrives."""
+    web = open_browser(PHONE)
+    page = web.page
+    open_generator(page, demo_server, "phone")
+    expect(page.locator("#demo-notice")).to_be_visible()
+    top = page.evaluate("document.querySelector('main').getBoundingClientRect().top")
+    assert top <= 120, f"the header and the notice take {top}px of a {PHONE['height']}px screen"
+    page.get_by_label("Prompt", exact=True).fill("a tall cactus at noon")
+    page.get_by_role("button", name="Generate").click()
+    result = page.locator(".result").first
+    expect(result).to_have_attribute("data-loaded", "true", timeout=30_000)
+    expect(result).to_be_in_viewport()

@@ -48,7 +48,11 @@ def account(demo_server: LiveServer) -> dict[str, Any]:
         ("a tiny greenhouse on a windowsill, morning light", "1:1"),
     ):
         last = demo_server.generate(token, prompt=prompt, aspect_ratio=ratio)
-    return {"username": username, "token": token, "generation": last["id"]}
+    with demo_server.client(token) as c:
+        session = c.post("/api/sessions", json={}).json()["id"]
+        for instruction in ("a paper boat on a pond", "make the boat red"):
+            c.post(f"/api/sessions/{session}/turns", json={"prompt": instruction})
+    return {"username": username, "token": token, "generation": last["id"], "session": session}
 
 
 def _check_page(web: Browsing, viewport: dict[str, int], secrets: list[str]) -> None:
@@ -80,11 +84,12 @@ PAGES: list[tuple[str, str, Callable[[Any], None]]] = [
     (
         "gallery",
         "/gallery",
-        lambda p: expect(p.locator(".tile img").first).to_have_js_property("complete", True),
+        lambda p: expect(p.locator(".tile:not(.loaded)")).to_have_count(0),
     ),
 ]
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_page_screenshots(
     open_browser: Any,
@@ -92,10 +97,12 @@ def test_page_screenshots(
     account: dict[str, Any],
     screenshot_dir: Path,
     viewport: dict[str, int],
+    scheme: str,
 ) -> None:
-    suffix = "desktop" if viewport is DESKTOP else "phone"
+    suffix = ("desktop" if viewport is DESKTOP else "phone") + ("-dark" if scheme == "dark" else "")
     web: Browsing = open_browser(viewport)
     page = web.page
+    page.emulate_media(color_scheme=scheme)
     secrets = [account["token"], OPENROUTER_KEY]
     for name, path, ready in PAGES[:2]:
         page.goto(demo_server.url + path)
@@ -114,6 +121,20 @@ def test_page_screenshots(
     expect(page.locator(".detail-figure img")).to_have_js_property("complete", True)
     _check_page(web, viewport, secrets)
     _shoot(page, screenshot_dir, f"detail-{suffix}", viewport)
+
+    # The viewer, opened from the gallery, with what made the image beside it.
+    page.goto(f"{demo_server.url}/gallery")
+    expect(page.locator(".tile.loaded").first).to_be_visible()
+    page.locator(".tile").first.get_by_role("link").click()
+    expect(page.locator("#viewer-facts dt").first).to_be_visible()
+    expect(page.locator("#viewer-img")).to_have_js_property("complete", True)
+    _shoot(page, screenshot_dir, f"viewer-{suffix}", viewport)
+
+    page.goto(f"{demo_server.url}/edit/{account['session']}")
+    expect(page.locator("#stage-img")).to_have_js_property("complete", True)
+    expect(page.locator("#turn-tree .turn")).to_have_count(2)
+    _check_page(web, viewport, secrets)
+    _shoot(page, screenshot_dir, f"edit-{suffix}", viewport)
 
     # The generator, mid-way through nothing: the form; then with a result on screen.
     page.goto(f"{demo_server.url}/")
