@@ -103,6 +103,7 @@ async def test_filters_narrow_the_list(
     assert await jobs(provider="google") == [whale["id"]]
     assert await jobs(model="gemini-3-pro-image") == [whale["id"]]
     assert await jobs(aspect_ratio="16:9") == [fox["id"], fox["id"]]
+    assert await jobs(aspect_ratio="16x9") == [fox["id"], fox["id"]]
     assert await jobs(image_size="2k") == [whale["id"]]
     assert await jobs(q="LIGHTHOUSE") == [house["id"]]
     assert await jobs(q="100%") == [whale["id"]]  # % is a character, not a wildcard

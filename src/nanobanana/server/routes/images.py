@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...catalog import normalize_ratio, normalize_size
 from ...imaging import thumbnail
 from .. import gallery
 from ..db.models import StoredImage, is_object_id, utcnow
@@ -114,8 +115,8 @@ async def list_images(
         q=q or None,
         model=model,
         provider=provider,
-        aspect_ratio=aspect_ratio,
-        image_size=image_size.upper() if image_size else None,
+        aspect_ratio=normalize_ratio(aspect_ratio) if aspect_ratio else None,
+        image_size=normalize_size(image_size) if image_size else None,
         favourite=favourite,
         synthetic=synthetic,
         since=_when(since, "since"),
