@@ -11,9 +11,8 @@ import { $, clearError, el, formatDate, initHeader, noteSynthetic, say, showErro
 const sessionId = document.body.dataset.sessionId || "";
 const errorBox = $("#edit-error");
 /** An image of the gallery to start from (``?image=``): the first turn's reference. */
-const startImage = /^[0-9a-f]{32}$/.test(new URLSearchParams(window.location.search).get("image") || "")
-  ? new URLSearchParams(window.location.search).get("image")
-  : null;
+const imageParam = new URLSearchParams(window.location.search).get("image") || "";
+const startImage = /^[0-9a-f]{32}$/.test(imageParam) ? imageParam : null;
 let startUpload = null; // the upload id of startImage, once uploaded
 
 let current = null; // the session as the API last answered it
