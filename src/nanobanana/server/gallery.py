@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db.models import ACTIVE_STATUSES, Job, StoredImage
+from .db.models import ACTIVE_STATUSES, Job, StoredImage, prompt_contains
 from .errors import ImagesBusy, ImagesNotFound
 from .services import Services
 from .uploads import delete_unreferenced
@@ -56,25 +56,25 @@ class ImageFilter:
     generation_id: str | None = None
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _query(user_id: str, f: ImageFilter) -> Select[StoredImage, Job]:
-    # From the user's jobs, newest first by their index, to each job's images by theirs:
-    # a page then reads about as many rows as it shows.  (With the images' user_id in the
-    # condition too, SQLite without statistics starts from the images and sorts them all.)
-    # An image belongs to its job's user: jobs.py writes both from the same job.
-    stmt = (
-        select(StoredImage, Job)
+def _of_user(user_id: str, *columns: Any) -> Select[Any]:
+    """``columns`` over the user's images joined to their generations."""
+    # From the user's jobs (by their index) to each job's images (by theirs): a newest-first
+    # page then reads about as many rows as it shows.  (Filtered on the images' user_id too,
+    # SQLite without statistics starts from the images and sorts them all.)  An image belongs
+    # to its job's user: jobs.py writes both from the same job.
+    return (
+        select(*columns)
         .select_from(Job)
         .join(StoredImage, StoredImage.job_id == Job.id)
         .where(Job.user_id == user_id)
     )
+
+
+def _query(user_id: str, f: ImageFilter) -> Select[StoredImage, Job]:
+    stmt: Select[StoredImage, Job] = _of_user(user_id, StoredImage, Job)
     conditions: list[ColumnElement[bool]] = []
     if f.q:
-        conditions.append(Job.prompt.ilike(_like(f.q), escape="\\"))
+        conditions.append(prompt_contains(f.q))
     if f.model:
         conditions.append(Job.model == f.model)
     if f.provider:
@@ -150,27 +150,21 @@ async def facets(db: AsyncSession, user_id: str) -> dict[str, Any]:
     }
     for name, column in columns.items():
         stmt = (
-            select(column, func.count())
-            .select_from(StoredImage)
-            .join(Job, Job.id == StoredImage.job_id)
-            .where(StoredImage.user_id == user_id, column.is_not(None))
+            _of_user(user_id, column, func.count())
+            .where(column.is_not(None))
             .group_by(column)
             .order_by(func.count().desc(), column)
         )
         out[name] = [{"value": v, "count": n} for v, n in (await db.execute(stmt)).tuples()]
-    counts = select(
+    counts = _of_user(
+        user_id,
         func.count(),
         func.count().filter(StoredImage.favourite.is_(True)),
-    ).where(StoredImage.user_id == user_id)
-    total, favourites = (await db.execute(counts)).one()
-    synthetic = await db.scalar(
-        select(func.count())
-        .select_from(StoredImage)
-        .join(Job, Job.id == StoredImage.job_id)
-        .where(StoredImage.user_id == user_id, Job.synthetic.is_(True))
+        func.count().filter(Job.synthetic.is_(True)),
     )
+    total, favourites, synthetic = (await db.execute(counts)).one()
     await db.commit()
-    return {**out, "total": total, "favourites": favourites, "synthetic": synthetic or 0}
+    return {**out, "total": total, "favourites": favourites, "synthetic": synthetic}
 
 
 async def owned_images(

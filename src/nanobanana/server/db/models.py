@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 #: Constraint names Alembic can refer to on every backend.
 NAMING = {
@@ -229,6 +230,13 @@ class Job(Base):
     )
     parent_id: Mapped[str | None] = mapped_column(String(32))
     continuation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def prompt_contains(text: str) -> ColumnElement[bool]:
+    """Jobs whose prompt holds ``text``, case aside; ``%``, ``_`` and ``\\`` are characters,
+    not wildcards.  (On PostgreSQL the trigram index of migration 0002 serves it.)"""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Job.prompt.ilike(f"%{escaped}%", escape="\\")
 
 
 class StoredImage(Base):

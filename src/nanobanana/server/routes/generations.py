@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import ACTIVE_STATUSES, Job, StoredImage, is_object_id
+from ..db.models import ACTIVE_STATUSES, Job, StoredImage, is_object_id, prompt_contains
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
 from ..generation import create_job
@@ -92,11 +92,6 @@ async def create_generation(
     return json_response(out, 202, headers)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 @router.get("", response_model=GenerationList, responses=errors(401, 422))
 async def list_generations(
     user: CurrentUser,
@@ -111,7 +106,7 @@ async def list_generations(
     if q:
         if "\x00" in q:
             raise ApiError(422, "validation_error", "The search text has a NUL character.")
-        stmt = stmt.where(Job.prompt.ilike(_like(q), escape="\\"))
+        stmt = stmt.where(prompt_contains(q))
     if status:
         stmt = stmt.where(Job.status == status)
     if cursor:

@@ -15,7 +15,7 @@ import {
   showError,
   warningText,
 } from "./ui.js";
-import { Viewer } from "./viewer.js";
+import { jobItems, Viewer } from "./viewer.js";
 
 const REFRESH_MS = 1500;
 const id = document.body.dataset.generationId;
@@ -56,11 +56,10 @@ function attemptItem(a) {
 function renderImages(job) {
   const box = $("#detail-images");
   box.replaceChildren();
-  for (const info of jobImages(job)) {
-    const alt = `Image ${info.index + 1}: ${job.prompt}`;
-    const img = el("img", { alt });
-    const filename = `nanobanana-${info.id || info.index}.png`;
-    const download = el("a", { class: "btn btn-small", href: "#", download: filename }, "Download");
+  const items = jobItems(job);
+  jobImages(job).forEach((info, k) => {
+    const img = el("img", { alt: items[k].alt });
+    const download = el("a", { class: "btn btn-small", href: "#", download: items[k].filename }, "Download");
     const picture = el("div", { class: "result-open" }, img);
     const open = el("button", { type: "button", class: "btn btn-small" }, "Full size");
     const refHref = `/?ref=${encodeURIComponent(info.id)}`;
@@ -69,15 +68,7 @@ function renderImages(job) {
     const actions = el("span", { class: "result-actions" }, open, download, useRef);
     const caption = el("figcaption", { class: "result-bar" }, dims, actions);
     box.append(el("figure", { class: "detail-figure" }, picture, caption));
-    const items = jobImages(job).map((im) => ({
-      url: im.url,
-      alt: `Image ${im.index + 1}: ${job.prompt}`,
-      prompt: job.prompt,
-      filename: `nanobanana-${im.id || im.index}.png`,
-      imageId: im.id,
-      generationId: job.id,
-    }));
-    const openIt = (e) => viewer.show(items, items.findIndex((v) => v.imageId === info.id), { opener: e.currentTarget });
+    const openIt = (e) => viewer.show(items, k, { opener: e.currentTarget });
     picture.addEventListener("click", openIt);
     open.addEventListener("click", openIt);
     showImage(img, info.url)
@@ -87,7 +78,7 @@ function renderImages(job) {
       .catch(() => {
         dims.textContent = "The image could not be loaded.";
       });
-  }
+  });
 }
 
 function render(job) {

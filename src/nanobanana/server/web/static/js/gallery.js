@@ -7,7 +7,7 @@
 // fetched only when their tile comes near the screen.
 
 import { api, requireSession, showImage } from "./api.js";
-import { Viewer } from "./viewer.js";
+import { galleryItem, Viewer } from "./viewer.js";
 import { $, clearError, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
 
 const PAGE_SIZE = 30;
@@ -207,19 +207,6 @@ function tile(item) {
   return li;
 }
 
-function viewerItem(item) {
-  return {
-    url: item.url,
-    alt: item.prompt,
-    prompt: item.prompt,
-    filename: `nanobanana-${item.id}.${item.mime_type === "image/jpeg" ? "jpg" : item.mime_type === "image/webp" ? "webp" : "png"}`,
-    imageId: item.id,
-    generationId: item.generation_id,
-    width: item.width,
-    height: item.height,
-  };
-}
-
 function openViewer(id, opener) {
   const index = order.findIndex((v) => v.imageId === id);
   if (index < 0) return;
@@ -240,7 +227,7 @@ function render(items) {
   const grouped = readFilters().group;
   for (const item of items) {
     shown.set(item.id, item);
-    order.push(viewerItem(item));
+    order.push(galleryItem(item));
     if (grouped && item.generation_id !== lastGroup) grid.append(groupHeading(item));
     lastGroup = item.generation_id;
     grid.append(tile(item));

@@ -30,7 +30,7 @@ import {
   showError,
   warningText,
 } from "./ui.js";
-import { Viewer } from "./viewer.js";
+import { galleryItem, jobItems, Viewer } from "./viewer.js";
 
 const POLL_MS = 1000;
 
@@ -553,7 +553,7 @@ async function enqueue(body) {
     const took = formatSeconds((performance.now() - started) / 1000);
     if (final.status === "succeeded") {
       set("succeeded", `Done in ${took}`);
-      const items = jobImages(final).map((info) => viewerItem(info, final));
+      const items = jobItems(final);
       items.forEach((item, k) => {
         const img = el("img", { alt: `Image ${k + 1}: ${final.prompt}` });
         const open = el("button", { type: "button", class: "thumb-button", "aria-label": `Open image ${k + 1}: ${final.prompt}` }, img);
@@ -571,17 +571,6 @@ async function enqueue(body) {
   }
 }
 
-function viewerItem(info, job) {
-  return {
-    url: info.url,
-    alt: `Image ${info.index + 1}: ${job.prompt}`,
-    prompt: job.prompt,
-    filename: `nanobanana-${info.id || info.index}.png`,
-    imageId: info.id,
-    generationId: job.id,
-  };
-}
-
 // ------------------------------------------------------------------------ recent images
 
 const RECENT = 12;
@@ -590,14 +579,7 @@ const RECENT = 12;
 async function loadRecent() {
   try {
     const { items } = await api(`/api/images?limit=${RECENT}`);
-    const list = items.map((i) => ({
-      url: i.url,
-      alt: i.prompt,
-      prompt: i.prompt,
-      filename: `nanobanana-${i.id}.png`,
-      imageId: i.id,
-      generationId: i.generation_id,
-    }));
+    const list = items.map(galleryItem);
     $("#recent").replaceChildren(
       ...items.map((item, k) => {
         const img = el("img", { alt: "", width: item.width, height: item.height });
@@ -643,7 +625,7 @@ function pushHistory(prompt) {
 /** Your latest prompts, from your history on the service (any device). */
 async function loadHistory() {
   try {
-    const { items } = await api("/api/generations?limit=100");
+    const { items } = await api(`/api/generations?limit=${HISTORY}`);
     const seen = new Set(promptHistory);
     for (const job of items) {
       if (job.prompt && !seen.has(job.prompt)) {

@@ -8,8 +8,38 @@
 // required (an image without a generation shows no record and no links that need one).
 
 import { imageBlobUrl } from "./api.js";
-import { getJob, jobFacts } from "./jobs.js";
+import { getJob, jobFacts, jobImages } from "./jobs.js";
 import { $, el, say } from "./ui.js";
+
+const EXTENSIONS = { "image/jpeg": "jpg", "image/webp": "webp" };
+
+function fileName(id, mimeType) {
+  return `nanobanana-${id}.${EXTENSIONS[mimeType] || "png"}`;
+}
+
+/** The viewer's items for the images of a generation record. */
+export function jobItems(job) {
+  return jobImages(job).map((im) => ({
+    url: im.url,
+    alt: `Image ${im.index + 1}: ${job.prompt}`,
+    prompt: job.prompt,
+    filename: fileName(im.id || im.index, im.mime_type),
+    imageId: im.id,
+    generationId: job.id,
+  }));
+}
+
+/** The viewer's item for an image as GET /api/images lists it. */
+export function galleryItem(image) {
+  return {
+    url: image.url,
+    alt: image.prompt,
+    prompt: image.prompt,
+    filename: fileName(image.id, image.mime_type),
+    imageId: image.id,
+    generationId: image.generation_id,
+  };
+}
 
 const MIN_SCALE = 0.05;
 const MAX_SCALE = 16;
