@@ -172,6 +172,46 @@ def test_other_users_generation_is_not_shown(web: Browsing, server: LiveServer) 
     assert secret_prompt not in page.content()
 
 
+def test_thumbnails_come_from_the_browser_cache_of_their_account_only(
+    web: Browsing, server: LiveServer
+) -> None:
+    page = web.page
+    web.console.allow(r"status of 404")
+    username, token = server.new_user("cached")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    server.generate(token, prompt="a cached heron", image_size="0.5K", num_images=2)
+    sign_in(page, server, username, token)
+    thumbs = (
+        "performance.getEntriesByType('resource').filter(e => e.name.includes('thumb=1'))"
+        ".map(e => e.transferSize)"
+    )
+    for visit in ("first", "again"):
+        page.goto(f"{server.url}/gallery")
+        expect(page.locator(".tile.loaded")).to_have_count(2)
+        sizes = page.evaluate(thumbs)
+        assert len(sizes) == 2
+        if visit == "first":
+            assert all(size > 0 for size in sizes)  # from the service
+        else:
+            assert sizes == [0, 0]  # from the browser's cache: no request at all
+    url = page.locator(".tile img").first.get_attribute("data-src")
+
+    # Another account on the same browser is not answered from that cache: the service says
+    # 404 (the image is not theirs), as it would in a fresh browser.
+    other, other_token = server.new_user("neighbour")
+    sign_in(page, server, other, other_token)
+    page.goto(f"{server.url}/gallery")
+    expect(page.locator("#gallery-empty")).to_be_visible()
+    status = page.evaluate(
+        """async (url) => {
+            const { imageBlob } = await import("/static/js/api.js");
+            try { await imageBlob(url); return 200; } catch (err) { return err.status; }
+        }""",
+        url,
+    )
+    assert status == 404
+
+
 def test_settings_keys_and_defaults(web: Browsing, server: LiveServer) -> None:
     page = web.page
     username, token = server.new_user("settings")

@@ -171,7 +171,13 @@ async def test_favourites(stocked: tuple[Api, dict[str, str], list[dict[str, Any
     r = await api.client.patch(f"/api/images/{ids[2]}", json={"favourite": False}, headers=h)
     assert await _ids(api, h, favourite=True) == [ids[1], ids[3]]
     facets = (await api.client.get("/api/images/facets", headers=h)).json()
-    assert facets["favourites"] == 2
+    assert facets["favourites"] == 2 and facets["total"] == 4
+    # Favourites split the groups the counts come from; each facet still adds them up.
+    assert facets["providers"] == [
+        {"value": "openrouter", "count": 3},
+        {"value": "google", "count": 1},
+    ]
+    assert sum(f["count"] for f in facets["image_sizes"]) == 4
     # Strict input: "yes" is not a boolean.
     r = await api.client.patch(f"/api/images/{ids[0]}", json={"favourite": "yes"}, headers=h)
     assert r.status_code == 422

@@ -255,7 +255,10 @@ async def get_image(
             key, mime = thumb_key, "image/webp"
     ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[mime]
     headers = {
+        # Never changes under its id; kept by the caller's browser alone, and only for the same
+        # Authorization header (another account signed in on that browser does not get it).
         "Cache-Control": "private, max-age=31536000, immutable",
+        "Vary": "Authorization",
         "ETag": f'"{img.sha256}{"-t" if key != img.storage_key else ""}"',
         "Content-Disposition": f'inline; filename="{img.id}.{ext}"',
         "X-Content-Type-Options": "nosniff",

@@ -112,7 +112,7 @@ function authHeaders(extra) {
  * Call the API. `json` is sent as a JSON body; `raw: true` returns the Response itself.
  * Throws ApiError for any non-2xx answer and for network failures (status 0).
  */
-export async function api(path, { method = "GET", json, body, signal, headers, raw = false } = {}) {
+export async function api(path, { method = "GET", json, body, signal, headers, raw = false, cache = "no-store" } = {}) {
   const h = authHeaders(headers);
   let payload = body;
   if (json !== undefined) {
@@ -122,7 +122,7 @@ export async function api(path, { method = "GET", json, body, signal, headers, r
   if (!h.has("Accept")) h.set("Accept", "application/json");
   let res;
   try {
-    res = await fetch(path, { method, headers: h, body: payload, signal, cache: "no-store" });
+    res = await fetch(path, { method, headers: h, body: payload, signal, cache });
   } catch (exc) {
     if (exc && exc.name === "AbortError") throw exc;
     throw new ApiError({
@@ -188,10 +188,14 @@ export function newIdempotencyKey() {
 
 const images = new Map();
 
-/** Fetch an API image with the bearer header: {blob, url} with a blob: URL (cached per page). */
+/**
+ * Fetch an API image with the bearer header: {blob, url} with a blob: URL (cached per page).
+ * An image never changes under its id, and the service says so (immutable, varying by the
+ * Authorization header): the browser's HTTP cache answers the next visit without a request.
+ */
 export function imageBlob(url) {
   if (!images.has(url)) {
-    const pending = api(url, { raw: true, headers: { Accept: "image/*" } })
+    const pending = api(url, { raw: true, headers: { Accept: "image/*" }, cache: "default" })
       .then((res) => res.blob())
       .then((blob) => ({ blob, url: URL.createObjectURL(blob) }));
     images.set(url, pending);

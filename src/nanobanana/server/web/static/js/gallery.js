@@ -433,8 +433,8 @@ function main() {
     }).observe($("#sentinel"));
   }
   syncAddress();
-  loadPage();
-  loadFacets().catch((err) => showError(errorBox, err, { focus: false }));
+  // The facets (a scan of every image) after the first page, which is what the eye waits for.
+  loadPage().finally(() => loadFacets().catch((err) => showError(errorBox, err, { focus: false })));
 }
 
 main();
