@@ -6,14 +6,18 @@ with an ``Authorization: Bearer`` header.  So the HTML can be served without a s
 page source never contains a key, a token or another user's data.
 
 Static files (our own CSS, JavaScript and icon; no third-party files, no build step) are served
-from ``web/static`` under ``/static/``.
+from ``web/static`` under ``/static/``.  A page names each one with its version (a digest of
+its bytes, ``?v=``), and its modules' imports reach the same versioned URLs through an import
+map: the browser keeps them for good and asks for nothing again until a file changes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +41,15 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-#: Pages and assets are revalidated on every load (ETag), so an upgrade shows at once.
+#: Pages are revalidated on every load (ETag), so an upgrade shows at once.
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+#: A static file asked for at its current version never changes under that URL.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 #: Each provider's label for the pages' scripts (``data-providers`` on ``<body>``).
 PROVIDER_LABELS = json.dumps({name: info.label for name, info in INFOS.items()})
@@ -93,7 +99,45 @@ def _module_graph(script: str) -> tuple[str, ...]:
     return tuple(f"/static/js/{name}" for name in found)
 
 
+@lru_cache(maxsize=256)
+def _digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _version(name: str) -> str | None:
+    """The version of the static file ``name`` (a path under ``static/``) as it is now: a digest
+    of its bytes, read again only when the file changes; None for no such file."""
+    path = WEB_DIR / "static" / name
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _digest(path, st.st_mtime_ns, st.st_size)
+
+
+def asset(name: str) -> str:
+    """The URL of the static file ``name`` at its current version."""
+    version = _version(name)
+    return f"/static/{name}?v={version}" if version else f"/static/{name}"
+
+
+def _import_map(script: str) -> str:
+    """The import map sending ``script``'s imports (as resolved URLs) to their versions."""
+    modules = [f"/static/js/{script}.js", *_module_graph(script)]
+    imports = {m: asset(m.removeprefix("/static/")) for m in modules}
+    return json.dumps({"imports": imports}, separators=(",", ":"))
+
+
+def _csp_allowing(inline_script: str) -> str:
+    """The page policy, allowing this one inline script (the import map) by its digest."""
+    digest = base64.b64encode(hashlib.sha256(inline_script.encode()).digest()).decode()
+    return CONTENT_SECURITY_POLICY.replace(
+        "script-src 'self';", f"script-src 'self' 'sha256-{digest}';"
+    )
+
+
 def _page(template: str, *, title: str, page: str, script: str, **context: Any) -> HTMLResponse:
+    import_map = _import_map(script)
     html = (
         _templates()
         .get_template(template)
@@ -101,13 +145,16 @@ def _page(template: str, *, title: str, page: str, script: str, **context: Any) 
             title=title,
             page=page,
             script=script,
-            preload=_module_graph(script),
+            preload=[asset(m.removeprefix("/static/")) for m in _module_graph(script)],
+            import_map=import_map,
+            asset=asset,
             nav=page not in ("login", "register"),
             provider_labels=PROVIDER_LABELS,
             **context,
         )
     )
-    return HTMLResponse(html, headers=PAGE_HEADERS)
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": _csp_allowing(import_map)}
+    return HTMLResponse(html, headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -172,7 +219,10 @@ async def static_file(path: str, request: Request) -> Response:
     # StaticFiles resolves the path inside the folder (no ../ escape), sets the content type
     # and answers conditional requests with 304.
     response = await _static().get_response(path, request.scope)
-    response.headers["Cache-Control"] = "no-cache"
+    version = request.query_params.get("v")
+    found = response.status_code in (200, 304)
+    current = found and version is not None and version == _version(path)
+    response.headers["Cache-Control"] = IMMUTABLE if current else "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
