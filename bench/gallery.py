@@ -180,11 +180,11 @@ def _time_page(url: str, token: str, loads: int) -> list[tuple[float, float]]:
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         for _ in range(loads):
-            # From the navigation's commit on, not its load event: the waits below start
-            # while the page is still working.
-            page.goto(f"{url}/gallery", wait_until="commit")
-            # The page marks the frame its first tiles are shown in; the thumbnails are polled
-            # at each animation frame (the page's clock at the first frame where they hold).
+            # Nothing is asked of the page before its load event (Playwright's polling script
+            # would compete with the page for its main thread): the page marks the frame its
+            # first tiles are shown in, read afterwards; the thumbnails are then polled at each
+            # animation frame (the page's clock at the first frame where they hold).
+            page.goto(f"{url}/gallery")
             tiles = page.wait_for_function(FIRST_PAGE).json_value()
             thumbs = page.wait_for_function(f"({IN_VIEW_DECODED}) && performance.now()")
             times.append((float(tiles), float(thumbs.json_value())))

@@ -172,6 +172,36 @@ def test_other_users_generation_is_not_shown(web: Browsing, server: LiveServer) 
     assert secret_prompt not in page.content()
 
 
+def test_the_first_page_is_asked_for_once_while_the_page_loads(
+    web: Browsing, server: LiveServer
+) -> None:
+    page = web.page
+    username, token = server.new_user("early")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    server.generate(token, prompt="a wide dune", aspect_ratio="16:9", image_size="0.5K")
+    server.generate(token, prompt="a square tile", aspect_ratio="1:1", image_size="0.5K")
+    sign_in(page, server, username, token)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/images?" in r.url else None)
+    tiles = page.locator(".tile")
+    for address, shown in (
+        ("/gallery?aspect_ratio=16:9", 1),
+        ("/gallery?favourite=true&sort=oldest&since=2000-01-01", 0),
+        ("/gallery", 2),
+    ):
+        asked.clear()
+        page.goto(server.url + address)
+        expect(page.locator("#gallery")).to_have_attribute("data-loaded", "true")
+        expect(tiles).to_have_count(shown)
+        # The request the page starts early is the one it shows: not asked twice.
+        assert len(asked) == 1, (address, asked)
+    # An address the form cannot hold as it is (no such day): the page asks again, for what
+    # the form shows (every image), and nothing breaks.
+    page.goto(f"{server.url}/gallery?since=not-a-day")
+    expect(tiles).to_have_count(2)
+    assert "since" not in asked[-1]
+
+
 def test_thumbnails_come_from_the_browser_cache_of_their_account_only(
     web: Browsing, server: LiveServer
 ) -> None:

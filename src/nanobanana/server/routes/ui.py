@@ -136,7 +136,18 @@ def _csp_allowing(inline_script: str) -> str:
     )
 
 
-def _page(template: str, *, title: str, page: str, script: str, **context: Any) -> HTMLResponse:
+def _page(
+    template: str,
+    *,
+    title: str,
+    page: str,
+    script: str,
+    early: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """``template`` run by ``script`` (a module of ``static/js``); ``early``, one of its
+    imports that the page also starts on its own, as soon as it arrives (an ``async`` module:
+    it asks for the page's data while the rest is still loading)."""
     import_map = _import_map(script)
     html = (
         _templates()
@@ -147,6 +158,7 @@ def _page(template: str, *, title: str, page: str, script: str, **context: Any) 
             script=script,
             preload=[asset(m.removeprefix("/static/")) for m in _module_graph(script)],
             import_map=import_map,
+            early=asset(f"js/{early}.js") if early else None,
             asset=asset,
             nav=page not in ("login", "register"),
             provider_labels=PROVIDER_LABELS,
@@ -176,7 +188,9 @@ async def register_page() -> HTMLResponse:
 
 @router.get("/gallery", response_class=HTMLResponse)
 async def gallery_page() -> HTMLResponse:
-    return _page("gallery.html", title="Gallery", page="gallery", script="gallery")
+    return _page(
+        "gallery.html", title="Gallery", page="gallery", script="gallery", early="gallerypage"
+    )
 
 
 @router.get("/gallery/{generation_id}", response_class=HTMLResponse)

@@ -7,14 +7,13 @@
 // fetched only when their tile comes near the screen.
 
 import { api, requireSession, showImage } from "./api.js";
+import { FILTERS, imagesUrl, takeEarly } from "./gallerypage.js";
 import { galleryItem, Viewer } from "./viewer.js";
 import { $, clearError, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
 
-const PAGE_SIZE = 30;
 /** Tiles this far below the screen already fetch their thumbnails. */
 const LAZY_MARGIN = "600px";
 const FIRST_PAGE_MARK = "nanobanana:gallery-first-page";
-const FILTERS = ["provider", "model", "aspect_ratio", "image_size", "since", "until", "favourite", "sort", "group"];
 
 const grid = $("#gallery");
 const empty = $("#gallery-empty");
@@ -101,25 +100,8 @@ function syncAddress() {
   $("#clear-filters").hidden = !active && !query;
 }
 
-/** A local day as the start of that day (or of the next one) with its offset. */
-function dayBound(day, end) {
-  const d = new Date(`${day}T00:00:00`);
-  if (end) d.setDate(d.getDate() + 1);
-  return d.toISOString();
-}
-
 function pageUrl() {
-  const p = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (query) p.set("q", query);
-  const f = readFilters();
-  for (const name of ["provider", "model", "aspect_ratio", "image_size", "sort"]) {
-    if (f[name]) p.set(name, f[name]);
-  }
-  if (f.favourite) p.set("favourite", "true");
-  if (f.since) p.set("since", dayBound(f.since, false));
-  if (f.until) p.set("until", dayBound(f.until, true));
-  if (cursor) p.set("cursor", cursor);
-  return `/api/images?${p}`;
+  return imagesUrl(query, readFilters(), cursor);
 }
 
 async function loadFacets() {
@@ -246,7 +228,8 @@ async function fetchPage() {
   clearError(errorBox);
   const mine = generation;
   try {
-    const body = await api(pageUrl());
+    const url = pageUrl();
+    const body = await (takeEarly(url) || api(url));
     if (mine !== generation) return;
     render(body.items || []);
     cursor = body.next_cursor || null;
