@@ -160,3 +160,98 @@ def test_continue_editing_starts_a_session_from_the_image(
     ]
     # (The emulator records an image as its length and the start of its bytes' sha256.)
     assert len(urls) == 1 and f"sha256:{image['sha256'][:12]}>" in urls[0]
+
+
+def test_a_favourite_from_the_viewer_shows_on_its_tile(web: Browsing, server: LiveServer) -> None:
+    page = web.page
+    username, token = server.new_user("star")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    server.generate(token, prompt="a heron", image_size="0.5K", num_images=2)
+    sign_in(page, server, username, token)
+    page.goto(f"{server.url}/gallery")
+    tiles = page.locator(".tile")
+    expect(tiles).to_have_count(2)
+    tiles.first.get_by_role("link").click()
+    star = page.locator("#viewer").get_by_role("button", name="Favourite")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    expect(tiles.first).to_have_attribute("data-favourite", "true")
+    expect(page.locator("#f-favourite-count")).to_have_text("(1)")
+    # F on the next image; the first keeps its star when we come back.
+    page.keyboard.press("ArrowRight")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("f")
+    expect(star).to_have_attribute("aria-pressed", "true")
+    expect(tiles.nth(1)).to_have_attribute("data-favourite", "true")
+    page.keyboard.press("ArrowLeft")
+    expect(star).to_have_attribute("aria-pressed", "true")
+    star.click()
+    expect(tiles.first).to_have_attribute("data-favourite", "false")
+    with server.client(token) as c:
+        favourites = c.get("/api/images", params={"favourite": "true"}).json()["items"]
+        record = c.get(f"/api/generations/{favourites[0]['generation_id']}").json()
+    assert [i["index"] for i in favourites] == [1]
+    assert [i["favourite"] for i in record["images"]] == [False, True]
+
+
+def _touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {
+            "type": kind,
+            "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)],
+        },
+    )
+
+
+def test_pinch_zooms_and_a_swipe_steps_on_a_touch_screen(browser: Any, server: LiveServer) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    try:
+        page = context.new_page()
+        username, token = server.new_user("pinch")
+        server.save_key(token, "openrouter", OPENROUTER_KEY)
+        server.generate(token, prompt="a kite", aspect_ratio="1:1", num_images=2)
+        sign_in(page, server, username, token)
+        page.goto(f"{server.url}/gallery")
+        expect(page.locator(".tile")).to_have_count(2)
+        page.locator(".tile").first.get_by_role("link").click()
+        expect(page.locator("#viewer-position")).to_have_text("1 / 2")
+        expect(page.locator("#viewer-fit")).to_have_attribute("aria-pressed", "true")
+        fitted = _scale(page)
+        box = page.locator("#viewer-stage").bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        cdp = context.new_cdp_session(page)
+
+        # Two fingers 60 px apart move to 180 px apart: three times the scale, about the
+        # midpoint (the image point under it stays under it).
+        _touch(cdp, "touchStart", [(cx - 30, cy), (cx + 30, cy)])
+        for d in (45, 60, 75, 90):
+            _touch(cdp, "touchMove", [(cx - d, cy), (cx + d, cy)])
+        _touch(cdp, "touchEnd", [])
+        assert _scale(page) == pytest.approx(3 * fitted, rel=0.02)
+        expect(page.locator("#viewer-fit")).to_have_attribute("aria-pressed", "false")
+        img = page.locator("#viewer-img").bounding_box()
+        assert img["x"] + img["width"] / 2 == pytest.approx(cx, abs=2)
+        expect(page.locator("#viewer-position")).to_have_text("1 / 2")  # a pinch is no swipe
+
+        # Zoomed in, a one-finger drag pans (and does not step).
+        _touch(cdp, "touchStart", [(cx, cy)])
+        _touch(cdp, "touchMove", [(cx - 40, cy)])
+        _touch(cdp, "touchMove", [(cx - 80, cy)])
+        _touch(cdp, "touchEnd", [])
+        moved = page.locator("#viewer-img").bounding_box()
+        assert moved["x"] == pytest.approx(img["x"] - 80, abs=2)
+        expect(page.locator("#viewer-position")).to_have_text("1 / 2")
+
+        # At fit, a swipe to the left shows the next image.
+        page.locator("#viewer-fit").click()
+        _touch(cdp, "touchStart", [(cx + 80, cy)])
+        for x in (40, 0, -40, -80):
+            _touch(cdp, "touchMove", [(cx + x, cy + 5)])
+        _touch(cdp, "touchEnd", [])
+        expect(page.locator("#viewer-position")).to_have_text("2 / 2")
+    finally:
+        context.close()

@@ -333,6 +333,7 @@ class ImageOut(BaseModel):
     height: int
     size: int
     sha256: str
+    favourite: bool = Field(description="Marked as a favourite (`PATCH /api/images/{id}`).")
 
 
 class SeedResponse(BaseModel):
@@ -440,7 +441,6 @@ class GalleryImage(ImageOut):
     provider: str | None
     aspect_ratio: str | None = Field(description="The standard ratio nearest its pixels.")
     image_size: str | None = Field(description="The output size (1K, 2K...) nearest its pixels.")
-    favourite: bool
     synthetic: bool
     created_at: datetime
 

@@ -34,6 +34,7 @@ def image_out(img: StoredImage) -> dict[str, Any]:
         "height": img.height,
         "size": img.size,
         "sha256": img.sha256,
+        "favourite": bool(img.favourite),
     }
 
 
@@ -47,7 +48,6 @@ def gallery_image_out(img: StoredImage, job: Job) -> dict[str, Any]:
         "provider": job.provider,
         "aspect_ratio": img.aspect_ratio,
         "image_size": img.image_size,
-        "favourite": bool(img.favourite),
         "synthetic": bool(job.synthetic),
         "created_at": img.created_at.isoformat(),
     }

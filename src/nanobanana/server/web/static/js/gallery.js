@@ -196,6 +196,10 @@ function openViewer(id, opener) {
   const list = order;
   viewer.show(list, index, {
     opener,
+    onFavourite: (id, on) => {
+      markFavourite(id, on);
+      loadFacets().catch(() => {});
+    },
     hasMore: () => !exhausted && list === order,
     loadMore: async () => {
       if (exhausted || list !== order) return false;
@@ -312,17 +316,23 @@ function setSelecting(on) {
   renderSelection();
 }
 
+/** Show image ``id``'s star as the service now has it (tile, and the viewer's item). */
+function markFavourite(id, on) {
+  if (!shown.has(id)) return;
+  shown.set(id, { ...shown.get(id), favourite: on });
+  const viewed = order.find((v) => v.imageId === id);
+  if (viewed) viewed.favourite = on;
+  const li = grid.querySelector(`.tile[data-id="${id}"]`);
+  if (!li) return;
+  li.dataset.favourite = String(on);
+  $(".tile-star", li).setAttribute("aria-pressed", String(on));
+}
+
 async function favourite(ids, on) {
   clearError(errorBox);
   try {
     const body = await api("/api/images/favourite", { method: "POST", json: { ids, favourite: on } });
-    for (const item of body.items) {
-      shown.set(item.id, { ...shown.get(item.id), ...item });
-      const li = grid.querySelector(`.tile[data-id="${item.id}"]`);
-      if (!li) continue;
-      li.dataset.favourite = String(item.favourite);
-      $(".tile-star", li).setAttribute("aria-pressed", String(item.favourite));
-    }
+    for (const item of body.items) markFavourite(item.id, item.favourite);
     say(status, ids.length > 1 ? `${on ? "Added" : "Removed"} ${ids.length} favourites.` : "", "ok");
     loadFacets().catch(() => {});
   } catch (err) {

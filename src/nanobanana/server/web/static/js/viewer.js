@@ -4,10 +4,13 @@
 // it (the generation's record), with copy prompt, download, use as reference, remix and
 // continue editing.
 //
-// An item is {url, alt, filename, imageId, generationId, width, height, prompt}; only url is
-// required (an image without a generation shows no record and no links that need one).
+// On a touch screen: pinch to zoom, drag to pan, and a swipe at fit for the previous or next.
+//
+// An item is {url, alt, filename, imageId, generationId, favourite, prompt}; only url is
+// required (an image without a generation shows no record and no links that need one; one
+// whose favourite is unknown shows no star).
 
-import { imageBlobUrl } from "./api.js";
+import { api, imageBlobUrl } from "./api.js";
 import { getJob, jobFacts, jobImages } from "./jobs.js";
 import { $, el, say } from "./ui.js";
 
@@ -26,6 +29,7 @@ export function jobItems(job) {
     filename: fileName(im.id || im.index, im.mime_type),
     imageId: im.id,
     generationId: job.id,
+    favourite: im.favourite,
   }));
 }
 
@@ -38,12 +42,15 @@ export function galleryItem(image) {
     filename: fileName(image.id, image.mime_type),
     imageId: image.id,
     generationId: image.generation_id,
+    favourite: image.favourite,
   };
 }
 
 const MIN_SCALE = 0.05;
 const MAX_SCALE = 16;
 const STEP = 1.25;
+/** A horizontal swipe this long (CSS pixels) at fit goes to the previous or next image. */
+const SWIPE = 60;
 
 export class Viewer {
   constructor() {
@@ -55,6 +62,9 @@ export class Viewer {
     this.opener = null;
     this.loadMore = null;
     this.hasMore = () => false;
+    this.onFavourite = null;
+    this.pointers = new Map(); // pointer id -> {x, y} (client pixels), while pressed
+    this.gesture = null; // where the pointers and the image were as the gesture started
     this.view = { scale: 1, x: 0, y: 0, mode: "fit" };
     this.records = new Map(); // generation id -> Promise of its record
     this.showing = 0; // bumped per image shown: a late answer for an earlier one is dropped
@@ -67,6 +77,7 @@ export class Viewer {
     $("#viewer-fit").addEventListener("click", () => this.fit());
     $("#viewer-actual").addEventListener("click", () => this.actual());
     $("#viewer-copy").addEventListener("click", () => this.copyPrompt());
+    $("#viewer-favourite").addEventListener("click", () => this.toggleFavourite());
     this.dialog.addEventListener("click", (e) => {
       if (e.target === this.dialog) this.dialog.close(); // the backdrop
     });
@@ -95,12 +106,14 @@ export class Viewer {
   }
 
   /** Show ``items[index]``; ``loadMore`` (optional) appends more items to ``items`` when the
-   * last one is passed, and resolves true when it did; ``hasMore`` says whether there are. */
-  async show(items, index, { opener = document.activeElement, loadMore = null, hasMore = () => !!loadMore } = {}) {
+   * last one is passed, and resolves true when it did; ``hasMore`` says whether there are;
+   * ``onFavourite(imageId, on)`` is told when the star of an image changes. */
+  async show(items, index, { opener = document.activeElement, loadMore = null, hasMore = () => !!loadMore, onFavourite = null } = {}) {
     this.items = items;
     this.opener = opener;
     this.loadMore = loadMore;
     this.hasMore = hasMore;
+    this.onFavourite = onFavourite;
     if (!this.dialog.open) this.dialog.showModal();
     await this.display(index);
     this.stage.focus();
@@ -166,6 +179,9 @@ export class Viewer {
       ...(job ? jobFacts(job) : []).flatMap(([label, value]) => [el("dt", {}, label), el("dd", {}, value)]),
     );
     $("#viewer-copy").hidden = !prompt;
+    const star = $("#viewer-favourite");
+    star.hidden = !(item.imageId && typeof item.favourite === "boolean");
+    star.setAttribute("aria-pressed", String(!!item.favourite));
     const links = {
       "#viewer-ref": item.imageId ? `/?ref=${encodeURIComponent(item.imageId)}` : null,
       "#viewer-edit": item.imageId ? `/edit?image=${encodeURIComponent(item.imageId)}` : null,
@@ -186,6 +202,24 @@ export class Viewer {
     } catch {
       say($("#viewer-status"), "Copying was refused: select the prompt above and copy it.", "error");
     }
+  }
+
+  async toggleFavourite() {
+    const item = this.items[this.index];
+    if (!item || !item.imageId || typeof item.favourite !== "boolean") return;
+    const on = !item.favourite;
+    try {
+      await api(`/api/images/${encodeURIComponent(item.imageId)}`, { method: "PATCH", json: { favourite: on } });
+    } catch (err) {
+      say($("#viewer-status"), `The favourite was not saved: ${err.message}`, "error");
+      return;
+    }
+    item.favourite = on;
+    if (this.items[this.index] === item) {
+      $("#viewer-favourite").setAttribute("aria-pressed", String(on));
+      say($("#viewer-status"), on ? "Added to favourites." : "Removed from favourites.", "ok");
+    }
+    if (this.onFavourite) this.onFavourite(item.imageId, on);
   }
 
   // --------------------------------------------------------------------------- zoom and pan
@@ -254,25 +288,72 @@ export class Viewer {
     this.zoomTo(this.view.scale * Math.exp(-e.deltaY * 0.0015), this.point(e));
   }
 
+  /** One finger or the mouse drags the image (a swipe at fit goes to the previous or next);
+   * two fingers pinch: the scale follows their distance, the image their midpoint. */
   onPointerDown(e) {
-    if (e.button !== 0) return;
-    const start = { x: e.clientX, y: e.clientY, vx: this.view.x, vy: this.view.y };
+    if (e.pointerType === "mouse" && e.button !== 0) return;
     this.stage.setPointerCapture(e.pointerId);
+    this.pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
     this.stage.classList.add("dragging");
+    this.gesture = this.startGesture();
+    if (this.pointers.size > 1) return; // the listeners are there since the first finger
     const move = (m) => {
-      this.view.x = start.vx + (m.clientX - start.x);
-      this.view.y = start.vy + (m.clientY - start.y);
-      this.place();
+      if (!this.pointers.has(m.pointerId)) return;
+      this.pointers.set(m.pointerId, { x: m.clientX, y: m.clientY });
+      this.moveGesture();
     };
-    const up = () => {
+    const up = (u) => {
+      const g = this.gesture;
+      this.pointers.delete(u.pointerId);
+      if (this.pointers.size) {
+        this.gesture = this.startGesture(); // one finger left: it drags on from here
+        return;
+      }
+      this.gesture = null;
       this.stage.classList.remove("dragging");
       this.stage.removeEventListener("pointermove", move);
       this.stage.removeEventListener("pointerup", up);
       this.stage.removeEventListener("pointercancel", up);
+      const dx = u.clientX - g.x;
+      const dy = u.clientY - g.y;
+      if (u.type === "pointerup" && g.fit && !g.pinched && Math.abs(dx) > SWIPE && Math.abs(dx) > 2 * Math.abs(dy)) {
+        this.go(dx < 0 ? 1 : -1);
+      }
     };
     this.stage.addEventListener("pointermove", move);
     this.stage.addEventListener("pointerup", up);
     this.stage.addEventListener("pointercancel", up);
+  }
+
+  /** Where the fingers (or the mouse) and the image are as a gesture (re)starts. */
+  startGesture() {
+    const pts = [...this.pointers.values()];
+    const mid = pts.length > 1 ? { x: (pts[0].x + pts[1].x) / 2, y: (pts[0].y + pts[1].y) / 2 } : pts[0];
+    return {
+      ...mid,
+      distance: pts.length > 1 ? Math.hypot(pts[0].x - pts[1].x, pts[0].y - pts[1].y) : 0,
+      view: { ...this.view },
+      fit: this.view.mode === "fit",
+      pinched: pts.length > 1 || !!(this.gesture && this.gesture.pinched), // a finger of a pinch
+    };
+  }
+
+  moveGesture() {
+    const g = this.gesture;
+    const pts = [...this.pointers.values()];
+    if (pts.length > 1 && g.distance > 0) {
+      const mid = { x: (pts[0].x + pts[1].x) / 2, y: (pts[0].y + pts[1].y) / 2 };
+      const scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, g.view.scale * (Math.hypot(pts[0].x - pts[1].x, pts[0].y - pts[1].y) / g.distance)));
+      const r = this.stage.getBoundingClientRect();
+      // The image point that was under the first midpoint stays under the midpoint now.
+      const ix = (g.x - r.left - g.view.x) / g.view.scale;
+      const iy = (g.y - r.top - g.view.y) / g.view.scale;
+      this.view = { scale, x: mid.x - r.left - ix * scale, y: mid.y - r.top - iy * scale, mode: "zoom" };
+    } else if (pts.length === 1) {
+      this.view.x = g.view.x + (pts[0].x - g.x);
+      this.view.y = g.view.y + (pts[0].y - g.y);
+    }
+    this.place();
   }
 
   onKey(e) {
@@ -287,6 +368,8 @@ export class Viewer {
       "-": () => this.zoomBy(1 / STEP),
       0: () => this.fit(),
       1: () => this.actual(),
+      f: () => this.toggleFavourite(),
+      F: () => this.toggleFavourite(),
       ArrowUp: () => this.panBy(0, pan),
       ArrowDown: () => this.panBy(0, -pan),
     };
