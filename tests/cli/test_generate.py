@@ -241,6 +241,36 @@ def test_stream_prints_the_text_as_it_arrives(
     assert generations(emu)[0]["body"]["stream"] is True
 
 
+def test_streamed_texts_of_several_images_each_say_which_image(
+    cli, emu: EmulatorServer, keys: None, isolated: Path
+) -> None:
+    r = cli("generate", "a kite", "--stream", "-n", "2", *urls(emu))
+    assert r.code == 0, r.err
+    said = [line for line in r.out.splitlines() if line.startswith("[image ")]
+    assert sorted(line[:9] for line in said) == ["[image 1]", "[image 2]"]
+    assert all("Here is a synthetic image for: a kite" in line for line in said)
+
+
+def test_interleaved_texts_are_told_apart() -> None:
+    import io
+
+    from nanobanana.cli.generate import _TextStreamer
+    from nanobanana.types import TextDelta
+
+    streamer = _TextStreamer(None, to_stderr=True, n=2)
+    streamer.out = io.StringIO()
+    for index, text in ((0, "A fox "), (1, "A whale "), (1, "in the sea."), (0, "in snow.")):
+        streamer.on_event(TextDelta(text, index=index))
+    streamer.finish()
+    assert streamer.out.getvalue() == (
+        "[image 1] A fox \n[image 2] A whale in the sea.\n[image 1] in snow.\n"
+    )
+    single = _TextStreamer(None, to_stderr=True)
+    single.out = io.StringIO()
+    single.on_event(TextDelta("Just this."))
+    assert single.out.getvalue() == "Just this."
+
+
 def test_gemini_provider_and_key_header(
     cli, emu: EmulatorServer, keys: None, isolated: Path
 ) -> None:

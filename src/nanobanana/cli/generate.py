@@ -189,7 +189,7 @@ async def _generate(
             request = request.with_(provider=provider)
         label = f"Generating {args.n} image{'s' if args.n > 1 else ''}"
         progress = Progress(live=stderr_is_tty(), n=args.n, label=label)
-        streamer = _TextStreamer(progress, to_stderr=args.json) if args.stream else None
+        streamer = _TextStreamer(progress, to_stderr=args.json, n=args.n) if args.stream else None
 
         saver = ArrivalSaver(target, args.n)
 
@@ -231,12 +231,17 @@ def _with_base_url(client: AsyncClient, provider: str, url: str) -> Any:
 
 
 class _TextStreamer:
-    """Prints text deltas as they come; on a shared terminal the spinner is cleared first."""
+    """Prints text deltas as they come; on a shared terminal the spinner is cleared first.
 
-    def __init__(self, progress: Any, *, to_stderr: bool) -> None:
+    The calls of an n-image request run at once and their texts interleave: with more than one
+    image, each run of text starts on its own line, saying which image it is about."""
+
+    def __init__(self, progress: Any, *, to_stderr: bool, n: int = 1) -> None:
         self.progress = progress
         self.out = sys.stderr if to_stderr else sys.stdout
         self.wrote = False
+        self.many = n > 1
+        self.current: int | None = None  # the image whose text was printed last
 
     def on_event(self, event: Any) -> None:
         from ..types import TextDelta
@@ -245,6 +250,9 @@ class _TextStreamer:
             return
         if not self.wrote and self.out is sys.stdout and stdout_is_tty():
             self.progress.stop()
+        if self.many and event.index != self.current:
+            self.out.write(f"{chr(10) if self.wrote else ''}[image {event.index + 1}] ")
+            self.current = event.index
         self.out.write(event.text)
         self.out.flush()
         self.wrote = True
