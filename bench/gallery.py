@@ -226,7 +226,7 @@ def main() -> int:
 
         pg_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/nanobanana_bench_gallery"
         asyncio.run(_recreate_pg("nanobanana_bench_gallery"))
-    logs = Path(__file__).parent / "out" / "gallery-logs"
+    logs = harness.BENCH / "out" / "gallery-logs"
     logs.mkdir(parents=True, exist_ok=True)
     config = harness.ServiceConfig("http://127.0.0.1:9", database_url=pg_url)
     proc, data_dir = harness.start_service(None, config, logs)
