@@ -23,6 +23,8 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "blocked", "inte
 
 #: No NUL or other C0 control characters except tab, newline and carriage return.
 NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+#: Text a database can store: no NUL character.
+NO_NUL = r"^[^\x00]*$"
 
 
 def _no_surrogates(value: str) -> str:
@@ -73,6 +75,7 @@ WHEN_PATTERN = (
 #: What each pattern asks for, in words: validation errors say this, not the regex.
 PATTERN_HINTS: dict[str, str] = {
     NO_CONTROL: "must not contain control characters",
+    NO_NUL: "must not contain a NUL character (\\x00)",
     RATIO_PATTERN: "must be an aspect ratio such as 16:9",
     SIZE_PATTERN: "must be 0.5K, 1K, 2K or 4K",
     PIXEL_SIZE_PATTERN: "must be WIDTHxHEIGHT, such as 1024x1024 or 1344x768, or auto",

@@ -1,5 +1,5 @@
 """Shared route helpers: documented error responses, the service's public address, paging
-cursors."""
+cursors, the prompt search parameter."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 from starlette.convertors import Convertor, register_url_convertor
@@ -16,8 +17,15 @@ from starlette.requests import Request
 
 from ..db.models import is_object_id
 from ..problems import ApiError
-from ..schemas import ErrorResponse
+from ..schemas import NO_NUL, ErrorResponse
 from ..settings import Settings
+
+#: ``?q=``: words searched in the prompts (``db.models.prompt_contains``).  A NUL character is
+#: refused (422) before any query: no database stores one.
+PromptSearch = Annotated[
+    str | None,
+    Query(max_length=200, pattern=NO_NUL, description="Words in the prompt, case aside."),
+]
 
 _DESCRIPTIONS = {
     400: "Bad request (e.g. `missing_api_key`: add a key in the settings).",

@@ -26,7 +26,7 @@ from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList
 from ..services import Services
 from ..uploads import delete_unreferenced
 from ..views import generation_out, images_of
-from .common import after_cursor, encode_cursor, errors
+from .common import PromptSearch, after_cursor, encode_cursor, errors
 from .generate import IdempotencyKey
 
 router = APIRouter(prefix="/api/generations", tags=["generations"])
@@ -98,14 +98,12 @@ async def list_generations(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Search in prompts.")] = None,
+    q: PromptSearch = None,
     status: JobStatus | None = None,
 ) -> Response:
     """Your generations, newest first, `limit` per page."""
     stmt = select(Job).where(Job.user_id == user.id)
     if q:
-        if "\x00" in q:
-            raise ApiError(422, "validation_error", "The search text has a NUL character.")
         stmt = stmt.where(prompt_contains(q))
     if status:
         stmt = stmt.where(Job.status == status)

@@ -47,7 +47,7 @@ from ..schemas import (
 )
 from ..services import Services
 from ..views import gallery_image_out
-from .common import decode_cursor, encode_cursor, errors
+from .common import PromptSearch, decode_cursor, encode_cursor, errors
 
 log = logging.getLogger("nanobanana.server")
 
@@ -84,9 +84,7 @@ async def list_images(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     sort: gallery.Sort = "newest",
-    q: Annotated[
-        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Words in the prompt.")
-    ] = None,
+    q: PromptSearch = None,
     model: Annotated[str | None, Query(pattern=MODEL_PATTERN)] = None,
     provider: ProviderName | None = None,
     aspect_ratio: Annotated[str | None, Query(pattern=RATIO_PATTERN)] = None,
