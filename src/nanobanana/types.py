@@ -38,6 +38,12 @@ class ReferenceImage:
     height: int = 0
 
 
+def file_extension(mime_type: str) -> str:
+    """The file extension (without the dot) of an image of ``mime_type``: ``jpg``, ``webp``,
+    else ``png``."""
+    return {"image/jpeg": "jpg", "image/webp": "webp"}.get(mime_type, "png")
+
+
 @dataclass(slots=True)
 class Image:
     """One generated image, decoded and verified: the bytes really are an image of this size."""
@@ -56,7 +62,7 @@ class Image:
 
     @property
     def extension(self) -> str:
-        return {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(self.mime_type, ".png")
+        return f".{file_extension(self.mime_type)}"
 
     def save(self, path: str | Path, *, metadata: bool = True, overwrite: bool = False) -> Path:
         """Write the image and return where it went: ``path``, or when a file is there the next

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..types import Image, Result, flat_dict
+from ..types import Image, Result, file_extension, flat_dict
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 IMAGE_SUFFIXES[".webp"] = "image/webp"
@@ -141,8 +141,7 @@ def _with_real_suffix(path: Path, mime: str) -> Path:
     """Keep the user's name, but never put PNG bytes in a ``.jpg`` (or the reverse)."""
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES and IMAGE_SUFFIXES[suffix] != mime:
-        real = {"image/jpeg": ".jpg", "image/webp": ".webp"}.get(mime, ".png")
-        return path.with_suffix(real)
+        return path.with_suffix(f".{file_extension(mime)}")
     return path
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..types import file_extension
 from .db.models import ACTIVE_STATUSES, Job, StoredImage, prompt_contains
 from .errors import ImagesBusy, ImagesNotFound
 from .services import Services
@@ -245,7 +246,7 @@ def zip_name(img: StoredImage, job: Job) -> str:
     """A file name that sorts by time and says what the image is:
     ``20261207-101500-a-red-fox-in-the-snow-1a2b3c4d.png``."""
     words = _UNSAFE.sub("-", (job.prompt or "").lower()).strip("-")[:40].rstrip("-")
-    ext = {"image/jpeg": "jpg", "image/webp": "webp"}.get(img.mime_type, "png")
+    ext = file_extension(img.mime_type)
     stamp = img.created_at.strftime("%Y%m%d-%H%M%S")
     return "-".join(p for p in (stamp, words, img.id[:8]) if p) + f".{ext}"
 

@@ -40,6 +40,7 @@ from ..types import (
     Result,
     StreamEvent,
     TextDelta,
+    file_extension,
     flat_dict,
 )
 from .clientpool import ClientPool
@@ -246,7 +247,7 @@ class _Landing:
 
 async def _stored_row(services: Services, job_id: str, user_id: str, f: _Files) -> StoredImage:
     """Write one image's file; its row, not yet inserted."""
-    ext = {"image/jpeg": "jpg", "image/webp": "webp"}.get(f.mime_type, "png")
+    ext = file_extension(f.mime_type)
     key = await services.store.put(f.data, extension=ext, sha256=f.sha256)
     return StoredImage(
         id=new_id(),

@@ -17,12 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..imaging import ALLOWED_FORMATS, inspect_image
-from ..types import ReferenceImage
+from ..types import ReferenceImage, file_extension
 from .db.models import StoredImage, Upload, new_id
 from .errors import ImageTooLarge, InvalidImage, UploadTooLarge
 from .services import Services
 
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 #: Room for multipart boundaries and part headers around the file.
 MULTIPART_OVERHEAD = 16 * 1024
 
@@ -79,7 +78,7 @@ async def store_upload(
 ) -> Upload:
     """Keep a checked image (content-addressed) and add its row; the caller commits.  The file
     is written before the row is added, so no database lock is held during the write."""
-    key = await services.store.put(image.data, extension=_EXTENSIONS[image.mime_type])
+    key = await services.store.put(image.data, extension=file_extension(image.mime_type))
     upload = Upload(
         id=new_id(),
         user_id=user_id,

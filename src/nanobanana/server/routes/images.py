@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...catalog import normalize_ratio, normalize_size
 from ...imaging import thumbnail
+from ...types import file_extension
 from .. import gallery
 from ..db.models import StoredImage, is_object_id, utcnow
 from ..deps import CurrentUser, ServicesDep, SessionDep
@@ -251,7 +252,7 @@ async def get_image(
         thumb_key = img.thumb_key or await _make_thumbnail(services, session, img)
         if thumb_key is not None:
             key, mime = thumb_key, "image/webp"
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[mime]
+    ext = file_extension(mime)
     headers = {
         # Never changes under its id; kept by the caller's browser alone, and only for the same
         # Authorization header (another account signed in on that browser does not get it).
