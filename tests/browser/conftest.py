@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,3 +259,52 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ------------------------------------------------------------------- every page
+@pytest.fixture(scope="module")
+def site_account(demo_server: LiveServer) -> dict[str, Any]:
+    """A demo user with something on every page of ``PAGES``: two generations (one of two
+    images) and an editing session with a turn."""
+    username, token = demo_server.new_user("site")
+    first = demo_server.generate(token, prompt="a lighthouse at dusk", aspect_ratio="16:9")
+    demo_server.generate(token, prompt="an otter reading", aspect_ratio="3:4", num_images=2)
+    with demo_server.client(token) as c:
+        session = c.post("/api/sessions", json={"title": "boats"}).json()["id"]
+        c.post(f"/api/sessions/{session}/turns", json={"prompt": "a paper boat"})
+    return {"username": username, "token": token, "generation": first["id"], "session": session}
+
+
+def _ready(selector: str, attr: str | None = None, value: str = "true") -> Callable[[Any], None]:
+    def wait(page: Any) -> None:
+        from playwright.sync_api import expect
+
+        locator = page.locator(selector).first
+        if attr:
+            expect(locator).to_have_attribute(attr, value)
+        else:
+            expect(locator).to_be_visible()
+
+    return wait
+
+
+def _open_viewer(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator(".tile.loaded").first).to_be_visible()
+    page.locator(".tile").first.get_by_role("link").click()
+    expect(page.locator("#viewer-facts dt").first).to_be_visible()
+
+
+#: Every page (name, address for ``site_account``, signed in, wait until it has loaded).
+PAGES: list[tuple[str, Callable[[dict[str, Any]], str], bool, Callable[[Any], None]]] = [
+    ("login", lambda a: "/login", False, _ready("#auth-form")),
+    ("register", lambda a: "/register", False, _ready("#auth-form")),
+    ("generator", lambda a: "/", True, _ready("#gen-form", "data-ready")),
+    ("gallery", lambda a: "/gallery", True, _ready("#gallery", "data-loaded")),
+    ("viewer", lambda a: "/gallery", True, _open_viewer),
+    ("detail", lambda a: f"/gallery/{a['generation']}", True, _ready("#detail-params dt")),
+    ("edit", lambda a: "/edit", True, _ready("#session-list li")),
+    ("session", lambda a: f"/edit/{a['session']}", True, _ready("#stage-img[src^='blob:']")),
+    ("settings", lambda a: "/settings", True, _ready("body", "data-ready")),
+]

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DESKTOP, LiveServer, sign_in
-from .test_accessibility import PAGES, account  # noqa: F401  (the fixture)
+from .conftest import DESKTOP, PAGES, LiveServer, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -31,13 +30,13 @@ ENTRY = "new URL(document.querySelector('script[type=module]').src).pathname"
 def test_modules_come_at_once_and_at_their_version(
     open_browser: Any,
     demo_server: LiveServer,
-    account: dict[str, Any],  # noqa: F811
+    site_account: dict[str, Any],
 ) -> None:
     page = open_browser(DESKTOP).page
     timed = 0
     for name, path, _, ready in PAGES:
-        sign_in(page, demo_server, account["username"], account["token"])
-        page.goto(demo_server.url + path(account))
+        sign_in(page, demo_server, site_account["username"], site_account["token"])
+        page.goto(demo_server.url + path(site_account))
         ready(page)
         static = page.evaluate(STATIC)
         unversioned = [p for p, version, *_ in static if not version]
@@ -53,8 +52,8 @@ def test_modules_come_at_once_and_at_their_version(
 
     # Coming back: nothing static is asked for again (all from the browser's cache).
     for name, path, _, ready in PAGES:
-        sign_in(page, demo_server, account["username"], account["token"])
-        page.goto(demo_server.url + path(account))
+        sign_in(page, demo_server, site_account["username"], site_account["token"])
+        page.goto(demo_server.url + path(site_account))
         ready(page)
         fetched = {p: size for p, _, _, _, size in page.evaluate(STATIC) if size}
         assert fetched == {}, name
