@@ -86,7 +86,9 @@ def _module_graph(script: str) -> tuple[str, ...]:
 
     The page names them all in ``<link rel="modulepreload">``: the browser then fetches them
     at once, instead of finding each level of imports only after the level above has arrived
-    (three round trips before the gallery can ask for its first page)."""
+    (three round trips before the gallery can ask for its first page).  Read once per process:
+    which modules import which changes only with a new release (the files' versions are read
+    again whenever a file changes, ``_version``)."""
     found: list[str] = []
     todo = [f"{script}.js"]
     while todo:
