@@ -219,8 +219,11 @@ def test_pinch_zooms_and_a_swipe_steps_on_a_touch_screen(browser: Any, server: L
         expect(page.locator(".tile")).to_have_count(2)
         page.locator(".tile").first.get_by_role("link").click()
         expect(page.locator("#viewer-position")).to_have_text("1 / 2")
+        # The image is in and fitted (the dimensions are written in the same step as the fit).
+        expect(page.locator("#viewer-dims")).to_have_text(re.compile(r"^\d+×\d+ pixels$"))
         expect(page.locator("#viewer-fit")).to_have_attribute("aria-pressed", "true")
         fitted = _scale(page)
+        assert 0 < fitted < 1
         box = page.locator("#viewer-stage").bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         cdp = context.new_cdp_session(page)
