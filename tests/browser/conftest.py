@@ -237,6 +237,18 @@ def sign_in(page: Any, server: LiveServer, username: str, token: str) -> None:
     )
 
 
+def sign_in_with_form(page: Any, server: LiveServer, username: str) -> None:
+    """Sign in as a person does, through the sign-in form: the browser then also holds the
+    session cookie."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).not_to_have_url(re.compile(r"/login"))
+
+
 def open_generator(
     page: Any, server: LiveServer, prefix: str, keys: dict[str, str] | None = None
 ) -> tuple[str, str]:

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import GOOGLE_KEY, OPENROUTER_KEY, Browsing, LiveServer, sign_in
+from .conftest import (
+    GOOGLE_KEY,
+    OPENROUTER_KEY,
+    Browsing,
+    LiveServer,
+    sign_in,
+    sign_in_with_form,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -259,6 +266,63 @@ def test_thumbnails_come_from_the_browser_cache_of_their_account_only(
         url,
     )
     assert status == 404
+
+
+def test_signed_in_through_the_form_the_first_page_comes_with_the_page(
+    web: Browsing, server: LiveServer
+) -> None:
+    page = web.page
+    username, token = server.new_user("cookie")
+    server.save_key(token, "openrouter", OPENROUTER_KEY)
+    server.generate(token, prompt="a heron by the jar", image_size="0.5K", num_images=2)
+    server.generate(token, prompt="a wide heron", image_size="0.5K", aspect_ratio="16:9")
+    sign_in_with_form(page, server, username)
+    asked: list[Any] = []
+    page.on("request", lambda r: asked.append(r))
+    page.goto(f"{server.url}/gallery")
+    tiles = page.locator(".tile")
+    expect(page.locator(".tile.loaded")).to_have_count(3)
+    expect(page.locator("#gallery-count")).to_have_text("3 images in all")
+    # The first page came within the HTML: nothing was asked for it.
+    assert [r.url for r in asked if "/api/images?" in r.url] == []
+    # The thumbnails are plain images, fetched by the browser with the session cookie: no
+    # bearer header, no token in their URLs.
+    srcs = tiles.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
+    assert all(re.fullmatch(r"/api/images/[0-9a-f]{32}\?thumb=1", s) for s in srcs), srcs
+    thumbs = [r for r in asked if "thumb=1" in r.url]
+    assert len(thumbs) == 3 and not any("authorization" in r.headers for r in thumbs)
+    assert not any(token in r.url for r in asked)
+
+    # A thumbnail the cookie no longer brings (it expired since the page came) is fetched
+    # with the stored token instead.
+    web.console.allow(r"status of 401")
+
+    def refuse_without_bearer(route: Any) -> None:
+        if "authorization" in route.request.headers:
+            route.continue_()
+        else:
+            route.fulfill(status=401, body="")
+
+    page.route(re.compile(r"thumb=1"), refuse_without_bearer)
+    page.reload()
+    expect(page.locator(".tile.loaded")).to_have_count(3)
+    srcs = tiles.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
+    assert all(s.startswith("blob:") for s in srcs), srcs
+    page.unroute(re.compile(r"thumb=1"))
+
+    # The stored session is another account's (the cookie is still the first one's): the page
+    # sent for the cookie is not shown; the stored session's own images are.
+    other, other_token = server.new_user("cookie-other")
+    server.save_key(other_token, "openrouter", OPENROUTER_KEY)
+    server.generate(other_token, prompt="an owl of its own", image_size="0.5K")
+    sign_in(page, server, other, other_token)
+    asked.clear()
+    page.goto(f"{server.url}/gallery")
+    expect(tiles).to_have_count(1)
+    expect(tiles.first.get_by_role("link")).to_have_accessible_name(re.compile("an owl"))
+    expect(page.locator(".tile.loaded")).to_have_count(1)
+    assert len([r for r in asked if "/api/images?" in r.url]) == 1
+    assert tiles.locator("img").first.get_attribute("src").startswith("blob:")
 
 
 def test_settings_keys_and_defaults(web: Browsing, server: LiveServer) -> None:

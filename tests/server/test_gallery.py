@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import re
 import uuid
 import zipfile
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 
 from nanobanana.files import read_provenance
+from nanobanana.server.deps import SESSION_COOKIE
 
 from .conftest import GOOGLE_CANARY, OPENROUTER_CANARY, Api
 
@@ -281,3 +284,85 @@ async def test_another_users_images_are_not_found(
     assert await _ids(api, alice) == ids
     assert await _ids(api, alice, favourite=True) == []
     assert (await api.client.get("/api/images")).status_code == 401
+
+
+# --------------------------------------------------------------------- the gallery page
+_SENT = re.compile(r'<script type="application/json" id="gallery-first-page">(.*?)</script>', re.S)
+
+
+async def _gallery_html(api: Api, token: str | None, address: str = "/gallery") -> Any:
+    """The gallery page asked for with ``token`` as the session cookie (or none)."""
+    api.client.cookies.clear()
+    headers = {"Cookie": f"{SESSION_COOKIE}={token}"} if token else {}
+    r = await api.client.get(address, headers=headers)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def _sent(r: Any) -> dict[str, Any] | None:
+    found = _SENT.findall(r.text)
+    assert len(found) <= 1
+    return json.loads(found[0]) if found else None
+
+
+async def test_the_gallery_page_brings_its_first_page_to_the_cookie_holder_only(
+    stocked: tuple[Api, dict[str, str], list[dict[str, Any]]],
+) -> None:
+    api, h, _ = stocked
+    token = api.tokens["alice"]
+    for address, sort in (("/gallery", "newest"), ("/gallery?sort=oldest&group=1", "oldest")):
+        r = await _gallery_html(api, token, address)
+        sent = _sent(r)
+        assert sent is not None, address
+        # Exactly what the page's script would have asked the API for.
+        assert sent["user"] == "alice"
+        assert sent["url"] == f"/api/images?limit=30&sort={sort}"
+        assert sent["page"] == await _listing(api, h, limit=30, sort=sort)
+        assert len(sent["page"]["items"]) == 4
+        assert r.headers["cache-control"] == "no-store"
+        assert "cookie" in r.headers["vary"].lower()
+        assert token not in r.text
+
+    # Without a cookie, or with one that is no session: the page as it is for anybody.
+    for cookie in (None, "not-a-token", "x" * 5000):
+        r = await _gallery_html(api, cookie)
+        assert _sent(r) is None
+        assert r.headers["cache-control"] == "no-cache"
+    # A search, a filter, a day (the browser's time zone) or an unknown order: left to the
+    # page's script.
+    for address in (
+        "/gallery?q=fox",
+        "/gallery?provider=google",
+        "/gallery?since=2026-01-01",
+        "/gallery?sort=sideways",
+        "/gallery?favourite=true",
+    ):
+        assert _sent(await _gallery_html(api, token, address)) is None, address
+
+    # Another account's cookie brings that account's page (empty), nothing of alice's.
+    await api.user("bob")
+    r = await _gallery_html(api, api.tokens["bob"])
+    assert _sent(r) == {
+        "user": "bob",
+        "url": "/api/images?limit=30&sort=newest",
+        "page": {"items": [], "next_cursor": None},
+    }
+    assert "fox" not in r.text and "lighthouse" not in r.text
+
+    # Signed out: the cookie's token no longer brings anything.
+    out = await api.client.post("/api/auth/logout", headers=h)
+    assert out.status_code == 204
+    assert _sent(await _gallery_html(api, token)) is None
+
+
+async def test_a_prompt_cannot_end_the_page_data_block(db_api: Api) -> None:
+    api = db_api
+    h = await api.user("mallory")
+    await api.put_key(h, "openrouter", OPENROUTER_CANARY)
+    prompt = "</script><script>alert(1)</script> & <!-- a 'quoted' \"prompt\" \u2028"
+    await _generate(api, h, prompt=prompt)
+    r = await _gallery_html(api, api.tokens["mallory"])
+    assert "<script>alert(1)" not in r.text
+    sent = _sent(r)
+    assert sent is not None
+    assert sent["page"]["items"][0]["prompt"] == prompt

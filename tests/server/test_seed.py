@@ -57,7 +57,7 @@ async def test_happy_path_16_9(db_api: Api, emulator: EmulatorServer) -> None:
     assert served.headers["content-type"] == "image/png"
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.headers["cache-control"] == "private, max-age=31536000, immutable"
-    assert served.headers["vary"] == "Authorization"  # a browser keeps it per account
+    assert served.headers["vary"] == "Authorization, Cookie"  # a browser keeps it per account
     thumb = await c.get(body["image_urls"][0] + "?thumb=1", headers=h)
     assert thumb.headers["content-type"] == "image/webp"
     assert max(image_size(thumb.content)) <= 384

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -123,12 +123,26 @@ async def list_images(
         generation_id=generation_id,
     )
     after = _position(cursor) if cursor else None
+    page = await image_page(session, user.id, filters, sort=sort, limit=limit, after=after)
+    return json_response(page)
+
+
+async def image_page(
+    session: AsyncSession,
+    user_id: str,
+    filters: gallery.ImageFilter,
+    *,
+    sort: gallery.Sort,
+    limit: int,
+    after: gallery.Position | None = None,
+) -> dict[str, Any]:
+    """A page of the user's images as ``GET /api/images`` answers it (the gallery page also
+    sends its first page within the HTML)."""
     rows, following = await gallery.list_images(
-        session, user.id, filters, sort=sort, limit=limit, after=after
+        session, user_id, filters, sort=sort, limit=limit, after=after
     )
     items = [gallery_image_out(img, job) for img, job in rows]
-    next_cursor = _cursor(following) if following else None
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return {"items": items, "next_cursor": _cursor(following) if following else None}
 
 
 def _cursor(position: gallery.Position) -> str:
@@ -255,9 +269,10 @@ async def get_image(
     ext = file_extension(mime)
     headers = {
         # Never changes under its id; kept by the caller's browser alone, and only for the same
-        # Authorization header (another account signed in on that browser does not get it).
+        # Authorization header or session cookie (another account signed in on that browser
+        # does not get it).
         "Cache-Control": "private, max-age=31536000, immutable",
-        "Vary": "Authorization",
+        "Vary": "Authorization, Cookie",
         "ETag": f'"{img.sha256}{"-t" if key != img.storage_key else ""}"',
         "Content-Disposition": f'inline; filename="{img.id}.{ext}"',
         "X-Content-Type-Options": "nosniff",

@@ -1,9 +1,12 @@
 """The browser pages: server-rendered shells whose small scripts call the JSON API.
 
-The pages hold no user data and no secret: each one is the same for everybody, and its script
-reads the session token from the browser's storage and fetches what it shows from ``/api/...``
-with an ``Authorization: Bearer`` header.  So the HTML can be served without a session, and a
-page source never contains a key, a token or another user's data.
+The pages hold no secret: each one is the same for everybody, and its script reads the session
+token from the browser's storage and fetches what it shows from ``/api/...`` with an
+``Authorization: Bearer`` header.  So the HTML can be served without a session, and a page
+source never contains a key, a token or another user's data.  One exception, for speed: the
+gallery sends its first page of images within the HTML to the account whose session cookie
+(HttpOnly, SameSite=Strict, set by signing in) came with the request: that page is never
+stored (``no-store``) and holds only what ``GET /api/images`` would give that account.
 
 Static files (our own CSS, JavaScript and icon; no third-party files, no build step) are served
 from ``web/static`` under ``/static/``.  A page names each one with its version (a digest of
@@ -21,11 +24,17 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from ...providers import INFOS
+from .. import gallery
+from ..deps import SESSION_COOKIE, ServicesDep, authenticate
+from ..problems import ApiError
+from ..services import Services
+from .images import image_page
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -145,6 +154,7 @@ def _page(
     page: str,
     script: str,
     early: str | None = None,
+    headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """``template`` run by ``script`` (a module of ``static/js``); ``early``, one of its
@@ -167,8 +177,8 @@ def _page(
             **context,
         )
     )
-    headers = {**PAGE_HEADERS, "Content-Security-Policy": _csp_allowing(import_map)}
-    return HTMLResponse(html, headers=headers)
+    sent = {**PAGE_HEADERS, "Content-Security-Policy": _csp_allowing(import_map), **(headers or {})}
+    return HTMLResponse(html, headers=sent)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -189,10 +199,60 @@ async def register_page() -> HTMLResponse:
 
 
 @router.get("/gallery", response_class=HTMLResponse)
-async def gallery_page() -> HTMLResponse:
+async def gallery_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    first = await _first_gallery_page(request, services)
     return _page(
-        "gallery.html", title="Gallery", page="gallery", script="gallery", early="gallerypage"
+        "gallery.html",
+        title="Gallery",
+        page="gallery",
+        script="gallery",
+        early="gallerypage",
+        first_page=_json_for_html(first) if first else None,
+        headers={"Cache-Control": "no-store" if first else "no-cache", "Vary": "Cookie"},
     )
+
+
+#: The gallery's page size, as ``gallerypage.js`` asks for it.
+GALLERY_PAGE_SIZE = 30
+
+
+async def _first_gallery_page(request: Request, services: Services) -> dict[str, Any] | None:
+    """The first page of the gallery, for the account whose session cookie came with the
+    request, when the address asks for no more than an order (a search or filter, and a
+    day in the browser's time zone, are left to the page's script): what the script would
+    ask ``url`` for, sent within the page so that it has nothing to wait for.  None without
+    a valid cookie."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    params = request.query_params
+    sort: gallery.Sort
+    match params.get("sort") or "newest":
+        case "newest":
+            sort = "newest"
+        case "oldest":
+            sort = "oldest"
+        case _:
+            return None
+    if not raw or set(params) - {"sort", "group"}:
+        return None
+    try:
+        auth = await authenticate(services, raw)
+    except ApiError:
+        return None  # expired or revoked: the script asks with the stored token, as without
+    async with services.sessionmaker() as session:
+        page = await image_page(
+            session, auth.user.id, gallery.ImageFilter(), sort=sort, limit=GALLERY_PAGE_SIZE
+        )
+    return {
+        "user": auth.user.username,
+        "url": f"/api/images?limit={GALLERY_PAGE_SIZE}&sort={sort}",
+        "page": page,
+    }
+
+
+def _json_for_html(value: Any) -> str:
+    """``value`` as JSON that cannot end the ``<script type="application/json">`` holding it."""
+    text = orjson.dumps(value).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @router.get("/gallery/{generation_id}", response_class=HTMLResponse)

@@ -4,7 +4,9 @@
 // can be called from the browser console with `localStorage.getItem('token')`; its expiry and
 // the username sit beside it under "nanobanana.session". It is never in the page source, a URL
 // or a script-readable cookie, and is sent as `Authorization: Bearer ...`. Images are fetched
-// the same way and shown through blob: URLs, because an <img src> cannot carry the header.
+// the same way and shown through blob: URLs, because an <img src> cannot carry the header
+// (the gallery's thumbnails are plain images when its page came with the HttpOnly session
+// cookie that signing in also sets: gallerypage.js).
 //
 // localStorage is readable by any script running on this origin; the service's CSP allows only
 // its own scripts (no inline script, no other origin), which is what keeps the token safe.

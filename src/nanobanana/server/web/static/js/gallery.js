@@ -7,7 +7,7 @@
 // fetched only when their tile comes near the screen.
 
 import { api, requireSession, showImage } from "./api.js";
-import { FILTERS, imagesUrl, takeEarly } from "./gallerypage.js";
+import { cookieImages, FILTERS, imagesUrl, takeEarly } from "./gallerypage.js";
 import { galleryItem, Viewer } from "./viewer.js";
 import { $, clearError, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
 
@@ -53,6 +53,16 @@ function loadThumb(img) {
   showImage(img, img.dataset.src)
     .then(() => img.closest(".tile")?.classList.add("loaded"))
     .catch(() => img.replaceWith(el("span", { class: "tile-missing" }, "Image unavailable")));
+}
+
+/** A thumbnail the browser fetches itself, lazily, with the session cookie; if that fails
+ * (the cookie has expired since), it is fetched with the stored token instead. */
+function cookieThumb(img) {
+  img.loading = "lazy";
+  img.decoding = "async";
+  img.addEventListener("load", () => img.closest(".tile")?.classList.add("loaded"), { once: true });
+  img.addEventListener("error", () => loadThumb(img), { once: true });
+  img.src = img.dataset.src;
 }
 
 // ----------------------------------------------------------------------------- filters
@@ -184,7 +194,8 @@ function tile(item) {
     check,
   );
   li.style.setProperty("--ratio", String(ratio));
-  if (thumbs) thumbs.observe(img);
+  if (cookieImages()) cookieThumb(img);
+  else if (thumbs) thumbs.observe(img);
   else loadThumb(img);
   if (item.synthetic) noteSynthetic(true);
   return li;

@@ -4,6 +4,11 @@
 // api.js have arrived, without waiting for the document or the page's other modules, so the
 // first page's request leaves while they are still on their way. gallery.js takes that answer
 // when it wants the same page (it asks again otherwise: a filter the form could not hold).
+//
+// Signed in through the sign-in page, the browser also holds the session cookie (HttpOnly),
+// and the service sends the first page within the HTML (#gallery-first-page): then nothing is
+// asked at all, and thumbnails can be plain <img src> elements (the cookie goes with them).
+// That page is used only when it is this browser's stored session's account.
 
 import { api, getSession } from "./api.js";
 
@@ -48,8 +53,29 @@ export function imagesUrl(query, filters, cursor = null) {
   return `/api/images?${p}`;
 }
 
+/** The first page the service sent within the page, if it is for the stored session's account. */
+function sentWithPage(session) {
+  const block = document.getElementById("gallery-first-page");
+  if (!block || !session.username) return null;
+  try {
+    const sent = JSON.parse(block.textContent);
+    return String(sent.user).toLowerCase() === session.username.toLowerCase() ? sent : null;
+  } catch {
+    return null;
+  }
+}
+
+let cookieSession = false;
+
+/** Whether this page came with the session cookie of the stored session's account: images
+ * may then be plain <img src> (the browser sends the cookie with them). */
+export function cookieImages() {
+  return cookieSession;
+}
+
 function askEarly() {
-  if (!getSession()) return null;
+  const session = getSession();
+  if (!session) return null;
   const params = new URLSearchParams(window.location.search);
   let url;
   try {
@@ -57,6 +83,9 @@ function askEarly() {
   } catch {
     return null; // an address the form will not hold as it is (a date that is no date)
   }
+  const sent = sentWithPage(session);
+  cookieSession = !!sent;
+  if (sent && sent.url === url) return { url, answer: Promise.resolve(sent.page) };
   const answer = api(url);
   answer.catch(() => {}); // whoever takes it sees the error; nobody may
   return { url, answer };
