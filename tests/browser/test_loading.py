@@ -24,7 +24,7 @@ STATIC = """() => performance.getEntriesByType('resource')
                e.startTime, e.responseEnd, e.transferSize])"""
 PRELOADS = """() => [...document.querySelectorAll('link[rel=modulepreload]')]
     .map(l => new URL(l.href).pathname)"""
-ENTRY = "new URL(document.querySelector('script[type=module]').src).pathname"
+ENTRY = "new URL(document.querySelector('script[type=module]:not([async])').src).pathname"
 
 
 def test_modules_come_at_once_and_at_their_version(
