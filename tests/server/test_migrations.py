@@ -207,3 +207,42 @@ def test_0008_files_the_images_already_stored_by_their_shape(tmp_path: Path) -> 
         ("i3", "1:4", "1K", 0),
         ("i4", "16:9", "4K", 0),
     ]
+
+
+def test_0009_puts_the_jobs_already_stored_in_the_spend_ledger(tmp_path: Path) -> None:
+    """Caps count what was spent before they existed: each stored job enters the ledger with
+    its recorded cost, nothing held."""
+    from alembic import command
+    from sqlalchemy import create_engine as sync_engine
+
+    from nanobanana.server.db.migrate import alembic_config
+
+    engine = sync_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0008")
+        now = "2026-12-01 10:00:00.000000"
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, username_key, password_hash, is_admin, "
+                "is_active, created_at) VALUES ('u1', 'a', 'a', 'x', 0, 1, :now)"
+            ),
+            {"now": now},
+        )
+        for job_id, cost in (("j1", 0.039), ("j2", None)):
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, user_id, status, kind, request, prompt, attempts, "
+                    "failures, warnings, cost, cost_is_estimate, synthetic, created_at, "
+                    "attempt) VALUES (:id, 'u1', 'succeeded', 'sync', '{}', 'p', '[]', '[]', "
+                    "'[]', :cost, 0, 0, :now, 0)"
+                ),
+                {"id": job_id, "cost": cost, "now": now},
+            )
+        command.upgrade(alembic_config(conn), "head")
+        rows = conn.execute(
+            text("SELECT job_id, user_id, held_usd, cost_usd FROM spend ORDER BY job_id")
+        ).all()
+        created = conn.execute(text("SELECT created_at FROM spend WHERE job_id = 'j1'")).scalar()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("j1", "u1", 0, 0.039), ("j2", "u1", 0, None)]
+    assert str(created).startswith("2026-12-01 10:00:00")

@@ -93,6 +93,10 @@ async def test_bola_matrix(db_api: Api) -> None:
         ("PATCH", f"/api/admin/users/{alice_id}", {"is_active": False}),
         ("GET", "/api/admin/settings", None),
         ("PUT", "/api/admin/settings", {"allow_server_keys": True}),
+        ("GET", "/api/admin/budget", None),
+        ("PUT", "/api/admin/budget", {"daily_usd": 0}),
+        ("GET", f"/api/admin/users/{alice_id}/budget", None),
+        ("PUT", f"/api/admin/users/{alice_id}/budget", {"daily_usd": 0}),
     ]
     for method, url, body in admin_routes:
         r = await c.request(method, url, json=body, headers=bob)
@@ -234,6 +238,10 @@ APPROVED_ROUTES = {
     ("PATCH", "/api/admin/users/{user_id}"),
     ("GET", "/api/admin/settings"),
     ("PUT", "/api/admin/settings"),
+    ("GET", "/api/admin/budget"),
+    ("PUT", "/api/admin/budget"),
+    ("GET", "/api/admin/users/{user_id}/budget"),
+    ("PUT", "/api/admin/users/{user_id}/budget"),
     # Personal tokens under their short path, and the OpenRouter/OpenAI-compatible endpoints.
     ("GET", "/api/tokens"),
     ("POST", "/api/tokens"),

@@ -7,6 +7,7 @@
         │                              (.details, .retry_after in seconds)
         ├── RateLimited                too many generations this minute
         ├── TooManyJobs                too many generations queued or running
+        ├── BudgetExceeded             a spending cap (the user's or the service's) is reached
         ├── ShuttingDown               the service is stopping
         ├── RegistrationClosed         sign-up is off and this is not the first account
         ├── UsernameTaken
@@ -56,6 +57,13 @@ class RateLimited(ServiceError):
 
 class TooManyJobs(ServiceError):
     code = "too_many_jobs"
+
+
+class BudgetExceeded(ServiceError):
+    """The request's estimate would pass a spending cap (``budgets``): refused before any
+    call, at no cost."""
+
+    code = "budget_exceeded"
 
 
 class ShuttingDown(ServiceError):

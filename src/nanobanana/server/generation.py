@@ -21,6 +21,7 @@ paying again.  A new ``Idempotency-Key``, or any change to the body, runs anew.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import math
 import re
@@ -30,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +40,7 @@ from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
 from ..request import GenerationRequest, image_options_for
 from ..types import ReferenceImage
-from . import listings
+from . import budgets, listings
 from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
 from .defaultscache import user_defaults
 from .errors import (
@@ -92,6 +93,9 @@ class Prepared:
     model: str
     #: Each reference, in order: an upload id, or a decoded data URL still to be stored.
     references: list[str | ReferenceImage] = field(default_factory=list)
+    #: What it should cost in USD (every image, at the catalog's price), if known: held
+    #: against the spending caps while it runs (``budgets``).
+    estimate: float | None = None
 
 
 def check_idempotency_key(value: str | None) -> str | None:
@@ -182,7 +186,14 @@ async def prepare(
         image_options=image_options,
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
-    return Prepared(request=record, upstream=upstream, model=choice.name, references=references)
+    per_image = spec.pricing.image_cost(size)
+    return Prepared(
+        request=record,
+        upstream=upstream,
+        model=choice.name,
+        references=references,
+        estimate=None if per_image is None else per_image * body.num_images,
+    )
 
 
 def _with_history(digest: str, history: Sequence[Exchange]) -> str:
@@ -447,12 +458,21 @@ async def create_job(
     try:
         if session.in_transaction():
             await session.commit()  # the intake's reads (cache misses, idempotency)
-        # The row in one step (``db.direct``): the hot path's only write at intake.
-        await manager.insert(row)
+        # The row in one step (``db.direct``): the hot path's only write at intake, with its
+        # line in the spend ledger (refused there when it would pass a spending cap).
+        hold = functools.partial(
+            budgets.reserve, user_id=user_id, job_id=job.id, estimate=prepared.estimate, now=now
+        )
+        await manager.insert(row, hold)
         try:
             await _check_rate(services, user_id, count=True)
         except RateLimited:  # others were accepted meanwhile: this one is not
-            await services.tx.run(lambda conn: conn.execute(delete(Job).where(Job.id == job.id)))
+
+            def withdraw(conn: Connection) -> None:
+                conn.execute(delete(Job).where(Job.id == job.id))
+                conn.execute(budgets.drop(job.id))
+
+            await services.tx.run(withdraw)
             raise
     except IntegrityError:
         # Another request with the same key committed first.

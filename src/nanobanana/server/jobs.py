@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,7 @@ from ..types import (
     file_extension,
     flat_dict,
 )
+from . import budgets
 from .clientpool import ClientPool
 from .db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
@@ -228,6 +230,8 @@ class _Landing:
             if end is not None:
                 fenced = update(Job).where(Job.id == job_id, Job.attempt == attempt)
                 ended = bool(conn.execute(fenced.values(**end)).rowcount)
+                if ended:
+                    conn.execute(budgets.settle_end(job_id, end))
             if not ended:
                 res = conn.execute(update(Job).where(Job.id == job_id).values(**values))
                 if not res.rowcount:
@@ -323,12 +327,22 @@ class JobManager:
             return False
         return self._slots.try_take(user_id)
 
-    async def insert(self, row: dict[str, Any]) -> None:
-        """Commit a new job's row; with external jobs, together with its task for a worker."""
+    async def insert(
+        self, row: dict[str, Any], before: Callable[[Connection], None] | None = None
+    ) -> None:
+        """Commit a new job's row; with external jobs, together with its task for a worker.
+        ``before(connection)`` runs first in the same transaction (``budgets.reserve``: it
+        may refuse the job)."""
         if self.queue is not None:
-            await self.queue.insert(row)
-        else:
-            await self.s.tx.run(lambda conn: conn.execute(insert(Job), [row]))
+            await self.queue.insert(row, before)
+            return
+
+        def write(conn: Connection) -> None:
+            if before is not None:
+                before(conn)
+            conn.execute(insert(Job), [row])
+
+        await self.s.tx.run(write)
 
     def release(self, user_id: str) -> None:
         self._slots.give(user_id)
@@ -691,7 +705,10 @@ class JobManager:
 
         def record(conn: Connection) -> bool:
             stmt = update(Job).where(Job.id == job_id, Job.attempt == attempt).values(**values)
-            return bool(conn.execute(stmt).rowcount)
+            if not conn.execute(stmt).rowcount:
+                return False
+            conn.execute(budgets.settle_end(job_id, values))
+            return True
 
         if await self.s.tx.run(record):
             return True
@@ -802,7 +819,8 @@ async def cancel_queued(services: Services, job_id: str) -> bool:
 
 
 async def _cancel_if(services: Services, job_id: str, was: str) -> bool:
-    """End the job as cancelled if its status is still ``was``; whether it was."""
+    """End the job as cancelled if its status is still ``was``; whether it was.  Its hold on
+    the spending caps is released if it never ran (``budgets``)."""
     async with services.sessionmaker() as session, session.begin():
         res = await session.execute(
             update(Job)
@@ -817,7 +835,10 @@ async def _cancel_if(services: Services, job_id: str, was: str) -> bool:
             )
             .execution_options(synchronize_session=False)
         )
-    return bool(getattr(res, "rowcount", 0))
+        cancelled = bool(getattr(res, "rowcount", 0))
+        if cancelled:
+            await session.execute(budgets.settle(job_id, release=was == "queued"))
+    return cancelled
 
 
 async def mark_interrupted(services: Services, job_ids: list[str]) -> int:

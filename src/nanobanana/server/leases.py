@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
 
+from . import budgets
 from .db.models import ACTIVE_STATUSES, Job, Worker, new_id, utcnow
 from .services import Services
 
@@ -61,6 +62,10 @@ async def interrupt(
         if forget:
             await session.execute(delete(Worker).where(Worker.id.in_(forget)))
         for status, message in (("running", INTERRUPTED_RUNNING), ("queued", INTERRUPTED_QUEUED)):
+            # Their lines in the spend ledger first (the statuses still tell them apart): the
+            # hold of one that was running stays (its call may have been billed).
+            ending = select(Job.id).where(Job.status == status, *where)
+            await session.execute(budgets.settle_where(ending, release=status == "queued"))
             res = await session.execute(
                 update(Job)
                 .where(Job.status == status, *where)

@@ -20,6 +20,7 @@ from ..errors import (
     ValidationError,
 )
 from .errors import (
+    BudgetExceeded,
     IdempotencyInFlight,
     IdempotencyKeyReused,
     ImageFileMissing,
@@ -77,6 +78,7 @@ def may_have_billed(status: str, code: str | None, details: dict[str, Any] | Non
 SERVICE_STATUS = {
     RateLimited.code: 429,
     TooManyJobs.code: 429,
+    BudgetExceeded.code: 402,
     ShuttingDown.code: 503,
     RegistrationClosed.code: 403,
     UsernameTaken.code: 409,

@@ -597,6 +597,34 @@ class AdminSettingsOut(BaseModel):
     demo: bool
 
 
+class BudgetIn(Input):
+    """A scope's spending caps; each left out or null: no cap of that period."""
+
+    daily_usd: float | None = Field(
+        default=None, ge=0, le=1_000_000, allow_inf_nan=False, description="USD per UTC day."
+    )
+    monthly_usd: float | None = Field(
+        default=None, ge=0, le=1_000_000, allow_inf_nan=False, description="USD per UTC month."
+    )
+
+
+class PeriodSpendOut(BaseModel):
+    cap_usd: float | None = Field(description="The cap of this period; null: none.")
+    spent_usd: float = Field(
+        description="Spent and held so far this period (what the cap is checked against)."
+    )
+    resets_at: datetime = Field(description="When the period ends (UTC).")
+
+
+class BudgetOut(BaseModel):
+    scope: Literal["user", "service"]
+    user_id: str | None = None
+    daily_usd: float | None
+    monthly_usd: float | None
+    day: PeriodSpendOut
+    month: PeriodSpendOut
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     version: str

@@ -19,10 +19,11 @@ only ends the jobs of workers that are gone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, cast, column, exists, insert, select, table
+from sqlalchemy import Connection, String, cast, column, exists, insert, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -106,9 +107,14 @@ class Queue:
         await self.app.close_async()
         await self.engine.dispose()
 
-    async def insert(self, row: dict[str, Any]) -> None:
-        """Commit the job row (``owner`` = ``QUEUED``) and its engine job together."""
+    async def insert(
+        self, row: dict[str, Any], before: Callable[[Connection], None] | None = None
+    ) -> None:
+        """Commit the job row (``owner`` = ``QUEUED``) and its engine job together, after
+        ``before(connection)`` in the same transaction."""
         async with self.engine.begin() as conn:
+            if before is not None:
+                await conn.run_sync(before)
             await conn.execute(insert(Job), [row])
             raw = await conn.get_raw_connection()
             await defer(self.app, row["id"], connection=raw.driver_connection)

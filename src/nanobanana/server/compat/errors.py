@@ -88,6 +88,7 @@ OPENAI_CODES: Mapping[str, str] = {
     "rate_limited": "rate_limit_exceeded",
     "content_blocked": "content_policy_violation",
     "upstream_payment_required": "insufficient_quota",
+    "budget_exceeded": "insufficient_quota",
     "unknown_model": "model_not_found",
 }
 #: Our field names (library and GenerateIn) -> each dialect's parameter names.

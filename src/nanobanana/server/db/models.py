@@ -150,6 +150,43 @@ class ServerConfig(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
+class Budget(Base):
+    """A spending cap in USD per UTC day and per UTC month (``None``: no cap), for one user
+    (``scope`` = the user's id) or for the whole service (``scope`` = ``SERVICE_SCOPE``)."""
+
+    __tablename__ = "budgets"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    daily_usd: Mapped[float | None] = mapped_column(Float)
+    monthly_usd: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: ``Budget.scope`` of the caps on the whole service (a user's id is 32 hex digits).
+SERVICE_SCOPE = "service"
+
+
+class Spend(Base):
+    """What each generation costs or may cost: the ledger spending caps are checked against.
+    A row is written with its job and kept when the job is deleted (deleting a generation
+    gives back no money), and when the account is deleted (the service's spend stays true)."""
+
+    __tablename__ = "spend"
+    __table_args__ = (
+        Index("ix_spend_user_created", "user_id", "created_at"),
+        Index("ix_spend_created", "created_at"),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column()
+    #: The estimate held while the job runs, and after it ended when it may have been billed
+    #: more than its recorded cost (a failure after the call was sent); else 0.
+    held_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    #: The job's recorded cost once it ended (``None``: unknown or free).
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+
 class Worker(Base):
     """A process that runs jobs, alive while its heartbeat is fresh (``leases``)."""
 

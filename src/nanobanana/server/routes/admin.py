@@ -1,4 +1,5 @@
-"""Admin: list and disable users, and the switch that lets users use the server's keys.
+"""Admin: list and disable users, the switch that lets users use the server's keys, and the
+spending caps (per user and for the whole service: ``budgets``).
 
 Every route here needs an admin token; a user token gets 403.
 """
@@ -9,10 +10,19 @@ from fastapi import APIRouter
 from sqlalchemy import select, update
 
 from ...providers import PROVIDERS
-from ..db.models import ServerConfig, Token, User, is_object_id
+from .. import budgets
+from ..db.models import SERVICE_SCOPE, ServerConfig, Token, User, is_object_id
 from ..deps import AdminUser, ServicesDep, SessionDep
 from ..problems import ApiError, not_found
-from ..schemas import AdminSettingsIn, AdminSettingsOut, UserList, UserOut, UserPatch
+from ..schemas import (
+    AdminSettingsIn,
+    AdminSettingsOut,
+    BudgetIn,
+    BudgetOut,
+    UserList,
+    UserOut,
+    UserPatch,
+)
 from ..upstream import ALLOW_SERVER_KEYS, server_keys_allowed
 from .common import errors
 
@@ -84,3 +94,63 @@ async def put_settings(
     await session.commit()
     services.key_cache.forget_allowed()
     return await _settings_view(services, session)
+
+
+# ------------------------------------------------------------------------ spending caps
+async def _user(session: SessionDep, user_id: str) -> User:
+    user = await session.get(User, user_id) if is_object_id(user_id) else None
+    if user is None:
+        raise not_found("user")
+    return user
+
+
+async def _budget(services: ServicesDep, session: SessionDep, scope: str) -> BudgetOut:
+    out = BudgetOut.model_validate(await budgets.view(session, scope, services.now()))
+    await session.commit()
+    return out
+
+
+async def _set_budget(
+    services: ServicesDep, session: SessionDep, scope: str, body: BudgetIn
+) -> BudgetOut:
+    caps = budgets.Caps(body.daily_usd, body.monthly_usd)
+    await budgets.set_caps(session, scope, caps, services.now())
+    await session.commit()
+    return await _budget(services, session, scope)
+
+
+@router.get("/budget", response_model=BudgetOut, responses=errors(401, 403))
+async def get_service_budget(
+    admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> BudgetOut:
+    """The whole service's spending caps, and what all users spent today and this month."""
+    return await _budget(services, session, SERVICE_SCOPE)
+
+
+@router.put("/budget", response_model=BudgetOut, responses=errors(401, 403, 422))
+async def put_service_budget(
+    body: BudgetIn, admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> BudgetOut:
+    """Set the whole service's caps (USD per UTC day and month; null: none).  A request whose
+    estimate would pass one is refused with 402 `budget_exceeded` before any call."""
+    return await _set_budget(services, session, SERVICE_SCOPE, body)
+
+
+@router.get("/users/{user_id}/budget", response_model=BudgetOut, responses=errors(401, 403, 404))
+async def get_user_budget(
+    user_id: str, admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> BudgetOut:
+    """A user's spending caps, and what they spent today and this month."""
+    user = await _user(session, user_id)
+    return await _budget(services, session, user.id)
+
+
+@router.put(
+    "/users/{user_id}/budget", response_model=BudgetOut, responses=errors(401, 403, 404, 422)
+)
+async def put_user_budget(
+    user_id: str, body: BudgetIn, admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> BudgetOut:
+    """Set a user's caps (USD per UTC day and month; null: none)."""
+    user = await _user(session, user_id)
+    return await _set_budget(services, session, user.id, body)

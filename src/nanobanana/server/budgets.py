@@ -1,0 +1,258 @@
+"""Spending caps: USD per UTC day and per UTC month, for each user and for the whole service.
+
+The ledger (``Spend``) has one row per generation, written in the transaction that inserts the
+job and kept when the job is deleted.  What a row counts against a cap is the larger of the
+two amounts it holds:
+
+- ``held_usd``: the request's estimate (every image it asks for, at the catalog's price for
+  its model and size), held from the moment the job is accepted until it ends; after the end,
+  still held when the job failed in a way that may have been billed (its real cost is not
+  known), released (0) otherwise;
+- ``cost_usd``: the cost the job recorded when it ended (the provider's figure, or the
+  catalog's price for its usage).
+
+So a cap is checked **before** any paid call, with the whole request's estimate, and reconciled
+with the real cost afterwards.  An image model's price is the same on either provider (OpenRouter
+passes Google's price on), so a fallback does not change the estimate; a model without a known
+price is estimated at 0 and counts with its real cost once it has one.
+
+Checking and holding are one step (``reserve``), inside the transaction that inserts the job:
+on SQLite that transaction holds the database's write lock (``BEGIN IMMEDIATE``), on
+PostgreSQL it first takes an advisory lock (the whole service's when a service cap is set,
+else the user's).  Concurrent requests against a nearly spent cap are therefore checked one
+after another, each seeing the others' holds: a cap is never overshot by an estimate.  It may
+be overshot by what the estimates missed (a real cost above the catalog's price, a model
+without one); no request is accepted once the spend has reached the cap.
+
+Periods are UTC: a day from 00:00, a month from the first day at 00:00.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, case, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from .db.models import SERVICE_SCOPE, Budget, Job, Spend
+from .errors import BudgetExceeded
+from .reports import may_have_billed
+
+PeriodName = Literal["day", "month"]
+#: Advisory-lock namespace of the caps' checks (PostgreSQL's two-key form).
+_LOCK_NAMESPACE = 0x6E42
+#: Rounding slack: sums of floats must not refuse a request that exactly meets a cap.
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class Caps:
+    """A scope's caps (``None``: no cap)."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+    def cap(self, period: PeriodName) -> float | None:
+        return self.daily_usd if period == "day" else self.monthly_usd
+
+    @property
+    def any(self) -> bool:
+        return self.daily_usd is not None or self.monthly_usd is not None
+
+
+@dataclass(frozen=True)
+class Period:
+    name: PeriodName
+    start: datetime
+    resets_at: datetime
+
+
+def periods(now: datetime) -> tuple[Period, Period]:
+    """The UTC day and the UTC month ``now`` is in."""
+    now = now.astimezone(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return Period("day", day, day + timedelta(days=1)), Period("month", month, next_month)
+
+
+def charge() -> ColumnElement[float]:
+    """What a ledger row counts against a cap: the larger of its hold and its cost."""
+    cost = func.coalesce(Spend.cost_usd, 0.0)
+    return case((cost > Spend.held_usd, cost), else_=Spend.held_usd)
+
+
+def _spent_query(scope: str, since: datetime) -> Any:
+    query = select(func.coalesce(func.sum(charge()), 0.0)).where(Spend.created_at >= since)
+    if scope != SERVICE_SCOPE:
+        query = query.where(Spend.user_id == scope)
+    return query
+
+
+def spent(conn: Connection, scope: str, since: datetime) -> float:
+    """The spend of ``scope`` (a user's id, or ``SERVICE_SCOPE``) since ``since``."""
+    return float(conn.execute(_spent_query(scope, since)).scalar_one())
+
+
+async def spent_async(session: AsyncSession, scope: str, since: datetime) -> float:
+    return float((await session.execute(_spent_query(scope, since))).scalar_one())
+
+
+def _caps(rows: Any) -> dict[str, Caps]:
+    return {row.scope: Caps(row.daily_usd, row.monthly_usd) for row in rows}
+
+
+async def caps_of(session: AsyncSession, scope: str) -> Caps:
+    row = await session.get(Budget, scope)
+    return Caps(row.daily_usd, row.monthly_usd) if row is not None else Caps()
+
+
+async def set_caps(session: AsyncSession, scope: str, caps: Caps, now: datetime) -> None:
+    """Set (or clear, with ``Caps()``) the caps of ``scope``; the caller commits."""
+    row = await session.get(Budget, scope)
+    if row is None:
+        session.add(
+            Budget(
+                scope=scope,
+                daily_usd=caps.daily_usd,
+                monthly_usd=caps.monthly_usd,
+                updated_at=now,
+            )
+        )
+    else:
+        row.daily_usd, row.monthly_usd, row.updated_at = caps.daily_usd, caps.monthly_usd, now
+
+
+async def view(session: AsyncSession, scope: str, now: datetime) -> dict[str, Any]:
+    """A scope's caps and what it has spent in each period (``schemas.BudgetOut``)."""
+    caps = await caps_of(session, scope)
+    out: dict[str, Any] = {
+        "scope": "service" if scope == SERVICE_SCOPE else "user",
+        "user_id": None if scope == SERVICE_SCOPE else scope,
+        "daily_usd": caps.daily_usd,
+        "monthly_usd": caps.monthly_usd,
+    }
+    for period in periods(now):
+        out[period.name] = {
+            "cap_usd": caps.cap(period.name),
+            "spent_usd": round(await spent_async(session, scope, period.start), 9),
+            "resets_at": period.resets_at,
+        }
+    return out
+
+
+def _lock(conn: Connection, scope: str) -> None:
+    """Serialise the checks of ``scope`` across processes (PostgreSQL; SQLite's write lock
+    already does), until the transaction ends."""
+    if conn.dialect.name != "postgresql":
+        return
+    key = 0 if scope == SERVICE_SCOPE else zlib.crc32(scope.encode()) - 2**31
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": _LOCK_NAMESPACE, "key": key}
+    )
+
+
+def reserve(
+    conn: Connection, *, user_id: str, job_id: str, estimate: float | None, now: datetime
+) -> None:
+    """In the transaction that inserts job ``job_id``: refuse it (``BudgetExceeded``) when
+    ``estimate`` on top of what is spent and held would pass a cap of the user or of the
+    service, else write its ledger row holding ``estimate``."""
+    amount = max(estimate or 0.0, 0.0)
+    rows = conn.execute(
+        select(Budget.scope, Budget.daily_usd, Budget.monthly_usd).where(
+            Budget.scope.in_((user_id, SERVICE_SCOPE))
+        )
+    )
+    caps = {scope: c for scope, c in _caps(rows).items() if c.any}
+    if caps:
+        _lock(conn, SERVICE_SCOPE if SERVICE_SCOPE in caps else user_id)
+        for scope in (user_id, SERVICE_SCOPE):
+            if scope in caps:
+                _check(conn, scope, caps[scope], amount, now)
+    conn.execute(
+        insert(Spend).values(
+            job_id=job_id, user_id=user_id, created_at=now, held_usd=amount, cost_usd=None
+        )
+    )
+
+
+def _check(conn: Connection, scope: str, caps: Caps, amount: float, now: datetime) -> None:
+    for period in periods(now):
+        cap = caps.cap(period.name)
+        if cap is None:
+            continue
+        used = spent(conn, scope, period.start)
+        if used >= cap - _EPSILON or used + amount > cap + _EPSILON:
+            raise _exceeded(scope, period, cap, used, amount)
+
+
+def _exceeded(scope: str, period: Period, cap: float, used: float, amount: float) -> BudgetExceeded:
+    whose = "The service's" if scope == SERVICE_SCOPE else "Your"
+    when = "today" if period.name == "day" else "this month"
+    resets = period.resets_at.strftime("%Y-%m-%d %H:%M UTC")
+    if used >= cap - _EPSILON:
+        said = f"{whose} {_label(period.name)} spending cap of ${cap:.2f} is reached"
+    else:
+        said = (
+            f"This request (estimated at ${amount:.4f}) would pass {whose.lower()} "
+            f"{_label(period.name)} spending cap of ${cap:.2f}"
+        )
+    return BudgetExceeded(
+        f"{said}: ${used:.4f} spent {when} (UTC). It resets at {resets}"
+        + ("." if scope == SERVICE_SCOPE else "; an admin can raise it."),
+        scope="service" if scope == SERVICE_SCOPE else "user",
+        period=period.name,
+        cap_usd=cap,
+        spent_usd=round(used, 9),
+        estimate_usd=round(amount, 9),
+        resets_at=period.resets_at.isoformat().replace("+00:00", "Z"),
+    )
+
+
+def _label(period: PeriodName) -> str:
+    return "daily" if period == "day" else "monthly"
+
+
+def settle(job_id: str, *, release: bool) -> Any:
+    """The ledger row of a job that has just ended (in the same transaction, after the job's
+    row was written): its recorded cost, and its hold released unless the job may have been
+    billed more than that (``release`` False)."""
+    cost = select(Job.cost).where(Job.id == job_id).scalar_subquery()
+    values: dict[str, Any] = {"cost_usd": cost}
+    if release:
+        values["held_usd"] = 0.0
+    return update(Spend).where(Spend.job_id == job_id).values(**values)
+
+
+def settle_end(job_id: str, values: dict[str, Any]) -> Any:
+    """``settle`` for a job ended with ``values`` (its status, error code and details): its
+    hold released unless the failure may have been billed."""
+    billed = may_have_billed(
+        values["status"], values.get("error_code"), values.get("error_details")
+    )
+    return settle(job_id, release=not billed)
+
+
+def settle_where(jobs: Any, *, release: bool) -> Any:
+    """``settle`` for every job ``jobs`` (a select of job ids) names."""
+    cost = select(Job.cost).where(Job.id == Spend.job_id).scalar_subquery()
+    values: dict[str, Any] = {"cost_usd": cost}
+    if release:
+        values["held_usd"] = 0.0
+    return (
+        update(Spend)
+        .where(Spend.job_id.in_(jobs))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def drop(job_id: str) -> Any:
+    """The statement removing the ledger row of a job refused after its row went in (it never
+    ran)."""
+    return delete(Spend).where(Spend.job_id == job_id)

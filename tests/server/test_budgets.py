@@ -1,0 +1,198 @@
+"""Spending caps: refused before any upstream call, reconciled with the real cost after it,
+kept when generations are deleted, and held under concurrency, per user and service-wide."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nanobanana.emulator import EmulatorServer
+from nanobanana.server.settings import Settings
+
+from .conftest import OPENROUTER_CANARY, Api, running, upstream_requests
+
+pytestmark = pytest.mark.timeout(180)
+
+GEN = "/api/nano-banana/generate"
+MODEL = "gemini-3.1-flash-image"
+
+
+def _price(api: Api, size: str = "1K") -> float:
+    """The catalog's price of one image: what a request is estimated at, per image."""
+    spec = api.services.catalog.find(MODEL)
+    price = spec.pricing.image_cost(size)
+    assert price is not None and price > 0
+    return float(price)
+
+
+async def _team(api: Api) -> tuple[dict[str, str], dict[str, str], str]:
+    """An admin (the first account) and a user with an OpenRouter key: their headers, and the
+    user's id."""
+    admin = await api.user("admin")
+    user = await api.user("ann")
+    await api.put_key(user, "openrouter", OPENROUTER_CANARY)
+    r = await api.client.get("/api/admin/users", headers=admin)
+    ann = next(u["id"] for u in r.json()["users"] if u["username"] == "ann")
+    return admin, user, ann
+
+
+async def _put(api: Api, h: dict[str, str], path: str, **caps: Any) -> dict[str, Any]:
+    r = await api.client.put(path, json=caps, headers=h)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _get(api: Api, h: dict[str, str], path: str) -> dict[str, Any]:
+    r = await api.client.get(path, headers=h)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _generate(api: Api, h: dict[str, str], prompt: str, **body: Any) -> Any:
+    return await api.client.post(GEN, json={"prompt": prompt, "model": MODEL, **body}, headers=h)
+
+
+async def test_a_user_cap_refuses_before_any_call_and_counts_the_real_cost(
+    db_api: Api, emulator: EmulatorServer
+) -> None:
+    api = db_api
+    admin, h, ann = await _team(api)
+    price = _price(api)
+    path = f"/api/admin/users/{ann}/budget"
+    body = await _put(api, admin, path, daily_usd=round(price * 1.5, 6))
+    assert body["scope"] == "user" and body["user_id"] == ann
+    assert body["day"]["spent_usd"] == 0 and body["month"]["cap_usd"] is None
+
+    first = f"cap-first-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, h, first)
+    assert r.status_code == 200, r.text
+    jobs = (await _get(api, h, "/api/generations"))["items"]
+    assert len(jobs) == 1
+    cost = jobs[0]["cost"]
+    assert cost is not None and cost > 0
+    # Reconciled: what counts now is the real cost the job recorded, not the estimate.
+    spent = (await _get(api, admin, path))["day"]["spent_usd"]
+    assert spent == pytest.approx(cost)
+
+    # A second image would pass the cap: refused before any call, stored nowhere.
+    second = f"cap-second-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, h, second)
+    assert r.status_code == 402, r.text
+    error = r.json()["error"]
+    assert error["code"] == "budget_exceeded"
+    assert error["scope"] == "user" and error["period"] == "day"
+    assert error["cap_usd"] == pytest.approx(price * 1.5)
+    assert error["spent_usd"] == pytest.approx(cost)
+    assert error["estimate_usd"] == pytest.approx(price)
+    assert "daily spending cap of $" in error["message"] and "resets at" in error["message"]
+    assert error["resets_at"] == (await _get(api, admin, path))["day"]["resets_at"]
+    assert upstream_requests(emulator, second) == []
+    assert len((await _get(api, h, "/api/generations"))["items"]) == 1
+
+    # Deleting the generation gives no money back.
+    r = await api.client.delete(f"/api/generations/{jobs[0]['id']}", headers=h)
+    assert r.status_code == 204, r.text
+    assert (await _get(api, admin, path))["day"]["spent_usd"] == pytest.approx(cost)
+    assert (await _generate(api, h, second)).status_code == 402
+
+    # Raised by the admin (a month's cap only): it runs again.
+    await _put(api, admin, path, monthly_usd=round(price * 10, 6))
+    r = await _generate(api, h, second)
+    assert r.status_code == 200, r.text
+    assert len(upstream_requests(emulator, second)) == 1
+
+
+async def test_the_whole_request_is_estimated_and_the_service_cap_covers_everyone(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    admin, h, _ = await _team(api)
+    await api.put_key(admin, "openrouter", OPENROUTER_CANARY)
+    price = _price(api)
+    service = await _put(api, admin, "/api/admin/budget", monthly_usd=round(price * 2.5, 6))
+    assert service["scope"] == "service" and service["user_id"] is None
+
+    # Three images at once would pass it: refused whole, before any call.
+    three = f"three-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, h, three, num_images=3)
+    assert r.status_code == 402, r.text
+    error = r.json()["error"]
+    assert error["scope"] == "service" and error["period"] == "month"
+    assert error["estimate_usd"] == pytest.approx(price * 3)
+    assert error["message"].startswith("This request (estimated at $")
+    assert "the service's monthly spending cap" in error["message"]
+    assert upstream_requests(emulator, three) == []
+
+    # Two fit; then the admin's own request finds the service's cap reached.
+    r = await _generate(api, h, f"two-{uuid.uuid4().hex[:8]}", num_images=2)
+    assert r.status_code == 200, r.text
+    spent = (await _get(api, admin, "/api/admin/budget"))["month"]["spent_usd"]
+    assert 0 < spent <= price * 2.5
+    late = f"late-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, admin, late)
+    assert r.status_code == 402, r.text
+    assert r.json()["error"]["scope"] == "service"
+    assert upstream_requests(emulator, late) == []
+
+    # Cleared: anyone may spend again.
+    await _put(api, admin, "/api/admin/budget")
+    assert (await _generate(api, admin, late)).status_code == 200
+
+
+async def test_a_failure_that_was_not_billed_releases_its_hold(
+    settings_for: Callable[..., Settings], quota_emulator: EmulatorServer
+) -> None:
+    # Every answer upstream is a quota error (429): nothing is billed, nothing stays held.
+    settings = settings_for(
+        openrouter_base_url=quota_emulator.openrouter_url,
+        gemini_base_url=quota_emulator.gemini_url,
+    )
+    async with running(settings) as api:
+        admin, h, ann = await _team(api)
+        price = _price(api)
+        path = f"/api/admin/users/{ann}/budget"
+        await _put(api, admin, path, daily_usd=round(price * 1.5, 6))
+        for _ in range(3):  # each would pass the cap if the last one's hold had stayed
+            r = await _generate(api, h, "a quota wall")
+            assert r.status_code == 429, r.text
+        assert (await _get(api, admin, path))["day"]["spent_usd"] == 0
+
+
+async def test_concurrent_requests_never_overshoot_a_nearly_spent_cap(
+    db_api: Api, emulator: EmulatorServer
+) -> None:
+    api = db_api
+    admin, h, ann = await _team(api)
+    price = _price(api)
+    cap = round(price * 3.5, 6)  # room for three images' estimates, not four
+    await _put(api, admin, f"/api/admin/users/{ann}/budget", daily_usd=cap)
+    marker = f"race-{uuid.uuid4().hex[:8]}"
+
+    results = await asyncio.gather(*(_generate(api, h, f"{marker} {i}") for i in range(50)))
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(200) == 3, statuses
+    assert set(statuses) == {200, 402}, statuses
+    assert len(upstream_requests(emulator, marker)) == 3
+    spent = (await _get(api, admin, f"/api/admin/users/{ann}/budget"))["day"]["spent_usd"]
+    assert spent <= cap
+
+
+async def test_only_admins_set_caps_and_bad_caps_say_what_to_fix(api: Api) -> None:
+    admin, h, ann = await _team(api)
+    for method, path in (
+        ("GET", "/api/admin/budget"),
+        ("PUT", "/api/admin/budget"),
+        ("GET", f"/api/admin/users/{ann}/budget"),
+        ("PUT", f"/api/admin/users/{ann}/budget"),
+    ):
+        r = await api.client.request(method, path, json={}, headers=h)
+        assert r.status_code == 403, (method, path, r.text)
+    r = await api.client.put(f"/api/admin/users/{'0' * 32}/budget", json={}, headers=admin)
+    assert r.status_code == 404
+    for bad in ({"daily_usd": -1}, {"monthly_usd": "ten"}, {"weekly_usd": 5}):
+        r = await api.client.put("/api/admin/budget", json=bad, headers=admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["message"]
