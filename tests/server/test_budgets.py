@@ -196,3 +196,35 @@ async def test_only_admins_set_caps_and_bad_caps_say_what_to_fix(api: Api) -> No
         r = await api.client.put("/api/admin/budget", json=bad, headers=admin)
         assert r.status_code == 422, r.text
         assert r.json()["error"]["message"]
+
+
+async def test_each_user_sees_their_own_spend_and_the_admin_sees_everyone(api: Api) -> None:
+    admin, h, ann = await _team(api)
+    bob = await api.user("bob")
+    await api.put_key(bob, "openrouter", OPENROUTER_CANARY)
+    await _put(api, admin, f"/api/admin/users/{ann}/budget", monthly_usd=5)
+    for headers, n in ((h, 2), (bob, 1)):
+        r = await _generate(api, headers, f"spend-{uuid.uuid4().hex[:8]}", num_images=n)
+        assert r.status_code == 200, r.text
+    costs = {}
+    for name, headers in (("ann", h), ("bob", bob)):
+        items = (await _get(api, headers, "/api/generations"))["items"]
+        costs[name] = sum(j["cost"] for j in items)
+
+    mine = await _get(api, h, "/api/settings/budget")
+    assert mine["scope"] == "user" and mine["user_id"] == ann
+    assert mine["day"]["spent_usd"] == pytest.approx(costs["ann"])
+    assert mine["month"]["cap_usd"] == 5 and mine["day"]["cap_usd"] is None
+    theirs = await _get(api, bob, "/api/settings/budget")
+    assert theirs["day"]["spent_usd"] == pytest.approx(costs["bob"])
+    assert theirs["month"]["cap_usd"] is None
+
+    everyone = await _get(api, admin, "/api/admin/budgets")
+    rows = {u["username"]: u for u in everyone["users"]}
+    assert list(rows) == ["admin", "ann", "bob"]  # oldest first
+    assert rows["ann"] == {**mine, "username": "ann"}
+    assert rows["bob"]["month"]["spent_usd"] == pytest.approx(costs["bob"])
+    assert rows["admin"]["day"]["spent_usd"] == 0
+    total = everyone["service"]["day"]["spent_usd"]
+    assert total == pytest.approx(costs["ann"] + costs["bob"])
+    assert everyone["service"] == await _get(api, admin, "/api/admin/budget")

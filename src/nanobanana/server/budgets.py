@@ -38,7 +38,7 @@ from sqlalchemy import Connection, case, delete, func, insert, select, text, upd
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from .db.models import SERVICE_SCOPE, Budget, Job, Spend
+from .db.models import SERVICE_SCOPE, Budget, Job, Spend, User
 from .errors import BudgetExceeded
 from .reports import may_have_billed
 
@@ -143,6 +143,44 @@ async def view(session: AsyncSession, scope: str, now: datetime) -> dict[str, An
             "resets_at": period.resets_at,
         }
     return out
+
+
+async def overview(session: AsyncSession, now: datetime) -> dict[str, Any]:
+    """The service's caps and spend, and every account's (``schemas.AdminBudgetsOut``): one
+    grouped sum per period, whatever the number of accounts."""
+    caps = _caps((await session.execute(select(Budget))).scalars())
+    sums: dict[PeriodName, dict[str, float]] = {}
+    for period in periods(now):
+        rows = await session.execute(
+            select(Spend.user_id, func.sum(charge()))
+            .where(Spend.created_at >= period.start)
+            .group_by(Spend.user_id)
+        )
+        sums[period.name] = {user_id: float(total or 0.0) for user_id, total in rows.all()}
+
+    def one(scope: str) -> dict[str, Any]:
+        c = caps.get(scope, Caps())
+        out: dict[str, Any] = {
+            "scope": "service" if scope == SERVICE_SCOPE else "user",
+            "user_id": None if scope == SERVICE_SCOPE else scope,
+            "daily_usd": c.daily_usd,
+            "monthly_usd": c.monthly_usd,
+        }
+        for period in periods(now):
+            by_user = sums[period.name]
+            used = sum(by_user.values()) if scope == SERVICE_SCOPE else by_user.get(scope, 0.0)
+            out[period.name] = {
+                "cap_usd": c.cap(period.name),
+                "spent_usd": round(used, 9),
+                "resets_at": period.resets_at,
+            }
+        return out
+
+    users = (await session.execute(select(User.id, User.username).order_by(User.created_at))).all()
+    return {
+        "service": one(SERVICE_SCOPE),
+        "users": [{**one(user_id), "username": name} for user_id, name in users],
+    }
 
 
 def _lock(conn: Connection, scope: str) -> None:

@@ -625,6 +625,15 @@ class BudgetOut(BaseModel):
     month: PeriodSpendOut
 
 
+class UserBudgetOut(BudgetOut):
+    username: str
+
+
+class AdminBudgetsOut(BaseModel):
+    service: BudgetOut
+    users: list[UserBudgetOut] = Field(description="Every account, oldest first.")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     version: str

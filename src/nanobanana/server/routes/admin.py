@@ -15,6 +15,7 @@ from ..db.models import SERVICE_SCOPE, ServerConfig, Token, User, is_object_id
 from ..deps import AdminUser, ServicesDep, SessionDep
 from ..problems import ApiError, not_found
 from ..schemas import (
+    AdminBudgetsOut,
     AdminSettingsIn,
     AdminSettingsOut,
     BudgetIn,
@@ -117,6 +118,17 @@ async def _set_budget(
     await budgets.set_caps(session, scope, caps, services.now())
     await session.commit()
     return await _budget(services, session, scope)
+
+
+@router.get("/budgets", response_model=AdminBudgetsOut, responses=errors(401, 403))
+async def list_budgets(
+    admin: AdminUser, services: ServicesDep, session: SessionDep
+) -> AdminBudgetsOut:
+    """The service's caps and every account's, each with what it spent today and this
+    month."""
+    out = AdminBudgetsOut.model_validate(await budgets.overview(session, services.now()))
+    await session.commit()
+    return out
 
 
 @router.get("/budget", response_model=BudgetOut, responses=errors(401, 403))

@@ -10,11 +10,20 @@ from sqlalchemy import select
 from ...catalog import normalize_ratio, normalize_size
 from ...errors import ValidationError
 from ...providers import PROVIDERS
-from .. import keytest
+from .. import budgets, keytest
 from ..db.models import ProviderKey, UserSettings
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..problems import ApiError
-from ..schemas import DefaultsIn, DefaultsOut, KeyIn, KeyOut, KeysOut, KeyTestOut, ProviderName
+from ..schemas import (
+    BudgetOut,
+    DefaultsIn,
+    DefaultsOut,
+    KeyIn,
+    KeyOut,
+    KeysOut,
+    KeyTestOut,
+    ProviderName,
+)
 from ..upstream import resolve_upstream
 from .common import errors
 
@@ -191,3 +200,12 @@ async def put_defaults(
     await session.commit()
     services.defaults_cache.forget(user.id)  # the next generation uses the new defaults
     return DefaultsOut(provider=body.provider, model=row.model, aspect_ratio=ratio, image_size=size)
+
+
+@router.get("/budget", response_model=BudgetOut, responses=errors(401))
+async def get_budget(user: CurrentUser, services: ServicesDep, session: SessionDep) -> BudgetOut:
+    """Your spending caps (an admin sets them) and what you spent today and this month (UTC):
+    your generations' recorded costs, and the estimates still held for those running."""
+    out = BudgetOut.model_validate(await budgets.view(session, user.id, services.now()))
+    await session.commit()
+    return out

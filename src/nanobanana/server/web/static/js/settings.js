@@ -1,4 +1,5 @@
-// Settings: provider keys (masked; save, test, remove), defaults, the account.
+// Settings: provider keys (masked; save, test, remove), defaults, tokens, spending (and, for
+// an administrator, every account's spending caps), the account.
 
 import { api, requireSession } from "./api.js";
 import { loadModels } from "./jobs.js";
@@ -261,6 +262,89 @@ function initTokens() {
   return refreshTokens();
 }
 
+// ----------------------------------------------------------------------------- spending
+
+/** USD with cents, and up to four decimals below a dollar (an image costs a few cents). */
+function usd(value) {
+  if (value === 0 || value >= 1) return `$${value.toFixed(2)}`;
+  return `$${value.toFixed(4).replace(/0{1,2}$/, "")}`;
+}
+
+function periodText(period, when) {
+  const spent = `${when}: ${usd(period.spent_usd)} spent`;
+  return period.cap_usd === null ? `${spent}, no cap.` : `${spent} of a ${usd(period.cap_usd)} cap.`;
+}
+
+async function initSpending(me) {
+  const mine = await api("/api/settings/budget");
+  $("#spend-day").textContent = `${periodText(mine.day, "Today")} The day ends ${formatDate(mine.day.resets_at)}.`;
+  $("#spend-month").textContent = periodText(mine.month, "This month");
+  if (!me.is_admin) return;
+  $("#caps").hidden = false;
+  const all = await api("/api/admin/budgets");
+  $("#caps-body").replaceChildren(
+    capsRow(all.service, "the whole service", "/api/admin/budget"),
+    ...all.users.map((u) => capsRow(u, u.username, `/api/admin/users/${encodeURIComponent(u.user_id)}/budget`)),
+  );
+}
+
+/** An amount typed in a cap field: a number, null when empty; undefined when it is neither. */
+function capValue(input) {
+  const text = input.value.trim();
+  if (!text) return null;
+  const value = Number(text);
+  return Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+function capsRow(budget, who, url) {
+  const message = $("#caps-message");
+  const field = (name, label) =>
+    el("input", {
+      type: "number",
+      min: "0",
+      step: "0.01",
+      inputmode: "decimal",
+      name,
+      "aria-label": `${label} for ${who} (USD)`,
+      value: budget[name] ?? "",
+    });
+  const daily = field("daily_usd", "Cap per day");
+  const monthly = field("monthly_usd", "Cap per month");
+  const save = el("button", { type: "button", class: "btn", "aria-label": `Save the caps for ${who}` }, "Save");
+  const row = el(
+    "tr",
+    { dataset: { scope: budget.scope, user: budget.user_id || "" } },
+    el("td", {}, budget.scope === "service" ? el("strong", {}, "Whole service") : who),
+    el("td", {}, usd(budget.day.spent_usd)),
+    el("td", {}, usd(budget.month.spent_usd)),
+    el("td", {}, daily),
+    el("td", {}, monthly),
+    el("td", {}, save),
+  );
+  save.addEventListener("click", async () => {
+    const body = {};
+    for (const input of [daily, monthly]) {
+      const value = capValue(input);
+      if (value === undefined) {
+        say(message, `Enter an amount in USD (0 or more) for ${who}, or leave the field empty for no cap.`, "error");
+        input.focus();
+        return;
+      }
+      body[input.name] = value;
+    }
+    try {
+      const saved = await api(url, { method: "PUT", json: body });
+      const fresh = capsRow(saved, who, url);
+      row.replaceWith(fresh);
+      fresh.querySelector("button").focus();
+      say(message, `Saved the caps for ${who}.`, "ok");
+    } catch (err) {
+      say(message, err.message, "error");
+    }
+  });
+  return row;
+}
+
 async function main() {
   if (!requireSession()) return;
   initHeader();
@@ -276,6 +360,7 @@ async function main() {
     }
     await initDefaults();
     await initTokens();
+    await initSpending(me);
   } catch (err) {
     showError(errorBox, err, { focus: false });
   }

@@ -1,0 +1,82 @@
+"""Spending on the settings page: each user sees what they spent and their caps; an
+administrator sets every account's caps and the whole service's."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import OPENROUTER_KEY, Browsing, LiveServer, _serve, _settings, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def usd(value: float) -> str:
+    """As the page writes an amount below a dollar: up to four decimals, at least two."""
+    return "$" + re.sub(r"0{1,2}$", "", f"{value:.4f}")
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[LiveServer]:
+    """A service of its own, so that the first account registered here is its admin."""
+    data = tmp_path_factory.mktemp("team-data")
+    with _serve(_settings(data, demo=False, emulator=emulator)) as url:
+        yield LiveServer(url=url, demo=False)
+
+
+def test_an_admin_caps_an_account_on_the_settings_page(
+    web: Browsing, team_server: LiveServer
+) -> None:
+    server = team_server
+    boss, boss_token = server.new_user("boss")  # the first account: the admin
+    ann, ann_token = server.new_user("ann")
+    server.save_key(ann_token, "openrouter", OPENROUTER_KEY)
+    done = server.generate(ann_token, prompt="a heron with a price", image_size="0.5K")
+    assert done["cost"] > 0
+
+    page = web.page
+    sign_in(page, server, boss, boss_token)
+    page.goto(f"{server.url}/settings")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#caps")).to_be_visible()
+    expect(page.locator("#caps-body tr").first).to_contain_text("Whole service")
+    row = page.locator("#caps-body tr", has_text=ann)
+    expect(row.locator("td").nth(1)).to_have_text(usd(done["cost"]))  # spent today
+
+    # An amount that is none says what to fix; nothing is saved.
+    daily = page.get_by_label(f"Cap per day for {ann} (USD)")
+    daily.fill("-1")
+    page.get_by_role("button", name=f"Save the caps for {ann}").click()
+    message = page.locator("#caps-message")
+    expect(message).to_contain_text("Enter an amount in USD (0 or more)")
+    expect(daily).to_be_focused()
+
+    # A cap below what ann has spent today: her next request is refused before any call.
+    daily.fill("0.01")
+    page.get_by_role("button", name=f"Save the caps for {ann}").click()
+    expect(message).to_have_text(f"Saved the caps for {ann}.")
+    expect(page.get_by_role("button", name=f"Save the caps for {ann}")).to_be_focused()
+    expect(page.get_by_label(f"Cap per day for {ann} (USD)")).to_have_value("0.01")
+    with server.client(ann_token) as c:
+        r = c.post("/api/nano-banana/generate", json={"prompt": f"refused {uuid.uuid4().hex}"})
+    assert r.status_code == 402, r.text
+    assert r.json()["error"]["code"] == "budget_exceeded"
+
+    # Ann sees her spending and her cap, and no one else's.
+    sign_in(page, server, ann, ann_token)
+    page.goto(f"{server.url}/settings")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#spend-day")).to_have_text(
+        re.compile(
+            rf"^Today: {re.escape(usd(done['cost']))} spent of a \$0\.01 cap\. The day ends .+\.$"
+        )
+    )
+    expect(page.locator("#spend-month")).to_have_text(
+        f"This month: {usd(done['cost'])} spent, no cap."
+    )
+    expect(page.locator("#caps")).to_be_hidden()
