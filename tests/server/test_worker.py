@@ -486,3 +486,32 @@ async def test_a_job_cancelled_on_any_web_process_is_never_sent_or_stops(
         assert r.status_code == 404  # only its owner sees it
         assert (await job_of(a, job_id)).error_code == "cancelled"
     assert upstream_requests(emulator, f"a fox {marker}") == []
+
+
+async def test_a_spending_cap_holds_across_web_processes_and_workers(
+    external: Callable[..., Settings], emulator: EmulatorServer
+) -> None:
+    """Two web processes take requests for one user at once, a worker runs them: the cap
+    (room for three images' estimates) lets exactly three through, whichever process took
+    them, and the others never reach the provider."""
+    settings = external()
+    marker = uuid.uuid4().hex
+    model = "gemini-3.1-flash-image"
+    async with running(settings) as web, running(settings) as other, worker(settings):
+        admin = await web.user("admin")  # the first account: the admin
+        h = await user_with_key(web)
+        me = (await web.client.get("/api/auth/me", headers=h)).json()["id"]
+        price = web.services.catalog.find(model).pricing.image_cost("1K")
+        cap = {"daily_usd": round(price * 3.5, 6)}
+        r = await web.client.put(f"/api/admin/users/{me}/budget", json=cap, headers=admin)
+        assert r.status_code == 200, r.text
+
+        async def generate(i: int) -> int:
+            face = web if i % 2 else other
+            body = {"prompt": f"a fox {marker} {i}", "model": model}
+            r = await face.client.post("/api/nano-banana/generate", json=body, headers=h)
+            return r.status_code
+
+        statuses = sorted(await asyncio.gather(*(generate(i) for i in range(20))))
+    assert statuses.count(200) == 3 and set(statuses) == {200, 402}, statuses
+    assert len(upstream_requests(emulator, marker)) == 3
