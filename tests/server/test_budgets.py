@@ -228,3 +228,42 @@ async def test_each_user_sees_their_own_spend_and_the_admin_sees_everyone(api: A
     total = everyone["service"]["day"]["spent_usd"]
     assert total == pytest.approx(costs["ann"] + costs["bob"])
     assert everyone["service"] == await _get(api, admin, "/api/admin/budget")
+
+
+async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """One running job per user: a two-image job cancelled after its first image keeps its
+    whole estimate (the second call may have been billed); the job queued behind it, cancelled
+    before it ran, holds nothing."""
+    settings = settings_for(max_concurrent_jobs_per_user=1)
+    marker = uuid.uuid4().hex
+    async with running(settings) as api:
+        admin, h, _ = await _team(api)
+        price = _price(api)
+        body = {"prompt": f"two {marker} [emulator:stagger:4:{marker}]", "num_images": 2}
+        running_id = (await api.client.post("/api/generations", json=body, headers=h)).json()["id"]
+        for _ in range(200):
+            got = await _get(api, h, f"/api/generations/{running_id}")
+            if got["images"]:
+                break
+            await asyncio.sleep(0.02)
+        assert got["status"] == "running" and len(got["images"]) == 1, got
+        queued = await api.client.post("/api/generations", json={"prompt": "next"}, headers=h)
+        queued_id = queued.json()["id"]
+        assert (await _get(api, h, f"/api/generations/{queued_id}"))["status"] == "queued"
+        # Both held while they wait or run: two images' estimate and one.
+        assert (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"] == pytest.approx(
+            price * 3
+        )
+
+        for job_id in (queued_id, running_id):
+            r = await api.client.post(f"/api/generations/{job_id}/cancel", headers=h)
+            assert r.status_code == 200 and r.json()["error"]["code"] == "job_cancelled", r.text
+        cancelled = await _get(api, h, f"/api/generations/{running_id}")
+        assert cancelled["error"]["may_be_billed"] is True
+        # What it recorded (the image that arrived; unknown while a call streams) is less than
+        # what it may have cost: the estimate stays held.
+        assert cancelled["cost"] is None or cancelled["cost"] < price * 2
+        spent = (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"]
+        assert spent == pytest.approx(price * 2)
