@@ -239,7 +239,7 @@ async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
     settings = settings_for(max_concurrent_jobs_per_user=1)
     marker = uuid.uuid4().hex
     async with running(settings) as api:
-        admin, h, _ = await _team(api)
+        _, h, _ = await _team(api)
         price = _price(api)
         body = {"prompt": f"two {marker} [emulator:stagger:4:{marker}]", "num_images": 2}
         running_id = (await api.client.post("/api/generations", json=body, headers=h)).json()["id"]
