@@ -127,9 +127,8 @@ async def set_caps(session: AsyncSession, scope: str, caps: Caps, now: datetime)
         row.daily_usd, row.monthly_usd, row.updated_at = caps.daily_usd, caps.monthly_usd, now
 
 
-async def view(session: AsyncSession, scope: str, now: datetime) -> dict[str, Any]:
-    """A scope's caps and what it has spent in each period (``schemas.BudgetOut``)."""
-    caps = await caps_of(session, scope)
+def _out(scope: str, caps: Caps, spent: dict[PeriodName, float], now: datetime) -> dict[str, Any]:
+    """A scope's caps and what it spent in each period (``schemas.BudgetOut``)."""
     out: dict[str, Any] = {
         "scope": "service" if scope == SERVICE_SCOPE else "user",
         "user_id": None if scope == SERVICE_SCOPE else scope,
@@ -139,10 +138,16 @@ async def view(session: AsyncSession, scope: str, now: datetime) -> dict[str, An
     for period in periods(now):
         out[period.name] = {
             "cap_usd": caps.cap(period.name),
-            "spent_usd": round(await spent_async(session, scope, period.start), 9),
+            "spent_usd": round(spent.get(period.name, 0.0), 9),
             "resets_at": period.resets_at,
         }
     return out
+
+
+async def view(session: AsyncSession, scope: str, now: datetime) -> dict[str, Any]:
+    """A scope's caps and what it has spent in each period (``schemas.BudgetOut``)."""
+    spent = {p.name: await spent_async(session, scope, p.start) for p in periods(now)}
+    return _out(scope, await caps_of(session, scope), spent, now)
 
 
 async def overview(session: AsyncSession, now: datetime) -> dict[str, Any]:
@@ -157,29 +162,22 @@ async def overview(session: AsyncSession, now: datetime) -> dict[str, Any]:
             .group_by(Spend.user_id)
         )
         sums[period.name] = {user_id: float(total or 0.0) for user_id, total in rows.all()}
-
-    def one(scope: str) -> dict[str, Any]:
-        c = caps.get(scope, Caps())
-        out: dict[str, Any] = {
-            "scope": "service" if scope == SERVICE_SCOPE else "user",
-            "user_id": None if scope == SERVICE_SCOPE else scope,
-            "daily_usd": c.daily_usd,
-            "monthly_usd": c.monthly_usd,
-        }
-        for period in periods(now):
-            by_user = sums[period.name]
-            used = sum(by_user.values()) if scope == SERVICE_SCOPE else by_user.get(scope, 0.0)
-            out[period.name] = {
-                "cap_usd": c.cap(period.name),
-                "spent_usd": round(used, 9),
-                "resets_at": period.resets_at,
-            }
-        return out
-
+    service = {name: sum(by_user.values()) for name, by_user in sums.items()}
     users = (await session.execute(select(User.id, User.username).order_by(User.created_at))).all()
     return {
-        "service": one(SERVICE_SCOPE),
-        "users": [{**one(user_id), "username": name} for user_id, name in users],
+        "service": _out(SERVICE_SCOPE, caps.get(SERVICE_SCOPE, Caps()), service, now),
+        "users": [
+            {
+                **_out(
+                    user_id,
+                    caps.get(user_id, Caps()),
+                    {name: by_user.get(user_id, 0.0) for name, by_user in sums.items()},
+                    now,
+                ),
+                "username": name,
+            }
+            for user_id, name in users
+        ],
     }
 
 
