@@ -267,3 +267,23 @@ async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
         assert cancelled["cost"] is None or cancelled["cost"] < price * 2
         spent = (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"]
         assert spent == pytest.approx(price * 2)
+
+
+async def test_synthetic_images_in_demo_mode_cost_nothing_under_a_cap(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """Demo mode without a key of one's own: the built-in emulator's images are estimated at
+    nothing and cost nothing, so a cap below one real image's price refuses none of them."""
+    settings = settings_for(demo=True, openrouter_base_url=None, gemini_base_url=None)
+    async with running(settings) as api:
+        admin = await api.user("admin")
+        await api.user("dee")
+        users = (await _get(api, admin, "/api/admin/users"))["users"]
+        dee = next(u["id"] for u in users if u["username"] == "dee")
+        await _put(api, admin, f"/api/admin/users/{dee}/budget", daily_usd=0.01)
+        h = {"Authorization": f"Bearer {api.tokens['dee']}"}
+        for _ in range(2):
+            r = await _generate(api, h, "a synthetic heron", num_images=2)
+            assert r.status_code == 200, r.text
+            assert r.json()["synthetic"] is True
+        assert (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"] == 0

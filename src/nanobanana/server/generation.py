@@ -186,7 +186,8 @@ async def prepare(
         image_options=image_options,
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
-    per_image = spec.pricing.image_cost(size)
+    # Demo mode's synthetic images come from the built-in emulator: they cost nothing.
+    per_image = 0.0 if upstream.synthetic else spec.pricing.image_cost(size)
     return Prepared(
         request=record,
         upstream=upstream,
