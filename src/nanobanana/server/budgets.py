@@ -14,7 +14,8 @@ two amounts it holds:
 So a cap is checked **before** any paid call, with the whole request's estimate, and reconciled
 with the real cost afterwards.  An image model's price is the same on either provider (OpenRouter
 passes Google's price on), so a fallback does not change the estimate; a model without a known
-price is estimated at 0 and counts with its real cost once it has one.
+price is estimated at 0 and counts with its real cost once it has one; demo mode's synthetic
+images (the built-in emulator's) cost nothing and are estimated at 0.
 
 Checking and holding are one step (``reserve``), inside the transaction that inserts the job:
 on SQLite that transaction holds the database's write lock (``BEGIN IMMEDIATE``), on
