@@ -24,7 +24,6 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -207,7 +206,7 @@ async def gallery_page(request: Request, services: ServicesDep) -> HTMLResponse:
         page="gallery",
         script="gallery",
         early="gallerypage",
-        first_page=_json_for_html(first) if first else None,
+        first_page=first,
         headers={"Cache-Control": "no-store" if first else "no-cache", "Vary": "Cookie"},
     )
 
@@ -247,12 +246,6 @@ async def _first_gallery_page(request: Request, services: Services) -> dict[str,
         "url": f"/api/images?limit={GALLERY_PAGE_SIZE}&sort={sort}",
         "page": page,
     }
-
-
-def _json_for_html(value: Any) -> str:
-    """``value`` as JSON that cannot end the ``<script type="application/json">`` holding it."""
-    text = orjson.dumps(value).decode()
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @router.get("/gallery/{generation_id}", response_class=HTMLResponse)
