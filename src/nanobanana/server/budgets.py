@@ -255,15 +255,20 @@ def _label(period: PeriodName) -> str:
     return "daily" if period == "day" else "monthly"
 
 
-def settle(job_id: str, *, release: bool) -> Any:
-    """The ledger row of a job that has just ended (in the same transaction, after the job's
-    row was written): its recorded cost, and its hold released unless the job may have been
-    billed more than that (``release`` False)."""
-    cost = select(Job.cost).where(Job.id == job_id).scalar_subquery()
+def _settle(which: ColumnElement[bool], release: bool) -> Any:
+    """The ledger rows ``which`` of jobs that have just ended (in the same transaction, after
+    the jobs' rows were written): each takes its job's recorded cost, and its hold is
+    released unless the job may have been billed more than that (``release`` False)."""
+    cost = select(Job.cost).where(Job.id == Spend.job_id).scalar_subquery()
     values: dict[str, Any] = {"cost_usd": cost}
     if release:
         values["held_usd"] = 0.0
-    return update(Spend).where(Spend.job_id == job_id).values(**values)
+    return update(Spend).where(which).values(**values).execution_options(synchronize_session=False)
+
+
+def settle(job_id: str, *, release: bool) -> Any:
+    """``_settle`` for job ``job_id``."""
+    return _settle(Spend.job_id == job_id, release)
 
 
 def settle_end(job_id: str, values: dict[str, Any]) -> Any:
@@ -276,17 +281,8 @@ def settle_end(job_id: str, values: dict[str, Any]) -> Any:
 
 
 def settle_where(jobs: Any, *, release: bool) -> Any:
-    """``settle`` for every job ``jobs`` (a select of job ids) names."""
-    cost = select(Job.cost).where(Job.id == Spend.job_id).scalar_subquery()
-    values: dict[str, Any] = {"cost_usd": cost}
-    if release:
-        values["held_usd"] = 0.0
-    return (
-        update(Spend)
-        .where(Spend.job_id.in_(jobs))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    """``_settle`` for every job ``jobs`` (a select of job ids) names."""
+    return _settle(Spend.job_id.in_(jobs), release)
 
 
 def drop(job_id: str) -> Any:
