@@ -37,15 +37,20 @@ async def list_users(admin: AdminUser, session: SessionDep) -> UserList:
     return UserList(users=[UserOut.model_validate(u) for u in rows])
 
 
+async def _user(session: SessionDep, user_id: str) -> User:
+    user = await session.get(User, user_id) if is_object_id(user_id) else None
+    if user is None:
+        raise not_found("user")
+    return user
+
+
 @router.patch("/users/{user_id}", response_model=UserOut, responses=errors(401, 403, 404, 409))
 async def patch_user(
     user_id: str, body: UserPatch, admin: AdminUser, services: ServicesDep, session: SessionDep
 ) -> User:
     """Disable (or enable) a user, or change their admin flag.  Disabling revokes their
     tokens."""
-    user = await session.get(User, user_id) if is_object_id(user_id) else None
-    if user is None:
-        raise not_found("user")
+    user = await _user(session, user_id)
     if user.id == admin.id and (body.is_active is False or body.is_admin is False):
         raise ApiError(409, "cannot_demote_self", "You cannot disable or demote yourself.")
     if body.is_admin is not None:
@@ -98,13 +103,6 @@ async def put_settings(
 
 
 # ------------------------------------------------------------------------ spending caps
-async def _user(session: SessionDep, user_id: str) -> User:
-    user = await session.get(User, user_id) if is_object_id(user_id) else None
-    if user is None:
-        raise not_found("user")
-    return user
-
-
 async def _budget(services: ServicesDep, session: SessionDep, scope: str) -> BudgetOut:
     out = BudgetOut.model_validate(await budgets.view(session, scope, services.now()))
     await session.commit()
