@@ -290,7 +290,7 @@ def test_signed_in_through_the_form_the_first_page_comes_with_the_page(
     srcs = tiles.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
     assert all(re.fullmatch(r"/api/images/[0-9a-f]{32}\?thumb=1", s) for s in srcs), srcs
     thumbs = [r for r in asked if "thumb=1" in r.url]
-    assert len(thumbs) == 3 and not any("authorization" in r.headers for r in thumbs)
+    assert len(thumbs) == 3 and not any("authorization" in r.all_headers() for r in thumbs)
     assert not any(token in r.url for r in asked)
 
     # A thumbnail the cookie no longer brings (it expired since the page came) is fetched

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -159,6 +160,17 @@ def test_create_user_hook(db_url: str, settings_for: Callable[..., Settings]) ->
     asyncio.run(check())
 
 
+def _add_user(conn: Any, user_id: str, now: str) -> None:
+    """An account row, as a migration test's earlier schema holds it."""
+    conn.execute(
+        text(
+            "INSERT INTO users (id, username, username_key, password_hash, is_admin, "
+            "is_active, created_at) VALUES (:id, 'a', 'a', 'x', 0, 1, :now)"
+        ),
+        {"id": user_id, "now": now},
+    )
+
+
 def test_0008_files_the_images_already_stored_by_their_shape(tmp_path: Path) -> None:
     """The gallery filters on ratio and size: images stored before 0008 get theirs from their
     pixels, and none of them is a favourite."""
@@ -171,13 +183,7 @@ def test_0008_files_the_images_already_stored_by_their_shape(tmp_path: Path) -> 
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0007")
         now = "2026-12-01 10:00:00.000000"
-        conn.execute(
-            text(
-                "INSERT INTO users (id, username, username_key, password_hash, is_admin, "
-                "is_active, created_at) VALUES ('u1', 'a', 'a', 'x', 0, 1, :now)"
-            ),
-            {"now": now},
-        )
+        _add_user(conn, "u1", now)
         conn.execute(
             text(
                 "INSERT INTO jobs (id, user_id, status, kind, request, prompt, attempts, "
@@ -221,13 +227,7 @@ def test_0009_puts_the_jobs_already_stored_in_the_spend_ledger(tmp_path: Path) -
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0008")
         now = "2026-12-01 10:00:00.000000"
-        conn.execute(
-            text(
-                "INSERT INTO users (id, username, username_key, password_hash, is_admin, "
-                "is_active, created_at) VALUES ('u1', 'a', 'a', 'x', 0, 1, :now)"
-            ),
-            {"now": now},
-        )
+        _add_user(conn, "u1", now)
         for job_id, cost in (("j1", 0.039), ("j2", None)):
             conn.execute(
                 text(
