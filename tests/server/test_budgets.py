@@ -267,6 +267,10 @@ async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
         assert cancelled["cost"] is None or cancelled["cost"] < price * 2
         spent = (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"]
         assert spent == pytest.approx(price * 2)
+        # Usage tells the same: two requests, the one image kept, the rest still held.
+        total = (await _get(api, h, "/api/usage"))["total"]
+        assert total["generations"] == 2 and total["images"] == 1
+        assert total["cost_usd"] + total["held_usd"] == pytest.approx(price * 2)
 
 
 async def test_synthetic_images_in_demo_mode_cost_nothing_under_a_cap(

@@ -246,3 +246,52 @@ def test_0009_puts_the_jobs_already_stored_in_the_spend_ledger(tmp_path: Path) -
     engine.dispose()
     assert [tuple(r) for r in rows] == [("j1", "u1", 0, 0.039), ("j2", "u1", 0, None)]
     assert str(created).startswith("2026-12-01 10:00:00")
+
+
+def test_0010_gives_the_ledger_each_jobs_provider_model_and_images(tmp_path: Path) -> None:
+    """Usage by model, provider and images covers what was spent before: each ledger row
+    takes them from its job; a row whose job was deleted keeps its money and no names."""
+    from alembic import command
+    from sqlalchemy import create_engine as sync_engine
+
+    from nanobanana.server.db.migrate import alembic_config
+
+    engine = sync_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0009")
+        now = "2026-12-01 10:00:00.000000"
+        _add_user(conn, "u1", now)
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, user_id, status, kind, request, prompt, attempts, "
+                "failures, warnings, provider, model, cost, cost_is_estimate, synthetic, "
+                "created_at, attempt) VALUES ('j1', 'u1', 'succeeded', 'sync', '{}', 'p', "
+                "'[]', '[]', '[]', 'google', 'gemini-3-pro-image', 0.27, 0, 0, :now, 0)"
+            ),
+            {"now": now},
+        )
+        for image_id in ("i1", "i2"):
+            conn.execute(
+                text(
+                    'INSERT INTO images (id, job_id, user_id, "index", sha256, mime_type, '
+                    "width, height, size, storage_key, created_at, favourite) VALUES "
+                    "(:id, 'j1', 'u1', 0, 'h', 'image/png', 1, 1, 1, 'k', :now, 0)"
+                ),
+                {"id": image_id, "now": now},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO spend (job_id, user_id, created_at, held_usd, cost_usd) VALUES "
+                "('j1', 'u1', :now, 0, 0.27), ('gone', 'u1', :now, 0, 0.04)"
+            ),
+            {"now": now},
+        )
+        command.upgrade(alembic_config(conn), "head")
+        rows = conn.execute(
+            text("SELECT job_id, provider, model, images, cost_usd FROM spend ORDER BY job_id")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("gone", None, None, 0, 0.04),
+        ("j1", "google", "gemini-3-pro-image", 2, 0.27),
+    ]

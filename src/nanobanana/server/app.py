@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens,
         ui,
         uploads,
+        usage,
     )
     from .routes import settings as settings_routes
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generations,
         sessions,
         images,
+        usage,
         admin,
     ):
         app.include_router(module.router, dependencies=strict)

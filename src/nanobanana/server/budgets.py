@@ -39,7 +39,7 @@ from sqlalchemy import Connection, case, delete, func, insert, select, text, upd
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from .db.models import SERVICE_SCOPE, Budget, Job, Spend, User
+from .db.models import SERVICE_SCOPE, Budget, Job, Spend, StoredImage, User
 from .errors import BudgetExceeded
 from .reports import may_have_billed
 
@@ -194,11 +194,19 @@ def _lock(conn: Connection, scope: str) -> None:
 
 
 def reserve(
-    conn: Connection, *, user_id: str, job_id: str, estimate: float | None, now: datetime
+    conn: Connection,
+    *,
+    user_id: str,
+    job_id: str,
+    estimate: float | None,
+    now: datetime,
+    provider: str | None = None,
+    model: str | None = None,
 ) -> None:
     """In the transaction that inserts job ``job_id``: refuse it (``BudgetExceeded``) when
     ``estimate`` on top of what is spent and held would pass a cap of the user or of the
-    service, else write its ledger row holding ``estimate``."""
+    service, else write its ledger row holding ``estimate`` (with the provider and model
+    asked for, until the job's end tells which answered)."""
     amount = max(estimate or 0.0, 0.0)
     rows = conn.execute(
         select(Budget.scope, Budget.daily_usd, Budget.monthly_usd).where(
@@ -213,7 +221,14 @@ def reserve(
                 _check(conn, scope, caps[scope], amount, now)
     conn.execute(
         insert(Spend).values(
-            job_id=job_id, user_id=user_id, created_at=now, held_usd=amount, cost_usd=None
+            job_id=job_id,
+            user_id=user_id,
+            created_at=now,
+            held_usd=amount,
+            cost_usd=None,
+            provider=provider,
+            model=model,
+            images=0,
         )
     )
 
@@ -257,10 +272,19 @@ def _label(period: PeriodName) -> str:
 
 def _settle(which: ColumnElement[bool], release: bool) -> Any:
     """The ledger rows ``which`` of jobs that have just ended (in the same transaction, after
-    the jobs' rows were written): each takes its job's recorded cost, and its hold is
-    released unless the job may have been billed more than that (``release`` False)."""
-    cost = select(Job.cost).where(Job.id == Spend.job_id).scalar_subquery()
-    values: dict[str, Any] = {"cost_usd": cost}
+    the jobs' rows and images were written): each takes its job's recorded cost, provider,
+    model and number of images, and its hold is released unless the job may have been billed
+    more than that (``release`` False)."""
+    job = Job.id == Spend.job_id
+    values: dict[str, Any] = {
+        "cost_usd": select(Job.cost).where(job).scalar_subquery(),
+        "provider": select(Job.provider).where(job).scalar_subquery(),
+        "model": select(Job.model).where(job).scalar_subquery(),
+        "images": select(func.count())
+        .select_from(StoredImage)
+        .where(StoredImage.job_id == Spend.job_id)
+        .scalar_subquery(),
+    }
     if release:
         values["held_usd"] = 0.0
     return update(Spend).where(which).values(**values).execution_options(synchronize_session=False)

@@ -23,6 +23,7 @@
         ├── SessionBusy                a turn of the session still runs
         ├── ImagesNotFound             images asked for by id that are not this user's
         ├── ImagesBusy                 images of a generation that still runs
+        ├── InvalidPeriod              a usage range that ends before it starts, or too long
         └── UploadError                a reference image refused as it arrived
             ├── UploadTooLarge         more bytes than the limit
             ├── ImageTooLarge          more pixels than the limit
@@ -124,6 +125,10 @@ class ImagesNotFound(ServiceError):
 
 class ImagesBusy(ServiceError):
     code = "images_busy"
+
+
+class InvalidPeriod(ServiceError):
+    code = "invalid_period"
 
 
 class UploadError(ServiceError):

@@ -462,7 +462,13 @@ async def create_job(
         # The row in one step (``db.direct``): the hot path's only write at intake, with its
         # line in the spend ledger (refused there when it would pass a spending cap).
         hold = functools.partial(
-            budgets.reserve, user_id=user_id, job_id=job.id, estimate=prepared.estimate, now=now
+            budgets.reserve,
+            user_id=user_id,
+            job_id=job.id,
+            estimate=prepared.estimate,
+            now=now,
+            provider=job.provider,
+            model=job.model,
         )
         await manager.insert(row, hold)
         try:

@@ -194,6 +194,14 @@ class _Landing:
             if self.gone:
                 return
             await self._land_arrived(image)
+        if self.rows and not self.gone:
+            # A job cancelled while it ran was settled in the ledger when it was cancelled:
+            # the images (and cost) that arrived since count too.  Its hold stays.
+            job_id = self.job.id
+            try:
+                await self.s.tx.run(lambda c: c.execute(budgets.settle(job_id, release=False)))
+            except Exception as exc:  # the line keeps its hold, which counts against caps
+                log.error("Job %s: its spend line could not be updated.", job_id, exc_info=exc)
 
     async def land(self, image: Image, end: dict[str, Any] | None = None) -> bool:
         """Write the image's file and insert its row; update the job with what is known now.
@@ -230,13 +238,13 @@ class _Landing:
             if end is not None:
                 fenced = update(Job).where(Job.id == job_id, Job.attempt == attempt)
                 ended = bool(conn.execute(fenced.values(**end)).rowcount)
-                if ended:
-                    conn.execute(budgets.settle_end(job_id, end))
             if not ended:
                 res = conn.execute(update(Job).where(Job.id == job_id).values(**values))
                 if not res.rowcount:
                     return False
             conn.execute(insert(StoredImage), [image_row])
+            if ended and end is not None:  # after the image: the ledger counts it
+                conn.execute(budgets.settle_end(job_id, end))
             return True
 
         if await self.s.tx.run(record):

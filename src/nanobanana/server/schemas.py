@@ -8,7 +8,7 @@ UTF-8 cannot store.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
@@ -632,6 +632,60 @@ class UserBudgetOut(BudgetOut):
 class AdminBudgetsOut(BaseModel):
     service: BudgetOut
     users: list[UserBudgetOut] = Field(description="Every account, oldest first.")
+
+
+class UsageTotals(BaseModel):
+    generations: int = Field(description="Requests accepted (failed and cancelled included).")
+    images: int = Field(description="Images they stored.")
+    cost_usd: float = Field(description="Their recorded costs (each generation's `cost`).")
+    held_usd: float = Field(
+        description="Held on top of that against the caps: estimates of generations still "
+        "running, or that failed after their call was sent (they may have been billed)."
+    )
+
+
+class UsageDay(UsageTotals):
+    date: date
+
+
+class UsageModel(UsageTotals):
+    model: str | None
+
+
+class UsageProvider(UsageTotals):
+    provider: str | None
+
+
+class UsageUser(UsageTotals):
+    user_id: str
+    username: str = Field(description="`(deleted account)` for an account deleted since.")
+
+
+class UsageLine(UsageTotals):
+    date: date
+    user_id: str
+    username: str | None = Field(None, description="In the whole service's usage only.")
+    provider: str | None
+    model: str | None
+
+
+class UsageReport(BaseModel):
+    from_: date = Field(alias="from", description="The first day (UTC), included.")
+    to: date = Field(description="The last day (UTC), included.")
+    timezone: Literal["UTC"]
+    user_id: str | None = Field(description="Whose usage; null: the whole service's.")
+    total: UsageTotals
+    days: list[UsageDay] = Field(description="Every day of the range, oldest first.")
+    models: list[UsageModel] = Field(description="Largest spend first.")
+    providers: list[UsageProvider] = Field(description="Largest spend first.")
+    users: list[UsageUser] | None = Field(
+        description="Each account's (the whole service's usage only), largest spend first."
+    )
+    lines: list[UsageLine] = Field(
+        description="One per day, user, provider and model with any usage (the CSV's rows)."
+    )
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class HealthOut(BaseModel):

@@ -185,6 +185,11 @@ class Spend(Base):
     held_usd: Mapped[float] = mapped_column(Float, default=0.0)
     #: The job's recorded cost once it ended (``None``: unknown or free).
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    #: What usage is told by (``usage``): the provider and model that answered (those asked
+    #: for until the job ends), and how many images it stored.
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
+    images: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Worker(Base):

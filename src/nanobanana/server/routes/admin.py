@@ -1,31 +1,37 @@
-"""Admin: list and disable users, the switch that lets users use the server's keys, and the
-spending caps (per user and for the whole service: ``budgets``).
+"""Admin: list and disable users, the switch that lets users use the server's keys, the
+spending caps (per user and for the whole service: ``budgets``) and the whole service's usage.
 
 Every route here needs an admin token; a user token gets 403.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from sqlalchemy import select, update
 
 from ...providers import PROVIDERS
-from .. import budgets
+from .. import budgets, usage
 from ..db.models import SERVICE_SCOPE, ServerConfig, Token, User, is_object_id
 from ..deps import AdminUser, ServicesDep, SessionDep
 from ..problems import ApiError, not_found
 from ..schemas import (
+    OBJECT_ID_PATTERN,
     AdminBudgetsOut,
     AdminSettingsIn,
     AdminSettingsOut,
     BudgetIn,
     BudgetOut,
+    UsageReport,
     UserList,
     UserOut,
     UserPatch,
 )
 from ..upstream import ALLOW_SERVER_KEYS, server_keys_allowed
 from .common import errors
+from .usage import CSV_RESPONSE, First, Format, Last, answer
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -164,3 +170,27 @@ async def put_user_budget(
     """Set a user's caps (USD per UTC day and month; null: none)."""
     user = await _user(session, user_id)
     return await _set_budget(services, session, user.id, body)
+
+
+# ------------------------------------------------------------------------ usage
+@router.get(
+    "/usage", response_model=UsageReport, responses={**errors(401, 403, 422), **CSV_RESPONSE}
+)
+async def get_service_usage(
+    admin: AdminUser,
+    services: ServicesDep,
+    session: SessionDep,
+    first: First = None,
+    last: Last = None,
+    user_id: Annotated[
+        str | None, Query(pattern=OBJECT_ID_PATTERN, description="Only this account's.")
+    ] = None,
+    format: Format = "json",
+) -> Response:
+    """The whole service's usage over a range of UTC days, as `GET /api/usage` gives each
+    user's, with a line per account (an account deleted since keeps its spend, named
+    `(deleted account)`); `user_id` narrows it to one account."""
+    span = usage.window(first, last, services.now())
+    report = await usage.report(session, span, user_id=user_id, by_user=True)
+    await session.commit()
+    return answer(report, format, "nanobanana-service-usage")
