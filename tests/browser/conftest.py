@@ -226,6 +226,15 @@ def open_browser(browser: Any) -> Iterator[Any]:
             b.context.close()
 
 
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[LiveServer]:
+    """A service of the module's own, so that the first account registered there is its
+    admin."""
+    data = tmp_path_factory.mktemp("team-data")
+    with _serve(_settings(data, demo=False, emulator=emulator)) as url:
+        yield LiveServer(url=url, demo=False)
+
+
 def sign_in(page: Any, server: LiveServer, username: str, token: str) -> None:
     """Store a session the way the sign-in page does, without typing it (fast set-up)."""
     page.goto(f"{server.url}/login")
@@ -247,6 +256,9 @@ def sign_in_with_form(page: Any, server: LiveServer, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).not_to_have_url(re.compile(r"/login"))
+    # The page signing in lands on (the generator, with its recent images) has finished
+    # loading: nothing it asks for can be taken for what a test's next page asks for.
+    page.wait_for_load_state("networkidle")
 
 
 def open_generator(
@@ -319,4 +331,5 @@ PAGES: list[tuple[str, Callable[[dict[str, Any]], str], bool, Callable[[Any], No
     ("edit", lambda a: "/edit", True, _ready("#session-list li")),
     ("session", lambda a: f"/edit/{a['session']}", True, _ready("#stage-img[src^='blob:']")),
     ("settings", lambda a: "/settings", True, _ready("body", "data-ready")),
+    ("usage", lambda a: "/usage", True, _ready("body", "data-ready")),
 ]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import OPENROUTER_KEY, Browsing, LiveServer, _serve, _settings, sign_in
+from .conftest import OPENROUTER_KEY, Browsing, LiveServer, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -19,14 +17,6 @@ pytestmark = pytest.mark.browser
 def usd(value: float) -> str:
     """As the page writes an amount below a dollar: up to four decimals, at least two."""
     return "$" + re.sub(r"0{1,2}$", "", f"{value:.4f}")
-
-
-@pytest.fixture(scope="module")
-def team_server(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Iterator[LiveServer]:
-    """A service of its own, so that the first account registered here is its admin."""
-    data = tmp_path_factory.mktemp("team-data")
-    with _serve(_settings(data, demo=False, emulator=emulator)) as url:
-        yield LiveServer(url=url, demo=False)
 
 
 def test_an_admin_caps_an_account_on_the_settings_page(

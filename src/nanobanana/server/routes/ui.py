@@ -283,6 +283,11 @@ async def settings_page() -> HTMLResponse:
     )
 
 
+@router.get("/usage", response_class=HTMLResponse)
+async def usage_page() -> HTMLResponse:
+    return _page("usage.html", title="Usage", page="usage", script="usage")
+
+
 @router.api_route("/static/{path:path}", methods=["GET", "HEAD"])
 async def static_file(path: str, request: Request) -> Response:
     # StaticFiles resolves the path inside the folder (no ../ escape), sets the content type

@@ -15,6 +15,7 @@ import {
   providerName,
   say,
   showError,
+  usd,
 } from "./ui.js";
 
 const errorBox = $("#settings-error");
@@ -263,12 +264,6 @@ function initTokens() {
 }
 
 // ----------------------------------------------------------------------------- spending
-
-/** USD with cents, and up to four decimals below a dollar (an image costs a few cents). */
-function usd(value) {
-  if (value === 0 || value >= 1) return `$${value.toFixed(2)}`;
-  return `$${value.toFixed(4).replace(/0{1,2}$/, "")}`;
-}
 
 function periodText(period, when) {
   const spent = `${when}: ${usd(period.spent_usd)} spent`;

@@ -40,6 +40,12 @@ export function formatCost(cost, estimate) {
   return estimate ? `${text} (estimate)` : text;
 }
 
+/** USD with cents, and up to four decimals below a dollar (an image costs a few cents). */
+export function usd(value) {
+  if (value === 0 || value >= 1) return `$${value.toFixed(2)}`;
+  return `$${value.toFixed(4).replace(/0{1,2}$/, "")}`;
+}
+
 /** A warning as text (the service sends strings; tolerate {message} objects). */
 export function warningText(w) {
   return typeof w === "string" ? w : (w && w.message) || JSON.stringify(w);
