@@ -50,6 +50,9 @@ CROSS_FIELD = {
     "GET /api/images",  # the same; and a time in since/until needs its offset
     "GET /api/auth/tokens",  # the same
     "GET /api/tokens",
+    "PUT /api/settings/webhook",  # whether a URL's address is public is no schema property
+    "GET /api/usage",  # a range must not end before it starts; 2026-02-30 is no day
+    "GET /api/admin/usage",
 }
 #: The OpenRouter- and OpenAI-compatible endpoints answer parameter errors with 400, as the
 #: dialects they speak do (``invalid_request_error``); positive_data_acceptance expects 422.

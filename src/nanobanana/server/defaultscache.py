@@ -19,6 +19,7 @@ class Defaults:
     model: str | None
     aspect_ratio: str | None
     image_size: str | None
+    webhook_url: str | None = None
 
 
 class DefaultsCache:
@@ -95,6 +96,7 @@ async def user_defaults(
             model=row.model,
             aspect_ratio=row.aspect_ratio,
             image_size=row.image_size,
+            webhook_url=row.webhook_url,
         )
     )
     cache.put(user_id, value, epoch)

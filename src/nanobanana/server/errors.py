@@ -24,6 +24,7 @@
         ├── ImagesNotFound             images asked for by id that are not this user's
         ├── ImagesBusy                 images of a generation that still runs
         ├── InvalidPeriod              a usage range that ends before it starts, or too long
+        ├── InvalidWebhookUrl          not an http(s) URL of a public address
         └── UploadError                a reference image refused as it arrived
             ├── UploadTooLarge         more bytes than the limit
             ├── ImageTooLarge          more pixels than the limit
@@ -129,6 +130,10 @@ class ImagesBusy(ServiceError):
 
 class InvalidPeriod(ServiceError):
     code = "invalid_period"
+
+
+class InvalidWebhookUrl(ServiceError):
+    code = "invalid_webhook_url"
 
 
 class UploadError(ServiceError):

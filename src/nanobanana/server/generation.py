@@ -40,7 +40,7 @@ from ..errors import MissingKeyError, ReferenceImageError
 from ..imaging import reference_from_data_url
 from ..request import GenerationRequest, image_options_for
 from ..types import ReferenceImage
-from . import budgets, listings
+from . import budgets, listings, webhooks
 from .db.models import ACTIVE_STATUSES, Job, Upload, User, new_id
 from .defaultscache import user_defaults
 from .errors import (
@@ -96,6 +96,8 @@ class Prepared:
     #: What it should cost in USD (every image, at the catalog's price), if known: held
     #: against the spending caps while it runs (``budgets``).
     estimate: float | None = None
+    #: Where its final state is POSTed (``webhooks``): the request's, else the user's default.
+    webhook_url: str | None = None
 
 
 def check_idempotency_key(value: str | None) -> str | None:
@@ -108,7 +110,7 @@ def check_idempotency_key(value: str | None) -> str | None:
 
 #: Fields added after idempotency keys were first stored: left out of the hash at their
 #: default, so that a request retried across an upgrade is still the same request.
-_ADDED_LATER = ("thinking", "google_search", "image_options")
+_ADDED_LATER = ("thinking", "google_search", "image_options", "webhook_url")
 
 
 def request_hash(body: GenerateIn, kind: str) -> str:
@@ -168,6 +170,9 @@ async def prepare(
     image_options = image_options_for(provider, body.image_options)
     if not upstream.has(provider):
         raise MissingKeyError(provider)
+    webhook_url = body.webhook_url or (defaults.webhook_url if defaults else None)
+    if body.webhook_url:
+        webhooks.check_url(body.webhook_url, services.settings.webhook_allow_hosts)
     await _check_owned(session, user, references)
     # The model as the caller spelled it (a saved default counts as spelled): the generation
     # resolves it again and warns about an old spelling in its answer; a variant is kept.
@@ -194,6 +199,7 @@ async def prepare(
         model=choice.name,
         references=references,
         estimate=None if per_image is None else per_image * body.num_images,
+        webhook_url=webhook_url,
     )
 
 
@@ -454,6 +460,7 @@ async def create_job(
         session_id=session_id,
         parent_id=parent_id,
         continuation=None,
+        webhook_url=prepared.webhook_url,
     )
     row = {c.key: getattr(job, c.key) for c in _JOB_COLUMNS}
     try:

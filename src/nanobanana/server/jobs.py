@@ -44,7 +44,7 @@ from ..types import (
     file_extension,
     flat_dict,
 )
-from . import budgets
+from . import budgets, webhooks
 from .clientpool import ClientPool
 from .db.models import ACTIVE_STATUSES, Job, StoredImage, Upload, new_id
 from .errors import ShuttingDown, TooManyJobs
@@ -245,9 +245,12 @@ class _Landing:
             conn.execute(insert(StoredImage), [image_row])
             if ended and end is not None:  # after the image: the ledger counts it
                 conn.execute(budgets.settle_end(job_id, end))
+                conn.execute(webhooks.enqueue_one(job_id, end["finished_at"]))
             return True
 
         if await self.s.tx.run(record):
+            if ended and self.job.webhook_url and self.s.webhooks is not None:
+                self.s.webhooks.wake()
             self.rows[image.index] = row
             self.data[image.index] = f.data
             self.costs = costs
@@ -716,9 +719,12 @@ class JobManager:
             if not conn.execute(stmt).rowcount:
                 return False
             conn.execute(budgets.settle_end(job_id, values))
+            conn.execute(webhooks.enqueue_one(job_id, values["finished_at"]))
             return True
 
         if await self.s.tx.run(record):
+            if job.webhook_url and self.s.webhooks is not None:
+                self.s.webhooks.wake()
             return True
         log.warning("Job %s ended elsewhere meanwhile; its end here is not recorded.", job_id)
         return False
@@ -846,6 +852,9 @@ async def _cancel_if(services: Services, job_id: str, was: str) -> bool:
         cancelled = bool(getattr(res, "rowcount", 0))
         if cancelled:
             await session.execute(budgets.settle(job_id, release=was == "queued"))
+            await session.execute(webhooks.enqueue_one(job_id, services.now()))
+    if cancelled and services.webhooks is not None:
+        services.webhooks.wake()
     return cancelled
 
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
 
-from . import budgets
+from . import budgets, webhooks
 from .db.models import ACTIVE_STATUSES, Job, Worker, new_id, utcnow
 from .services import Services
 
@@ -66,6 +66,7 @@ async def interrupt(
             # hold of one that was running stays (its call may have been billed).
             ending = select(Job.id).where(Job.status == status, *where)
             await session.execute(budgets.settle_where(ending, release=status == "queued"))
+            await session.execute(webhooks.enqueue(ending, now, event="generation.interrupted"))
             res = await session.execute(
                 update(Job)
                 .where(Job.status == status, *where)

@@ -7,7 +7,8 @@ a paid call is not sent twice; another live process's jobs are left alone, ``lea
 master key and check that it opens every stored provider key (a key that cannot be decrypted
 stops the start with a message saying what to do); rotate stored keys to the first master key;
 start the demo emulator in demo mode; open one shared HTTP session; start the job manager and
-the background refresh of the providers' model listings (``listings``).  Closing the stack
+the background refresh of the providers' model listings (``listings``) and the sender of
+webhook deliveries (``webhooks``).  Closing the stack
 stops taking jobs, lets running ones finish for ``shutdown_grace_seconds``, marks the rest
 ``interrupted`` and closes everything.
 """
@@ -46,6 +47,7 @@ from .security import (
 from .services import Services
 from .settings import Settings
 from .storage import ImageStore, LocalImageStore
+from .webhooks import Dispatcher
 
 __all__ = ["check_and_rotate_keys", "open_store", "start_services"]
 
@@ -150,6 +152,9 @@ async def start_services(
     stack.push_async_callback(services.jobs.shutdown, settings.shutdown_grace_seconds)
     refresher = asyncio.create_task(refresh_forever(services), name="model-listings")
     stack.push_async_callback(_cancel, refresher)
+    services.webhooks = Dispatcher(services)
+    sender = asyncio.create_task(services.webhooks.run_forever(), name="webhooks")
+    stack.push_async_callback(_cancel, sender)
     return services
 
 

@@ -296,6 +296,12 @@ class GenerateIn(Input):
         description="Reference images: `data:image/...;base64,...` URLs (7 MB per image, "
         "within the request size limit) or ids from POST /api/uploads.",
     )
+    webhook_url: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None,
+        description="Where to POST the generation's final state, signed per the Standard "
+        "Webhooks spec with your webhook secret (GET /api/settings/webhook); default: your "
+        "saved webhook URL, if any. A public http(s) address.",
+    )
 
 
 class UsageOut(BaseModel):
@@ -686,6 +692,45 @@ class UsageReport(BaseModel):
     )
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+class WebhookIn(Input):
+    url: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        description="Where every generation of yours that names no `webhook_url` POSTs its "
+        "final state; null: none."
+    )
+
+
+class WebhookOut(BaseModel):
+    url: str | None = Field(description="Your default webhook URL; null: none.")
+    secret: str = Field(
+        description="The signing secret (`whsec_...`): verify each delivery's "
+        "`webhook-signature` with it, per the Standard Webhooks spec."
+    )
+    previous_secret_valid_until: datetime | None = Field(
+        description="After a rotation, deliveries are signed with the previous secret too "
+        "until then."
+    )
+
+
+class WebhookAttemptOut(BaseModel):
+    at: str
+    status_code: int | None = Field(description="The receiver's answer; null: none came.")
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDeliveryOut(BaseModel):
+    id: str = Field(description="Its `webhook-id`, the same on every attempt.")
+    generation_id: str
+    url: str
+    event: str = Field(description="`generation.succeeded`, `.failed`, `.blocked`, `.interrupted`.")
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    log: list[WebhookAttemptOut] = Field(description="Each attempt, oldest first (the last 30).")
 
 
 class HealthOut(BaseModel):

@@ -60,6 +60,8 @@ class Services:
     user_slots: RedisUserSlots | None = field(default=None, repr=False)
     #: This process as the owner of the jobs it runs (``leases.Leases.id``).
     worker_id: str | None = None
+    #: Sends webhook deliveries (``webhooks``); ``wake`` it when one is written.
+    webhooks: Any = field(default=None, repr=False)
     #: The clock for expiry and idempotency windows (tests move it).
     now: Callable[[], datetime] = utcnow
 

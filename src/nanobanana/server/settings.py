@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     )
 
     # ------------------------------------------------------------------ HTTP surface
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (`host` or `host:port`, comma separated) webhooks may go to although "
+        "they are private, loopback or link-local: a receiver on this machine or network. "
+        "Every other webhook target must be a public address.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed CORS origins, comma separated; empty: CORS off."
     )
@@ -235,7 +241,7 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -138,7 +138,52 @@ class UserSettings(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     aspect_ratio: Mapped[str | None] = mapped_column(String(16))
     image_size: Mapped[str | None] = mapped_column(String(16))
+    #: Where each generation's final state is POSTed unless it names its own (``webhooks``).
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret (``whsec_...``, encrypted at rest like provider keys)
+    and, for a day after a rotation, the one before it: deliveries are signed with both."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The POST of a generation's final state to its webhook: written in the transaction that
+    ends the job (so it is sent at least once), then tried until the receiver answers 2xx or a
+    day has passed.  One per generation: its ``webhook-id`` (``msg_<job id>``) is the same on
+    every attempt, for the receiver to drop duplicates."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_user", "user_id", "created_at"),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    event: Mapped[str] = mapped_column(String(64))
+    #: ``pending`` (tried at ``next_attempt_at``), ``delivered`` or ``failed`` (gave up).
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The body as first sent: every retry sends the same bytes.
+    payload: Mapped[str | None] = mapped_column(Text)
+    #: Each attempt: when, the status code or the error, how long it took (the last 30).
+    log: Mapped[list[Any] | None] = mapped_column(JSON)
+    delivered_at: Mapped[datetime | None] = mapped_column()
 
 
 class ServerConfig(Base):
@@ -272,6 +317,8 @@ class Job(Base):
     )
     parent_id: Mapped[str | None] = mapped_column(String(32))
     continuation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Where its final state is POSTed (``webhooks``): the request's, else the user's default.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
 
 
 def prompt_contains(text: str) -> ColumnElement[bool]:

@@ -31,7 +31,7 @@ from ..schemas import (
 )
 from ..upstream import ALLOW_SERVER_KEYS, server_keys_allowed
 from .common import errors
-from .usage import CSV_RESPONSE, First, Format, Last, answer
+from .usage import CSV_RESPONSE, First, Format, Last, answer, day
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -190,7 +190,7 @@ async def get_service_usage(
     """The whole service's usage over a range of UTC days, as `GET /api/usage` gives each
     user's, with a line per account (an account deleted since keeps its spend, named
     `(deleted account)`); `user_id` narrows it to one account."""
-    span = usage.window(first, last, services.now())
+    span = usage.window(day(first, "from"), day(last, "to"), services.now())
     report = await usage.report(session, span, user_id=user_id, by_user=True)
     await session.commit()
     return answer(report, format, "nanobanana-service-usage")

@@ -16,13 +16,28 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import ACTIVE_STATUSES, Job, StoredImage, is_object_id, prompt_contains
+from .. import webhooks
+from ..db.models import (
+    ACTIVE_STATUSES,
+    Job,
+    StoredImage,
+    WebhookDelivery,
+    is_object_id,
+    prompt_contains,
+)
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..events import CLOSED
 from ..generation import create_job
 from ..jobs import cancel, is_active
 from ..problems import ApiError, json_response, not_found
-from ..schemas import GenerateIn, Generation, GenerationAccepted, GenerationList, JobStatus
+from ..schemas import (
+    GenerateIn,
+    Generation,
+    GenerationAccepted,
+    GenerationList,
+    JobStatus,
+    WebhookDeliveryOut,
+)
 from ..services import Services
 from ..uploads import delete_unreferenced
 from ..views import generation_out, images_of
@@ -127,6 +142,20 @@ async def get_generation(job_id: str, user: CurrentUser, session: SessionDep) ->
     images = (await images_of(session, [job.id]))[job.id]
     await session.commit()
     return json_response(generation_out(job, images))
+
+
+@router.get("/{job_id}/webhook", response_model=WebhookDeliveryOut, responses=errors(401, 404))
+async def get_generation_webhook(
+    job_id: str, user: CurrentUser, session: SessionDep
+) -> WebhookDeliveryOut:
+    """The delivery of the generation's final state to its webhook, with every attempt: 404
+    while the generation runs, or when it has no webhook."""
+    job = await owned_job(session, user.id, job_id)
+    row = await session.get(WebhookDelivery, job.id)
+    await session.commit()
+    if row is None:
+        raise not_found("webhook delivery")
+    return WebhookDeliveryOut.model_validate(webhooks.delivery_out(row))
 
 
 @router.post("/{job_id}/cancel", response_model=Generation, responses=errors(401, 404, 409))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ...catalog import normalize_ratio, normalize_size
 from ...errors import ValidationError
 from ...providers import PROVIDERS
-from .. import budgets, keytest
+from .. import budgets, keytest, webhooks
 from ..db.models import ProviderKey, UserSettings
 from ..deps import CurrentUser, ServicesDep, SessionDep
 from ..problems import ApiError
@@ -23,6 +23,8 @@ from ..schemas import (
     KeysOut,
     KeyTestOut,
     ProviderName,
+    WebhookIn,
+    WebhookOut,
 )
 from ..upstream import resolve_upstream
 from .common import errors
@@ -209,3 +211,54 @@ async def get_budget(user: CurrentUser, services: ServicesDep, session: SessionD
     out = BudgetOut.model_validate(await budgets.view(session, user.id, services.now()))
     await session.commit()
     return out
+
+
+# ------------------------------------------------------------------------ webhooks
+async def _webhook(services: ServicesDep, session: SessionDep, user_id: str) -> WebhookOut:
+    now = services.now()
+    row = await session.get(UserSettings, user_id)
+    signing = await webhooks.secrets_of(session, services.vault, user_id, now)
+    await session.commit()
+    return WebhookOut(
+        url=row.webhook_url if row else None,
+        secret=signing.current,
+        previous_secret_valid_until=signing.previous_until
+        if signing.previous_until and signing.previous_until > now
+        else None,
+    )
+
+
+@router.get("/webhook", response_model=WebhookOut, responses=errors(401))
+async def get_webhook(user: CurrentUser, services: ServicesDep, session: SessionDep) -> WebhookOut:
+    """Your default webhook URL and your signing secret (made on first use).  Each delivery
+    carries `webhook-id`, `webhook-timestamp` and `webhook-signature` (Standard Webhooks)."""
+    return await _webhook(services, session, user.id)
+
+
+@router.put("/webhook", response_model=WebhookOut, responses=errors(401, 422))
+async def put_webhook(
+    body: WebhookIn, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> WebhookOut:
+    """Set (or clear, with null) the webhook every generation of yours uses when it names
+    none.  A public http(s) address: private, loopback and link-local ones are refused."""
+    if body.url is not None:
+        webhooks.check_url(body.url, services.settings.webhook_allow_hosts)
+    row = await session.get(UserSettings, user.id)
+    if row is None:
+        session.add(UserSettings(user_id=user.id, webhook_url=body.url, updated_at=services.now()))
+    else:
+        row.webhook_url, row.updated_at = body.url, services.now()
+    await session.commit()
+    services.defaults_cache.forget(user.id)  # the next generation uses it
+    return await _webhook(services, session, user.id)
+
+
+@router.post("/webhook/rotate", response_model=WebhookOut, responses=errors(401))
+async def rotate_webhook_secret(
+    user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> WebhookOut:
+    """A new signing secret.  For a day, deliveries are signed with both (two `v1,...`
+    signatures): move your receiver to the new one meanwhile."""
+    await webhooks.rotate(session, services.vault, user.id, services.now())
+    await session.commit()
+    return await _webhook(services, session, user.id)

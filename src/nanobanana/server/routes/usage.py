@@ -13,20 +13,41 @@ from fastapi.responses import Response
 
 from .. import usage
 from ..deps import CurrentUser, ServicesDep, SessionDep
-from ..problems import json_response
+from ..problems import ApiError, json_response
 from ..schemas import UsageReport
 from .common import errors
 
 router = APIRouter(prefix="/api/usage", tags=["usage"])
 
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 First = Annotated[
-    date | None,
-    Query(alias="from", description="The first UTC day (`2026-12-01`); default: 29 days ago."),
+    str | None,
+    Query(
+        alias="from",
+        pattern=DAY_PATTERN,
+        description="The first UTC day (`2026-12-01`); default: 29 days before `to`.",
+    ),
 ]
 Last = Annotated[
-    date | None,
-    Query(alias="to", description="The last UTC day, included; default: today."),
+    str | None,
+    Query(
+        alias="to", pattern=DAY_PATTERN, description="The last UTC day, included; default: today."
+    ),
 ]
+
+
+def day(value: str | None, name: str) -> date | None:
+    """A ``YYYY-MM-DD`` query parameter as a date; a day that does not exist is a 422."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            422, "validation_error", f"query.{name} is not a real day: {value!r} (use YYYY-MM-DD)."
+        ) from None
+
+
 Format = Annotated[
     Literal["json", "csv"],
     Query(description="`csv`: one row per day, provider and model, as a download."),
@@ -61,7 +82,7 @@ async def get_usage(
     images, recorded cost and what is still held against your caps, per day (every day of the
     range), per model and per provider.  Deleted generations still count: the money was
     spent."""
-    span = usage.window(first, last, services.now())
+    span = usage.window(day(first, "from"), day(last, "to"), services.now())
     report = await usage.report(session, span, user_id=user.id)
     await session.commit()
     return answer(report, format, "nanobanana-usage")

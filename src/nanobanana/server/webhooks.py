@@ -1,0 +1,476 @@
+"""Webhooks: each generation's final state POSTed to a URL, signed per the Standard Webhooks
+spec (https://www.standardwebhooks.com), delivered at least once.
+
+- **Where.** A generation's ``webhook_url``, else its user's default (``UserSettings``); kept
+  on the job when it is accepted.
+- **When.** The transaction that ends a job (succeeded, failed, blocked, cancelled,
+  interrupted) also writes its delivery (``enqueue``): a crash after that loses nothing.  A
+  ``Dispatcher`` in every process that runs jobs sends what is due: claimed for a while
+  (``LEASE``) so that one process sends it at a time, and sent again if that process dies
+  before it knows the answer (so a receiver may see a delivery twice: it drops duplicates by
+  ``webhook-id``, the same on every attempt).
+- **What.** ``{"type": "generation.<status>", "timestamp": ..., "data": <the generation>}``:
+  the generation as ``GET /api/generations/{id}`` shows it, its images as links (absolute when
+  ``NANOBANANA_PUBLIC_URL`` is set), never their bytes.  Every attempt sends the same body.
+- **Signed.** ``webhook-id`` (``msg_<generation id>``), ``webhook-timestamp`` (Unix seconds)
+  and ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` with the
+  user's secret (``whsec_<base64>``, 32 random bytes, encrypted at rest), and for a day after
+  a rotation also with the secret before it.
+- **Retried.** Anything but a 2xx answer (a redirect included: none is followed) is tried
+  again after 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h..., until a day after the
+  generation ended; then the delivery is ``failed``.  Each attempt is in the delivery's log.
+- **Where not.** Like any URL a client hands the service, a target must be public: an address
+  that is private, loopback, link-local, multicast or reserved (or a name resolving to one) is
+  refused when the URL is given, and again when it is sent to (the connection goes to the
+  address that was checked: a name cannot be re-pointed in between).  Hosts named in
+  ``NANOBANANA_WEBHOOK_ALLOW_HOSTS`` (``host`` or ``host:port``) are exempt: a receiver on
+  the same machine or network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .db.models import Job, StoredImage, WebhookDelivery, WebhookSecret
+from .errors import InvalidWebhookUrl
+from .views import generation_out
+
+log = logging.getLogger("nanobanana.server.webhooks")
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
+#: How long the secret before a rotation still signs deliveries.
+ROTATION_GRACE = timedelta(days=1)
+#: How long after a generation's end its delivery is tried.
+GIVE_UP_AFTER = timedelta(days=1)
+#: The waits between attempts; the last one repeats.
+BACKOFF = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
+#: How long a process that claimed a delivery has to send it before another may.
+LEASE = timedelta(seconds=60)
+TIMEOUT_SECONDS = 15.0
+MAX_URL_LENGTH = 2048
+#: Deliveries claimed at once by one process.
+BATCH = 20
+#: Attempts kept in a delivery's log.
+LOG_LENGTH = 30
+
+
+# ---------------------------------------------------------------------------- signing
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One ``v1,<base64>`` signature of ``body`` (Standard Webhooks)."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+
+
+def signature_header(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    return " ".join(sign(s, msg_id, timestamp, body) for s in secrets_)
+
+
+def message_id(job_id: str) -> str:
+    return f"msg_{job_id}"
+
+
+# ---------------------------------------------------------------------------- targets
+def _host_allowed(host: str, port: int, allow: Iterable[str]) -> bool:
+    host = host.lower().strip("[]")
+    for entry in allow:
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry.startswith("["):  # [::1]:8080
+            name, _, entry_port = entry.partition("]:")
+            name = name.strip("[]")
+        if name.strip("[]") == host and (not entry_port or entry_port == str(port)):
+            return True
+    return False
+
+
+def refused_address(address: str) -> str | None:
+    """Why a webhook may not go to ``address`` (None: it may)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global:
+        return "a reserved address"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    host: str
+    port: int
+    allowed: bool
+
+
+def check_url(url: str, allow: Iterable[str]) -> Target:
+    """``url`` as a webhook target, or ``InvalidWebhookUrl`` saying what to fix.  Names are
+    resolved when the delivery is sent (``GuardedResolver``)."""
+    where = "webhook_url"
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhookUrl(
+            f"The webhook URL is over {MAX_URL_LENGTH} characters.", field=where
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidWebhookUrl("The webhook URL is not a valid URL.", field=where) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookUrl(
+            "The webhook URL must be an absolute http:// or https:// URL "
+            "(https://example.com/hooks/images).",
+            field=where,
+        )
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhookUrl(
+            "The webhook URL must not carry a user name or password: verify deliveries by "
+            "their signature instead.",
+            field=where,
+        )
+    host = parts.hostname
+    allowed = _host_allowed(host, port, allow)
+    if not allowed:
+        try:
+            why = refused_address(host)
+        except ValueError:  # a name: checked when it is resolved
+            why = "a local name" if host == "localhost" or host.endswith(".localhost") else None
+        if why is not None:
+            raise InvalidWebhookUrl(
+                f"The webhook URL points to {why} ({host}): webhooks go to public addresses "
+                "only (an administrator can allow a host with NANOBANANA_WEBHOOK_ALLOW_HOSTS).",
+                field=where,
+            )
+    return Target(url, host, port, allowed)
+
+
+class TargetRefused(OSError):
+    """The name of a webhook's host resolved to an address webhooks may not go to."""
+
+
+def guarded_resolver(allow: Sequence[str]) -> Any:
+    """An aiohttp resolver that refuses (``TargetRefused``) a host resolving to an address
+    ``refused_address`` names, unless the host is allowed; the connection then goes to the
+    addresses it checked."""
+    from aiohttp.abc import AbstractResolver, ResolveResult
+    from aiohttp.resolver import ThreadedResolver
+
+    class GuardedResolver(AbstractResolver):
+        def __init__(self) -> None:
+            self._inner = ThreadedResolver()
+
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            found = await self._inner.resolve(host, port, family)
+            if _host_allowed(host, port, allow):
+                return found
+            for entry in found:
+                why = refused_address(entry["host"])
+                if why is not None:
+                    raise TargetRefused(f"{host} resolves to {why} ({entry['host']})")
+            return found
+
+        async def close(self) -> None:
+            await self._inner.close()
+
+    return GuardedResolver()
+
+
+# ---------------------------------------------------------------------------- the outbox
+def enqueue(jobs: Any, now: datetime, *, event: str | None = None) -> Any:
+    """The statement writing the delivery of each job ``jobs`` (job ids, or a select of them)
+    that has a webhook, in the transaction that ends it.  ``event``: default ``generation.``
+    and the job's status, so the statement runs after the job's row was updated."""
+    kind = literal(event) if event is not None else literal("generation.") + Job.status
+    rows = select(
+        Job.id,
+        Job.user_id,
+        Job.webhook_url,
+        kind,
+        literal("pending"),
+        literal(now, type_=WebhookDelivery.created_at.type),
+        literal(now, type_=WebhookDelivery.next_attempt_at.type),
+        literal(0),
+    ).where(Job.id.in_(jobs), Job.webhook_url.is_not(None))
+    columns = ["job_id", "user_id", "url", "event", "state", "created_at", "next_attempt_at"]
+    return insert(WebhookDelivery).from_select([*columns, "attempts"], rows)
+
+
+def enqueue_one(job_id: str, now: datetime, *, event: str | None = None) -> Any:
+    return enqueue([job_id], now, event=event)
+
+
+# ---------------------------------------------------------------------------- secrets
+@dataclass(frozen=True)
+class Secrets:
+    current: str
+    previous: str | None
+    previous_until: datetime | None
+
+    def signing(self, now: datetime) -> list[str]:
+        """The secrets a delivery is signed with now."""
+        keep = self.previous is not None and (self.previous_until or now) > now
+        return [self.current, *([self.previous] if keep and self.previous else [])]
+
+
+async def secrets_of(session: AsyncSession, vault: Any, user_id: str, now: datetime) -> Secrets:
+    """The user's signing secrets, made on first use (the caller commits)."""
+    row = await session.get(WebhookSecret, user_id)
+    if row is None:
+        row = WebhookSecret(user_id=user_id, secret_enc=vault.encrypt(new_secret()), created_at=now)
+        session.add(row)
+        await session.flush()
+    previous = vault.decrypt(row.previous_enc) if row.previous_enc is not None else None
+    return Secrets(vault.decrypt(row.secret_enc), previous, row.previous_until)
+
+
+async def rotate(session: AsyncSession, vault: Any, user_id: str, now: datetime) -> Secrets:
+    """A new secret; the one it replaces still signs deliveries for ``ROTATION_GRACE``."""
+    old = await secrets_of(session, vault, user_id, now)
+    row = await session.get(WebhookSecret, user_id)
+    assert row is not None
+    row.previous_enc = vault.encrypt(old.current)
+    row.previous_until = now + ROTATION_GRACE
+    row.secret_enc = vault.encrypt(new_secret())
+    row.created_at = now
+    await session.flush()
+    return Secrets(vault.decrypt(row.secret_enc), old.current, row.previous_until)
+
+
+# ---------------------------------------------------------------------------- deliveries
+def delivery_out(row: WebhookDelivery) -> dict[str, Any]:
+    """A delivery and its attempts (``schemas.WebhookDeliveryOut``)."""
+    return {
+        "id": message_id(row.job_id),
+        "generation_id": row.job_id,
+        "url": row.url,
+        "event": row.event,
+        "state": row.state,
+        "attempts": row.attempts,
+        "created_at": row.created_at,
+        "next_attempt_at": row.next_attempt_at if row.state == "pending" else None,
+        "delivered_at": row.delivered_at,
+        "log": list(row.log or []),
+    }
+
+
+def next_attempt(created_at: datetime, attempts: int, now: datetime) -> datetime | None:
+    """When to try again after ``attempts`` failed ones (None: give up)."""
+    wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+    at = now + timedelta(seconds=wait)
+    return at if at <= created_at + GIVE_UP_AFTER else None
+
+
+def _absolute(data: dict[str, Any], base: str | None) -> dict[str, Any]:
+    if base:
+        for image in data.get("images", []):
+            for key in ("url", "thumbnail_url"):
+                if isinstance(image.get(key), str) and image[key].startswith("/"):
+                    image[key] = base + image[key]
+        data["url"] = f"{base}/api/generations/{data['id']}"
+        data["events_url"] = base + data["events_url"]
+    return data
+
+
+async def payload_of(
+    session: AsyncSession, delivery: WebhookDelivery, now: datetime, base: str | None
+) -> str:
+    """The body of a delivery: the generation as it ended, images as links."""
+    job = await session.get(Job, delivery.job_id)
+    if job is None:  # deleted before its delivery was first sent
+        data: dict[str, Any] = {"id": delivery.job_id, "deleted": True}
+    else:
+        images = (
+            await session.scalars(select(StoredImage).where(StoredImage.job_id == job.id))
+        ).all()
+        data = _absolute(generation_out(job, images), base)
+    body = {"type": delivery.event, "timestamp": _iso(now), "data": data}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+class Dispatcher:
+    """Sends the deliveries that are due, in every process that runs jobs."""
+
+    def __init__(self, services: Any, *, poll_seconds: float = 1.0) -> None:
+        self.s = services
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._http: Any = None
+
+    def wake(self) -> None:
+        """A delivery was written here: send it now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        import aiohttp
+
+        allow = tuple(self.s.settings.webhook_allow_hosts)
+        connector = aiohttp.TCPConnector(resolver=guarded_resolver(allow), limit=BATCH)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            self._http = http
+            while True:
+                try:
+                    while await self.send_due():
+                        pass
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (the database may be away a moment)
+                    log.warning("Webhook deliveries could not be sent: %s", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                self._wake.clear()
+
+    async def send_due(self) -> int:
+        """Claim what is due and send it; how many were sent."""
+        now = self.s.now()
+        claimed = await self.s.tx.run(lambda conn: _claim(conn, now))
+        if claimed:
+            await asyncio.gather(*(self._attempt(job_id) for job_id in claimed))
+        return len(claimed)
+
+    async def _attempt(self, job_id: str) -> None:
+        now = self.s.now()
+        async with self.s.sessionmaker() as session:
+            row = await session.get(WebhookDelivery, job_id)
+            if row is None or row.state != "pending":
+                await session.commit()
+                return
+            if row.payload is None:
+                row.payload = await payload_of(session, row, now, self.s.settings.public_url)
+            signing = (await secrets_of(session, self.s.vault, row.user_id, now)).signing(now)
+            await session.commit()
+            url, body = row.url, row.payload.encode()
+        started = time.monotonic()
+        stamp = int(now.timestamp())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "nanobanana-webhooks",
+            "webhook-id": message_id(job_id),
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature_header(signing, message_id(job_id), stamp, body),
+        }
+        status, error, final = await self._post(url, body, headers)
+        entry: dict[str, Any] = {
+            "at": _iso(now),
+            "status_code": status,
+            "error": error,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+        }
+        await self.s.tx.run(lambda conn: _record(conn, job_id, entry, status, final, self.s.now()))
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None, bool]:
+        """(status code, error, whether to give up now)."""
+        import aiohttp
+
+        try:
+            check_url(url, self.s.settings.webhook_allow_hosts)
+            async with self._http.post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+            ) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    return resp.status, None, True
+                return resp.status, f"HTTP {resp.status}", False
+        except InvalidWebhookUrl as exc:
+            return None, exc.message, True
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, TargetRefused):
+                return None, f"Refused: {exc.os_error}; webhooks go to public addresses only.", True
+            return None, f"Could not connect ({type(exc.os_error).__name__})", False
+        except TargetRefused as exc:
+            return None, f"Refused: {exc}; webhooks go to public addresses only.", True
+        except TimeoutError:
+            return None, f"No answer within {TIMEOUT_SECONDS:.0f} s", False
+        except aiohttp.ClientError as exc:
+            return None, f"The connection failed ({type(exc).__name__})", False
+
+
+def _claim(conn: Connection, now: datetime) -> list[str]:
+    """The deliveries due now, each claimed for ``LEASE`` (another process skips them)."""
+    due = (
+        select(WebhookDelivery.job_id)
+        .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(BATCH)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(conn.execute(due).scalars())
+    if ids:
+        conn.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.job_id.in_(ids))
+            .values(next_attempt_at=now + LEASE)
+        )
+    return ids
+
+
+def _record(
+    conn: Connection,
+    job_id: str,
+    entry: dict[str, Any],
+    status: int | None,
+    final: bool,
+    now: datetime,
+) -> None:
+    row = conn.execute(
+        select(WebhookDelivery.attempts, WebhookDelivery.created_at, WebhookDelivery.log).where(
+            WebhookDelivery.job_id == job_id
+        )
+    ).first()
+    if row is None:
+        return
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "log": [*(row.log or []), entry][-LOG_LENGTH:]}
+    delivered = status is not None and 200 <= status < 300
+    if delivered:
+        values.update(state="delivered", delivered_at=now)
+    else:
+        retry_at = None if final else next_attempt(row.created_at, attempts, now)
+        if retry_at is None:
+            values["state"] = "failed"
+        else:
+            values["next_attempt_at"] = retry_at
+    conn.execute(update(WebhookDelivery).where(WebhookDelivery.job_id == job_id).values(**values))
