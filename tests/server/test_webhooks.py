@@ -295,3 +295,20 @@ async def test_a_cancelled_generation_reports_its_end_too(
         assert events[queued]["type"] == "generation.failed"
         assert events[queued]["data"]["error"]["code"] == "job_cancelled"
         assert events[first]["type"] == "generation.succeeded"
+
+
+async def test_first_uses_at_once_make_one_secret(db_api: Api) -> None:
+    h = await db_api.user("ann")
+    user_id = (await db_api.client.get("/api/auth/me", headers=h)).json()["id"]
+    services = db_api.services
+
+    async def first_use() -> str:
+        async with services.sessionmaker() as session:
+            found = await webhooks.secrets_of(session, services.vault, user_id, services.now())
+            await session.commit()
+            return found.current
+
+    made = await asyncio.gather(*(first_use() for _ in range(6)))
+    assert len(set(made)) == 1
+    r = await db_api.client.get("/api/settings/webhook", headers=h)
+    assert r.json()["secret"] == made[0] and r.json()["url"] is None

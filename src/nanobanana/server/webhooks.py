@@ -20,8 +20,9 @@ spec (https://www.standardwebhooks.com), delivered at least once.
   again after 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h..., until a day after the
   generation ended; then the delivery is ``failed``.  Each attempt is in the delivery's log.
 - **Where not.** Like any URL a client hands the service, a target must be public: an address
-  that is private, loopback, link-local, multicast or reserved (or a name resolving to one) is
-  refused when the URL is given, and again when it is sent to (the connection goes to the
+  that is private, loopback, link-local, multicast or reserved (IPv4-mapped ones too), or
+  ``localhost``, is refused when the URL is given; a name is resolved when the delivery is
+  sent, and refused then if it resolves to such an address (the connection goes to the
   address that was checked: a name cannot be re-pointed in between).  Hosts named in
   ``NANOBANANA_WEBHOOK_ALLOW_HOSTS`` (``host`` or ``host:port``) are exempt: a receiver on
   the same machine or network.
@@ -94,16 +95,16 @@ def message_id(job_id: str) -> str:
 
 # ---------------------------------------------------------------------------- targets
 def _host_allowed(host: str, port: int, allow: Iterable[str]) -> bool:
+    """Whether ``host:port`` is in the allow-list (entries ``host`` or ``host:port``;
+    ``[::1]:8080`` for an IPv6 address with a port)."""
     host = host.lower().strip("[]")
     for entry in allow:
-        entry = entry.strip().lower()
-        if not entry:
+        try:
+            parts = urlsplit("//" + entry.strip())
+            name, entry_port = parts.hostname, parts.port
+        except ValueError:
             continue
-        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
-        if entry.startswith("["):  # [::1]:8080
-            name, _, entry_port = entry.partition("]:")
-            name = name.strip("[]")
-        if name.strip("[]") == host and (not entry_port or entry_port == str(port)):
+        if name == host and entry_port in (None, port):
             return True
     return False
 
@@ -246,12 +247,18 @@ class Secrets:
 
 
 async def secrets_of(session: AsyncSession, vault: Any, user_id: str, now: datetime) -> Secrets:
-    """The user's signing secrets, made on first use (the caller commits)."""
+    """The user's signing secrets, made on first use (the caller commits).  Two first uses at
+    once (a delivery and the settings page) make one secret: the second insert is a no-op."""
     row = await session.get(WebhookSecret, user_id)
     if row is None:
-        row = WebhookSecret(user_id=user_id, secret_enc=vault.encrypt(new_secret()), created_at=now)
-        session.add(row)
-        await session.flush()
+        values = {"user_id": user_id, "secret_enc": vault.encrypt(new_secret()), "created_at": now}
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(WebhookSecret).values(**values).on_conflict_do_nothing()
+        await session.execute(stmt)
+        row = await session.get(WebhookSecret, user_id, populate_existing=True)
+        assert row is not None
     previous = vault.decrypt(row.previous_enc) if row.previous_enc is not None else None
     return Secrets(vault.decrypt(row.secret_enc), previous, row.previous_until)
 
@@ -304,10 +311,9 @@ def _absolute(data: dict[str, Any], base: str | None) -> dict[str, Any]:
     return data
 
 
-async def payload_of(
-    session: AsyncSession, delivery: WebhookDelivery, now: datetime, base: str | None
-) -> str:
-    """The body of a delivery: the generation as it ended, images as links."""
+async def payload_of(session: AsyncSession, delivery: WebhookDelivery, base: str | None) -> str:
+    """The body of a delivery: the generation as it ended, images as links; ``timestamp``:
+    when it ended."""
     job = await session.get(Job, delivery.job_id)
     if job is None:  # deleted before its delivery was first sent
         data: dict[str, Any] = {"id": delivery.job_id, "deleted": True}
@@ -316,7 +322,7 @@ async def payload_of(
             await session.scalars(select(StoredImage).where(StoredImage.job_id == job.id))
         ).all()
         data = _absolute(generation_out(job, images), base)
-    body = {"type": delivery.event, "timestamp": _iso(now), "data": data}
+    body = {"type": delivery.event, "timestamp": _iso(delivery.created_at), "data": data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -372,7 +378,7 @@ class Dispatcher:
                 await session.commit()
                 return
             if row.payload is None:
-                row.payload = await payload_of(session, row, now, self.s.settings.public_url)
+                row.payload = await payload_of(session, row, self.s.settings.public_url)
             signing = (await secrets_of(session, self.s.vault, row.user_id, now)).signing(now)
             await session.commit()
             url, body = row.url, row.payload.encode()
