@@ -151,6 +151,8 @@ async def test_a_generation_posts_its_end_signed_to_its_webhook(
         )
         assert r.status_code == 200, r.text
         job = (await api.client.get(f"/api/generations/{r.json()['id']}", headers=h)).json()
+        assert job["webhook"] is True  # the URL itself is not in the record
+        assert receiver.url not in json.dumps(job)
         (got,) = await receiver.wait_for(1)
         assert got["path"] == "/hook"
         assert got["headers"]["Content-Type"] == "application/json"

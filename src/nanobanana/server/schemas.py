@@ -421,6 +421,9 @@ class Generation(BaseModel):
     finished_at: datetime | None
     timings: dict[str, Any] | None
     events_url: str
+    webhook: bool = Field(
+        False, description="Its end is POSTed to a webhook: GET /api/generations/{id}/webhook."
+    )
 
 
 class GenerationAccepted(BaseModel):

@@ -96,6 +96,9 @@ def generation_out(job: Job, images: Sequence[StoredImage]) -> dict[str, Any]:
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "timings": job.timings,
         "events_url": f"/api/generations/{job.id}/events",
+        # Whether its end is POSTed to a webhook (the delivery: ``/webhook``); not the URL,
+        # which may carry the receiver's own token.
+        "webhook": job.webhook_url is not None,
     }
 
 

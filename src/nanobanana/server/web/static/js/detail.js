@@ -119,11 +119,52 @@ function render(job) {
   $("#detail").dataset.status = job.status;
 }
 
+const WEBHOOK_STATES = {
+  pending: "Not delivered yet",
+  delivered: "Delivered",
+  failed: "Not delivered: gave up",
+};
+
+/** Where the generation's end was POSTed, and each attempt; while it is pending, again later. */
+async function loadWebhook() {
+  let delivery;
+  try {
+    delivery = await api(`/api/generations/${encodeURIComponent(id)}/webhook`);
+  } catch {
+    return; // the generation was deleted meanwhile, or the service is away: nothing to show
+  }
+  const attempts = `${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}`;
+  const next = delivery.next_attempt_at ? `; next attempt ${formatDate(delivery.next_attempt_at)}` : "";
+  $("#detail-webhook").replaceChildren(
+    `${WEBHOOK_STATES[delivery.state] || delivery.state} (${attempts}${next}) to `,
+    el("code", {}, delivery.url),
+    ` as ${delivery.event}, id `,
+    el("code", {}, delivery.id),
+    ".",
+  );
+  $("#detail-webhook-log tbody").replaceChildren(
+    ...delivery.log.map((a) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, formatDate(a.at)),
+        el("td", {}, a.status_code ? `HTTP ${a.status_code}${a.error ? "" : " (ok)"}` : a.error || "no answer"),
+        el("td", {}, `${a.duration_ms} ms`),
+      ),
+    ),
+  );
+  $("#detail-webhook-log").hidden = !delivery.log.length;
+  $("#detail-webhook-section").hidden = false;
+  $("#detail-webhook-section").dataset.state = delivery.state;
+  if (delivery.state === "pending") setTimeout(loadWebhook, 5000);
+}
+
 async function load() {
   try {
     const job = await getJob(id);
     render(job);
     if (!TERMINAL.has(job.status)) setTimeout(load, REFRESH_MS);
+    else if (job.webhook) loadWebhook();
   } catch (err) {
     const box = $("#detail-error");
     if (err.status === 404) {

@@ -1,5 +1,6 @@
-// Settings: provider keys (masked; save, test, remove), defaults, tokens, spending (and, for
-// an administrator, every account's spending caps), the account.
+// Settings: provider keys (masked; save, test, remove), defaults, tokens, the webhook and its
+// signing secret, spending (and, for an administrator, every account's spending caps), the
+// account.
 
 import { api, requireSession } from "./api.js";
 import { loadModels } from "./jobs.js";
@@ -340,6 +341,67 @@ function capsRow(budget, who, url) {
   return row;
 }
 
+// ----------------------------------------------------------------------------- webhook
+
+function showWebhook(hook) {
+  $("#webhook-url").value = hook.url || "";
+  $("#webhook-secret").value = hook.secret;
+  const previous = $("#webhook-previous");
+  previous.hidden = !hook.previous_secret_valid_until;
+  previous.textContent = hook.previous_secret_valid_until
+    ? `Deliveries are also signed with the previous secret until ${formatDate(hook.previous_secret_valid_until)}.`
+    : "";
+}
+
+async function initWebhook() {
+  const message = $("#webhook-message");
+  const input = $("#webhook-url");
+  showWebhook(await api("/api/settings/webhook"));
+  $("#webhook-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const url = input.value.trim() || null;
+    input.removeAttribute("aria-invalid");
+    try {
+      showWebhook(await api("/api/settings/webhook", { method: "PUT", json: { url } }));
+      say(message, url ? "Saved: generations that name no webhook report to it." : "Removed the default webhook.", "ok");
+    } catch (err) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      say(message, err.message, "error");
+    }
+  });
+  const secret = $("#webhook-secret");
+  const show = $("#webhook-show");
+  show.addEventListener("click", () => {
+    const shown = secret.type === "text";
+    secret.type = shown ? "password" : "text";
+    show.textContent = shown ? "Show" : "Hide";
+    show.setAttribute("aria-pressed", String(!shown));
+  });
+  $("#webhook-copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(secret.value);
+      say(message, "Copied the signing secret.", "ok");
+    } catch {
+      secret.type = "text";
+      secret.select();
+      say(message, "Press Ctrl+C (or ⌘C) to copy the selected secret.", "info");
+    }
+  });
+  $("#webhook-rotate").addEventListener("click", async () => {
+    const question =
+      "Make a new signing secret? For a day, deliveries are signed with both the new and the " +
+      "old one: move your receiver to the new one meanwhile.";
+    if (!(await confirmAction(question, "Rotate"))) return;
+    try {
+      showWebhook(await api("/api/settings/webhook/rotate", { method: "POST" }));
+      say(message, "A new signing secret is in use.", "ok");
+    } catch (err) {
+      say(message, err.message, "error");
+    }
+  });
+}
+
 async function main() {
   if (!requireSession()) return;
   initHeader();
@@ -355,6 +417,7 @@ async function main() {
     }
     await initDefaults();
     await initTokens();
+    await initWebhook();
     await initSpending(me);
   } catch (err) {
     showError(errorBox, err, { focus: false });
