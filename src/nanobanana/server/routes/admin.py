@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy import select, update
 
 from ...providers import PROVIDERS
-from .. import budgets, usage
+from .. import budgets
 from ..db.models import SERVICE_SCOPE, ServerConfig, Token, User, is_object_id
 from ..deps import AdminUser, ServicesDep, SessionDep
 from ..problems import ApiError, not_found
@@ -31,7 +31,7 @@ from ..schemas import (
 )
 from ..upstream import ALLOW_SERVER_KEYS, server_keys_allowed
 from .common import errors
-from .usage import CSV_RESPONSE, First, Format, Last, answer, day
+from .usage import CSV_RESPONSE, First, Format, Last, answer
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -190,7 +190,13 @@ async def get_service_usage(
     """The whole service's usage over a range of UTC days, as `GET /api/usage` gives each
     user's, with a line per account (an account deleted since keeps its spend, named
     `(deleted account)`); `user_id` narrows it to one account."""
-    span = usage.window(day(first, "from"), day(last, "to"), services.now())
-    report = await usage.report(session, span, user_id=user_id, by_user=True)
-    await session.commit()
-    return answer(report, format, "nanobanana-service-usage")
+    return await answer(
+        services,
+        session,
+        first,
+        last,
+        format,
+        user_id=user_id,
+        by_user=True,
+        name="nanobanana-service-usage",
+    )

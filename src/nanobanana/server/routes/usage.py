@@ -57,9 +57,23 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def answer(report: dict[str, Any], fmt: str, name: str) -> Response:
-    """``report`` as JSON (``UsageReport``) or as a CSV file named after ``name`` and its range;
-    neither is kept by a cache (it changes with every generation)."""
+async def answer(
+    services: ServicesDep,
+    session: SessionDep,
+    first: str | None,
+    last: str | None,
+    fmt: str,
+    *,
+    user_id: str | None,
+    by_user: bool,
+    name: str,
+) -> Response:
+    """The usage of the range asked for (``usage.report``) as JSON (``UsageReport``) or as a
+    CSV file named after ``name`` and its range; neither is kept by a cache (it changes with
+    every generation)."""
+    span = usage.window(day(first, "from"), day(last, "to"), services.now())
+    report = await usage.report(session, span, user_id=user_id, by_user=by_user)
+    await session.commit()
     headers = {"Cache-Control": "no-store"}
     if fmt == "csv":
         filename = f"{name}-{report['from']}-to-{report['to']}.csv"
@@ -82,7 +96,13 @@ async def get_usage(
     images, recorded cost and what is still held against your caps, per day (every day of the
     range), per model and per provider.  Deleted generations still count: the money was
     spent."""
-    span = usage.window(day(first, "from"), day(last, "to"), services.now())
-    report = await usage.report(session, span, user_id=user.id)
-    await session.commit()
-    return answer(report, format, "nanobanana-usage")
+    return await answer(
+        services,
+        session,
+        first,
+        last,
+        format,
+        user_id=user.id,
+        by_user=False,
+        name="nanobanana-usage",
+    )

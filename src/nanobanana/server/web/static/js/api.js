@@ -221,3 +221,17 @@ export async function showImage(img, url) {
   });
   return src;
 }
+
+/** Save an API response as a download, named as its Content-Disposition says (else
+ * `fallback`): files behind the bearer token cannot be plain links. */
+export async function saveResponse(res, fallback) {
+  const blob = await res.blob();
+  const name = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name ? name[1] : fallback;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}

@@ -6,7 +6,7 @@
 // ("Load more", and automatically when the end of the list scrolls into view); thumbnails are
 // fetched only when their tile comes near the screen.
 
-import { api, requireSession, showImage } from "./api.js";
+import { api, requireSession, saveResponse, showImage } from "./api.js";
 import { cookieImages, FILTERS, imagesUrl, takeEarly } from "./gallerypage.js";
 import { galleryItem, Viewer } from "./viewer.js";
 import { $, clearError, confirmAction, el, formatDate, initHeader, noteSynthetic, providerName, say, showError } from "./ui.js";
@@ -356,13 +356,7 @@ async function downloadZip(ids) {
   say(status, `Preparing ${ids.length} image${ids.length === 1 ? "" : "s"}…`);
   try {
     const res = await api("/api/images/zip", { method: "POST", json: { ids }, raw: true });
-    const blob = await res.blob();
-    const name = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "");
-    const link = el("a", { href: URL.createObjectURL(blob), download: name ? name[1] : "nanobanana.zip" });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    await saveResponse(res, "nanobanana.zip");
     say(status, `Downloaded ${ids.length} image${ids.length === 1 ? "" : "s"}.`, "ok");
   } catch (err) {
     say(status, "");

@@ -3,7 +3,7 @@
 // provider and account, and the same lines as a CSV download.  The range and the account are
 // in the address, so a view can be bookmarked or shared.
 
-import { api, requireSession } from "./api.js";
+import { api, requireSession, saveResponse } from "./api.js";
 import { $, clearError, el, initHeader, providerName, say, showError, usd } from "./ui.js";
 
 const errorBox = $("#usage-error");
@@ -172,13 +172,7 @@ async function downloadCsv() {
   clearError(errorBox);
   try {
     const res = await api(address(view, "csv"), { raw: true, headers: { Accept: "text/csv" } });
-    const blob = await res.blob();
-    const name = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "");
-    const link = el("a", { href: URL.createObjectURL(blob), download: name ? name[1] : "nanobanana-usage.csv" });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    await saveResponse(res, "nanobanana-usage.csv");
     say(message, "Downloaded the CSV.", "ok");
   } catch (err) {
     showError(errorBox, err);
