@@ -231,6 +231,7 @@ class _Landing:
             values["cost_is_estimate"] = any(e for _, e in costs)
         image_row = {c.key: getattr(row, c.key) for c in _IMAGE_COLUMNS}
         job_id, attempt = self.job.id, self.job.attempt
+        hooked = self.job.webhook_url is not None
         ended = False
 
         def record(conn: Connection) -> bool:
@@ -245,11 +246,12 @@ class _Landing:
             conn.execute(insert(StoredImage), [image_row])
             if ended and end is not None:  # after the image: the ledger counts it
                 conn.execute(budgets.settle_end(job_id, end))
-                conn.execute(webhooks.enqueue_one(job_id, end["finished_at"]))
+                if hooked:
+                    conn.execute(webhooks.enqueue_one(job_id, end["finished_at"]))
             return True
 
         if await self.s.tx.run(record):
-            if ended and self.job.webhook_url and self.s.webhooks is not None:
+            if ended and hooked and self.s.webhooks is not None:
                 self.s.webhooks.wake()
             self.rows[image.index] = row
             self.data[image.index] = f.data
@@ -712,18 +714,19 @@ class JobManager:
         """The job's end in one UPDATE, run in one step (``db.direct``); False when the job
         was deleted meanwhile, or ended by another process that found this one gone (its
         attempt raised: the fence, see ``leases``).  Its images are already in (``_Landing``)."""
-        job_id, attempt = job.id, job.attempt
+        job_id, attempt, hooked = job.id, job.attempt, job.webhook_url is not None
 
         def record(conn: Connection) -> bool:
             stmt = update(Job).where(Job.id == job_id, Job.attempt == attempt).values(**values)
             if not conn.execute(stmt).rowcount:
                 return False
             conn.execute(budgets.settle_end(job_id, values))
-            conn.execute(webhooks.enqueue_one(job_id, values["finished_at"]))
+            if hooked:  # its delivery, in the same transaction: sent at least once
+                conn.execute(webhooks.enqueue_one(job_id, values["finished_at"]))
             return True
 
         if await self.s.tx.run(record):
-            if job.webhook_url and self.s.webhooks is not None:
+            if hooked and self.s.webhooks is not None:
                 self.s.webhooks.wake()
             return True
         log.warning("Job %s ended elsewhere meanwhile; its end here is not recorded.", job_id)
