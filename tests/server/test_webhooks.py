@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from nanobanana.server import webhooks
 from nanobanana.server.settings import Settings
@@ -157,6 +158,8 @@ async def test_a_generation_posts_its_end_signed_to_its_webhook(
         assert got["path"] == "/hook"
         assert got["headers"]["Content-Type"] == "application/json"
         assert verify(secret, got["headers"], got["body"], now=time.time()) == 1
+        # And by the spec's own library, as a receiver would.
+        assert Webhook(secret).verify(got["body"], got["headers"]) == json.loads(got["body"])
         assert got["headers"]["webhook-id"] == f"msg_{job['id']}"
         event = json.loads(got["body"])
         assert event["type"] == "generation.succeeded"
@@ -233,6 +236,10 @@ async def test_after_a_rotation_both_secrets_sign_for_a_day(
         (got,) = await receiver.wait_for(1)
         assert verify(new, got["headers"], got["body"], now=time.time()) == 2
         verify(old, got["headers"], got["body"], now=time.time())
+        for either in (new, old):
+            Webhook(either).verify(got["body"], got["headers"])
+        with pytest.raises(WebhookVerificationError):
+            Webhook(webhooks.new_secret()).verify(got["body"], got["headers"])
         with pytest.raises(AssertionError):
             verify(webhooks.new_secret(), got["headers"], got["body"], now=time.time())
 
