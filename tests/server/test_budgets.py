@@ -291,3 +291,52 @@ async def test_synthetic_images_in_demo_mode_cost_nothing_under_a_cap(
             assert r.status_code == 200, r.text
             assert r.json()["synthetic"] is True
         assert (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"] == 0
+
+
+async def test_an_interrupted_job_keeps_its_hold_only_if_it_was_running(
+    db_api: Api,
+) -> None:
+    """A process that dies while a job's call is in flight: the job ends ``interrupted`` and
+    its estimate stays held (the call may have been billed); one that was only queued gives
+    its hold back.  A webhook hears of both ends."""
+    from sqlalchemy import select
+
+    from nanobanana.server.db.models import Job, Spend, User, WebhookDelivery
+    from nanobanana.server.jobs import mark_interrupted
+
+    api = db_api
+    await api.user("ann")
+    services = api.services
+    now = services.now()
+    async with services.sessionmaker() as s, s.begin():
+        user = await s.scalar(select(User))
+        assert user is not None
+        ids = {}
+        for status in ("running", "queued"):
+            job = Job(
+                user_id=user.id,
+                status=status,
+                kind="async",
+                request={"prompt": "left", "n": 2, "provider": "openrouter"},
+                prompt=f"left {status}",
+                created_at=now,
+                webhook_url="https://hooks.example.com/images",
+            )
+            s.add(job)
+            await s.flush()
+            s.add(Spend(job_id=job.id, user_id=user.id, created_at=now, held_usd=0.25))
+            ids[status] = job.id
+    assert await mark_interrupted(services, list(ids.values())) == 2
+    async with services.sessionmaker() as s:
+        held = {
+            j: await s.scalar(select(Spend.held_usd).where(Spend.job_id == j)) for j in ids.values()
+        }
+        events = dict(
+            (await s.execute(select(WebhookDelivery.job_id, WebhookDelivery.event))).all()
+        )
+    assert held == {ids["running"]: 0.25, ids["queued"]: 0.0}
+    assert events == {j: "generation.interrupted" for j in ids.values()}
+    total = (await _get(api, {"Authorization": f"Bearer {api.tokens['ann']}"}, "/api/usage"))[
+        "total"
+    ]
+    assert total["generations"] == 2 and total["held_usd"] == 0.25
