@@ -104,6 +104,7 @@ async def _user(api: Api, name: str) -> dict[str, str]:
 async def _secret(api: Api, h: dict[str, str]) -> str:
     r = await api.client.get("/api/settings/webhook", headers=h)
     assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"  # it holds the secret
     secret = r.json()["secret"]
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
     return str(secret)
@@ -191,6 +192,7 @@ async def test_a_failed_delivery_is_retried_with_the_same_id_and_body(
         # The default webhook: used by a generation that names none.
         r = await api.client.put("/api/settings/webhook", json={"url": receiver.url}, headers=h)
         assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "no-store"
         secret = r.json()["secret"]
         receiver.answers = [500, 302]  # a failure, then a redirect (never followed)
         r = await api.client.post(GEN, json={"prompt": "a heron, retried"}, headers=h)
@@ -228,6 +230,7 @@ async def test_after_a_rotation_both_secrets_sign_for_a_day(
         old = await _secret(api, h)
         r = await api.client.post("/api/settings/webhook/rotate", headers=h)
         assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "no-store"
         new = r.json()["secret"]
         assert new != old and r.json()["previous_secret_valid_until"] is not None
         assert (await _secret(api, h)) == new
@@ -240,6 +243,19 @@ async def test_after_a_rotation_both_secrets_sign_for_a_day(
             Webhook(either).verify(got["body"], got["headers"])
         with pytest.raises(WebhookVerificationError):
             Webhook(webhooks.new_secret()).verify(got["body"], got["headers"])
+        # A day later the old secret signs no more.
+        real_now = api.services.now
+        api.services.now = lambda: real_now() + webhooks.ROTATION_GRACE
+        try:
+            r = await api.client.get("/api/settings/webhook", headers=h)
+            assert r.json()["previous_secret_valid_until"] is None
+            assert r.json()["secret"] == new
+            body = {"prompt": "a heron, a day later", "webhook_url": receiver.url}
+            assert (await api.client.post(GEN, json=body, headers=h)).status_code == 200
+            _, later = await receiver.wait_for(2)
+            assert verify(new, later["headers"], later["body"], now=time.time() + 86_400) == 1
+        finally:
+            api.services.now = real_now
         with pytest.raises(AssertionError):
             verify(webhooks.new_secret(), got["headers"], got["body"], now=time.time())
 

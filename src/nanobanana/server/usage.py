@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -132,7 +132,7 @@ class Group:
     user_id: str
     provider: str | None
     model: str | None
-    totals: Totals = field(compare=False)
+    totals: Totals
 
 
 async def _groups(session: AsyncSession, span: Window, user_id: str | None) -> list[Group]:

@@ -47,7 +47,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, insert, literal, select, update
+from sqlalchemy import Connection, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .db.models import Job, StoredImage, WebhookDelivery, WebhookSecret
@@ -67,6 +67,8 @@ BACKOFF = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
 LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 15.0
 MAX_URL_LENGTH = 2048
+#: The longest a sender sleeps with nothing due (it is woken when its process ends a job).
+IDLE_SECONDS = 30.0
 #: Deliveries claimed at once by one process.
 BATCH = 20
 #: Attempts kept in a delivery's log.
@@ -127,17 +129,10 @@ def refused_address(address: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Target:
-    url: str
-    host: str
-    port: int
-    allowed: bool
-
-
-def check_url(url: str, allow: Iterable[str]) -> Target:
-    """``url`` as a webhook target, or ``InvalidWebhookUrl`` saying what to fix.  Names are
-    resolved when the delivery is sent (``GuardedResolver``)."""
+def check_url(url: str, allow: Iterable[str]) -> None:
+    """Refuse ``url`` as a webhook target (``InvalidWebhookUrl``, saying what to fix) unless
+    it is an http(s) URL of a public address or an allowed host.  Names are checked when they
+    are resolved to send a delivery (``guarded_resolver``)."""
     where = "webhook_url"
     if len(url) > MAX_URL_LENGTH:
         raise InvalidWebhookUrl(
@@ -161,8 +156,7 @@ def check_url(url: str, allow: Iterable[str]) -> Target:
             field=where,
         )
     host = parts.hostname
-    allowed = _host_allowed(host, port, allow)
-    if not allowed:
+    if not _host_allowed(host, port, allow):
         try:
             why = refused_address(host)
         except ValueError:  # a name: checked when it is resolved
@@ -173,7 +167,6 @@ def check_url(url: str, allow: Iterable[str]) -> Target:
                 "only (an administrator can allow a host with NANOBANANA_WEBHOOK_ALLOW_HOSTS).",
                 field=where,
             )
-    return Target(url, host, port, allowed)
 
 
 class TargetRefused(OSError):
@@ -240,10 +233,16 @@ class Secrets:
     previous: str | None
     previous_until: datetime | None
 
+    def previous_valid_until(self, now: datetime) -> datetime | None:
+        """Until when the secret before the last rotation still signs (None: it does not)."""
+        if self.previous is None or self.previous_until is None or self.previous_until <= now:
+            return None
+        return self.previous_until
+
     def signing(self, now: datetime) -> list[str]:
         """The secrets a delivery is signed with now."""
-        keep = self.previous is not None and (self.previous_until or now) > now
-        return [self.current, *([self.previous] if keep and self.previous else [])]
+        previous = [self.previous] if self.previous_valid_until(now) and self.previous else []
+        return [self.current, *previous]
 
 
 async def secrets_of(session: AsyncSession, vault: Any, user_id: str, now: datetime) -> Secrets:
@@ -333,9 +332,8 @@ def _iso(when: datetime) -> str:
 class Dispatcher:
     """Sends the deliveries that are due, in every process that runs jobs."""
 
-    def __init__(self, services: Any, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, services: Any) -> None:
         self.s = services
-        self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._http: Any = None
 
@@ -351,16 +349,32 @@ class Dispatcher:
         async with aiohttp.ClientSession(connector=connector) as http:
             self._http = http
             while True:
+                wait = IDLE_SECONDS
                 try:
                     while await self.send_due():
                         pass
+                    wait = await self._until_next()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 (the database may be away a moment)
                     log.warning("Webhook deliveries could not be sent: %s", type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
+
+    async def _until_next(self) -> float:
+        """Seconds until the next pending delivery is due, at most ``IDLE_SECONDS``: a
+        delivery written by this process wakes it sooner (``wake``), one written by another
+        (a job it interrupted) is found within that time."""
+        due = (
+            select(func.min(WebhookDelivery.next_attempt_at))
+            .where(WebhookDelivery.state == "pending")
+            .scalar_subquery()
+        )
+        first = await self.s.tx.run(lambda conn: conn.execute(select(due)).scalar())
+        if first is None:
+            return IDLE_SECONDS
+        return min(max((first - self.s.now()).total_seconds(), 0.05), IDLE_SECONDS)
 
     async def send_due(self) -> int:
         """Claim what is due and send it; how many were sent."""

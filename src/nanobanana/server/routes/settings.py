@@ -214,7 +214,11 @@ async def get_budget(user: CurrentUser, services: ServicesDep, session: SessionD
 
 
 # ------------------------------------------------------------------------ webhooks
-async def _webhook(services: ServicesDep, session: SessionDep, user_id: str) -> WebhookOut:
+async def _webhook(
+    services: ServicesDep, session: SessionDep, user_id: str, response: Response
+) -> WebhookOut:
+    """The answer of the webhook routes: it holds the signing secret, so no cache keeps it."""
+    response.headers["Cache-Control"] = "no-store"
     now = services.now()
     row = await session.get(UserSettings, user_id)
     signing = await webhooks.secrets_of(session, services.vault, user_id, now)
@@ -222,22 +226,26 @@ async def _webhook(services: ServicesDep, session: SessionDep, user_id: str) -> 
     return WebhookOut(
         url=row.webhook_url if row else None,
         secret=signing.current,
-        previous_secret_valid_until=signing.previous_until
-        if signing.previous_until and signing.previous_until > now
-        else None,
+        previous_secret_valid_until=signing.previous_valid_until(now),
     )
 
 
 @router.get("/webhook", response_model=WebhookOut, responses=errors(401))
-async def get_webhook(user: CurrentUser, services: ServicesDep, session: SessionDep) -> WebhookOut:
+async def get_webhook(
+    user: CurrentUser, services: ServicesDep, session: SessionDep, response: Response
+) -> WebhookOut:
     """Your default webhook URL and your signing secret (made on first use).  Each delivery
     carries `webhook-id`, `webhook-timestamp` and `webhook-signature` (Standard Webhooks)."""
-    return await _webhook(services, session, user.id)
+    return await _webhook(services, session, user.id, response)
 
 
 @router.put("/webhook", response_model=WebhookOut, responses=errors(401, 422))
 async def put_webhook(
-    body: WebhookIn, user: CurrentUser, services: ServicesDep, session: SessionDep
+    body: WebhookIn,
+    user: CurrentUser,
+    services: ServicesDep,
+    session: SessionDep,
+    response: Response,
 ) -> WebhookOut:
     """Set (or clear, with null) the webhook every generation of yours uses when it names
     none.  A public http(s) address: private, loopback and link-local ones are refused."""
@@ -250,15 +258,15 @@ async def put_webhook(
         row.webhook_url, row.updated_at = body.url, services.now()
     await session.commit()
     services.defaults_cache.forget(user.id)  # the next generation uses it
-    return await _webhook(services, session, user.id)
+    return await _webhook(services, session, user.id, response)
 
 
 @router.post("/webhook/rotate", response_model=WebhookOut, responses=errors(401))
 async def rotate_webhook_secret(
-    user: CurrentUser, services: ServicesDep, session: SessionDep
+    user: CurrentUser, services: ServicesDep, session: SessionDep, response: Response
 ) -> WebhookOut:
     """A new signing secret.  For a day, deliveries are signed with both (two `v1,...`
     signatures): move your receiver to the new one meanwhile."""
     await webhooks.rotate(session, services.vault, user.id, services.now())
     await session.commit()
-    return await _webhook(services, session, user.id)
+    return await _webhook(services, session, user.id, response)
