@@ -24,12 +24,17 @@ HEAD_REVISION = "0011"
 #: Database objects that no model describes, left out of Alembic's comparisons: the
 #: PostgreSQL-only trigram index of migration 0002.
 UNMODELLED_INDEXES = frozenset({"ix_jobs_prompt_trgm"})
+#: The task engine's own schema (``nanobanana worker``), which its own migrations keep.
+TASK_ENGINE_PREFIX = "procrastinate_"
 
 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Alembic ``include_object`` hook: skip ``UNMODELLED_INDEXES``."""
+    """Alembic ``include_object`` hook: skip ``UNMODELLED_INDEXES`` and the task engine's
+    tables and indexes."""
+    if name is not None and name.startswith(TASK_ENGINE_PREFIX):
+        return False
     return not (type_ == "index" and name in UNMODELLED_INDEXES)
 
 
