@@ -219,6 +219,27 @@ class Pricing:
             return None
         return tokens * self.output_image_per_mtok / 1_000_000
 
+    def request_cost(
+        self, size: str | None, *, n: int = 1, prompt: str = "", input_images: int = 0
+    ) -> float | None:
+        """What a request for ``n`` images should cost, if the image price is known: each
+        image is its own call, which sends the prompt and the ``input_images`` (references,
+        earlier turns) again.  Without an input price only the images count; the model's
+        text answer and thinking are not foreseen (the real cost records them)."""
+        per_image = self.image_cost(size)
+        if per_image is None:
+            return None
+        if self.input_per_mtok is not None:
+            tokens = text_tokens(prompt) + input_images * (self.input_image_tokens or 0)
+            per_image += tokens * self.input_per_mtok / 1_000_000
+        return per_image * n
+
+
+def text_tokens(text: str) -> int:
+    """About how many tokens ``text`` is (a token is about four characters of English: the
+    providers' own rule of thumb); at least one."""
+    return max(1, -(-len(text) // 4))
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -4,6 +4,8 @@ kept when generations are deleted, and held under concurrency, per user and serv
 from __future__ import annotations
 
 import asyncio
+import base64
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from nanobanana.emulator import EmulatorServer
 from nanobanana.server.settings import Settings
 
+from ..support import png_bytes
 from .conftest import OPENROUTER_CANARY, Api, running, upstream_requests
 
 pytestmark = pytest.mark.timeout(180)
@@ -27,6 +30,16 @@ def _price(api: Api, size: str = "1K") -> float:
     price = spec.pricing.image_cost(size)
     assert price is not None and price > 0
     return float(price)
+
+
+def _estimate(api: Api, prompt: str, *, n: int = 1, images: int = 0) -> float:
+    """What a request is estimated at, worked out here from the model's published prices:
+    per image, its output tokens, plus the prompt (a token per four characters) and each input
+    image's tokens at the input price."""
+    p = api.services.catalog.find(MODEL).pricing
+    assert p.input_per_mtok and p.input_image_tokens
+    tokens_in = math.ceil(len(prompt) / 4) + images * p.input_image_tokens
+    return n * (_price(api) + tokens_in * p.input_per_mtok / 1_000_000)
 
 
 async def _team(api: Api) -> tuple[dict[str, str], dict[str, str], str]:
@@ -87,7 +100,7 @@ async def test_a_user_cap_refuses_before_any_call_and_counts_the_real_cost(
     assert error["scope"] == "user" and error["period"] == "day"
     assert error["cap_usd"] == pytest.approx(price * 1.5)
     assert error["spent_usd"] == pytest.approx(cost)
-    assert error["estimate_usd"] == pytest.approx(price)
+    assert error["estimate_usd"] == pytest.approx(_estimate(api, second))
     assert "daily spending cap of $" in error["message"] and "resets at" in error["message"]
     assert error["resets_at"] == (await _get(api, admin, path))["day"]["resets_at"]
     assert upstream_requests(emulator, second) == []
@@ -121,7 +134,7 @@ async def test_the_whole_request_is_estimated_and_the_service_cap_covers_everyon
     assert r.status_code == 402, r.text
     error = r.json()["error"]
     assert error["scope"] == "service" and error["period"] == "month"
-    assert error["estimate_usd"] == pytest.approx(price * 3)
+    assert error["estimate_usd"] == pytest.approx(_estimate(api, three, n=3))
     assert error["message"].startswith("This request (estimated at $")
     assert "the service's monthly spending cap" in error["message"]
     assert upstream_requests(emulator, three) == []
@@ -140,6 +153,27 @@ async def test_the_whole_request_is_estimated_and_the_service_cap_covers_everyon
     # Cleared: anyone may spend again.
     await _put(api, admin, "/api/admin/budget")
     assert (await _generate(api, admin, late)).status_code == 200
+
+
+async def test_reference_images_are_part_of_the_estimate(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    admin, h, ann = await _team(api)
+    prompt = f"refs-{uuid.uuid4().hex[:8]} put the three of them together"
+    bare, with_refs = _estimate(api, prompt), _estimate(api, prompt, images=3)
+    assert with_refs > bare
+    await _put(api, admin, f"/api/admin/users/{ann}/budget", daily_usd=(bare + with_refs) / 2)
+    png = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+
+    # The images go out with the prompt, and cost input tokens: over the cap, before any call.
+    r = await _generate(api, h, prompt, images=[png] * 3)
+    assert r.status_code == 402, r.text
+    assert r.json()["error"]["estimate_usd"] == pytest.approx(with_refs)
+    assert upstream_requests(emulator, prompt) == []
+
+    r = await _generate(api, h, prompt)  # the same prompt alone fits
+    assert r.status_code == 200, r.text
+    assert len(upstream_requests(emulator, prompt)) == 1
 
 
 async def test_a_failure_that_was_not_billed_releases_its_hold(
@@ -240,8 +274,8 @@ async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
     marker = uuid.uuid4().hex
     async with running(settings) as api:
         _, h, _ = await _team(api)
-        price = _price(api)
         body = {"prompt": f"two {marker} [emulator:stagger:4:{marker}]", "num_images": 2}
+        two = _estimate(api, body["prompt"], n=2)
         running_id = (await api.client.post("/api/generations", json=body, headers=h)).json()["id"]
         for _ in range(200):
             got = await _get(api, h, f"/api/generations/{running_id}")
@@ -253,9 +287,8 @@ async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
         queued_id = queued.json()["id"]
         assert (await _get(api, h, f"/api/generations/{queued_id}"))["status"] == "queued"
         # Both held while they wait or run: two images' estimate and one.
-        assert (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"] == pytest.approx(
-            price * 3
-        )
+        held = (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"]
+        assert held == pytest.approx(two + _estimate(api, "next"))
 
         for job_id in (queued_id, running_id):
             r = await api.client.post(f"/api/generations/{job_id}/cancel", headers=h)
@@ -264,13 +297,13 @@ async def test_a_cancelled_job_keeps_its_hold_only_if_its_call_was_sent(
         assert cancelled["error"]["may_be_billed"] is True
         # What it recorded (the image that arrived; unknown while a call streams) is less than
         # what it may have cost: the estimate stays held.
-        assert cancelled["cost"] is None or cancelled["cost"] < price * 2
+        assert cancelled["cost"] is None or cancelled["cost"] < two
         spent = (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"]
-        assert spent == pytest.approx(price * 2)
+        assert spent == pytest.approx(two)
         # Usage tells the same: two requests, the one image kept, the rest still held.
         total = (await _get(api, h, "/api/usage"))["total"]
         assert total["generations"] == 2 and total["images"] == 1
-        assert total["cost_usd"] + total["held_usd"] == pytest.approx(price * 2)
+        assert total["cost_usd"] + total["held_usd"] == pytest.approx(two)
 
 
 async def test_synthetic_images_in_demo_mode_cost_nothing_under_a_cap(

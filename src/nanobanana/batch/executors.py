@@ -65,10 +65,18 @@ class Executor(Protocol):
 def catalog_price(
     catalog: Catalog, row: BatchRow, n: int, default_model: str | None = None
 ) -> float | None:
-    """The catalog's price for ``n`` images of ``row``, if it has one."""
-    spec = catalog.find(row.request.model or default_model or DEFAULT_MODEL)
-    per_image = spec.pricing.image_cost(row.request.image_size) if spec is not None else None
-    return None if per_image is None else per_image * n
+    """The catalog's price for ``n`` images of ``row`` (the prompt and reference images each
+    call sends included), if it has one."""
+    req = row.request
+    spec = catalog.find(req.model or default_model or DEFAULT_MODEL)
+    if spec is None:
+        return None
+    return spec.pricing.request_cost(
+        req.image_size,
+        n=n,
+        prompt=req.prompt + (req.negative_prompt or ""),
+        input_images=len(req.images),
+    )
 
 
 class LocalExecutor:

@@ -5,9 +5,9 @@ job and kept when the job is deleted.  What a row counts against a cap is the la
 two amounts it holds:
 
 - ``held_usd``: the request's estimate (every image it asks for, at the catalog's price for
-  its model and size), held from the moment the job is accepted until it ends; after the end,
-  still held when the job failed in a way that may have been billed (its real cost is not
-  known), released (0) otherwise;
+  its model and size, with the prompt and input images each call sends), held from the
+  moment the job is accepted until it ends; after the end, still held when the job failed in
+  a way that may have been billed (its real cost is not known), released (0) otherwise;
 - ``cost_usd``: the cost the job recorded when it ended (the provider's figure, or the
   catalog's price for its usage).
 
@@ -22,8 +22,8 @@ on SQLite that transaction holds the database's write lock (``BEGIN IMMEDIATE``)
 PostgreSQL it first takes an advisory lock (the whole service's when a service cap is set,
 else the user's).  Concurrent requests against a nearly spent cap are therefore checked one
 after another, each seeing the others' holds: a cap is never overshot by an estimate.  It may
-be overshot by what the estimates missed (a real cost above the catalog's price, a model
-without one); no request is accepted once the spend has reached the cap.
+be overshot by what the estimates missed (the model's text and thinking, a model without a
+price); no request is accepted once the spend has reached the cap.
 
 Periods are UTC: a day from 00:00, a month from the first day at 00:00.
 """

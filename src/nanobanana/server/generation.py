@@ -93,8 +93,9 @@ class Prepared:
     model: str
     #: Each reference, in order: an upload id, or a decoded data URL still to be stored.
     references: list[str | ReferenceImage] = field(default_factory=list)
-    #: What it should cost in USD (every image, at the catalog's price), if known: held
-    #: against the spending caps while it runs (``budgets``).
+    #: What it should cost in USD (every image, with the prompt and input images each call
+    #: sends, at the catalog's prices), if known: held against the spending caps while it
+    #: runs (``budgets``).
     estimate: float | None = None
     #: Where its final state is POSTed (``webhooks``): the request's, else the user's default.
     webhook_url: str | None = None
@@ -139,9 +140,11 @@ async def prepare(
     user: User,
     body: GenerateIn,
     references: list[str | ReferenceImage],
+    history_images: int = 0,
 ) -> Prepared:
     """Validate a request against the catalog, the user's keys and uploads (raises 4xx).
-    ``references``: ``body.images`` after ``decode_references``."""
+    ``references``: ``body.images`` after ``decode_references``; ``history_images``: how many
+    images the conversation before the prompt sends (estimated as input)."""
     catalog = services.catalog
     defaults = await user_defaults(session, services.defaults_cache, user.id)
     upstream = await resolve_upstream(session, services, user.id)
@@ -192,13 +195,22 @@ async def prepare(
     )
     record = {**request.record(), "images": []}  # upload ids, once the references are stored
     # Demo mode's synthetic images come from the built-in emulator: they cost nothing.
-    per_image = 0.0 if upstream.synthetic else spec.pricing.image_cost(size)
+    estimate = (
+        0.0
+        if upstream.synthetic
+        else spec.pricing.request_cost(
+            size,
+            n=body.num_images,
+            prompt=body.prompt + (body.negative_prompt or ""),
+            input_images=len(references) + history_images,
+        )
+    )
     return Prepared(
         request=record,
         upstream=upstream,
         model=choice.name,
         references=references,
-        estimate=None if per_image is None else per_image * body.num_images,
+        estimate=estimate,
         webhook_url=webhook_url,
     )
 
@@ -395,7 +407,8 @@ async def create_job(
     await _check_rate(services, user_id, count=False)
     manager = services.job_manager
     await manager.check_capacity(user_id)
-    prepared = await prepare(session, services, user, body, references)
+    history_images = sum(len(refs) + len(drawn) for refs, drawn in earlier)
+    prepared = await prepare(session, services, user, body, references, history_images)
     ids: list[str] = []
     if earlier or any(not isinstance(ref, str) for ref in prepared.references):
         # Release the database (on SQLite, the write lock) while files are written.
