@@ -222,6 +222,30 @@ async def test_a_failed_delivery_is_retried_with_the_same_id_and_body(
         assert delivery["state"] == "delivered" and delivery["attempts"] == 3
 
 
+async def test_a_receiver_that_is_gone_is_not_tried_again(
+    hooked: Callable[..., Settings], receiver: Receiver
+) -> None:
+    async with running(hooked()) as api:
+        h = await _user(api, "ann")
+        receiver.answers = [410]
+        body = {"prompt": "a heron, nobody listening", "webhook_url": f"{receiver.url}/hook"}
+        r = await api.client.post(GEN, json=body, headers=h)
+        assert r.status_code == 200, r.text
+        job_id = r.json()["id"]
+        await receiver.wait_for(1)
+        delivery = await _recorded(api, h, job_id, 1)
+        assert delivery["state"] == "failed" and delivery["next_attempt_at"] is None
+        assert delivery["log"][0]["status_code"] == 410
+        assert "not tried again" in delivery["log"][0]["error"]
+        # Later, nothing more is sent.
+        real_now = api.services.now
+        api.services.now = lambda: real_now() + webhooks.timedelta(minutes=5)
+        api.services.webhooks.wake()
+        await asyncio.sleep(0.3)
+        assert len(receiver.got) == 1
+        assert (await _delivery(api, h, job_id))["attempts"] == 1
+
+
 async def test_after_a_rotation_both_secrets_sign_for_a_day(
     hooked: Callable[..., Settings], receiver: Receiver
 ) -> None:

@@ -18,7 +18,9 @@ spec (https://www.standardwebhooks.com), delivered at least once.
   a rotation also with the secret before it.
 - **Retried.** Anything but a 2xx answer (a redirect included: none is followed) is tried
   again after 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h..., until a day after the
-  generation ended; then the delivery is ``failed``.  Each attempt is in the delivery's log.
+  generation ended; then the delivery is ``failed``.  A ``410 Gone`` answer (the receiver
+  says the endpoint no longer exists) fails it at once.  Each attempt is in the delivery's
+  log.
 - **Where not.** Like any URL a client hands the service, a target must be public: an address
   that is private, loopback, link-local, multicast or reserved (IPv4-mapped ones too), or
   ``localhost``, is refused when the URL is given; a name is resolved when the delivery is
@@ -63,6 +65,8 @@ ROTATION_GRACE = timedelta(days=1)
 GIVE_UP_AFTER = timedelta(days=1)
 #: The waits between attempts; the last one repeats.
 BACKOFF = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
+#: The answer after which a delivery is not tried again (the endpoint is gone for good).
+GONE = 410
 #: How long a process that claimed a delivery has to send it before another may.
 LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 15.0
@@ -432,6 +436,8 @@ class Dispatcher:
                 await resp.read()
                 if 200 <= resp.status < 300:
                     return resp.status, None, True
+                if resp.status == GONE:
+                    return resp.status, "HTTP 410: the receiver is gone; not tried again", True
                 return resp.status, f"HTTP {resp.status}", False
         except InvalidWebhookUrl as exc:
             return None, exc.message, True
