@@ -28,18 +28,8 @@ OPENROUTER_CANARY = "sk-or-v1-CANARY0123456789abcdef0123456789abcdef"
 GOOGLE_CANARY = "AIzaSyCANARY0123456789abcdefghijklmnop"
 CANARIES = (OPENROUTER_CANARY, GOOGLE_CANARY)
 PASSWORD = "correct horse battery"
-TABLES = (
-    "images",
-    "uploads",
-    "jobs",
-    "tokens",
-    "provider_keys",
-    "user_settings",
-    "server_config",
-    "users",
-    "workers",
-    "procrastinate_jobs",
-)
+#: Kept between tests on PostgreSQL: the schema's revision (every other table is emptied).
+KEPT_TABLES = frozenset({"alembic_version"})
 
 
 # ------------------------------------------------------------------------------ databases
@@ -67,7 +57,7 @@ async def _truncate(url: str) -> None:
             r["tablename"]
             for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
         }
-        present = [t for t in TABLES if t in existing]
+        present = sorted(existing - KEPT_TABLES)
         if present:
             await conn.execute(f"TRUNCATE {', '.join(present)} CASCADE")
     finally:
