@@ -22,6 +22,8 @@ pytestmark = pytest.mark.timeout(180)
 
 GEN = "/api/nano-banana/generate"
 MODEL = "gemini-3.1-flash-image"
+#: Found by discovery only: no price in the catalog.
+UNPRICED = "black-forest-labs/flux.2-klein-4b"
 
 
 def _price(api: Api, size: str = "1K") -> float:
@@ -32,7 +34,7 @@ def _price(api: Api, size: str = "1K") -> float:
     return float(price)
 
 
-def _estimate(api: Api, prompt: str, *, n: int = 1, images: int = 0) -> float:
+def _estimate(api: Api, prompt: str, *, n: float = 1, images: int = 0) -> float:
     """What a request is estimated at, worked out here from the model's published prices:
     per image, its output tokens, plus the prompt (a token per four characters) and each input
     image's tokens at the input price."""
@@ -119,40 +121,48 @@ async def test_a_user_cap_refuses_before_any_call_and_counts_the_real_cost(
     assert len(upstream_requests(emulator, second)) == 1
 
 
-async def test_the_whole_request_is_estimated_and_the_service_cap_covers_everyone(
-    api: Api, emulator: EmulatorServer
+async def test_a_fan_out_stops_at_the_service_cap_and_keeps_what_was_made(
+    db_api: Api, emulator: EmulatorServer
 ) -> None:
+    api = db_api
     admin, h, _ = await _team(api)
     await api.put_key(admin, "openrouter", OPENROUTER_CANARY)
-    price = _price(api)
-    service = await _put(api, admin, "/api/admin/budget", monthly_usd=round(price * 2.5, 6))
+    three = f"three-{uuid.uuid4().hex[:8]}"
+    cap = round(_estimate(api, three, n=2.5), 6)  # two images and a half
+    service = await _put(api, admin, "/api/admin/budget", monthly_usd=cap)
     assert service["scope"] == "service" and service["user_id"] is None
 
-    # Three images at once would pass it: refused whole, before any call.
-    three = f"three-{uuid.uuid4().hex[:8]}"
+    # Three images asked for, room for two: two are made and kept, the third never asked.
     r = await _generate(api, h, three, num_images=3)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["images"]) == 2
+    assert len(upstream_requests(emulator, three)) == 2
+    job = (await _get(api, h, "/api/generations"))["items"][0]
+    assert len(job["images"]) == 2 and job["request"]["n"] == 3
+    said = "1 of the 3 images asked for was not made. This request (estimated at $"
+    assert [f["index"] for f in job["failures"]] == [2]
+    assert job["failures"][0]["error_code"] == "budget_exceeded"
+    assert job["failures"][0]["error"].startswith(said)
+    assert "would pass the service's monthly spending cap" in job["failures"][0]["error"]
+    assert any(w.startswith(said) for w in job["warnings"])
+    spent = (await _get(api, admin, "/api/admin/budget"))["month"]["spent_usd"]
+    assert spent == pytest.approx(job["cost"]) and 0 < spent <= cap
+
+    # Then no room for one image, whoever asks: refused whole, before any call.
+    late = f"late-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, admin, late, num_images=2)
     assert r.status_code == 402, r.text
     error = r.json()["error"]
     assert error["scope"] == "service" and error["period"] == "month"
-    assert error["estimate_usd"] == pytest.approx(_estimate(api, three, n=3))
+    assert error["estimate_usd"] == pytest.approx(_estimate(api, late, n=2))
     assert error["message"].startswith("This request (estimated at $")
     assert "the service's monthly spending cap" in error["message"]
-    assert upstream_requests(emulator, three) == []
-
-    # Two fit; then the admin's own request finds the service's cap reached.
-    r = await _generate(api, h, f"two-{uuid.uuid4().hex[:8]}", num_images=2)
-    assert r.status_code == 200, r.text
-    spent = (await _get(api, admin, "/api/admin/budget"))["month"]["spent_usd"]
-    assert 0 < spent <= price * 2.5
-    late = f"late-{uuid.uuid4().hex[:8]}"
-    r = await _generate(api, admin, late)
-    assert r.status_code == 402, r.text
-    assert r.json()["error"]["scope"] == "service"
     assert upstream_requests(emulator, late) == []
 
     # Cleared: anyone may spend again.
     await _put(api, admin, "/api/admin/budget")
-    assert (await _generate(api, admin, late)).status_code == 200
+    r = await _generate(api, admin, late, num_images=2)
+    assert r.status_code == 200 and len(r.json()["images"]) == 2, r.text
 
 
 async def test_reference_images_are_part_of_the_estimate(
@@ -174,6 +184,49 @@ async def test_reference_images_are_part_of_the_estimate(
     r = await _generate(api, h, prompt)  # the same prompt alone fits
     assert r.status_code == 200, r.text
     assert len(upstream_requests(emulator, prompt)) == 1
+
+
+async def test_a_model_without_a_catalog_price_is_estimated_at_what_it_cost_lately(
+    db_api: Api, emulator: EmulatorServer
+) -> None:
+    """A model found only by discovery has no catalog price: under a cap, its requests are
+    estimated at the most one of its images cost lately, so its fan-outs stop at the cap
+    too."""
+    api = db_api
+    for _ in range(500):  # the background listing brings it in
+        if api.services.catalog.find(UNPRICED) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert api.services.catalog.find(UNPRICED).pricing.image_cost("1K") is None
+    admin, h, ann = await _team(api)
+    path = f"/api/admin/users/{ann}/budget"
+    await _put(api, admin, path, daily_usd=1000.0)
+
+    # Never used: estimated at nothing, counted at its real cost.
+    r = await _generate(api, h, f"first-{uuid.uuid4().hex[:8]}", model=UNPRICED)
+    assert r.status_code == 200, r.text
+    cost = (await _get(api, h, "/api/generations"))["items"][0]["cost"]
+    assert cost is not None and cost > 0
+    await _put(api, admin, path, daily_usd=round(cost * 2.5, 6))
+
+    # Now known: three images have room for one, which is made; the others are never asked.
+    three = f"three-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, h, three, model=UNPRICED, num_images=3)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["images"]) == 1
+    assert len(upstream_requests(emulator, three)) == 1
+    job = (await _get(api, h, "/api/generations"))["items"][0]
+    assert [(f["index"], f["error_code"]) for f in job["failures"]] == [
+        (1, "budget_exceeded"),
+        (2, "budget_exceeded"),
+    ]
+
+    # Half an image's room left: refused, at the price it cost.
+    last = f"last-{uuid.uuid4().hex[:8]}"
+    r = await _generate(api, h, last, model=UNPRICED)
+    assert r.status_code == 402, r.text
+    assert r.json()["error"]["estimate_usd"] == pytest.approx(cost, rel=0.05)
+    assert upstream_requests(emulator, last) == []
 
 
 async def test_a_failure_that_was_not_billed_releases_its_hold(

@@ -4,7 +4,7 @@ The ledger (``Spend``) has one row per generation, written in the transaction th
 job and kept when the job is deleted.  What a row counts against a cap is the larger of the
 two amounts it holds:
 
-- ``held_usd``: the request's estimate (every image it asks for, at the catalog's price for
+- ``held_usd``: the request's estimate (every image it makes, at the catalog's price for
   its model and size, with the prompt and input images each call sends), held from the
   moment the job is accepted until it ends; after the end, still held when the job failed in
   a way that may have been billed (its real cost is not known), released (0) otherwise;
@@ -12,18 +12,24 @@ two amounts it holds:
   catalog's price for its usage).
 
 So a cap is checked **before** any paid call, with the whole request's estimate, and reconciled
-with the real cost afterwards.  An image model's price is the same on either provider (OpenRouter
-passes Google's price on), so a fallback does not change the estimate; a model without a known
-price is estimated at 0 and counts with its real cost once it has one; demo mode's synthetic
-images (the built-in emulator's) cost nothing and are estimated at 0.
+with the real cost afterwards.  A request for several images that does not fit whole makes as
+many as fit (the fan-out stops at the cap: the others are reported as failed with the cap's
+reason); one that has no room for a single image is refused.
+
+An image model's price is the same on either provider (OpenRouter passes Google's price on),
+so a fallback does not change the estimate.  A model the catalog has no price for (most
+models found by discovery) is estimated, under a cap, at the most one of its images cost in
+the last 30 days (``learned_price``); one never used before is estimated at 0 and counts with
+its real cost once it has one.  Demo mode's synthetic images (the built-in emulator's) cost
+nothing and are estimated at 0.
 
 Checking and holding are one step (``reserve``), inside the transaction that inserts the job:
 on SQLite that transaction holds the database's write lock (``BEGIN IMMEDIATE``), on
 PostgreSQL it first takes an advisory lock (the whole service's when a service cap is set,
 else the user's).  Concurrent requests against a nearly spent cap are therefore checked one
 after another, each seeing the others' holds: a cap is never overshot by an estimate.  It may
-be overshot by what the estimates missed (the model's text and thinking, a model without a
-price); no request is accepted once the spend has reached the cap.
+be overshot by what the estimates missed (the model's text and thinking, the first use of a
+model without a price); no request is accepted once the spend has reached the cap.
 
 Periods are UTC: a day from 00:00, a month from the first day at 00:00.
 """
@@ -48,6 +54,11 @@ PeriodName = Literal["day", "month"]
 _LOCK_NAMESPACE = 0x6E42
 #: Rounding slack: sums of floats must not refuse a request that exactly meets a cap.
 _EPSILON = 1e-9
+#: The key of a job's request record that says it was cut short by a cap: ``{"n": how many
+#: images it makes, "message": why not the others}``.
+CUT = "cut_by_cap"
+#: How far back the ledger is read for the price of a model the catalog has none for.
+LEARNED_OVER = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -193,6 +204,15 @@ def _lock(conn: Connection, scope: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What ``reserve`` let a job make: ``images`` of those it asked for; ``limit`` says
+    which cap left the others out (``None`` when all fit)."""
+
+    images: int
+    limit: BudgetExceeded | None = None
+
+
 def reserve(
     conn: Connection,
     *,
@@ -200,13 +220,16 @@ def reserve(
     job_id: str,
     estimate: float | None,
     now: datetime,
+    images: int = 1,
     provider: str | None = None,
     model: str | None = None,
-) -> None:
-    """In the transaction that inserts job ``job_id``: refuse it (``BudgetExceeded``) when
-    ``estimate`` on top of what is spent and held would pass a cap of the user or of the
-    service, else write its ledger row holding ``estimate`` (with the provider and model
-    asked for, until the job's end tells which answered)."""
+) -> Grant:
+    """In the transaction that inserts job ``job_id`` (asking for ``images`` images,
+    estimated at ``estimate`` together): grant as many of them as fit under the caps of the
+    user and of the service on top of what is spent and held, refusing the job
+    (``BudgetExceeded``) when none does, and write its ledger row holding the estimate of
+    those granted (with the provider and model asked for, until the job's end tells which
+    answered)."""
     amount = max(estimate or 0.0, 0.0)
     rows = conn.execute(
         select(Budget.scope, Budget.daily_usd, Budget.monthly_usd).where(
@@ -214,33 +237,68 @@ def reserve(
         )
     )
     caps = {scope: c for scope, c in _caps(rows).items() if c.any}
+    grant = Grant(images)
     if caps:
         _lock(conn, SERVICE_SCOPE if SERVICE_SCOPE in caps else user_id)
+        if estimate is None and model is not None:  # no catalog price: what it cost lately
+            amount = learned_price(conn, model, now) * images
         for scope in (user_id, SERVICE_SCOPE):
             if scope in caps:
-                _check(conn, scope, caps[scope], amount, now)
+                grant = _fit(conn, scope, caps[scope], amount, grant, images, now)
     conn.execute(
         insert(Spend).values(
             job_id=job_id,
             user_id=user_id,
             created_at=now,
-            held_usd=amount,
+            held_usd=amount * grant.images / images,
             cost_usd=None,
             provider=provider,
             model=model,
             images=0,
         )
     )
+    return grant
 
 
-def _check(conn: Connection, scope: str, caps: Caps, amount: float, now: datetime) -> None:
+def learned_price(conn: Connection, model: str, now: datetime) -> float:
+    """The most one image of ``model`` cost in the last ``LEARNED_OVER`` (a job's recorded
+    cost over the images it stored), from the ledger; 0 when none was recorded."""
+    per_image = select(func.max(Spend.cost_usd / Spend.images)).where(
+        Spend.model == model,
+        Spend.images > 0,
+        Spend.cost_usd.is_not(None),
+        Spend.created_at >= now - LEARNED_OVER,
+    )
+    return float(conn.execute(per_image).scalar_one() or 0.0)
+
+
+def _fit(
+    conn: Connection,
+    scope: str,
+    caps: Caps,
+    amount: float,
+    grant: Grant,
+    asked: int,
+    now: datetime,
+) -> Grant:
+    """``grant``, cut to what the caps of ``scope`` leave room for; raises when that is no
+    image at all (or a cap is already reached)."""
     for period in periods(now):
         cap = caps.cap(period.name)
         if cap is None:
             continue
         used = spent(conn, scope, period.start)
-        if used >= cap - _EPSILON or used + amount > cap + _EPSILON:
+        if used >= cap - _EPSILON:
             raise _exceeded(scope, period, cap, used, amount)
+        per_image = amount / asked
+        if used + per_image * grant.images <= cap + _EPSILON:
+            continue
+        room = int((cap - used + _EPSILON) // per_image)
+        if room < 1:
+            raise _exceeded(scope, period, cap, used, amount)
+        if room < grant.images:
+            grant = Grant(room, _exceeded(scope, period, cap, used, amount))
+    return grant
 
 
 def _exceeded(scope: str, period: Period, cap: float, used: float, amount: float) -> BudgetExceeded:

@@ -62,8 +62,8 @@ class TooManyJobs(ServiceError):
 
 
 class BudgetExceeded(ServiceError):
-    """The request's estimate would pass a spending cap (``budgets``): refused before any
-    call, at no cost."""
+    """Not one image of the request fits under a spending cap (``budgets``): refused before
+    any call, at no cost."""
 
     code = "budget_exceeded"
 

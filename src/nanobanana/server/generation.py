@@ -21,7 +21,6 @@ paying again.  A new ``Idempotency-Key``, or any change to the body, runs anew.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import math
 import re
@@ -213,6 +212,13 @@ async def prepare(
         estimate=estimate,
         webhook_url=webhook_url,
     )
+
+
+def _cut_short(grant: budgets.Grant, asked: int) -> str:
+    assert grant.limit is not None
+    left_out = asked - grant.images
+    were = "was" if left_out == 1 else "were"
+    return f"{left_out} of the {asked} images asked for {were} not made. {grant.limit.message}"
 
 
 def _with_history(digest: str, history: Sequence[Exchange]) -> str:
@@ -480,16 +486,25 @@ async def create_job(
         if session.in_transaction():
             await session.commit()  # the intake's reads (cache misses, idempotency)
         # The row in one step (``db.direct``): the hot path's only write at intake, with its
-        # line in the spend ledger (refused there when it would pass a spending cap).
-        hold = functools.partial(
-            budgets.reserve,
-            user_id=user_id,
-            job_id=job.id,
-            estimate=prepared.estimate,
-            now=now,
-            provider=job.provider,
-            model=job.model,
-        )
+        # line in the spend ledger (cut short or refused there by a spending cap).
+        asked = body.num_images
+
+        def hold(conn: Connection) -> None:
+            grant = budgets.reserve(
+                conn,
+                user_id=user_id,
+                job_id=job.id,
+                estimate=prepared.estimate,
+                now=now,
+                images=asked,
+                provider=job.provider,
+                model=job.model,
+            )
+            record = {k: v for k, v in prepared.request.items() if k != budgets.CUT}
+            if grant.limit is not None:  # fewer images fit: the job makes only those
+                record[budgets.CUT] = {"n": grant.images, "message": _cut_short(grant, asked)}
+            row["request"] = job.request = record
+
         await manager.insert(row, hold)
         try:
             await _check_rate(services, user_id, count=True)

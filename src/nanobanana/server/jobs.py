@@ -601,11 +601,14 @@ class JobManager:
             history = await history_of(self.s, job, user_id) if earlier else ()
         except NanobananaError as exc:
             return await self._finish_failed(job, exc.code, exc.message, error_details(exc), [])
-        one_whole = job.kind != "async" and (job.request.get("n") or 1) == 1
-        landing = _Landing(self.s, job, user_id, at_end=one_whole)
         request = GenerationRequest.from_record(job.request, images=refs)
+        cut = job.request.get(budgets.CUT)
+        if cut is not None:  # the caps had room for fewer images than it asked for
+            request = request.with_(n=cut["n"])
         if history:
             request = request.with_(history=history)
+        one_whole = job.kind != "async" and request.n == 1
+        landing = _Landing(self.s, job, user_id, at_end=one_whole)
         # Released in the ``finally`` below: nothing that can raise comes in between.
         client = self._clients.acquire(upstream)
         call = asyncio.ensure_future(
@@ -679,6 +682,13 @@ class JobManager:
             "finished_at": self.s.now(),
         }
         values["timings"] = _timings(job, values["finished_at"], result)
+        cut = job.request.get(budgets.CUT)
+        if cut is not None:
+            values["warnings"].append(cut["message"])
+            values["failures"] += [
+                {"index": i, "error": cut["message"], "error_code": "budget_exceeded"}
+                for i in range(cut["n"], job.request["n"])
+            ]
         first = answering_image(result)
         if first is not None and (job.session_id is not None or job.kind == "openrouter"):
             # A later turn continues from this answer; a drop-in chat answer hands it to its

@@ -147,8 +147,9 @@ async def get_service_budget(
 async def put_service_budget(
     body: BudgetIn, admin: AdminUser, services: ServicesDep, session: SessionDep
 ) -> BudgetOut:
-    """Set the whole service's caps (USD per UTC day and month; null: none).  A request whose
-    estimate would pass one is refused with 402 `budget_exceeded` before any call."""
+    """Set the whole service's caps (USD per UTC day and month; null: none).  A request for
+    several images makes as many as fit under them; one with room for none is refused with
+    402 `budget_exceeded` before any call."""
     return await _set_budget(services, session, SERVICE_SCOPE, body)
 
 
