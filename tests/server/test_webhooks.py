@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -313,6 +315,35 @@ async def test_private_or_malformed_targets_are_refused_before_anything_runs(
     assert upstream_requests(emulator, marker) == []
     r = await api.client.put("/api/settings/webhook", json={"url": url}, headers=h)
     assert r.status_code == 422, r.text
+
+
+async def test_a_default_whose_name_resolves_to_a_private_address_is_refused_when_saved(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = {"intranet.example.com": ["10.1.2.3"], "hooks.example.com": ["93.184.215.14"]}
+
+    async def resolve(host: str, port: int) -> list[str]:  # this machine has no DNS
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return names[host]
+
+    monkeypatch.setattr(webhooks, "resolve", resolve)
+    async with running(settings_for(webhook_allow_hosts=["allowed.example.com"])) as api:
+        h = await _user(api, "ann")
+        put = functools.partial(api.client.put, "/api/settings/webhook", headers=h)
+        r = await put(json={"url": "https://intranet.example.com/hook"})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "invalid_webhook_url" and error["field"] == "webhook_url"
+        assert "resolves to a private address (10.1.2.3)" in error["message"]
+        assert (await api.client.get("/api/settings/webhook", headers=h)).json()["url"] is None
+        # A public name is saved; so is one that does not resolve yet (checked when sent).
+        for url in ("https://hooks.example.com/hook", "https://soon.example.com/hook"):
+            r = await put(json={"url": url})
+            assert r.status_code == 200 and r.json()["url"] == url, r.text
+        names["allowed.example.com"] = ["192.168.1.20"]  # on the allow-list: exempt
+        r = await put(json={"url": "http://allowed.example.com/hook"})
+        assert r.status_code == 200, r.text
 
 
 async def test_a_name_resolving_to_a_private_address_is_refused_when_sent() -> None:

@@ -24,8 +24,9 @@ spec (https://www.standardwebhooks.com), delivered at least once.
 - **Where not.** Like any URL a client hands the service, a target must be public: an address
   that is private, loopback, link-local, multicast or reserved (IPv4-mapped ones too), or
   ``localhost``, is refused when the URL is given; a name is resolved when the delivery is
-  sent, and refused then if it resolves to such an address (the connection goes to the
-  address that was checked: a name cannot be re-pointed in between).  Hosts named in
+  sent (and when a default URL is saved), and refused then if it resolves to such an
+  address (the connection goes to the address that was checked: a name cannot be
+  re-pointed in between).  Hosts named in
   ``NANOBANANA_WEBHOOK_ALLOW_HOSTS`` (``host`` or ``host:port``) are exempt: a receiver on
   the same machine or network.
 """
@@ -70,6 +71,8 @@ GONE = 410
 #: How long a process that claimed a delivery has to send it before another may.
 LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 15.0
+#: How long a default URL's name is looked up for when it is saved.
+RESOLVE_SECONDS = 3.0
 MAX_URL_LENGTH = 2048
 #: The longest a sender sleeps with nothing due (it is woken when its process ends a job).
 IDLE_SECONDS = 30.0
@@ -171,6 +174,43 @@ def check_url(url: str, allow: Iterable[str]) -> None:
                 "only (an administrator can allow a host with NANOBANANA_WEBHOOK_ALLOW_HOSTS).",
                 field=where,
             )
+
+
+async def check_name(url: str, allow: Iterable[str]) -> None:
+    """``check_url`` for a URL already checked by it, with its host's name resolved now: a name
+    that resolves to an address webhooks may not go to is refused (``InvalidWebhookUrl``).
+    One that does not resolve (yet) is let through: deliveries check again when they are
+    sent.  For a default URL, saved once and used by many generations; a generation's own URL
+    is not resolved at intake (its call is not held up by a lookup)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    if _host_allowed(host, port, allow):
+        return
+    try:
+        refused_address(host)
+        return  # an address, checked already
+    except ValueError:
+        pass
+    try:
+        async with asyncio.timeout(RESOLVE_SECONDS):
+            addresses = await resolve(host, port)
+    except (OSError, TimeoutError):
+        return
+    for address in addresses:
+        why = refused_address(address)
+        if why is not None:
+            raise InvalidWebhookUrl(
+                f"The webhook URL's host {host} resolves to {why} ({address}): webhooks go to "
+                "public addresses only (an administrator can allow a host with "
+                "NANOBANANA_WEBHOOK_ALLOW_HOSTS).",
+                field="webhook_url",
+            )
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (the system's resolver)."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in found]
 
 
 class TargetRefused(OSError):

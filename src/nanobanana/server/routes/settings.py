@@ -248,9 +248,11 @@ async def put_webhook(
     response: Response,
 ) -> WebhookOut:
     """Set (or clear, with null) the webhook every generation of yours uses when it names
-    none.  A public http(s) address: private, loopback and link-local ones are refused."""
+    none.  A public http(s) address: private, loopback and link-local ones are refused, and
+    so is a name that resolves to one."""
     if body.url is not None:
         webhooks.check_url(body.url, services.settings.webhook_allow_hosts)
+        await webhooks.check_name(body.url, services.settings.webhook_allow_hosts)
     row = await session.get(UserSettings, user.id)
     if row is None:
         session.add(UserSettings(user_id=user.id, webhook_url=body.url, updated_at=services.now()))
