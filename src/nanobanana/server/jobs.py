@@ -67,6 +67,9 @@ _IMAGE_COLUMNS = tuple(StoredImage.__table__.columns)
 IDLE_TRIM_SECONDS = 2.0
 #: How often a process that does not run a job reads whether it has ended (first, last).
 POLL_SECONDS = (0.05, 0.5)
+#: Why an image a spending cap left out of its job was not made (the job's warning says
+#: which cap, and when it resets).
+CUT_BY_CAP = "Not made: it would have passed a spending cap."
 #: With shared events: how long a waiter goes without one before it reads the job's row (a
 #: job ended by another process's reconciliation has no ``done`` event).
 EVENTLESS_CHECK_SECONDS = 2.0
@@ -686,7 +689,7 @@ class JobManager:
         if cut is not None:
             values["warnings"].append(cut["message"])
             values["failures"] += [
-                {"index": i, "error": cut["message"], "error_code": "budget_exceeded"}
+                {"index": i, "error": CUT_BY_CAP, "error_code": "budget_exceeded"}
                 for i in range(cut["n"], job.request["n"])
             ]
         first = answering_image(result)
