@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import OPENROUTER_KEY, Browsing, LiveServer, sign_in
+from .conftest import OPENROUTER_KEY, Browsing, LiveServer, open_generator, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -19,11 +19,17 @@ def usd(value: float) -> str:
     return "$" + re.sub(r"0{1,2}$", "", f"{value:.4f}")
 
 
+@pytest.fixture(scope="module")
+def admin(team_server: LiveServer) -> tuple[str, str]:
+    """The module's service's first account: its admin."""
+    return team_server.new_user("boss")
+
+
 def test_an_admin_caps_an_account_on_the_settings_page(
-    web: Browsing, team_server: LiveServer
+    web: Browsing, team_server: LiveServer, admin: tuple[str, str]
 ) -> None:
     server = team_server
-    boss, boss_token = server.new_user("boss")  # the first account: the admin
+    boss, boss_token = admin
     ann, ann_token = server.new_user("ann")
     server.save_key(ann_token, "openrouter", OPENROUTER_KEY)
     done = server.generate(ann_token, prompt="a heron with a price", image_size="0.5K")
@@ -70,3 +76,28 @@ def test_an_admin_caps_an_account_on_the_settings_page(
         f"This month: {usd(done['cost'])} spent, no cap."
     )
     expect(page.locator("#caps")).to_be_hidden()
+
+
+def test_a_fan_out_cut_short_by_a_cap_shows_what_was_made_and_why(
+    web: Browsing, team_server: LiveServer, admin: tuple[str, str]
+) -> None:
+    server = team_server
+    page = web.page
+    cid, token = open_generator(page, server, "cid", {"openrouter": OPENROUTER_KEY})
+    with server.client(admin[1]) as c:
+        models = {m["id"]: m for m in c.get("/api/nano-banana/models").json()["models"]}
+        price = models[page.get_by_label("Model", exact=True).input_value()]["price_per_image"]
+        users = c.get("/api/admin/users").json()["users"]
+        cid_id = next(u["id"] for u in users if u["username"] == cid)
+        cap = round(price["1K"] * 2.5, 6)  # room for two images, not three
+        c.put(f"/api/admin/users/{cid_id}/budget", json={"daily_usd": cap}).raise_for_status()
+
+    page.get_by_label("Images", exact=True).select_option("3")
+    page.get_by_label("Prompt", exact=True).fill("three herons, two allowed")
+    page.get_by_role("button", name="Generate").click()
+
+    expect(page.locator(".result")).to_have_count(2, timeout=30_000)
+    warning = page.locator("#result-meta .warning")
+    expect(warning).to_contain_text("1 of the 3 images asked for was not made.")
+    expect(warning).to_contain_text("would pass your daily spending cap of $")
+    expect(page.locator("#gen-error")).to_be_hidden()
