@@ -82,11 +82,17 @@ class Bench:
 
     @contextlib.contextmanager
     def service(
-        self, database_url: str | None = None, username: str = "bench"
+        self,
+        database_url: str | None = None,
+        username: str = "bench",
+        env: dict[str, str] | None = None,
     ) -> Iterator[Service]:
-        """A fresh service (its own data folder) with a logged-in user holding the emulator key."""
+        """A fresh service (its own data folder) with a logged-in user holding the emulator key;
+        ``env``: more of its environment."""
         config = ServiceConfig(
-            self.emulator.url, database_url=database_url, extra_env=dict(self.service_env)
+            self.emulator.url,
+            database_url=database_url,
+            extra_env={**self.service_env, **(env or {})},
         )
         proc, data_dir = harness.start_service(self.placement.service, config, self.out / "logs")
         try:

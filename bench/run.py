@@ -8,8 +8,9 @@ table per scenario (the emulator direct beside the service) and keep them in ``b
 Scenarios: 1 added latency (c=1), 2 throughput (c=50), 3 the 4K path (each with LiteLLM's proxy
 beside the service, unless ``--no-litellm``), 4 held concurrency,
 5 history with 10,000 jobs (SQLite and PostgreSQL), 6 CLI, 7 one and two web processes,
-with and without workers (PostgreSQL and Redis).  Every request sends
-``Accept-Encoding: identity``.  See bench/README.md for the method and the latest figures.
+with and without workers (PostgreSQL and Redis), 8 caps and webhooks on the hot path.  Every
+request sends ``Accept-Encoding: identity``.  See bench/README.md for the method and the latest
+figures.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from scenario_cli import cli
 from scenario_db import database
 from scenario_http import added_latency, held, path_4k, throughput
 from scenario_processes import processes
+from scenario_team import team
 
 SCENARIOS: dict[int, Callable[[Bench], Table]] = {
     1: added_latency,
@@ -42,6 +44,7 @@ SCENARIOS: dict[int, Callable[[Bench], Table]] = {
     5: database,
     6: cli,
     7: processes,
+    8: team,
 }
 README = harness.BENCH / "README.md"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
