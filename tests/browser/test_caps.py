@@ -83,7 +83,7 @@ def test_a_fan_out_cut_short_by_a_cap_shows_what_was_made_and_why(
 ) -> None:
     server = team_server
     page = web.page
-    cid, token = open_generator(page, server, "cid", {"openrouter": OPENROUTER_KEY})
+    cid, _ = open_generator(page, server, "cid", {"openrouter": OPENROUTER_KEY})
     with server.client(admin[1]) as c:
         models = {m["id"]: m for m in c.get("/api/nano-banana/models").json()["models"]}
         price = models[page.get_by_label("Model", exact=True).input_value()]["price_per_image"]
