@@ -50,6 +50,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import Connection, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -354,19 +355,28 @@ def _absolute(data: dict[str, Any], base: str | None) -> dict[str, Any]:
     return data
 
 
-async def payload_of(session: AsyncSession, delivery: WebhookDelivery, base: str | None) -> str:
-    """The body of a delivery: the generation as it ended, images as links; ``timestamp``:
-    when it ended."""
-    job = await session.get(Job, delivery.job_id)
-    if job is None:  # deleted before its delivery was first sent
-        data: dict[str, Any] = {"id": delivery.job_id, "deleted": True}
-    else:
-        images = (
-            await session.scalars(select(StoredImage).where(StoredImage.job_id == job.id))
-        ).all()
-        data = _absolute(generation_out(job, images), base)
-    body = {"type": delivery.event, "timestamp": _iso(delivery.created_at), "data": data}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+async def payloads(
+    session: AsyncSession, deliveries: Sequence[WebhookDelivery], base: str | None
+) -> dict[str, str]:
+    """The bodies of ``deliveries`` (by job id), read together: each generation as it ended,
+    images as links; ``timestamp``: when it ended."""
+    ids = [d.job_id for d in deliveries]
+    jobs = {j.id: j for j in await session.scalars(select(Job).where(Job.id.in_(ids)))}
+    images: dict[str, list[StoredImage]] = {job_id: [] for job_id in jobs}
+    for image in await session.scalars(select(StoredImage).where(StoredImage.job_id.in_(ids))):
+        images[image.job_id].append(image)
+    out = {}
+    for delivery in deliveries:
+        job = jobs.get(delivery.job_id)
+        if job is None:  # deleted before its delivery was first sent
+            data: dict[str, Any] = {"id": delivery.job_id, "deleted": True}
+        else:
+            data = _absolute(generation_out(job, images[job.id]), base)
+        body = {"type": delivery.event, "timestamp": _iso(delivery.created_at), "data": data}
+        out[delivery.job_id] = json.dumps(
+            body, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+    return out
 
 
 def _iso(when: datetime) -> str:
@@ -421,25 +431,59 @@ class Dispatcher:
         return min(max((first - self.s.now()).total_seconds(), 0.05), IDLE_SECONDS)
 
     async def send_due(self) -> int:
-        """Claim what is due and send it; how many were sent."""
+        """Claim what is due and send it; how many were claimed.  A batch is read in one
+        session, sent at once, and its attempts recorded in one transaction."""
         now = self.s.now()
         claimed = await self.s.tx.run(lambda conn: _claim(conn, now))
-        if claimed:
-            await asyncio.gather(*(self._attempt(job_id) for job_id in claimed))
+        if not claimed:
+            return 0
+        ready = await self._prepare(claimed, now)
+        done = await asyncio.gather(*(self._send(*one, now) for one in ready))
+
+        def record(conn: Connection) -> None:
+            for job_id, entry, status, final in done:
+                _record(conn, job_id, entry, status, final, self.s.now())
+
+        await self.s.tx.run(record)
         return len(claimed)
 
-    async def _attempt(self, job_id: str) -> None:
-        now = self.s.now()
+    async def _prepare(
+        self, claimed: list[str], now: datetime
+    ) -> list[tuple[str, str, bytes, list[str]]]:
+        """(job id, URL, body, signing secrets) of each claimed delivery still pending; its
+        body is kept on first use, so that every attempt sends the same."""
         async with self.s.sessionmaker() as session:
-            row = await session.get(WebhookDelivery, job_id)
-            if row is None or row.state != "pending":
-                await session.commit()
-                return
-            if row.payload is None:
-                row.payload = await payload_of(session, row, self.s.settings.public_url)
-            signing = (await secrets_of(session, self.s.vault, row.user_id, now)).signing(now)
+            rows = list(
+                await session.scalars(
+                    select(WebhookDelivery).where(
+                        WebhookDelivery.job_id.in_(claimed), WebhookDelivery.state == "pending"
+                    )
+                )
+            )
+            new = [row for row in rows if row.payload is None]
+            if new:
+                bodies = await payloads(session, new, self.s.settings.public_url)
+                for row in new:
+                    row.payload = bodies[row.job_id]
+            signing: dict[str, list[str]] = {}
+            for user_id in {row.user_id for row in rows}:
+                try:
+                    secrets_now = await secrets_of(session, self.s.vault, user_id, now)
+                except InvalidToken:  # no master key opens it: left for the lease to end
+                    log.error("A user's webhook secret cannot be decrypted; not sending.")
+                    continue
+                signing[user_id] = secrets_now.signing(now)
             await session.commit()
-            url, body = row.url, row.payload.encode()
+        return [
+            (r.job_id, r.url, r.payload.encode(), signing[r.user_id])
+            for r in rows
+            if r.user_id in signing and r.payload is not None
+        ]
+
+    async def _send(
+        self, job_id: str, url: str, body: bytes, signing: list[str], now: datetime
+    ) -> tuple[str, dict[str, Any], int | None, bool]:
+        """One attempt: (job id, its log entry, the status code, whether it is final)."""
         started = time.monotonic()
         stamp = int(now.timestamp())
         headers = {
@@ -456,7 +500,7 @@ class Dispatcher:
             "error": error,
             "duration_ms": round((time.monotonic() - started) * 1000),
         }
-        await self.s.tx.run(lambda conn: _record(conn, job_id, entry, status, final, self.s.now()))
+        return job_id, entry, status, final
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str]
