@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from nanobanana.server import webhooks
+from nanobanana.server.db.models import WebhookSecret
 from nanobanana.server.settings import Settings
 
 from .conftest import OPENROUTER_CANARY, Api, running, upstream_requests
@@ -246,6 +248,38 @@ async def test_a_receiver_that_is_gone_is_not_tried_again(
         await asyncio.sleep(0.3)
         assert len(receiver.got) == 1
         assert (await _delivery(api, h, job_id))["attempts"] == 1
+
+
+async def test_a_secret_no_master_key_opens_holds_back_only_its_own_deliveries(
+    hooked: Callable[..., Settings], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(hooked()) as api:
+        dispatcher = api.services.webhooks
+        monkeypatch.setattr(dispatcher, "wake", lambda: None)  # sent below, as one batch
+        ann, bob = await _user(api, "ann"), await _user(api, "bob")
+        await _secret(api, ann)
+        bob_secret = await _secret(api, bob)
+        users = (await api.client.get("/api/admin/users", headers=ann)).json()["users"]
+        ann_id = next(u["id"] for u in users if u["username"] == "ann")
+        other_key = Fernet(Fernet.generate_key())  # a master key the service does not have
+        async with api.services.sessionmaker() as session:
+            row = await session.get(WebhookSecret, ann_id)
+            row.secret_enc = other_key.encrypt(b"whsec_c2VjcmV0")
+            await session.commit()
+        ids = {}
+        for name, h in (("ann", ann), ("bob", bob)):
+            body = {"prompt": f"a heron for {name}", "webhook_url": f"{receiver.url}/{name}"}
+            r = await api.client.post(GEN, json=body, headers=h)
+            assert r.status_code == 200, r.text
+            ids[name] = r.json()["id"]
+
+        assert await dispatcher.send_due() == 2
+        (got,) = await receiver.wait_for(1)
+        assert got["path"] == "/bob"
+        verify(bob_secret, got["headers"], got["body"], now=time.time())
+        assert (await _delivery(api, bob, ids["bob"]))["state"] == "delivered"
+        held = await _delivery(api, ann, ids["ann"])
+        assert held["state"] == "pending" and held["attempts"] == 0
 
 
 async def test_after_a_rotation_both_secrets_sign_for_a_day(
