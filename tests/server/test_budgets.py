@@ -186,6 +186,28 @@ async def test_reference_images_are_part_of_the_estimate(
     assert len(upstream_requests(emulator, prompt)) == 1
 
 
+async def test_a_session_turn_is_estimated_with_the_images_its_earlier_turns_send(
+    api: Api, emulator: EmulatorServer
+) -> None:
+    admin, h, ann = await _team(api)
+    sid = (await api.client.post("/api/sessions", json={}, headers=h)).json()["id"]
+    turn = f"/api/sessions/{sid}/turns"
+    png = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    for body in ({"prompt": "a red fox"}, {"prompt": "by this barn", "images": [png]}):
+        r = await api.client.post(turn, json={**body, "model": MODEL}, headers=h)
+        assert r.status_code == 200, r.text
+    spent = (await _get(api, h, "/api/settings/budget"))["day"]["spent_usd"]
+    await _put(api, admin, f"/api/admin/users/{ann}/budget", daily_usd=spent + _price(api) / 2)
+
+    # The third turn sends the two before it whole: their images (the second's reference and
+    # each one's answer) are input it pays for.
+    third = f"third-{uuid.uuid4().hex[:8]} now in winter"
+    r = await api.client.post(turn, json={"prompt": third, "model": MODEL}, headers=h)
+    assert r.status_code == 402, r.text
+    assert r.json()["error"]["estimate_usd"] == pytest.approx(_estimate(api, third, images=3))
+    assert upstream_requests(emulator, third) == []
+
+
 async def test_a_model_without_a_catalog_price_is_estimated_at_what_it_cost_lately(
     db_api: Api, emulator: EmulatorServer
 ) -> None:

@@ -384,9 +384,11 @@ async def create_job(
     session_id: str | None = None,
     parent_id: str | None = None,
     history: Sequence[Exchange] = (),
+    earlier_images: int = 0,
 ) -> tuple[Job, bool]:
     """(job, replayed).  ``session_id`` and ``parent_id`` make the job a turn of an editing
-    session (``sessions.start_turn`` checked both); ``history``: the exchanges a drop-in
+    session (``sessions.start_turn`` checked both; ``earlier_images``: how many images its
+    earlier turns send with it); ``history``: the exchanges a drop-in
     client sent before its prompt (kept with the job, and part of its request hash).  A new
     job is committed and handed to the
     worker pool here (no await between the commit and the hand-over, so a request cancelled
@@ -413,7 +415,7 @@ async def create_job(
     await _check_rate(services, user_id, count=False)
     manager = services.job_manager
     await manager.check_capacity(user_id)
-    history_images = sum(len(refs) + len(drawn) for refs, drawn in earlier)
+    history_images = earlier_images + sum(len(refs) + len(drawn) for refs, drawn in earlier)
     prepared = await prepare(session, services, user, body, references, history_images)
     ids: list[str] = []
     if earlier or any(not isinstance(ref, str) for ref in prepared.references):

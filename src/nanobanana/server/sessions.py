@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..conversation import first_whole_turn
+from ..conversation import HISTORY_IMAGE_TURNS, first_whole_turn
 from ..errors import ReferenceImageError
 from ..types import PriorTurn, ReferenceImage
 from .db.models import ACTIVE_STATUSES, EditSession, Job, StoredImage, Upload, User, new_id
@@ -133,6 +133,7 @@ async def start_turn(
                 .limit(1)
             )
         untitled = not edit.title
+        earlier = await _images_sent(db, edit.id, parent_id)
         await db.commit()
         job, replayed = await create_job(
             db,
@@ -143,6 +144,7 @@ async def start_turn(
             idempotency_key=idempotency_key,
             session_id=edit.id,
             parent_id=parent_id,
+            earlier_images=earlier,
         )
     if not replayed:  # only a turn that was taken names and dates the session
         values: dict[str, Any] = {"updated_at": services.now()}
@@ -151,6 +153,28 @@ async def start_turn(
         stmt = update(EditSession).where(EditSession.id == session_id).values(**values)
         await services.tx.run(lambda conn: conn.execute(stmt))
     return job, replayed
+
+
+async def _images_sent(db: AsyncSession, session_id: str, parent_id: str | None) -> int:
+    """How many images the turns before a new one send with it (``history_of``): each of the
+    last whole turns of the path to ``parent_id`` sends its references and its first image.
+    For the estimate held against the spending caps."""
+    count, next_id = 0, parent_id
+    for _ in range(HISTORY_IMAGE_TURNS):  # the whole turns (``first_whole_turn``)
+        if next_id is None:
+            break
+        turn = (
+            await db.execute(
+                select(Job.parent_id, Job.request).where(
+                    Job.id == next_id, Job.session_id == session_id
+                )
+            )
+        ).first()
+        if turn is None:
+            break
+        count += len(turn.request.get("images") or []) + 1
+        next_id = turn.parent_id
+    return count
 
 
 def _how(status: str) -> str:
