@@ -25,10 +25,11 @@ spec (https://www.standardwebhooks.com), delivered at least once.
   that is private, loopback, link-local, multicast or reserved (IPv4-mapped ones too), or
   ``localhost``, is refused when the URL is given; a name is resolved when the delivery is
   sent (and when a default URL is saved), and refused then if it resolves to such an
-  address (the connection goes to the address that was checked: a name cannot be
-  re-pointed in between).  Hosts named in
-  ``NANOBANANA_WEBHOOK_ALLOW_HOSTS`` (``host`` or ``host:port``) are exempt: a receiver on
-  the same machine or network.
+  address (the connection goes to the address that was checked: a name cannot be re-pointed
+  in between).  Hosts named in ``NANOBANANA_WEBHOOK_ALLOW_HOSTS`` (``host`` or
+  ``host:port``) are exempt: a receiver on the same machine or network.
+- **Cost.** The deliveries a sender claims together (``BATCH``) are read in one session, sent
+  at once and recorded in one transaction (bench scenario 8).
 """
 
 from __future__ import annotations
