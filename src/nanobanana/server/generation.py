@@ -502,10 +502,9 @@ async def create_job(
                 provider=job.provider,
                 model=job.model,
             )
-            record = {k: v for k, v in prepared.request.items() if k != budgets.CUT}
             if grant.limit is not None:  # fewer images fit: the job makes only those
-                record[budgets.CUT] = {"n": grant.images, "message": _cut_short(grant, asked)}
-            row["request"] = job.request = record
+                cut = {"n": grant.images, "message": _cut_short(grant, asked)}
+                row["request"] = job.request = {**prepared.request, budgets.CUT: cut}
 
         await manager.insert(row, hold)
         try:

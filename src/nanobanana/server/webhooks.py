@@ -49,7 +49,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import Connection, func, insert, literal, select, update
@@ -138,6 +138,11 @@ def refused_address(address: str) -> str | None:
     return None
 
 
+def _port(parts: SplitResult) -> int:
+    """The port a URL goes to (raises ``ValueError`` for one that is not a number)."""
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def check_url(url: str, allow: Iterable[str]) -> None:
     """Refuse ``url`` as a webhook target (``InvalidWebhookUrl``, saying what to fix) unless
     it is an http(s) URL of a public address or an allowed host.  Names are checked when they
@@ -149,7 +154,7 @@ def check_url(url: str, allow: Iterable[str]) -> None:
         )
     try:
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = _port(parts)
     except ValueError:
         raise InvalidWebhookUrl("The webhook URL is not a valid URL.", field=where) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -185,7 +190,7 @@ async def check_name(url: str, allow: Iterable[str]) -> None:
     sent.  For a default URL, saved once and used by many generations; a generation's own URL
     is not resolved at intake (its call is not held up by a lookup)."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    host, port = parts.hostname or "", _port(parts)
     if _host_allowed(host, port, allow):
         return
     try:
