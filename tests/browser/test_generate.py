@@ -44,7 +44,11 @@ def _page_sha256(page, selector: str) -> str:
 def test_register_save_key_generate_gallery_remix(web: Browsing, server: LiveServer) -> None:
     page = web.page
     username = f"ada-{uuid.uuid4().hex[:6]}"
-    prompt = f"a lighthouse shaped like a banana at dusk {uuid.uuid4().hex[:6]}"
+    # A third of a second upstream: the clock shown must have run (an answer within 50 ms
+    # would read "0.0 s", the same as a clock that never started).
+    prompt = (
+        f"a lighthouse shaped like a banana at dusk {uuid.uuid4().hex[:6]} [emulator:latency:0.3]"
+    )
 
     # Register with the keyboard only: Enter submits the form.
     page.goto(f"{server.url}/register")
